@@ -1,0 +1,60 @@
+"""The ``b2p`` command line. Each ``_*.py`` module adds its subcommands through ``register``.
+
+Heavy libraries (torch, napari) are imported inside the commands that need them, so
+``b2p --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from app import __version__
+
+# Subcommand modules, in help order. Each defines register(subparsers).
+_MODULES = ["_project", "_pseudo", "_weights", "_synth", "_student", "_export", "_gui"]
+
+
+class CLIError(Exception):
+    """A failure to report as one line on stderr with a non-zero exit code."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="b2p", description="Boxes2Pixels Inspector: from boxes to pixel-accurate defect masks.")
+    parser.add_argument("--version", action="version", version=f"b2p {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _MODULES:
+        try:
+            mod = importlib.import_module(f"app.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"app.cli.{name}":
+                continue  # that part of the app is not built yet
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    if not argv:
+        argv = ["gui"] if "gui" in parser._subparsers._group_actions[0].choices else ["--help"]
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        rc = args.func(args)
+    except KeyboardInterrupt:
+        print("b2p: interrupted; finished work is saved", file=sys.stderr)
+        return 130
+    except (CLIError, OSError, ValueError, RuntimeError) as e:
+        print(f"b2p {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

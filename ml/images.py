@@ -1,0 +1,136 @@
+"""Reading inspection photos and label masks.
+
+Photos are returned as 8-bit RGB ``(H, W, 3)`` arrays in their displayed orientation
+(EXIF honoured); the file on disk is never touched. Label masks are ``(H, W)`` uint8
+arrays of class ids stored as PNG.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ._atomic import atomic_write
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+
+
+class ImageError(ValueError):
+    """A photo or mask that cannot be read; the message names the file."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    p = Path(path)
+    return p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Image files under ``folder``, sorted, relative paths kept by the caller."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder")
+    it = folder.rglob("*") if recursive else folder.glob("*")
+    return sorted(p for p in it if p.is_file() and is_image_file(p)
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def _to_rgb8(im: Image.Image) -> np.ndarray:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(im).astype(np.float64)
+        top = 65535.0 if arr.max(initial=0) > 4095 else 4095.0  # 16-bit or 12-bit sensor data
+        if im.mode == "F":
+            top = max(float(arr.max(initial=0)), 1e-6)
+        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(arr[..., None], 3, axis=2)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(bg, im)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a photo as 8-bit RGB in display orientation; raise :class:`ImageError` if unusable."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise ImageError(path, "file is empty")
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            arr = _to_rgb8(im)
+    except ImageError:
+        raise
+    except FileNotFoundError as e:
+        raise ImageError(path, "file not found") from e
+    except Image.DecompressionBombError as e:
+        raise ImageError(path, f"image too large to open safely ({e})") from e
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageError(path, f"not a readable image ({e.__class__.__name__}: {e})") from e
+    if arr.size == 0:
+        raise ImageError(path, "image has no pixels")
+    return np.ascontiguousarray(arr)
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) in display orientation, read from the header only."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            orientation = im.getexif().get(0x0112, 1)
+    except FileNotFoundError as e:
+        raise ImageError(path, "file not found") from e
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageError(path, f"not a readable image ({e.__class__.__name__}: {e})") from e
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def load_label(path: str | os.PathLike) -> np.ndarray:
+    """Read a class-id PNG as ``(H, W)`` uint8."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            if im.mode == "P":
+                arr = np.asarray(im)  # palette indices are the class ids
+            elif im.mode in ("I;16", "I"):
+                arr = np.asarray(im).astype(np.int64)
+                if arr.max(initial=0) > 255:
+                    raise ImageError(path, "label values above 255")
+                arr = arr.astype(np.uint8)
+            else:
+                arr = np.asarray(im.convert("L"))
+    except ImageError:
+        raise
+    except (FileNotFoundError, UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageError(path, f"not a readable mask ({e.__class__.__name__}: {e})") from e
+    return np.ascontiguousarray(arr, dtype=np.uint8)
+
+
+def encode_png(arr: np.ndarray, palette: list[tuple[int, int, int]] | None = None) -> bytes:
+    """PNG bytes of a uint8 label map (with an optional palette) or an RGB image."""
+    im = Image.fromarray(np.ascontiguousarray(arr))
+    if palette is not None and arr.ndim == 2:
+        im = im.convert("P")
+        flat = [c for rgb in palette for c in rgb]
+        im.putpalette(flat + [0] * (768 - len(flat)))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", optimize=False, compress_level=3)
+    return buf.getvalue()
+
+
+def save_label(path: str | os.PathLike, label: np.ndarray,
+               palette: list[tuple[int, int, int]] | None = None) -> Path:
+    """Atomically write a class-id label map as PNG."""
+    if label.ndim != 2:
+        raise ValueError(f"label map must be 2-D, got shape {label.shape}")
+    data = encode_png(label.astype(np.uint8, copy=False), palette)
+    return atomic_write(path, lambda fh: fh.write(data))

@@ -1,0 +1,437 @@
+"""The project store: a folder of inspection photos plus the sidecar files the app owns.
+
+Layout of a project folder::
+
+    PROJECT/project.json        schema-versioned index (boxes, mask records, metadata)
+    PROJECT/masks/teacher/      pseudo-masks (class-id PNG), possibly edited by a person
+    PROJECT/masks/student/      student predictions (+ *_conf.png, *_corr.png)
+    PROJECT/models/             trained students (safetensors + JSON config)
+
+Photos stay where they are (``image_root``, which may be the project folder itself) and are
+never modified. Every write is atomic, so a crash leaves the last good state readable.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import images as _images
+from ._atomic import atomic_write_json
+from .classes import DEFAULT_CLASSES, ClassInfo, palette
+
+SCHEMA_VERSION = 1
+INDEX_NAME = "project.json"
+STORE_DIRS = ("masks", "models", "exports", "reports")
+MASK_KINDS = ("teacher", "student")
+
+
+class ProjectError(RuntimeError):
+    """A project that cannot be created, opened or changed as asked."""
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Box:
+    """An axis-aligned box in pixel coordinates (x0, y0, x1, y1) with a class id."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    cls: int
+    source: str = "manual"  # manual | imported
+
+    @property
+    def xyxy(self) -> tuple[float, float, float, float]:
+        return (self.x0, self.y0, self.x1, self.y1)
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.x1 - self.x0) * max(0.0, self.y1 - self.y0)
+
+    def to_json(self) -> dict:
+        return {"xyxy": [round(v, 2) for v in self.xyxy], "cls": self.cls, "source": self.source}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Box:
+        x0, y0, x1, y1 = (float(v) for v in d["xyxy"])
+        return cls(x0, y0, x1, y1, int(d["cls"]), str(d.get("source", "manual")))
+
+
+def boxes_to_arrays(boxes: list[Box]) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 4) float32 xyxy and (N,) int64 class ids."""
+    xyxy = np.array([b.xyxy for b in boxes], dtype=np.float32).reshape(-1, 4)
+    cls = np.array([b.cls for b in boxes], dtype=np.int64).reshape(-1)
+    return xyxy, cls
+
+
+@dataclass
+class MaskRecord:
+    """Where a mask lives and what made it."""
+
+    path: str  # relative to the project folder
+    source: str  # teacher name (grabcut, sam_vit_b, box) or model id
+    settings: dict = field(default_factory=dict)
+    edited: bool = False  # a person changed it: batch jobs never overwrite it
+    created: str = field(default_factory=_now)
+    extra: dict = field(default_factory=dict)  # e.g. confidence / corrections paths
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "source": self.source, "settings": self.settings,
+                "edited": self.edited, "created": self.created, "extra": self.extra}
+
+    @classmethod
+    def from_json(cls, d: dict) -> MaskRecord:
+        return cls(d["path"], d.get("source", ""), dict(d.get("settings", {})),
+                   bool(d.get("edited", False)), d.get("created", ""), dict(d.get("extra", {})))
+
+
+@dataclass
+class ImageRecord:
+    key: str  # path relative to image_root, POSIX separators
+    width: int
+    height: int
+    boxes: list[Box] = field(default_factory=list)
+    teacher: MaskRecord | None = None
+    student: MaskRecord | None = None
+    reviewed: bool = False
+    meta: dict = field(default_factory=dict)  # turbine, blade, side, distance_m, date
+    findings: dict = field(default_factory=dict)  # severity overrides per region, etc.
+
+    @property
+    def status(self) -> str:
+        """no boxes / boxed / pseudo-labelled / edited / predicted / reviewed."""
+        if self.reviewed:
+            return "reviewed"
+        if self.student is not None:
+            return "predicted"
+        if self.teacher is not None:
+            return "edited" if self.teacher.edited else "pseudo-labelled"
+        return "boxed" if self.boxes else "no boxes"
+
+    def to_json(self) -> dict:
+        return {"width": self.width, "height": self.height,
+                "boxes": [b.to_json() for b in self.boxes],
+                "teacher": self.teacher.to_json() if self.teacher else None,
+                "student": self.student.to_json() if self.student else None,
+                "reviewed": self.reviewed, "meta": self.meta, "findings": self.findings}
+
+    @classmethod
+    def from_json(cls, key: str, d: dict) -> ImageRecord:
+        return cls(key, int(d["width"]), int(d["height"]),
+                   [Box.from_json(b) for b in d.get("boxes", [])],
+                   MaskRecord.from_json(d["teacher"]) if d.get("teacher") else None,
+                   MaskRecord.from_json(d["student"]) if d.get("student") else None,
+                   bool(d.get("reviewed", False)), dict(d.get("meta", {})),
+                   dict(d.get("findings", {})))
+
+
+def _mask_name(key: str) -> str:
+    return key.replace("/", "__") + ".png"
+
+
+class Project:
+    """An open project. Mutating methods save the index at once unless inside :meth:`batch`."""
+
+    def __init__(self, root: Path, data: dict) -> None:
+        self.root = Path(root)
+        self._lock = threading.RLock()
+        self._defer = 0
+        self._dirty = False
+        self.name: str = data.get("name", self.root.name)
+        self.created: str = data.get("created", _now())
+        self._image_root_raw: str = data.get("image_root", ".")
+        self.classes: list[ClassInfo] = [ClassInfo.from_json(c) for c in data["classes"]]
+        self.split: dict = dict(data.get("split", {}))
+        self.settings: dict = dict(data.get("settings", {}))
+        self.images: dict[str, ImageRecord] = {
+            k: ImageRecord.from_json(k, v) for k, v in data.get("images", {}).items()}
+
+    # ----------------------------------------------------------------- create / open
+    @classmethod
+    def create(cls, root: str | os.PathLike, images_dir: str | os.PathLike | None = None,
+               classes: list[ClassInfo] | None = None, exist_ok: bool = False) -> Project:
+        """Make a project over ``images_dir`` (default: photos inside ``root``) and scan it."""
+        root = Path(root).resolve()
+        if (root / INDEX_NAME).exists() and not exist_ok:
+            raise ProjectError(f"{root}: a project already exists here")
+        root.mkdir(parents=True, exist_ok=True)
+        img_root = Path(images_dir).resolve() if images_dir else root
+        if not img_root.is_dir():
+            raise ProjectError(f"{img_root}: image folder not found")
+        try:
+            rel = os.path.relpath(img_root, root)
+        except ValueError:  # different drive on Windows
+            rel = str(img_root)
+        data = {"schema": SCHEMA_VERSION, "name": root.name, "created": _now(),
+                "image_root": Path(rel).as_posix(),
+                "classes": [c.to_json() for c in (classes or DEFAULT_CLASSES)],
+                "images": {}}
+        proj = cls(root, data)
+        proj.scan()
+        proj.save()
+        return proj
+
+    @classmethod
+    def open(cls, root: str | os.PathLike) -> Project:
+        root = Path(root).resolve()
+        index = root / INDEX_NAME
+        if not index.exists():
+            raise ProjectError(f"{root}: no project here (missing {INDEX_NAME}); run 'b2p init'")
+        try:
+            data = json.loads(index.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ProjectError(f"{index}: unreadable project index ({e})") from e
+        schema = data.get("schema")
+        if not isinstance(schema, int) or schema > SCHEMA_VERSION:
+            raise ProjectError(f"{index}: schema {schema!r} is newer than this app "
+                               f"understands ({SCHEMA_VERSION}); update the app")
+        return cls(root, data)
+
+    @property
+    def image_root(self) -> Path:
+        p = Path(self._image_root_raw)
+        return p if p.is_absolute() else (self.root / p).resolve()
+
+    def scan(self) -> list[str]:
+        """Add photos found under ``image_root`` (subfolders kept); return the new keys."""
+        new: list[str] = []
+        root = self.image_root
+        skip = {self.root / d for d in STORE_DIRS}
+        with self._lock, self.batch():
+            for p in _images.list_images(root):
+                if any(s in p.parents for s in skip):
+                    continue
+                key = p.relative_to(root).as_posix()
+                if key in self.images:
+                    continue
+                try:
+                    w, h = _images.image_size(p)
+                except _images.ImageError:
+                    w, h = 0, 0  # unreadable: kept so the user sees it; loading names the file
+                self.images[key] = ImageRecord(key, w, h)
+                new.append(key)
+            if new:
+                self._changed()
+        return new
+
+    # ----------------------------------------------------------------- saving
+    def to_json(self) -> dict:
+        return {"schema": SCHEMA_VERSION, "name": self.name, "created": self.created,
+                "image_root": self._image_root_raw,
+                "classes": [c.to_json() for c in self.classes],
+                "split": self.split, "settings": self.settings,
+                "images": {k: r.to_json() for k, r in self.images.items()}}
+
+    def save(self) -> None:
+        with self._lock:
+            atomic_write_json(self.root / INDEX_NAME, self.to_json())
+            self._dirty = False
+
+    def _changed(self) -> None:
+        self._dirty = True
+        if self._defer == 0:
+            self.save()
+
+    @contextmanager
+    def batch(self) -> Iterator[Project]:
+        """Defer index saves until the block ends (or fails): one write for many changes."""
+        with self._lock:
+            self._defer += 1
+            try:
+                yield self
+            finally:
+                self._defer -= 1
+                if self._defer == 0 and self._dirty:
+                    self.save()
+
+    # ----------------------------------------------------------------- images
+    def keys(self) -> list[str]:
+        return list(self.images)
+
+    def record(self, key: str) -> ImageRecord:
+        try:
+            return self.images[key]
+        except KeyError:
+            raise ProjectError(f"no image '{key}' in project {self.root}") from None
+
+    def image_path(self, key: str) -> Path:
+        return self.image_root / self.record(key).key
+
+    def load_image(self, key: str) -> np.ndarray:
+        """The photo as 8-bit RGB; fixes a record whose size could not be read at scan time."""
+        arr = _images.load_image(self.image_path(key))
+        rec = self.record(key)
+        if (rec.height, rec.width) != arr.shape[:2]:
+            with self._lock:
+                rec.height, rec.width = arr.shape[:2]
+                self._changed()
+        return arr
+
+    def find_key(self, name: str) -> str | None:
+        """Key of the image whose key or file stem equals ``name`` (stems must be unique)."""
+        if name in self.images:
+            return name
+        stem = Path(name).stem
+        hits = [k for k in self.images if Path(k).stem == stem]
+        return hits[0] if len(hits) == 1 else None
+
+    # ----------------------------------------------------------------- classes
+    @property
+    def num_classes(self) -> int:
+        return max(c.id for c in self.classes) + 1
+
+    def class_id(self, name: str) -> int:
+        for c in self.classes:
+            if c.name == name:
+                return c.id
+        raise ProjectError(f"unknown class '{name}' (known: {', '.join(self.class_names())})")
+
+    def class_names(self) -> list[str]:
+        return [c.name for c in sorted(self.classes, key=lambda c: c.id)]
+
+    def palette(self) -> list[tuple[int, int, int]]:
+        return palette(self.classes)
+
+    def set_classes(self, classes: list[ClassInfo]) -> None:
+        ids = sorted(c.id for c in classes)
+        if ids != list(range(len(ids))) or classes[0].id != 0:
+            raise ProjectError("class ids must be 0..N-1 with 0 = background")
+        with self._lock:
+            self.classes = sorted(classes, key=lambda c: c.id)
+            self._changed()
+
+    # ----------------------------------------------------------------- boxes
+    def set_boxes(self, key: str, boxes: list[Box]) -> None:
+        n = self.num_classes
+        for b in boxes:
+            if not 0 < b.cls < n:
+                raise ProjectError(f"{key}: box class {b.cls} is not a defect class (1..{n - 1})")
+        with self._lock:
+            self.record(key).boxes = list(boxes)
+            self._changed()
+
+    def add_boxes(self, key: str, boxes: list[Box]) -> None:
+        self.set_boxes(key, self.record(key).boxes + list(boxes))
+
+    # ----------------------------------------------------------------- masks
+    def _mask_rel(self, kind: str, key: str, suffix: str = "") -> str:
+        name = _mask_name(key)
+        if suffix:
+            name = name[:-4] + suffix + ".png"
+        return f"masks/{kind}/{name}"
+
+    def save_teacher_mask(self, key: str, label: np.ndarray, source: str,
+                          settings: dict | None = None, edited: bool = False,
+                          force: bool = False) -> bool:
+        """Store a pseudo-mask; a person-edited mask is kept unless ``force``. True if written."""
+        rec = self.record(key)
+        with self._lock:
+            if rec.teacher is not None and rec.teacher.edited and not edited and not force:
+                return False
+            self._check_shape(rec, label)
+            rel = self._mask_rel("teacher", key)
+            _images.save_label(self.root / rel, label, self.palette())
+            rec.teacher = MaskRecord(rel, source, dict(settings or {}), edited)
+            self._changed()
+        return True
+
+    def save_edited_mask(self, key: str, label: np.ndarray) -> None:
+        """A person's edit of the pseudo-mask: marked edited, never overwritten by batches."""
+        rec = self.record(key)
+        prev = rec.teacher
+        source = prev.source if prev else "manual"
+        settings = prev.settings if prev else {}
+        self.save_teacher_mask(key, label, source, settings, edited=True, force=True)
+
+    def save_student(self, key: str, label: np.ndarray, model: str,
+                     confidence: np.ndarray | None = None,
+                     corrections: np.ndarray | None = None, settings: dict | None = None) -> None:
+        """Store a student prediction with optional uint8 confidence and corrections maps."""
+        rec = self.record(key)
+        with self._lock:
+            self._check_shape(rec, label)
+            rel = self._mask_rel("student", key)
+            _images.save_label(self.root / rel, label, self.palette())
+            extra: dict[str, Any] = {}
+            if confidence is not None:
+                extra["confidence"] = self._mask_rel("student", key, "_conf")
+                _images.save_label(self.root / extra["confidence"], confidence)
+            if corrections is not None:
+                extra["corrections"] = self._mask_rel("student", key, "_corr")
+                _images.save_label(self.root / extra["corrections"], corrections)
+            rec.student = MaskRecord(rel, model, dict(settings or {}), False, extra=extra)
+            self._changed()
+
+    def _check_shape(self, rec: ImageRecord, label: np.ndarray) -> None:
+        if rec.width and rec.height and label.shape[:2] != (rec.height, rec.width):
+            raise ProjectError(f"{rec.key}: mask shape {label.shape[:2]} does not match image "
+                               f"{(rec.height, rec.width)}")
+
+    def load_mask(self, key: str, source: str = "teacher") -> np.ndarray | None:
+        """Mask of ``source`` (teacher | student | reviewed), or None where there is none.
+
+        ``reviewed`` is defined only for images marked reviewed: the person-edited mask if
+        there is one, else the student's prediction, else the teacher's.
+        """
+        rec = self.record(key)
+        if source == "reviewed":
+            if not rec.reviewed:
+                return None
+            for m in ((rec.teacher if rec.teacher and rec.teacher.edited else None),
+                      rec.student, rec.teacher):
+                if m is not None:
+                    return _images.load_label(self.root / m.path)
+            return None
+        if source not in MASK_KINDS:
+            raise ProjectError(f"unknown mask source '{source}' (teacher, student, reviewed)")
+        m = rec.teacher if source == "teacher" else rec.student
+        return None if m is None else _images.load_label(self.root / m.path)
+
+    def load_student_extra(self, key: str, what: str) -> np.ndarray | None:
+        """The student's ``confidence`` or ``corrections`` map, if stored."""
+        rec = self.record(key)
+        if rec.student is None or what not in rec.student.extra:
+            return None
+        return _images.load_label(self.root / rec.student.extra[what])
+
+    def set_reviewed(self, key: str, reviewed: bool = True) -> None:
+        with self._lock:
+            self.record(key).reviewed = reviewed
+            self._changed()
+
+    def set_meta(self, key: str, **meta: Any) -> None:
+        with self._lock:
+            self.record(key).meta.update({k: v for k, v in meta.items()})
+            self._changed()
+
+    def update(self, key: str, **fields: Any) -> None:
+        """Set plain record fields (``findings``, ``meta``) and save."""
+        with self._lock:
+            rec = self.record(key)
+            for k, v in fields.items():
+                if k not in ("findings", "meta", "reviewed"):
+                    raise ProjectError(f"field '{k}' cannot be set this way")
+                setattr(rec, k, v)
+            self._changed()
+
+    def set_split(self, split: dict) -> None:
+        with self._lock:
+            self.split = dict(split)
+            self._changed()
+
+    def models_dir(self) -> Path:
+        return self.root / "models"
