@@ -13,7 +13,7 @@ import sys
 from app import __version__
 
 # Subcommand modules, in help order. Each defines register(subparsers).
-_MODULES = ["_project", "_pseudo", "_weights", "_synth", "_student", "_export", "_gui"]
+_MODULES = ["_project", "_synth", "_pseudo", "_weights", "_train", "_predict", "_export", "_gui"]
 
 
 class CLIError(Exception):
@@ -22,7 +22,8 @@ class CLIError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="b2p", description="Boxes2Pixels Inspector: from boxes to pixel-accurate defect masks.")
+        prog="b2p",
+        description="Boxes2Pixels Inspector: from boxes to pixel-accurate defect masks.")
     parser.add_argument("--version", action="version", version=f"b2p {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _MODULES:
@@ -36,11 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _choices(parser: argparse.ArgumentParser) -> dict:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices
+    return {}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    if not argv:
-        argv = ["gui"] if "gui" in parser._subparsers._group_actions[0].choices else ["--help"]
+    if not argv:  # `b2p` alone opens the GUI where it is installed
+        argv = ["gui"] if "gui" in _choices(parser) else ["--help"]
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -1,0 +1,42 @@
+"""Write a project's boxes back out as YOLO txt files or a COCO JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._atomic import atomic_write_json, atomic_write_text
+from .store import Project
+
+
+def export_boxes_yolo(project: Project, out_dir: str | Path) -> int:
+    """One ``STEM.txt`` per boxed image (subfolders kept) plus ``classes.txt``; returns files."""
+    out_dir = Path(out_dir)
+    n = 0
+    for key in project.keys():
+        rec = project.record(key)
+        if not rec.boxes or not rec.width:
+            continue
+        lines = []
+        for b in rec.boxes:
+            cx, cy = (b.x0 + b.x1) / 2 / rec.width, (b.y0 + b.y1) / 2 / rec.height
+            w, h = (b.x1 - b.x0) / rec.width, (b.y1 - b.y0) / rec.height
+            lines.append(f"{b.cls - 1} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
+        atomic_write_text(out_dir / Path(key).with_suffix(".txt"), "\n".join(lines) + "\n")
+        n += 1
+    atomic_write_text(out_dir / "classes.txt", "\n".join(project.class_names()[1:]) + "\n")
+    return n
+
+
+def export_boxes_coco(project: Project, out_file: str | Path) -> int:
+    """A COCO detection JSON of all boxes; returns the number of annotations."""
+    images, anns = [], []
+    for img_id, key in enumerate(project.keys(), start=1):
+        rec = project.record(key)
+        images.append({"id": img_id, "file_name": key, "width": rec.width, "height": rec.height})
+        for b in rec.boxes:
+            w, h = b.x1 - b.x0, b.y1 - b.y0
+            anns.append({"id": len(anns) + 1, "image_id": img_id, "category_id": b.cls,
+                         "bbox": [b.x0, b.y0, w, h], "area": w * h, "iscrowd": 0})
+    cats = [{"id": c.id, "name": c.name} for c in project.classes if c.id > 0]
+    atomic_write_json(out_file, {"images": images, "annotations": anns, "categories": cats})
+    return len(anns)

@@ -1,0 +1,302 @@
+"""Bring boxes into a project from YOLO txt, COCO JSON, or a folder of ground-truth masks.
+
+Only boxes enter the project: masks given to :func:`import_masks` are reduced to one box per
+connected component and then forgotten, so every later result stays box-supervised.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import images as _images
+from .progress import ProgressFn, Reporter, StopFn
+from .store import Box, Project, ProjectError
+
+
+@dataclass
+class ImportReport:
+    images_matched: int = 0
+    boxes_added: int = 0
+    images_without_labels: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{self.boxes_added} boxes on {self.images_matched} images; "
+                f"{len(self.images_without_labels)} images without labels; "
+                f"{len(self.warnings)} warnings")
+
+
+def parse_class_map(text: str | None, project: Project) -> dict[int, int] | None:
+    """'0:damage,1:dirt' -> {0: id(damage), 1: id(dirt)}; source indices to project class ids."""
+    if not text:
+        return None
+    out: dict[int, int] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        try:
+            src, name = part.split(":", 1)
+            out[int(src)] = project.class_id(name.strip())
+        except ValueError as e:
+            raise ProjectError(f"bad class map entry '{part}' (want INDEX:CLASS): {e}") from e
+    return out
+
+
+def clip_box(box: Box, width: int, height: int, where: str, report: ImportReport) -> Box | None:
+    """Clip to the image; drop (with a warning) boxes that end up with no area."""
+    x0, x1 = sorted((box.x0, box.x1))
+    y0, y1 = sorted((box.y0, box.y1))
+    cx0, cy0 = min(max(x0, 0.0), width), min(max(y0, 0.0), height)
+    cx1, cy1 = min(max(x1, 0.0), width), min(max(y1, 0.0), height)
+    if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
+        report.warnings.append(f"{where}: box clipped to the image")
+    if cx1 - cx0 < 1.0 or cy1 - cy0 < 1.0:
+        report.warnings.append(f"{where}: zero-area box dropped")
+        return None
+    return Box(cx0, cy0, cx1, cy1, box.cls, "imported")
+
+
+def _label_file(labels_dir: Path, key: str) -> Path | None:
+    rel = Path(key).with_suffix(".txt")
+    for cand in (labels_dir / rel, labels_dir / rel.name):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _yolo_line(parts: list[str]) -> tuple[int, float, float, float, float]:
+    """cls cx cy w h, or a segmentation polygon 'cls x1 y1 x2 y2 ...' turned into its box."""
+    cls = int(float(parts[0]))
+    vals = [float(v) for v in parts[1:]]
+    if len(vals) == 4 or len(vals) == 5:  # 5: trailing confidence from detectors
+        cx, cy, w, h = vals[:4]
+        return cls, cx, cy, w, h
+    if len(vals) >= 6 and len(vals) % 2 == 0:
+        xs, ys = vals[0::2], vals[1::2]
+        return cls, (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, max(xs) - min(xs), \
+            max(ys) - min(ys)
+    raise ValueError(f"expected 'cls cx cy w h', got {len(parts)} fields")
+
+
+def import_yolo(project: Project, labels_dir: str | Path, class_map: dict[int, int] | None = None,
+                replace: bool = True, progress: ProgressFn | None = None,
+                should_stop: StopFn | None = None) -> ImportReport:
+    """Read ``labels_dir/STEM.txt`` per image; YOLO class i maps to project class i+1 by default."""
+    labels_dir = Path(labels_dir)
+    if not labels_dir.is_dir():
+        raise ProjectError(f"{labels_dir}: labels folder not found")
+    report = ImportReport()
+    rep = Reporter(len(project.images), progress, should_stop)
+    with project.batch():
+        for key in project.keys():
+            if rep.stopped():
+                break
+            rep.step(message=key)
+            f = _label_file(labels_dir, key)
+            if f is None:
+                report.images_without_labels.append(key)
+                continue
+            rec = project.record(key)
+            if not rec.width:
+                report.warnings.append(f"{key}: image unreadable, labels skipped")
+                continue
+            boxes = []
+            lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
+            for n, line in enumerate(lines, 1):
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                where = f"{f.name}:{n}"
+                try:
+                    c, cx, cy, w, h = _yolo_line(line.split())
+                except ValueError as e:
+                    report.warnings.append(f"{where}: malformed line skipped ({e})")
+                    continue
+                cid = class_map.get(c) if class_map is not None else c + 1
+                if cid is None or not 0 < cid < project.num_classes:
+                    report.warnings.append(f"{where}: unknown class {c} skipped")
+                    continue
+                W, H = rec.width, rec.height
+                b = Box((cx - w / 2) * W, (cy - h / 2) * H, (cx + w / 2) * W, (cy + h / 2) * H, cid)
+                b = clip_box(b, W, H, where, report)
+                if b is not None:
+                    boxes.append(b)
+            _store(project, key, boxes, replace, report)
+    return report
+
+
+def _store(project: Project, key: str, boxes: list[Box], replace: bool,
+           report: ImportReport) -> None:
+    report.images_matched += 1
+    report.boxes_added += len(boxes)
+    old = project.record(key).boxes
+    # a re-import replaces imported boxes; boxes a person drew survive it
+    keep = [b for b in old if b.source == "manual"] if replace else list(old)
+    project.set_boxes(key, keep + boxes)
+
+
+def import_coco(project: Project, coco_file: str | Path, replace: bool = True,
+                progress: ProgressFn | None = None,
+                should_stop: StopFn | None = None) -> ImportReport:
+    """Boxes from a COCO JSON (``bbox``, or the extent of ``segmentation`` where bbox is absent)."""
+    coco_file = Path(coco_file)
+    try:
+        data = json.loads(coco_file.read_text(encoding="utf-8"))
+        cats = {int(c["id"]): str(c["name"]) for c in data.get("categories", [])}
+        imgs = {int(i["id"]): str(i["file_name"]) for i in data["images"]}
+        anns = list(data.get("annotations", []))
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise ProjectError(f"{coco_file}: not a readable COCO file ({e})") from e
+    report = ImportReport()
+    by_image: dict[int, list[dict]] = {}
+    for a in anns:
+        by_image.setdefault(int(a.get("image_id", -1)), []).append(a)
+    names = set(project.class_names())
+    rep = Reporter(len(imgs), progress, should_stop)
+    with project.batch():
+        for img_id, fname in imgs.items():
+            if rep.stopped():
+                break
+            rep.step(message=fname)
+            key = project.find_key(fname)
+            if key is None:
+                report.warnings.append(f"{fname}: no such image in the project")
+                continue
+            rec = project.record(key)
+            boxes = []
+            for a in by_image.get(img_id, []):
+                where = f"{coco_file.name}: annotation {a.get('id', '?')}"
+                name = cats.get(int(a.get("category_id", -1)))
+                if name is None or name not in names or name == "background":
+                    report.warnings.append(f"{where}: unknown category {name!r} skipped")
+                    continue
+                xywh = _coco_bbox(a, rec.width, rec.height)
+                if xywh is None:
+                    report.warnings.append(f"{where}: no usable bbox or segmentation, skipped")
+                    continue
+                x, y, w, h = xywh
+                b = clip_box(Box(x, y, x + w, y + h, project.class_id(name)), rec.width,
+                             rec.height, where, report)
+                if b is not None:
+                    boxes.append(b)
+            _store(project, key, boxes, replace, report)
+    for key in project.keys():
+        if key not in {project.find_key(f) for f in imgs.values()}:
+            report.images_without_labels.append(key)
+    return report
+
+
+def _coco_bbox(a: dict, width: int, height: int) -> tuple[float, float, float, float] | None:
+    bbox = a.get("bbox")
+    if bbox is not None and len(bbox) == 4:
+        return tuple(float(v) for v in bbox)  # type: ignore[return-value]
+    seg = a.get("segmentation")
+    if isinstance(seg, list) and seg:
+        polys = [np.asarray(p, dtype=float).reshape(-1, 2) for p in seg if len(p) >= 6]
+        if not polys:
+            return None
+        pts = np.concatenate(polys)
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0)
+        return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
+    if isinstance(seg, dict) and "counts" in seg:
+        from pycocotools import mask as mask_utils
+
+        rle = seg if not isinstance(seg["counts"], list) else \
+            mask_utils.frPyObjects(seg, *seg["size"])
+        return tuple(float(v) for v in mask_utils.toBbox(rle))  # type: ignore[return-value]
+    return None
+
+
+def read_dataset_classes(masks_dir: Path) -> list[str] | None:
+    """Class names (index = pixel value) from a ``dataset.json`` beside or above the masks."""
+    for cand in (masks_dir / "dataset.json", masks_dir.parent / "dataset.json"):
+        if cand.is_file():
+            try:
+                classes = json.loads(cand.read_text(encoding="utf-8")).get("classes")
+            except (OSError, json.JSONDecodeError) as e:
+                raise ProjectError(f"{cand}: unreadable ({e})") from e
+            if isinstance(classes, list):
+                return [str(c) for c in classes]
+    return None
+
+
+def boxes_from_mask(label: np.ndarray, pad: int = 0) -> list[Box]:
+    """One box per 8-connected defect component; its class is the component's majority class."""
+    import cv2
+
+    fg = (label > 0).astype(np.uint8)
+    n, comp, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    h, w = label.shape
+    out = []
+    for i in range(1, n):
+        x, y, bw, bh, _area = stats[i]
+        vals = label[y:y + bh, x:x + bw][comp[y:y + bh, x:x + bw] == i]
+        cls = int(np.bincount(vals).argmax())
+        out.append(Box(float(max(x - pad, 0)), float(max(y - pad, 0)), float(min(x + bw + pad, w)),
+                       float(min(y + bh + pad, h)), cls, "imported"))
+    return out
+
+
+def _mask_file(masks_dir: Path, key: str) -> Path | None:
+    rel = Path(key)
+    for cand in (masks_dir / rel.with_suffix(".png"), masks_dir / (rel.stem + ".png"),
+                 masks_dir / rel.name):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def import_masks(project: Project, masks_dir: str | Path, pad: int = 0, replace: bool = True,
+                 progress: ProgressFn | None = None,
+                 should_stop: StopFn | None = None) -> ImportReport:
+    """Boxes from ground-truth class-id masks (same stems); the masks never enter the project."""
+    masks_dir = Path(masks_dir)
+    if not masks_dir.is_dir():
+        raise ProjectError(f"{masks_dir}: masks folder not found")
+    names = read_dataset_classes(masks_dir)
+    lut: dict[int, int] | None = None
+    if names is not None:
+        lut = {}
+        for value, name in enumerate(names):
+            if value == 0:
+                continue
+            if name not in project.class_names():
+                raise ProjectError(f"mask class '{name}' is not a project class "
+                                   f"({', '.join(project.class_names())}); create the project "
+                                   f"with --classes {','.join(names[1:])}")
+            lut[value] = project.class_id(name)
+    report = ImportReport()
+    rep = Reporter(len(project.images), progress, should_stop)
+    with project.batch():
+        for key in project.keys():
+            if rep.stopped():
+                break
+            rep.step(message=key)
+            f = _mask_file(masks_dir, key)
+            if f is None:
+                report.images_without_labels.append(key)
+                continue
+            try:
+                label = _images.load_label(f)
+            except _images.ImageError as e:
+                report.warnings.append(str(e))
+                continue
+            rec = project.record(key)
+            if rec.width and label.shape != (rec.height, rec.width):
+                report.warnings.append(f"{f.name}: mask size {label.shape[::-1]} differs from "
+                                       f"image {(rec.width, rec.height)}; skipped")
+                continue
+            boxes = []
+            for b in boxes_from_mask(label, pad):
+                cid = lut.get(b.cls) if lut is not None else b.cls
+                if cid is None or not 0 < cid < project.num_classes:
+                    report.warnings.append(f"{f.name}: unknown mask value {b.cls} skipped")
+                    continue
+                b.cls = cid
+                boxes.append(b)
+            _store(project, key, boxes, replace, report)
+    return report

@@ -1,0 +1,123 @@
+import json
+
+import numpy as np
+import pytest
+
+from ml.box_export import export_boxes_coco, export_boxes_yolo
+from ml.classes import make_classes
+from ml.images import save_label
+from ml.importers import boxes_from_mask, import_coco, import_masks, import_yolo, parse_class_map
+from ml.store import Box, Project, ProjectError
+
+
+def _yolo(dirpath, name, text):
+    dirpath.mkdir(parents=True, exist_ok=True)
+    (dirpath / name).write_text(text)
+
+
+def test_yolo_import_scales_clips_and_warns(project, tmp_path):
+    lab = tmp_path / "labels"
+    _yolo(lab, "a.txt", "1 0.5 0.5 0.25 0.5\n"      # damage, fine
+                        "0 0.95 0.5 0.2 0.2\n"      # dirt, sticks out right: clipped
+                        "0 0.5 0.5 0 0.1\n"         # zero width: dropped
+                        "7 0.5 0.5 0.1 0.1\n"       # unknown class
+                        "1 0.5 oops 0.1 0.1\n"      # malformed
+                        "1 0.5 0.5\n")              # too few fields
+    _yolo(lab, "c.txt", "0 0.5 0.5 0.5 0.5\n")  # matched by stem inside subfolders
+    rep = import_yolo(project, lab)
+    a = project.record("a.png").boxes
+    assert [(b.cls, b.source) for b in a] == [(2, "imported"), (1, "imported")]
+    assert a[0].xyxy == pytest.approx((24, 12, 40, 36))
+    assert a[1].x1 == 64  # clipped
+    text = "\n".join(rep.warnings)
+    for words in ["clipped", "zero-area", "unknown class 7", "a.txt:5: malformed",
+                  "a.txt:6: malformed"]:
+        assert words in text
+    assert rep.images_without_labels == ["b.jpg"]
+    assert len(project.record("T01/A/LE/c.png").boxes) == 1
+
+
+def test_yolo_class_map_and_manual_boxes_survive_reimport(project, tmp_path):
+    lab = tmp_path / "labels"
+    _yolo(lab, "a.txt", "0 0.5 0.5 0.5 0.5\n")
+    project.set_boxes("a.png", [Box(1, 1, 5, 5, 1, "manual")])
+    import_yolo(project, lab, parse_class_map("0:damage", project))
+    boxes = project.record("a.png").boxes
+    assert [(b.cls, b.source) for b in boxes] == [(1, "manual"), (2, "imported")]
+    import_yolo(project, lab, parse_class_map("0:damage", project))
+    assert len(project.record("a.png").boxes) == 2  # imported ones replaced, not doubled
+    with pytest.raises(ProjectError, match="unknown class 'rust'"):
+        parse_class_map("0:rust", project)
+
+
+def test_yolo_segmentation_lines_become_boxes(project, tmp_path):
+    _yolo(tmp_path / "l", "a.txt", "1 0.25 0.25 0.5 0.25 0.5 0.75 0.25 0.75\n")
+    import_yolo(project, tmp_path / "l")
+    assert project.record("a.png").boxes[0].xyxy == pytest.approx((16, 12, 32, 36))
+
+
+def test_coco_import_bbox_segmentation_and_errors(project, tmp_path):
+    coco = {"images": [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "zzz.png"}],
+            "categories": [{"id": 5, "name": "damage"}, {"id": 6, "name": "rust"}],
+            "annotations": [
+                {"id": 1, "image_id": 1, "category_id": 5, "bbox": [2, 3, 10, 10]},
+                {"id": 2, "image_id": 1, "category_id": 5,
+                 "segmentation": [[10, 10, 20, 10, 20, 30, 10, 30]]},
+                {"id": 3, "image_id": 1, "category_id": 6, "bbox": [0, 0, 4, 4]},
+                {"id": 4, "image_id": 1, "category_id": 5, "bbox": [0, 0, 0, 4]}]}
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps(coco))
+    rep = import_coco(project, f)
+    boxes = project.record("a.png").boxes
+    assert [b.xyxy for b in boxes] == [(2, 3, 12, 13), (10, 10, 20, 30)]
+    text = "\n".join(rep.warnings)
+    assert "zzz.png: no such image" in text and "'rust'" in text and "zero-area" in text
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ProjectError, match="not a readable COCO"):
+        import_coco(project, tmp_path / "bad.json")
+
+
+def test_boxes_from_mask_components_and_majority_class():
+    m = np.zeros((20, 30), np.uint8)
+    m[2:6, 2:8] = 1
+    m[10:15, 10:20] = 2
+    m[10:12, 10:12] = 1  # minority pixels of another class inside the damage blob
+    boxes = boxes_from_mask(m, pad=1)
+    assert [(b.xyxy, b.cls) for b in boxes] == [((1, 1, 9, 7), 1), ((9, 9, 21, 16), 2)]
+
+
+def test_mask_import_brings_boxes_only(tmp_path, photo_dir):
+    proj = Project.create(tmp_path / "p", photo_dir, make_classes(["crack", "hole"]))
+    masks = tmp_path / "gt"
+    m = np.zeros((48, 64), np.uint8)
+    m[5:10, 5:20] = 2  # value 2 = crack per dataset.json
+    save_label(masks / "a.png", m)
+    (masks / "dataset.json").write_text(json.dumps({"classes": ["background", "hole", "crack"]}))
+    rep = import_masks(proj, masks, pad=2)
+    assert rep.images_matched == 1
+    [b] = proj.record("a.png").boxes
+    assert b.cls == proj.class_id("crack") and b.xyxy == (3, 3, 22, 12)
+    assert proj.record("a.png").teacher is None  # the mask itself never enters
+    assert not (proj.root / "masks").exists()
+
+
+def test_mask_import_refuses_unknown_class_names(project, tmp_path):
+    masks = tmp_path / "gt"
+    save_label(masks / "a.png", np.zeros((48, 64), np.uint8))
+    (masks / "dataset.json").write_text(json.dumps({"classes": ["background", "blowhole"]}))
+    with pytest.raises(ProjectError, match="--classes blowhole"):
+        import_masks(project, masks)
+
+
+def test_export_boxes_round_trip(project, tmp_path):
+    project.set_boxes("a.png", [Box(8, 12, 24, 36, 2), Box(0, 0, 16, 8, 1)])
+    export_boxes_yolo(project, tmp_path / "y")
+    assert (tmp_path / "y" / "classes.txt").read_text().split() == ["dirt", "damage"]
+    export_boxes_coco(project, tmp_path / "c.json")
+    before = np.array([b.xyxy for b in project.record("a.png").boxes])
+    project.set_boxes("a.png", [])
+    import_yolo(project, tmp_path / "y")
+    assert np.allclose([b.xyxy for b in project.record("a.png").boxes], before, atol=1e-3)
+    project.set_boxes("a.png", [])
+    import_coco(project, tmp_path / "c.json")
+    assert np.allclose([b.xyxy for b in project.record("a.png").boxes], before, atol=1e-3)
