@@ -281,6 +281,18 @@ class Project:
                 self._changed()
         return arr
 
+    def remove_images(self, keys: list[str]) -> None:
+        """Drop photos from the project (their files stay on disk; their masks are deleted)."""
+        with self._lock:
+            for key in keys:
+                rec = self.images.pop(key, None)
+                for m in (rec.teacher, rec.student) if rec else ():
+                    if m is None:
+                        continue
+                    for rel in [m.path, *[v for v in m.extra.values() if isinstance(v, str)]]:
+                        (self.root / rel).unlink(missing_ok=True)
+            self._changed()
+
     def find_key(self, name: str) -> str | None:
         """Key of the image whose key or file stem equals ``name`` (stems must be unique)."""
         if name in self.images:

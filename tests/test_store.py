@@ -151,3 +151,11 @@ def test_photos_inside_the_project_folder(tmp_path):
     proj.save_teacher_mask("x.png", np.zeros((48, 64), np.uint8), "box")
     proj.scan()  # the masks folder must not be scanned as photos
     assert proj.keys() == ["x.png"]
+
+
+def test_remove_images_drops_records_and_masks(project):
+    project.save_teacher_mask("a.png", np.zeros((48, 64), np.uint8), "box")
+    mask = project.root / project.record("a.png").teacher.path
+    project.remove_images(["a.png"])
+    assert "a.png" not in Project.open(project.root).keys()
+    assert not mask.exists()
