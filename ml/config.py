@@ -57,6 +57,7 @@ class TrainConfig:
     ema: float = 0.999
     patience: int = 25  # early stopping on validation anomaly mIoU
     # loss
+    loss: str = "b2p"  # b2p | ce (plain cross-entropy: the U-Net baseline row)
     binary_weight: float = 0.5
     fine_weight: float = 0.5
     dice_beta: float = 0.4  # weight of false positives in the asymmetric Dice
