@@ -1,8 +1,8 @@
 """Boxes2Pixels library: everything that computes. Never imports Qt or napari.
 
 Public modules: ``store`` (projects), ``images``, ``importers``, ``teachers``, ``weights``,
-``synthetic``, ``student``, ``losses``, ``train``, ``predict``, ``metrics``, ``export``,
-``report``. Heavy dependencies (torch, timm, segment-anything) load only in the modules
+``synthetic``, ``student``, ``losses``, ``train``, ``predict``, ``metrics``, ``regions``,
+``severity``, ``metadata``, ``export``, ``report``. Heavy dependencies (torch, timm, segment-anything) load only in the modules
 that need them.
 """
 

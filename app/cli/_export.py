@@ -1,0 +1,87 @@
+"""Export, report and inspection-metadata commands: export, report, meta."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from app.cli import CLIError
+from app.cli._progress import tqdm_progress
+
+SOURCES = ["teacher", "student", "reviewed"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export masks as label PNGs, COCO, YOLO-seg or YOLO boxes")
+    p.add_argument("project", type=Path)
+    p.add_argument("--format", choices=["png", "coco", "yolo-seg", "yolo"], required=True)
+    p.add_argument("--source", choices=SOURCES, default="student",
+                   help="which masks (default: student; images without one are skipped)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder (png, yolo) or .json file / folder (coco)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("report", help="inspection report: HTML (+ PDF) and findings.csv")
+    p.add_argument("project", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="folder for the report files")
+    p.add_argument("--pdf", action="store_true", help="also write report.pdf")
+    p.add_argument("--gsd", type=float, metavar="MM_PER_PX",
+                   help="ground sample distance: sizes in mm^2 and the physical severity rule")
+    p.add_argument("--gt", type=Path, metavar="DIR",
+                   help="ground-truth class-id PNGs (same stems): add agreement scores")
+    p.add_argument("--source", choices=SOURCES, default="student",
+                   help="masks to report (default: student, else the teacher's)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("meta", help="set turbine / blade / side / distance / date per image")
+    p.add_argument("project", type=Path)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--from-folders", action="store_true",
+                     help="read TURBINE/BLADE/SIDE/photo.jpg folder names")
+    src.add_argument("--csv", type=Path, metavar="FILE",
+                     help="CSV with columns image,turbine,blade,side,distance_m,date")
+    p.set_defaults(func=cmd_meta)
+
+
+def _open(path: Path):
+    from ml.store import Project
+
+    return Project.open(path)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ml.export import export_masks
+
+    proj = _open(args.project)
+    with tqdm_progress(f"export {args.format}") as bar:
+        summary = export_masks(proj, args.format, args.source, args.out, progress=bar)
+    print(summary.summary())
+    if summary.exported == 0:
+        raise CLIError(f"no {args.source} masks in the project; nothing exported")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ml.report import write_report
+
+    if args.gsd is not None and not args.gsd > 0:
+        raise CLIError(f"--gsd must be a positive number of mm per pixel, got {args.gsd}")
+    proj = _open(args.project)
+    with tqdm_progress("report") as bar:
+        paths = write_report(proj, args.out, source=args.source, pdf=args.pdf, gsd=args.gsd,
+                             gt_dir=args.gt, progress=bar)
+    for kind in ("html", "pdf", "csv"):
+        if kind in paths:
+            print(f"{kind:>4}: {paths[kind]}")
+    return 0
+
+
+def cmd_meta(args: argparse.Namespace) -> int:
+    from ml.metadata import from_csv, from_folders
+
+    proj = _open(args.project)
+    summary = from_folders(proj) if args.from_folders else from_csv(proj, args.csv)
+    print(summary.summary())
+    if summary.updated == 0:
+        raise CLIError("no image got metadata; see 'b2p meta --help' for the folder convention")
+    return 0
