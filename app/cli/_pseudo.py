@@ -1,0 +1,97 @@
+"""`b2p pseudo-label`: run a box-to-mask teacher over a project."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from app.cli import CLIError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pseudo-label",
+                       help="make pseudo-masks from the boxes with a teacher (sam, grabcut, box)")
+    p.add_argument("project", type=Path)
+    p.add_argument("--teacher", choices=["sam", "grabcut", "box"], default="grabcut",
+                   help="sam (needs a checkpoint), grabcut (offline, default) or box (fill)")
+    p.add_argument("--checkpoint", type=Path, help="SAM checkpoint (default: the cached one)")
+    p.add_argument("--model-type", choices=["vit_b", "vit_l", "vit_h"], default="vit_b",
+                   help="SAM model size (default: vit_b)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--multimask", action="store_true",
+                   help="SAM: keep the best of three masks per box by predicted IoU")
+    p.add_argument("--only-missing", action="store_true",
+                   help="skip images that already have a pseudo-mask (resume a stopped run)")
+    p.add_argument("--pad", type=int, metavar="PX",
+                   help="pixels around each box a mask may reach (default: teacher's own)")
+    p.set_defaults(func=cmd_pseudo_label)
+
+
+def teacher_options(args: argparse.Namespace) -> dict:
+    """The make_teacher options the parsed arguments ask for."""
+    opts: dict = {}
+    if args.pad is not None:
+        opts["pad"] = args.pad
+    if args.teacher == "sam":
+        opts.update(model_type=args.model_type, checkpoint=args.checkpoint,
+                    device=args.device, multimask=args.multimask)
+    elif args.checkpoint is not None:
+        raise CLIError(f"--checkpoint applies to --teacher sam, not {args.teacher}")
+    return opts
+
+
+@contextmanager
+def stop_on_ctrl_c() -> Iterator[list[bool]]:
+    """First Ctrl-C sets a flag (finish the current image, then stop); a second one aborts."""
+    flag = [False]
+
+    def handler(signum, frame):  # noqa: ARG001 - signal handler signature
+        if flag[0]:
+            raise KeyboardInterrupt
+        flag[0] = True
+        print("\nstopping after the current image (Ctrl-C again to abort)", file=sys.stderr)
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: no handler, plain KeyboardInterrupt applies
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def print_summary(summary: dict) -> None:
+    print(f"pseudo-labelled {summary['done']} of {summary['total']} images; "
+          f"skipped {summary['skipped_edited']} edited, {summary['skipped_existing']} existing, "
+          f"{summary['no_boxes']} without boxes; {len(summary['errors'])} errors")
+    for key, msg in summary["errors"][:50]:
+        print(f"error: {key}: {msg}")
+    if len(summary["errors"]) > 50:
+        print(f"... and {len(summary['errors']) - 50} more errors")
+
+
+def cmd_pseudo_label(args: argparse.Namespace) -> int:
+    from app.cli._progress import tqdm_progress
+    from ml.pseudo_label import pseudo_label_project
+    from ml.store import Project
+    from ml.teachers import make_teacher
+
+    proj = Project.open(args.project)
+    teacher = make_teacher(args.teacher, **teacher_options(args))
+    with stop_on_ctrl_c() as stop, tqdm_progress(f"pseudo-label ({teacher.name})") as cb:
+        summary = pseudo_label_project(proj, teacher, only_missing=args.only_missing,
+                                       progress=cb, should_stop=lambda: stop[0])
+    print_summary(summary)
+    if summary["stopped"]:
+        print("stopped early; run again with --only-missing to finish", file=sys.stderr)
+        return 130
+    if summary["errors"]:
+        raise CLIError(f"{len(summary['errors'])} image(s) could not be pseudo-labelled "
+                       f"(listed above)")
+    return 0

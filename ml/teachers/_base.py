@@ -1,0 +1,181 @@
+"""What every teacher shares: input checks, box clipping, hole filling and overlap priority.
+
+A teacher turns the boxes of one image into a class-id label map. Subclasses only say how one
+box becomes a binary mask (:meth:`Teacher._box_masks`); this module clips each mask to its
+padded box, fills its small holes and paints the masks into one map.
+
+Overlap rule: where masks of different classes overlap, the class listed first in
+``priority`` wins; classes not listed lose to listed ones and among themselves the higher
+class id wins. With no ``priority`` the higher class id always wins (damage over dirt).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import cv2
+import numpy as np
+
+# A region of the image in pixels: x0, y0, x1, y1 with x1 / y1 exclusive.
+Region = tuple[int, int, int, int]
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """The image as a contiguous uint8 (H, W, 3) array; ValueError on anything else."""
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or arr.size == 0:
+        raise ValueError(f"teacher image must be uint8 (H, W, 3) RGB, got {arr.dtype} "
+                         f"{arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def check_prompts(boxes: Any, classes: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes as (N, 4) float32 xyxy and classes as (N,) int64; ValueError on bad input."""
+    b = np.asarray(boxes, dtype=np.float32)
+    if b.size == 0:
+        b = b.reshape(0, 4)
+    c = np.asarray(classes).reshape(-1)
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise ValueError(f"boxes must be (N, 4) xyxy, got shape {b.shape}")
+    if c.shape[0] != b.shape[0]:
+        raise ValueError(f"{b.shape[0]} boxes but {c.shape[0]} class ids")
+    if not np.isfinite(b).all():
+        raise ValueError("boxes contain NaN or infinite coordinates")
+    if c.size and (not np.issubdtype(c.dtype, np.integer) or c.min() < 1 or c.max() > 255):
+        raise ValueError(f"box class ids must be integers in 1..255, got {sorted(set(c))[:5]}")
+    return b, c.astype(np.int64)
+
+
+def box_region(box: np.ndarray, pad: int, width: int, height: int) -> Region:
+    """Pixels touched by ``box`` grown by ``pad`` on each side, clipped to the image."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    x0, x1 = min(x0, x1), max(x0, x1)
+    y0, y1 = min(y0, y1), max(y0, y1)
+    return (max(0, math.floor(x0) - pad), max(0, math.floor(y0) - pad),
+            min(width, math.ceil(x1) + pad), min(height, math.ceil(y1) + pad))
+
+
+def region_empty(r: Region) -> bool:
+    return r[2] <= r[0] or r[3] <= r[1]
+
+
+def fill_small_holes(mask: np.ndarray, max_area: float) -> np.ndarray:
+    """Fill background pockets of ``mask`` that do not touch its border and are <= max_area."""
+    if max_area <= 0 or not mask.any():
+        return mask
+    inv = (~mask).astype(np.uint8)
+    # 4-connected background pairs with the 8-connected foreground used elsewhere.
+    n, comp, stats, _ = cv2.connectedComponentsWithStats(inv, connectivity=4)
+    if n <= 1:
+        return mask
+    border = np.unique(np.concatenate([comp[0], comp[-1], comp[:, 0], comp[:, -1]]))
+    fill = stats[:, cv2.CC_STAT_AREA] <= max_area
+    fill[0] = False  # label 0 is the foreground itself
+    fill[border] = False
+    if not fill.any():
+        return mask
+    return mask | fill[comp]
+
+
+def paint_order(classes: np.ndarray, priority: tuple[int, ...] | None) -> np.ndarray:
+    """Indices of the boxes in painting order: the winning class is painted last."""
+    if priority is None:
+        scores = [(0, int(c)) for c in classes]
+    else:
+        pos = {int(c): i for i, c in enumerate(priority)}
+        scores = [(1, -pos[int(c)]) if int(c) in pos else (0, int(c)) for c in classes]
+    return np.array(sorted(range(len(scores)), key=lambda i: scores[i]), dtype=np.int64)
+
+
+class Teacher:
+    """Base of the box-to-mask teachers, shaped like ``SamPredictor``: set_image, predict."""
+
+    name = "teacher"
+
+    def __init__(self, *, pad: int = 4, clip_to_box: bool = True, fill_holes: bool = True,
+                 max_hole_frac: float = 0.05, priority: tuple[int, ...] | None = None) -> None:
+        if pad < 0:
+            raise ValueError(f"pad must be >= 0 pixels, got {pad}")
+        if not 0 <= max_hole_frac <= 1:
+            raise ValueError(f"max_hole_frac must be in [0, 1], got {max_hole_frac}")
+        self.pad = int(pad)
+        self.clip_to_box = bool(clip_to_box)
+        self.fill_holes = bool(fill_holes)
+        self.max_hole_frac = float(max_hole_frac)
+        self.priority = tuple(int(c) for c in priority) if priority is not None else None
+        self._image: np.ndarray | None = None
+
+    # ----------------------------------------------------------------- public API
+    def set_image(self, image: np.ndarray) -> None:
+        """Take the image the next :meth:`predict` calls work on (SAM embeds it here)."""
+        img = check_image(image)
+        self._image = None
+        self._prepare(img)
+        self._image = img
+
+    def predict(self, boxes_xyxy: Any, classes: Any) -> np.ndarray:
+        """uint8 (H, W) class-id map of the current image from (N, 4) boxes and (N,) ids."""
+        if self._image is None:
+            raise RuntimeError(f"{self.name} teacher: call set_image(image) before "
+                               f"predict(boxes, classes)")
+        boxes, cls = check_prompts(boxes_xyxy, classes)
+        h, w = self._image.shape[:2]
+        label = np.zeros((h, w), dtype=np.uint8)
+        padded = [box_region(b, self.pad, w, h) for b in boxes]
+        keep = [i for i, r in enumerate(padded) if not region_empty(box_region(boxes[i], 0, w, h))
+                and not region_empty(r)]
+        if not keep:
+            return label
+        boxes, cls = boxes[keep], cls[keep]
+        padded = [padded[i] for i in keep]
+        masks = self._box_masks(boxes, padded)
+        for i in paint_order(cls, self.priority):
+            region, mask = self._finish(masks[i], padded[i], boxes[i])
+            x0, y0, x1, y1 = region
+            if mask.any():
+                label[y0:y1, x0:x1][mask] = cls[i]
+        return label
+
+    def settings(self) -> dict[str, Any]:
+        """Name and options, stored with every mask this teacher makes."""
+        return {"name": self.name, "pad": self.pad, "clip_to_box": self.clip_to_box,
+                "fill_holes": self.fill_holes, "max_hole_frac": self.max_hole_frac,
+                "priority": list(self.priority) if self.priority is not None else None,
+                **self._options()}
+
+    # ----------------------------------------------------------------- for subclasses
+    def _prepare(self, image: np.ndarray) -> None:
+        """Per-image work done once (e.g. an embedding); nothing by default."""
+
+    def _options(self) -> dict[str, Any]:
+        return {}
+
+    def _box_masks(self, boxes: np.ndarray,
+                   padded: list[Region]) -> list[tuple[Region, np.ndarray]]:
+        """Per box: a region of the image and a bool mask of that region's shape."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- helpers
+    def _finish(self, item: tuple[Region, np.ndarray], padded: Region,
+                box: np.ndarray) -> tuple[Region, np.ndarray]:
+        """Clip a box mask to its padded box and fill its small holes."""
+        region, mask = item
+        mask = mask.astype(bool, copy=False)
+        if self.clip_to_box:
+            region, mask = _intersect(region, mask, padded)
+        if self.fill_holes and mask.size:
+            bw = max(1.0, float(box[2] - box[0]))
+            bh = max(1.0, float(box[3] - box[1]))
+            mask = fill_small_holes(mask, self.max_hole_frac * bw * bh)
+        return region, mask
+
+
+def _intersect(region: Region, mask: np.ndarray, clip: Region) -> tuple[Region, np.ndarray]:
+    """The part of ``mask`` (placed at ``region``) inside ``clip``."""
+    x0, y0 = max(region[0], clip[0]), max(region[1], clip[1])
+    x1, y1 = min(region[2], clip[2]), min(region[3], clip[3])
+    if x1 <= x0 or y1 <= y0:
+        return (x0, y0, x0, y0), np.zeros((0, 0), dtype=bool)
+    sub = mask[y0 - region[1]:y1 - region[1], x0 - region[0]:x1 - region[0]]
+    return (x0, y0, x1, y1), sub
