@@ -77,7 +77,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(path, f"not a readable image ({e.__class__.__name__}: {e})") from e
     if arr.size == 0:
         raise ImageError(path, "image has no pixels")
-    return np.ascontiguousarray(arr)
+    return np.array(arr, order="C")  # writable, whatever Pillow handed out
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -112,7 +112,7 @@ def load_label(path: str | os.PathLike) -> np.ndarray:
         raise
     except (FileNotFoundError, UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageError(path, f"not a readable mask ({e.__class__.__name__}: {e})") from e
-    return np.ascontiguousarray(arr, dtype=np.uint8)
+    return np.array(arr, dtype=np.uint8, order="C")  # a writable copy: editors paint on it
 
 
 def encode_png(arr: np.ndarray, palette: list[tuple[int, int, int]] | None = None) -> bytes:

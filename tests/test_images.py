@@ -68,3 +68,10 @@ def test_list_images_recurses_and_skips_hidden(tmp_path):
         (tmp_path / rel).write_bytes(b"x")
     names = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path)]
     assert names == ["a.jpg", "sub/b.PNG"]
+
+
+def test_loaded_arrays_are_writable(tmp_path):
+    save_label(tmp_path / "m.png", np.zeros((4, 4), np.uint8))
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "i.png")
+    assert load_label(tmp_path / "m.png").flags.writeable
+    assert load_image(tmp_path / "i.png").flags.writeable
