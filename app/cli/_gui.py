@@ -1,0 +1,34 @@
+"""``b2p gui [PROJECT]`` opens the desktop app; the hidden ``b2p worker`` runs a training job."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> None:
+    p = sub.add_parser("gui", help="open the desktop app (napari)",
+                       description="Open the Boxes2Pixels Inspector desktop app.")
+    p.add_argument("project", nargs="?", default=None,
+                   help="project folder, or a folder of photos to make one from")
+    p.set_defaults(func=_gui)
+    w = sub.add_parser("worker", add_help=False)
+    w.add_argument("argv", nargs=argparse.REMAINDER)
+    w.set_defaults(func=_worker)
+    _hide(sub, "worker")
+
+
+def _hide(sub, name: str) -> None:
+    """Drop a subcommand from the help listing (it still parses)."""
+    sub._choices_actions[:] = [a for a in sub._choices_actions if a.dest != name]
+
+
+def _gui(args: argparse.Namespace) -> int:
+    from app.gui import launch
+
+    return launch(args.project)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from app.worker import main
+
+    return main(args.argv)

@@ -1,0 +1,105 @@
+"""``b2p predict`` (student masks for a project or a folder) and ``b2p eval`` (scores)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from app.cli import CLIError
+from app.cli._progress import tqdm_progress
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="predict defect masks with a trained student",
+                       description="Predict student masks for a project (stored in it) or for a "
+                                   "folder of photos (written to --out).")
+    p.add_argument("target", metavar="PROJECT|IMAGES", help="project folder or photo folder")
+    p.add_argument("--model", metavar="MODEL_DIR",
+                   help="trained model folder (default: the newest under PROJECT/models)")
+    p.add_argument("--tiled", action="store_true",
+                   help="sliding-window prediction at native resolution (default: resize)")
+    p.add_argument("--no-box-constraint", dest="box_constraint", action="store_false",
+                   help="keep defects outside the drawn boxes too")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    p.add_argument("--out", metavar="DIR", help="output folder when predicting a photo folder")
+    p.set_defaults(func=run_predict)
+
+    e = sub.add_parser("eval", help="score masks of a project against ground-truth masks",
+                       description="Compare the project's masks with ground-truth class-id PNGs "
+                                   "matched by file stem; print the scores as JSON.")
+    e.add_argument("project", metavar="PROJECT")
+    e.add_argument("--gt", required=True, metavar="DIR", help="folder of ground-truth masks")
+    e.add_argument("--source", choices=("teacher", "student"), default="student")
+    e.add_argument("--out", metavar="FILE", help="also write the JSON here")
+    e.set_defaults(func=run_eval)
+
+
+def _newest_model(project_root: Path) -> Path:
+    # best weights only: a run's latest state under last/ is for resuming, not predicting
+    found = sorted((p.parent for p in (project_root / "models").rglob("model.safetensors")
+                    if p.parent.name != "last"),
+                   key=lambda d: (d / "model.safetensors").stat().st_mtime)
+    if not found:
+        raise CLIError(f"no trained model under {project_root / 'models'}; pass --model")
+    return found[-1]
+
+
+def _report_failures(summary: dict) -> None:
+    for key, err in summary["failed"].items():
+        print(f"  failed {key}: {err}", file=sys.stderr)
+    for warning in summary.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from ml import predict
+    from ml.store import INDEX_NAME, Project
+
+    target = Path(args.target)
+    if not target.is_dir():
+        raise CLIError(f"{target}: not a folder")
+    is_project = (target / INDEX_NAME).is_file()
+    if not is_project and not args.out:
+        raise CLIError(f"{target} is not a project: give --out DIR for the predicted masks")
+    if args.model is None and not is_project:
+        raise CLIError("--model MODEL_DIR is needed for a photo folder")
+    model_dir = Path(args.model) if args.model else _newest_model(target)
+    with tqdm_progress("predict") as bar:
+        if is_project:
+            summary = predict.predict_project(Project.open(target), model_dir,
+                                              tiled=args.tiled, box_constraint=args.box_constraint,
+                                              device=args.device, progress=bar)
+        else:
+            summary = predict.predict_folder(target, model_dir, args.out, tiled=args.tiled,
+                                             device=args.device, progress=bar)
+    _report_failures(summary)
+    where = "stored in the project" if is_project else f"written to {args.out}"
+    print(f"predicted {summary['done']}/{summary['total']} photos with model {summary['model']}, "
+          f"{where}" + (f"; {len(summary['failed'])} failed" if summary["failed"] else ""))
+    return 1 if summary["failed"] and not summary["done"] else 0
+
+
+def _json_safe(obj: object) -> object:
+    """NaN (an undefined score) as null, so the output is strict JSON."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from ml._atomic import atomic_write_json
+    from ml.predict import evaluate_project
+    from ml.store import Project
+
+    result = _json_safe(evaluate_project(Project.open(args.project), args.gt, args.source))
+    print(json.dumps(result, indent=1))
+    if args.out:
+        atomic_write_json(args.out, result)
+    return 0

@@ -1,0 +1,152 @@
+"""``b2p train``: train the student on a project's masks; Ctrl-C stops with a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from app.cli import CLIError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train the student on the project's masks",
+                       description="Train the Boxes2Pixels student on the project's teacher (or "
+                                   "reviewed) masks. Ctrl-C stops after the current step and "
+                                   "saves a checkpoint; --resume continues it.")
+    p.add_argument("project", type=Path)
+    p.add_argument("--out", type=Path, required=True, metavar="MODEL_DIR",
+                   help="output folder (best model + last/ state for --resume)")
+    p.add_argument("--mode", choices=("bitfit", "frozen", "full"),
+                   help="what trains in the backbone (default: bitfit)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--input-size", type=int, help="network input in pixels, multiple of 14")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--crop", type=int,
+                   help="random native-resolution crops of this size (default 0: whole image)")
+    p.add_argument("--backbone-weights", metavar="official|offline|none|PATH")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--source", choices=("teacher", "reviewed"), default="teacher",
+                   help="masks to learn from (default: teacher)")
+    p.add_argument("--resume", action="store_true", help="continue MODEL_DIR/last")
+    p.add_argument("--from", dest="init_from", type=Path, metavar="MODEL_DIR",
+                   help="fine-tune from a trained model")
+    p.add_argument("--seed", type=int)
+    p.set_defaults(func=run_train)
+
+
+def _configs(args: argparse.Namespace, num_classes: int):
+    from ml.config import ModelCard, StudentConfig, TrainConfig
+
+    student = StudentConfig(num_classes=num_classes)
+    train = TrainConfig()
+    if args.init_from is not None:
+        card_path = args.init_from / "config.json"
+        if not card_path.is_file():
+            raise CLIError(f"{args.init_from}: not a trained model (no config.json)")
+        student = ModelCard.load(card_path).student
+    s_over = {"mode": args.mode, "input_size": args.input_size,
+              "backbone_weights": args.backbone_weights}
+    t_over = {"epochs": args.epochs, "batch_size": args.batch_size, "crop": args.crop,
+              "device": args.device, "seed": args.seed}
+    student = replace(student, **{k: v for k, v in s_over.items() if v is not None})
+    train = replace(train, **{k: v for k, v in t_over.items() if v is not None})
+    if student.arch == "b2p" and student.input_size % 14:
+        raise CLIError(f"--input-size must be a multiple of 14 (got {student.input_size})")
+    if train.epochs < 1 or train.batch_size < 1 or train.crop < 0:
+        raise CLIError("--epochs and --batch-size must be >= 1, --crop >= 0")
+    return student, train
+
+
+@contextmanager
+def _ctrl_c_stops() -> Iterator[list[bool]]:
+    """First Ctrl-C asks the loop to stop (flag); a second one interrupts at once."""
+    flag = [False]
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame) -> None:  # noqa: ARG001
+        if flag[0]:
+            raise KeyboardInterrupt
+        flag[0] = True
+        print("\nstopping after this step (Ctrl-C again to abort)...", flush=True)
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (tests, embedding): no handler
+        previous = None
+    try:
+        yield flag
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+class _Bars:
+    """tqdm bars for the cache and training phases; prints setup and validation lines."""
+
+    def __init__(self) -> None:
+        self.name = ""
+        self.bar = None  # one bar at a time: the cache bar ends when training starts
+        self.val: float | None = None
+
+    def __call__(self, p) -> None:
+        from tqdm import tqdm
+
+        phase = p.extra.get("phase")
+        if phase == "setup":
+            val = ("validating on the training images (fewer than 5 labelled)"
+                   if p.extra["val_on_train"] else f"{p.extra['val_images']} for validation")
+            tqdm.write(f"{p.message}; {p.extra['train_images']} training images, {val}")
+            return
+        if phase == "val":
+            self.val = p.extra.get("val_anomaly_miou")
+        name = "cache" if phase == "cache" else "train"
+        if name != self.name:
+            self.close()
+            unit = "view" if name == "cache" else "step"
+            self.name, self.bar = name, tqdm(total=p.total, desc=name, unit=unit,
+                                             dynamic_ncols=True)
+        bar = self.bar
+        bar.total = p.total
+        bar.update(p.done - bar.n)
+        post = {"epoch": p.extra.get("epoch")} if name == "train" else {}
+        if "loss" in p.extra and phase == "train":
+            post["loss"] = f"{p.extra['loss']:.4f}"
+        if self.val is not None:
+            post["val_aMIoU"] = f"{self.val:.3f}"
+        bar.set_postfix(post, refresh=False)
+        bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ml.store import Project
+    from ml.train import train
+
+    project = Project.open(args.project)
+    student, cfg = _configs(args, project.num_classes)
+    if args.resume and not (args.out / "last" / "train_state.pt").is_file():
+        raise CLIError(f"{args.out}: nothing to resume (no last/train_state.pt)")
+    bars = _Bars()
+    with _ctrl_c_stops() as flag:
+        try:
+            result = train(project, args.out, student, cfg, mask_source=args.source,
+                           resume=args.resume, init_from=args.init_from, progress=bars,
+                           should_stop=lambda: flag[0])
+        finally:
+            bars.close()
+    best = "n/a" if result.best_metric is None else f"{result.best_metric:.3f}"
+    print(f"{'stopped' if result.stopped else 'done'} after {result.epochs_run} epochs "
+          f"({result.seconds:.0f} s); best val anomaly mIoU {best} at epoch {result.best_epoch}; "
+          f"model in {args.out}")
+    if result.stopped:
+        print(f"continue with: b2p train {args.project} --out {args.out} --resume")
+        return 130
+    return 0

@@ -1,0 +1,40 @@
+"""Layer names, colours, timings and settings keys of the desktop app, in one place."""
+
+from __future__ import annotations
+
+# napari layer names (one of each; the app replaces their data when the image changes)
+LAYER_IMAGE = "image"
+LAYER_BOXES = "boxes"
+LAYER_TEACHER = "pseudo-mask"
+LAYER_STUDENT = "student"
+LAYER_CORRECTIONS = "corrections"
+
+# corrections map codes written by ml.predict (0 = student agrees with the pseudo-mask)
+CORR_AGREE, CORR_RECOVERED, CORR_REJECTED, CORR_RECLASSIFIED = 0, 1, 2, 3
+CORRECTION_NAMES = {CORR_RECOVERED: "recovered", CORR_REJECTED: "rejected",
+                    CORR_RECLASSIFIED: "reclassified"}
+CORRECTION_COLORS = {CORR_RECOVERED: "#00e5ff", CORR_REJECTED: "#ff2d55",
+                     CORR_RECLASSIFIED: "#ffd60a"}
+
+# list colours per image status (ml.store.ImageRecord.status)
+STATUS_COLORS = {"no boxes": "#8e8e93", "boxed": "#f0b400", "pseudo-labelled": "#64d2ff",
+                 "edited": "#bf5af2", "predicted": "#30d158", "reviewed": "#34c759"}
+
+TEACHER_OPACITY = 0.45
+STUDENT_OPACITY = 0.45
+CORRECTIONS_OPACITY = 0.8
+BOX_EDGE_WIDTH = 3
+
+THUMB_PX = 56  # thumbnail edge in the project list
+SAVE_DEBOUNCE_MS = 500  # a paint stroke is saved this long after the last change
+STOP_GRACE_MS = 8000  # training: after "stop", wait this long before terminate()
+KILL_GRACE_MS = 3000  # ... and this long after terminate() before kill()
+STDERR_TAIL_CHARS = 2000  # what a crashed worker's report shows
+
+# QSettings
+SETTINGS_ORG = "Boxes2Pixels"
+SETTINGS_APP = "Inspector"
+RECENT_KEY = "recent_projects"
+MAX_RECENT = 10
+
+APP_TITLE = "Boxes2Pixels Inspector"

@@ -1,0 +1,293 @@
+"""The Inspector: napari viewer plus our docks, menus and shortcuts, wired to one project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qtpy.QtCore import QEvent, QObject
+from qtpy.QtGui import QKeySequence, QShortcut
+from qtpy.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+from ml.store import INDEX_NAME, Project
+
+from . import _constants as C
+from ._annotate_panel import AnnotatePanel
+from ._batch_panel import BatchPanel
+from ._class_manager import ClassManager
+from ._jobs import Job
+from ._layers import ImageLayers
+from ._project_panel import ProjectPanel
+from ._recent import add_recent
+from ._review_panel import ReviewPanel
+from ._session import ImageSession
+from ._training_panel import TrainingPanel
+
+
+def open_or_create(folder: str | Path) -> Project:
+    """Open the project in ``folder``, making one over its photos if there is none."""
+    folder = Path(folder)
+    if (folder / INDEX_NAME).exists():
+        return Project.open(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder")
+    return Project.create(folder)
+
+
+def _export(project, fmt, source, out, progress=None, should_stop=None):
+    from ml.export import export_masks
+
+    return export_masks(project, fmt, source, out, progress=progress, should_stop=should_stop)
+
+
+def _report(project, out, progress=None, should_stop=None):
+    from ml.report import write_report
+
+    return write_report(project, out, progress=progress, should_stop=should_stop)
+
+
+class Inspector(QObject):
+    """Owns the docks and the image session; ``open_project`` and ``show_key`` drive it."""
+
+    def __init__(self, viewer) -> None:
+        super().__init__()
+        self.viewer = viewer
+        self.project: Project | None = None
+        self.layers = ImageLayers(viewer)
+        self.session = ImageSession(self.layers)
+        self.projects = ProjectPanel()
+        self.annotate = AnnotatePanel()
+        self.review = ReviewPanel()
+        self.batch = BatchPanel(lambda: (self.project, self.session.key))
+        self.training = TrainingPanel()
+        win = viewer.window
+        win.add_dock_widget(self.projects, name="Project", area="left")
+        win.add_dock_widget(self.annotate, name="Annotate", area="right")
+        win.add_dock_widget(self.review, name="Corrections", area="right")
+        win.add_dock_widget(self.batch, name="Pseudo-label / predict", area="right")
+        win.add_dock_widget(self.training, name="Train", area="right", tabify=True)
+        self._wire()
+        self._shortcuts()
+        from ._menus import ProjectMenu
+
+        self.menu = ProjectMenu(win.main_menu, {
+            "open": self.ask_open, "open_path": self.open_project, "classes": self.manage_classes,
+            "weights": self.show_weights, "export": self.ask_export, "report": self.ask_report})
+        qt_viewer = win._qt_viewer
+        qt_viewer.installEventFilter(self)
+        win._qt_window.installEventFilter(self)
+        self.update_title()
+
+    # ------------------------------------------------------------------ wiring
+    def _wire(self) -> None:
+        self.projects.key_selected.connect(self.show_key)
+        self.projects.open_requested.connect(self.ask_open)
+        self.annotate.picker.class_chosen.connect(self.choose_class)
+        self.annotate.manage_classes.connect(self.manage_classes)
+        self.annotate.undo_btn.clicked.connect(self.session.undo_boxes)
+        self.annotate.redo_btn.clicked.connect(self.session.redo_boxes)
+        self.annotate.reviewed_toggled.connect(self._set_reviewed)
+        self.review.shown_changed.connect(self.layers.set_corrections_shown)
+        self.review.accept.connect(self.accept_corrections)
+        self.review.undo.connect(self.undo_accept)
+        self.session.saved.connect(self._on_saved)
+        self.session.save_failed.connect(self._on_save_failed)
+        self.layers.mask_painted.connect(lambda: self._set_state("saving…"))
+        self.batch.job_finished.connect(self._on_job_finished)
+        self.training.model_ready.connect(lambda _d: self.batch.sync())
+        self.layers.boxes.bind_key("Control-z", lambda _l: self.session.undo_boxes(),
+                                   overwrite=True)
+        self.layers.boxes.bind_key("Control-Shift-z", lambda _l: self.session.redo_boxes(),
+                                   overwrite=True)
+
+    def _shortcuts(self) -> None:
+        # Window-level shortcuts come before napari's layer keys, so 1-9 pick classes even
+        # while drawing; text fields still take digits (Qt lets focused editors override).
+        win = self.viewer.window._qt_window
+        self._keys = []
+        for n in range(1, 10):
+            sc = QShortcut(QKeySequence(str(n)), win)
+            sc.activated.connect(lambda n=n: self.choose_class(n))
+            self._keys.append(sc)
+        for seq, delta in (("PgDown", 1), ("PgUp", -1)):
+            sc = QShortcut(QKeySequence(seq), win)
+            sc.activated.connect(lambda d=delta: self.projects.step(d))
+            self._keys.append(sc)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt name)
+        et = event.type()
+        if et in (QEvent.Type.DragEnter, QEvent.Type.Drop) and self._dropped_folder(event):
+            if et == QEvent.Type.Drop:
+                self.open_project(self._dropped_folder(event))
+            event.acceptProposedAction()
+            return True
+        if et == QEvent.Type.Close and obj is self.viewer.window._qt_window:
+            self.shutdown()
+        return False
+
+    @staticmethod
+    def _dropped_folder(event) -> str | None:
+        mime = event.mimeData()
+        urls = mime.urls() if mime is not None and mime.hasUrls() else []
+        if len(urls) == 1 and urls[0].isLocalFile() and Path(urls[0].toLocalFile()).is_dir():
+            return urls[0].toLocalFile()
+        return None
+
+    # ------------------------------------------------------------------ project
+    def ask_open(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.viewer.window._qt_window,
+                                                  "Open a folder of photos or a project")
+        if folder:
+            self.open_project(folder)
+
+    def open_project(self, folder: str | Path) -> Project | None:
+        try:
+            project = open_or_create(folder)
+        except Exception as e:  # shown, never raised into the event loop
+            self._error(f"Cannot open {folder}: {e}")
+            return None
+        self.session.set_project(project)
+        self.project = project
+        add_recent(project.root)
+        self.annotate.set_classes(project.classes)
+        self.layers.set_draw_class(self.annotate.picker.current)
+        self.training.set_project(project)
+        self.projects.set_project(project)
+        if project.keys():
+            self.projects.step(0)  # selects the first image, which shows it
+        self.batch.sync()
+        self.update_title()
+        return project
+
+    def show_key(self, key: str) -> None:
+        if self.project is None:
+            return
+        try:
+            self.session.open(key)
+        except Exception as e:
+            self._error(f"Cannot show {key}: {e}")
+            return
+        self.projects.select(key)
+        self._refresh_review()
+        self.annotate.show_reviewed(self.project.record(key).reviewed)
+        self.batch.sync()
+        self.update_title()
+
+    def update_title(self, state: str = "saved") -> None:
+        if self.project is None:
+            self.viewer.title = C.APP_TITLE
+            return
+        key = self.session.key
+        where = ""
+        if key is not None:
+            keys = self.project.keys()
+            where = f" — {key} ({keys.index(key) + 1}/{len(keys)})"
+        self.viewer.title = f"{self.project.name}{where} — {state} — {C.APP_TITLE}"
+
+    def _set_state(self, state: str) -> None:
+        self.annotate.state.setText(state)
+        self.update_title(state)
+
+    def _on_saved(self, key: str) -> None:
+        self.projects.update_status(key)
+        if not self.session.has_pending():
+            self._set_state("saved")
+
+    def _on_save_failed(self, message: str) -> None:
+        self._set_state("NOT saved")
+        self._error(message)
+
+    def _error(self, message: str) -> None:
+        self.viewer.status = message
+        if not getattr(self, "quiet", False):
+            QMessageBox.warning(self.viewer.window._qt_window, C.APP_TITLE, message)
+
+    # ------------------------------------------------------------------ annotation
+    def choose_class(self, cls: int) -> None:
+        if self.project is None or not self.annotate.picker.choose(cls, emit=False):
+            return
+        self.layers.set_draw_class(cls)
+        self.layers.reclass_selected(cls)
+
+    def manage_classes(self) -> None:
+        if self.project is None:
+            return
+        dlg = ClassManager(self.project.classes, self.viewer.window._qt_window)
+        if dlg.exec():
+            self.apply_classes(dlg.classes())
+
+    def apply_classes(self, classes) -> None:
+        self.project.set_classes(classes)
+        self.annotate.set_classes(self.project.classes)
+        self.layers.set_classes(self.project.classes)
+        self.layers.set_draw_class(self.annotate.picker.current)
+
+    def _set_reviewed(self, value: bool) -> None:
+        if self.project is not None and self.session.key is not None:
+            self.project.set_reviewed(self.session.key, value)
+            self.projects.update_status(self.session.key)
+
+    def _refresh_review(self) -> None:
+        corr = None
+        if self.project is not None and self.session.key is not None:
+            corr = self.project.load_student_extra(self.session.key, "corrections")
+        self.review.set_corrections(corr)
+        self.review.set_can_undo(self.session.can_undo_accept())
+
+    def accept_corrections(self) -> None:
+        if self.session.accept_corrections():
+            self._set_state("saving…")
+        self._refresh_review()
+
+    def undo_accept(self) -> None:
+        self.session.undo_accept()
+        self._refresh_review()
+
+    # ------------------------------------------------------------------ jobs
+    def _on_job_finished(self, _job: Job) -> None:
+        self.session.reload_masks()
+        self.projects.refresh_all()
+        self._refresh_review()
+
+    def show_weights(self) -> None:
+        from ._weights_dialog import WeightsDialog
+
+        dlg = WeightsDialog(self.viewer.window._qt_window)
+        dlg.finished.connect(lambda _r: (self.batch.refresh_teachers(),
+                                         self.training.settings.refresh_backbones()))
+        dlg.show()
+        self.weights_dialog = dlg
+
+    def ask_export(self) -> None:
+        from ml.export import FORMATS
+
+        if self.project is None:
+            return
+        parent = self.viewer.window._qt_window
+        fmt, ok = QInputDialog.getItem(parent, "Export masks", "Format", list(FORMATS), 0, False)
+        if not ok:
+            return
+        source, ok = QInputDialog.getItem(parent, "Export masks", "Masks",
+                                          ["reviewed", "student", "teacher"], 0, False)
+        out = QFileDialog.getExistingDirectory(parent, "Export to folder") if ok else ""
+        if out:
+            self.batch.run_job(Job(f"export {fmt}", _export, self.project, fmt, source, out))
+
+    def ask_report(self) -> None:
+        if self.project is None:
+            return
+        out = QFileDialog.getExistingDirectory(self.viewer.window._qt_window, "Report folder")
+        if out:
+            self.batch.run_job(Job("report", _report, self.project, out))
+
+    def shutdown(self) -> None:
+        """Save pending edits, cancel jobs and stop a training worker (window closing)."""
+        self.projects.thumbs.stop()
+        if self.batch.job is not None:
+            self.batch.job.cancel()
+        if self.training.process.is_running():
+            self.training.process.stop()
+            if not self.training.process.wait(C.STOP_GRACE_MS):
+                self.training.process.proc.kill()
+        self.session.close()
+
+

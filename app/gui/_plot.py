@@ -1,0 +1,83 @@
+"""A small live plot of training loss and validation anomaly mIoU, painted with QPainter.
+
+QPainter keeps start-up fast (no matplotlib import) and redraws in well under a millisecond.
+"""
+
+from __future__ import annotations
+
+import math
+
+from qtpy.QtCore import QPointF, QRectF, Qt
+from qtpy.QtGui import QColor, QPainter, QPainterPath, QPen
+from qtpy.QtWidgets import QSizePolicy, QWidget
+
+LOSS_COLOR = "#ff9f0a"
+MIOU_COLOR = "#30d158"
+
+
+class TrainingPlot(QWidget):
+    """Loss per step (left axis, own scale) and val mIoU per epoch (right axis, 0-1)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.loss: list[tuple[float, float]] = []  # (x in epochs, loss)
+        self.miou: list[tuple[float, float]] = []  # (epoch, mIoU)
+        self.setMinimumHeight(140)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+
+    def clear(self) -> None:
+        self.loss.clear()
+        self.miou.clear()
+        self.update()
+
+    def add_loss(self, x: float, value: float) -> None:
+        if math.isfinite(value):
+            self.loss.append((x, value))
+            self.update()
+
+    def add_miou(self, epoch: float, value: float) -> None:
+        if math.isfinite(value):
+            self.miou.append((epoch, value))
+            self.update()
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 (Qt name)
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.fillRect(self.rect(), QColor("#1c1c1e"))
+        r = QRectF(self.rect()).adjusted(34, 8, -34, -18)
+        p.setPen(QPen(QColor("#48484a"), 1))
+        p.drawRect(r)
+        xs = [x for x, _ in self.loss] + [x for x, _ in self.miou]
+        x_max = max(xs + [1.0])
+        top = max([v for _, v in self.loss] + [1e-6])
+        self._line(p, r, self.loss, x_max, top, LOSS_COLOR)
+        self._line(p, r, self.miou, x_max, 1.0, MIOU_COLOR, dots=True)
+        p.setPen(QColor(LOSS_COLOR))
+        if self.loss:
+            p.drawText(QRectF(0, r.top(), 32, 14), Qt.AlignmentFlag.AlignRight, f"{top:.2g}")
+        p.drawText(QRectF(r.left(), r.bottom() + 2, 80, 14), 0, "loss")
+        p.setPen(QColor(MIOU_COLOR))
+        p.drawText(QRectF(r.right() + 2, r.top(), 32, 14), 0, "1.0")
+        p.drawText(QRectF(r.right() - 120, r.bottom() + 2, 120, 14),
+                   Qt.AlignmentFlag.AlignRight, "val anomaly mIoU")
+        p.setPen(QColor("#8e8e93"))
+        p.drawText(QRectF(r.left() + 40, r.bottom() + 2, 80, 14), 0, f"epochs: {x_max:.0f}")
+        p.end()
+
+    @staticmethod
+    def _line(p: QPainter, r: QRectF, pts: list[tuple[float, float]], x_max: float,
+              y_max: float, color: str, dots: bool = False) -> None:
+        if not pts:
+            return
+        def at(x: float, y: float) -> QPointF:
+            return QPointF(r.left() + r.width() * x / x_max,
+                           r.bottom() - r.height() * min(max(y / y_max, 0.0), 1.0))
+        path = QPainterPath(at(*pts[0]))
+        for x, y in pts[1:]:
+            path.lineTo(at(x, y))
+        p.setPen(QPen(QColor(color), 1.6))
+        p.drawPath(path)
+        if dots:
+            p.setBrush(QColor(color))
+            for x, y in pts:
+                p.drawEllipse(at(x, y), 2.5, 2.5)

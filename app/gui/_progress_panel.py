@@ -1,0 +1,101 @@
+"""A progress bar with count, ETA and Cancel, plus a list of per-image errors."""
+
+from __future__ import annotations
+
+from qtpy.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ml.progress import Progress
+
+from ._jobs import Job
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "--:--"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class ProgressPanel(QWidget):
+    """Shows one job at a time; hidden errors list appears when a job reports failures."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.job: Job | None = None
+        self.bar = QProgressBar()
+        self.bar.setTextVisible(True)
+        self.label = QLabel("idle")
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.errors = QListWidget()
+        self.errors.setMaximumHeight(90)
+        self.errors.hide()
+        row = QHBoxLayout()
+        row.addWidget(self.bar, 1)
+        row.addWidget(self.cancel_btn)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(row)
+        lay.addWidget(self.label)
+        lay.addWidget(self.errors)
+
+    def attach(self, job: Job) -> None:
+        """Follow ``job`` (call before job.start())."""
+        self.job = job
+        self.errors.clear()
+        self.errors.hide()
+        self.bar.setRange(0, 0)  # busy until the first progress event
+        self.label.setText(f"{job.name}: starting")
+        self.cancel_btn.setEnabled(True)
+        job.progress.connect(self.on_progress)
+        job.item_error.connect(self.add_error)
+        job.succeeded.connect(self._on_succeeded)
+        job.failed.connect(self._on_failed)
+
+    def on_progress(self, p: Progress) -> None:
+        total = max(int(p.total), 1)
+        self.bar.setRange(0, total)
+        self.bar.setValue(min(int(p.done), total))
+        self.bar.setFormat(f"{p.done}/{p.total}")
+        name = self.job.name if self.job else ""
+        msg = f" · {p.message}" if p.message else ""
+        self.label.setText(f"{name}: {p.done}/{p.total} · ETA {format_eta(p.eta_s)}{msg}")
+
+    def add_error(self, text: str) -> None:
+        self.errors.addItem(text)
+        self.errors.show()
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.label.setText(f"{self.job.name}: stopping after the current image…")
+            self.cancel_btn.setEnabled(False)
+
+    def _finish(self, text: str) -> None:
+        if self.bar.maximum() == 0:
+            self.bar.setRange(0, 1)
+        self.cancel_btn.setEnabled(False)
+        self.label.setText(text)
+
+    def _on_succeeded(self, _result: object) -> None:
+        job = self.job
+        if job is None:
+            return
+        n_err = self.errors.count()
+        state = "cancelled" if job.cancelled else "done"
+        count = f" · {self.bar.value()}/{self.bar.maximum()}" if self.bar.maximum() else ""
+        self._finish(f"{job.name}: {state}{count}" + (f" · {n_err} error(s)" if n_err else ""))
+
+    def _on_failed(self, message: str) -> None:
+        self._finish(f"{self.job.name if self.job else 'job'} failed: {message}")

@@ -1,0 +1,183 @@
+"""The image being annotated: loads it into the layers and saves every change to the project.
+
+There is no unsaved state: box edits are written at once, paint strokes a moment after the
+last change (debounced, written off the GUI thread), and both flush before the image changes.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+from qtpy.QtCore import QObject, QTimer, Signal
+
+from ml.store import Box, Project
+
+from . import _constants as C
+from ._fold import fold_corrections
+from ._layers import ImageLayers
+
+
+class ImageSession(QObject):
+    """Binds one project image to :class:`ImageLayers`; undo for boxes and accepted fixes."""
+
+    saved = Signal(str)  # key whose record changed (status may differ now)
+    save_failed = Signal(str)
+    image_changed = Signal(str)
+
+    def __init__(self, layers: ImageLayers) -> None:
+        super().__init__()
+        self.layers = layers
+        self.project: Project | None = None
+        self.key: str | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="b2p-save")
+        self._pending: list[Future] = []
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(C.SAVE_DEBOUNCE_MS)
+        self._timer.timeout.connect(self.save_mask_now)
+        self._undo: list[list[Box]] = []
+        self._redo: list[list[Box]] = []
+        self._boxes: list[Box] = []
+        self._accept_undo: tuple | None = None  # (key, label, source, settings, edited)
+        layers.boxes_edited.connect(self._on_boxes_edited)
+        layers.mask_painted.connect(self._timer.start)
+
+    # ------------------------------------------------------------------ image
+    def set_project(self, project: Project | None) -> None:
+        self.flush()
+        self.project, self.key = project, None
+        if project is not None:
+            self.layers.set_classes(project.classes)
+
+    def open(self, key: str) -> None:
+        """Show image ``key`` with its boxes and masks (pending edits of the last are saved)."""
+        if self.project is None:
+            raise RuntimeError("no project is open")
+        self.flush()
+        p = self.project
+        image = p.load_image(key)
+        self.key = key
+        self._boxes = list(p.record(key).boxes)
+        self._undo.clear()
+        self._redo.clear()
+        self._accept_undo = None
+        self.layers.show(image, self._boxes, p.load_mask(key, "teacher"),
+                         p.load_mask(key, "student"), p.load_student_extra(key, "corrections"))
+        self.image_changed.emit(key)
+
+    def reload_masks(self) -> None:
+        """Show masks written by a job; a pending paint stroke keeps the layer as it is."""
+        if self.project is None or self.key is None:
+            return
+        p, k = self.project, self.key
+        if not self.has_pending():
+            self.layers.set_teacher(p.load_mask(k, "teacher"))
+        self.layers.set_prediction(p.load_mask(k, "student"),
+                                   p.load_student_extra(k, "corrections"))
+
+    # ------------------------------------------------------------------ saving
+    def has_pending(self) -> bool:
+        return self._timer.isActive() or any(not f.done() for f in self._pending)
+
+    def _submit(self, fn, *args) -> None:
+        key = self.key
+
+        def run() -> None:
+            fn(*args)
+
+        fut = self._pool.submit(run)
+        fut.add_done_callback(lambda f: self._after_save(f, key))
+        self._pending = [f for f in self._pending if not f.done()] + [fut]
+
+    def _after_save(self, fut: Future, key: str | None) -> None:
+        err = fut.exception()
+        if err is not None:
+            self.save_failed.emit(f"{key}: could not save ({err})")
+        elif key is not None:
+            self.saved.emit(key)
+
+    def save_mask_now(self) -> None:
+        self._timer.stop()
+        if self.project is None or self.key is None:
+            return
+        label = np.array(self.layers.teacher.data, dtype=np.uint8, copy=True)
+        self._submit(self.project.save_edited_mask, self.key, label)
+
+    def flush(self) -> None:
+        """Write a pending paint stroke now and wait for queued writes."""
+        if self._timer.isActive():
+            self.save_mask_now()
+        for f in list(self._pending):
+            f.result()
+        self._pending.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self._pool.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ boxes
+    def _on_boxes_edited(self) -> None:
+        if self.project is None or self.key is None:
+            return
+        boxes = self.layers.current_boxes()
+        self._undo.append(self._boxes)
+        self._redo.clear()
+        self._store_boxes(boxes)
+
+    def _store_boxes(self, boxes: list[Box]) -> None:
+        self._boxes = list(boxes)
+        self.project.set_boxes(self.key, self._boxes)
+        self.saved.emit(self.key)
+
+    def undo_boxes(self) -> bool:
+        if not self._undo or self.key is None:
+            return False
+        self._redo.append(self._boxes)
+        boxes = self._undo.pop()
+        self.layers.set_boxes(boxes)
+        self._store_boxes(boxes)
+        return True
+
+    def redo_boxes(self) -> bool:
+        if not self._redo or self.key is None:
+            return False
+        self._undo.append(self._boxes)
+        boxes = self._redo.pop()
+        self.layers.set_boxes(boxes)
+        self._store_boxes(boxes)
+        return True
+
+    # ------------------------------------------------------------------ corrections
+    def accept_corrections(self) -> bool:
+        """Fold the student's corrections into the pseudo-mask as a person's edit."""
+        if self.project is None or self.key is None:
+            return False
+        p, key = self.project, self.key
+        corr = p.load_student_extra(key, "corrections")
+        student = p.load_mask(key, "student")
+        if corr is None or student is None:
+            return False
+        self.flush()
+        before = np.array(self.layers.teacher.data, dtype=np.uint8, copy=True)
+        rec = p.record(key).teacher
+        self._accept_undo = (key, before, rec.source if rec else "manual",
+                             dict(rec.settings) if rec else {}, bool(rec and rec.edited))
+        after = fold_corrections(before, student, corr)
+        self.layers.set_teacher(after)
+        self._submit(p.save_edited_mask, key, after)
+        return True
+
+    def can_undo_accept(self) -> bool:
+        return self._accept_undo is not None and self._accept_undo[0] == self.key
+
+    def undo_accept(self) -> bool:
+        """Put back the pseudo-mask as it was before the last accept (one level)."""
+        if not self.can_undo_accept():
+            return False
+        key, label, source, settings, edited = self._accept_undo
+        self._accept_undo = None
+        self.flush()
+        self.layers.set_teacher(label)
+        self._submit(self.project.save_teacher_mask, key, label, source, settings, edited, True)
+        return True

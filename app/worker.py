@@ -1,0 +1,130 @@
+"""Training worker process: runs ml.train.train and speaks JSON lines on stdout.
+
+Started by the GUI as ``python -m app.worker ...`` (or ``b2p worker ...`` when frozen). Every
+line on stdout is one JSON object with an ``event``: ``progress`` (done, total, message, eta_s
+and the library's extra fields), then ``done`` (the TrainResult) or ``error`` (message). It stops
+cleanly, saving its state for resume, when it reads ``stop`` on stdin or receives SIGTERM; with
+``--parent-watch`` the end of stdin (the parent died) stops it too. Exit code 0 after ``done``
+(stopped or not), 1 after ``error``, 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import signal
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import IO, Any
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="b2p worker", description=__doc__.splitlines()[0])
+    p.add_argument("project", help="project folder")
+    p.add_argument("--out", required=True, help="model folder to write")
+    p.add_argument("--student", default="{}", help="JSON of StudentConfig fields")
+    p.add_argument("--train", default="{}", help="JSON of TrainConfig fields")
+    p.add_argument("--mask-source", default="teacher", help="teacher | reviewed | ...")
+    p.add_argument("--resume", action="store_true", help="continue OUT/last")
+    p.add_argument("--from", dest="init_from", default=None, help="fine-tune from this model")
+    p.add_argument("--parent-watch", action="store_true", help="stop when stdin closes")
+    return p
+
+
+def jsonable(v: Any) -> Any:
+    """Plain JSON values (paths to str, NaN/inf to None, dataclasses to dicts)."""
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return jsonable(dataclasses.asdict(v))
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, (bool, int, str)) or v is None:
+        return v
+    if hasattr(v, "item"):  # numpy / torch scalars
+        try:
+            return jsonable(v.item())
+        except (TypeError, ValueError):
+            pass
+    return str(v)
+
+
+class Emitter:
+    """Writes one JSON object per line to the protocol stream, thread-safely."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self._lock = threading.Lock()
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        line = json.dumps({"event": event, **jsonable(fields)})
+        with self._lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+
+def _watch_stdin(stop: threading.Event, stop_on_eof: bool) -> None:
+    try:
+        for line in sys.stdin:
+            if line.strip().lower() == "stop":
+                stop.set()
+                return
+    except (OSError, ValueError):
+        pass
+    if stop_on_eof:
+        stop.set()
+
+
+def _progress_fn(emit: Emitter):
+    def progress(p) -> None:
+        emit("progress", done=p.done, total=p.total, message=p.message, eta_s=p.eta_s,
+             **{k: v for k, v in (p.extra or {}).items() if k not in ("event",)})
+    return progress
+
+
+def run(args: argparse.Namespace, emit: Emitter, stop: threading.Event) -> int:
+    from ml.config import StudentConfig, TrainConfig
+    from ml.store import Project
+
+    student = StudentConfig.from_dict(json.loads(args.student))
+    cfg = TrainConfig.from_dict(json.loads(args.train))
+    project = Project.open(args.project)  # bad input fails here, before torch loads
+    from ml.train import train
+    emit("started", out=args.out, student=student.to_dict(), train=cfg.to_dict())
+    result = train(project, Path(args.out), student, cfg, mask_source=args.mask_source,
+                   resume=args.resume,
+                   init_from=Path(args.init_from) if args.init_from else None,
+                   progress=_progress_fn(emit), should_stop=stop.is_set)
+    emit("done", stopped=bool(getattr(result, "stopped", stop.is_set())), result=result)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # The protocol owns stdout; anything else printed (libraries, warnings) goes to stderr.
+    emit = Emitter(sys.stdout)
+    sys.stdout = sys.stderr
+    stop = threading.Event()
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    except ValueError:  # not the main thread (tests calling main directly)
+        pass
+    threading.Thread(target=_watch_stdin, args=(stop, args.parent_watch), daemon=True).start()
+    try:
+        return run(args, emit, stop)
+    except Exception as e:
+        traceback.print_exc()
+        emit("error", message=f"{type(e).__name__}: {e}")
+        return 1
+    finally:
+        sys.stdout = emit.stream
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""Quality benchmark: does the student beat its noisy teacher and the baselines?
+
+Box-only supervision on photos with pixel ground truth: boxes come from the ground-truth
+masks' connected components (padded), a teacher turns them into pseudo-masks, every model
+learns from those pseudo-masks only, and every row is scored against the ground-truth masks
+of a held-out split. At test time every model gets the same boxes (the product's
+box-constrained prediction); scores without the box constraint are kept as ``nobox_*``.
+
+    python bench/quality.py --data ../shared/data/magnetic_tile [--quick]
+        [--teachers grabcut,box] [--out DIR] [--rows b2p,unet,...]
+
+Writes OUT/quality.json, OUT/quality.md and OUT/split.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ml.classes import make_classes  # noqa: E402
+from ml.config import StudentConfig, TrainConfig  # noqa: E402
+from ml.images import load_label  # noqa: E402
+from ml.importers import import_masks, read_dataset_classes  # noqa: E402
+from ml.metrics import confusion, scores  # noqa: E402
+from ml.store import Project, boxes_to_arrays  # noqa: E402
+
+METRICS = ["miou", "anomaly_miou", "anomaly_f1", "binary_iou", "binary_recall",
+           "binary_precision"]
+
+
+@dataclass
+class RowSpec:
+    """One trained row: its name in quality.json and how it differs from the full method."""
+
+    name: str
+    student: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    oracle: bool = False
+
+
+# The full method first; every other row changes one thing.
+ROWS = [
+    RowSpec("b2p"),
+    RowSpec("unet", {"arch": "unet"}, {"loss": "ce"}),
+    RowSpec("unet+b2p loss", {"arch": "unet"}),
+    RowSpec("b2p -selfcorr", train={"self_correct": False}),
+    RowSpec("b2p -binary", {"binary": False}),
+    RowSpec("b2p -detail", {"detail": False}),
+    RowSpec("b2p frozen", {"mode": "frozen"}),
+    RowSpec("b2p oracle", oracle=True),
+]
+
+
+def split_dataset(keys: list[str], test_fraction: float, seed: int) -> tuple[list, list]:
+    rng = np.random.default_rng(seed)
+    order = list(rng.permutation(len(keys)))
+    n_test = max(1, int(round(len(keys) * test_fraction)))
+    test = sorted(keys[i] for i in order[:n_test])
+    return sorted(set(keys) - set(test)), test
+
+
+def score_labels(preds: dict[str, np.ndarray], gts: dict[str, np.ndarray], n: int) -> dict:
+    cm = np.zeros((n, n), np.int64)
+    for k, gt in gts.items():
+        cm += confusion(preds[k], gt, n)
+    s = scores(cm)
+    return {m: float(s[m]) for m in METRICS}
+
+
+def make_project(work: Path, data: Path, names: list[str], pad: int) -> Project:
+    proj_dir = work / "project"
+    if (proj_dir / "project.json").exists():
+        import shutil
+
+        shutil.rmtree(proj_dir)
+    proj = Project.create(proj_dir, data / "images", make_classes(names[1:]))
+    import_masks(proj, data / "masks", pad=pad)
+    return proj
+
+
+def teacher_labels(proj: Project, teacher_name: str) -> dict[str, np.ndarray]:
+    from ml.pseudo_label import pseudo_label_project
+    from ml.teachers import make_teacher
+
+    t0 = time.monotonic()
+    pseudo_label_project(proj, make_teacher(teacher_name))
+    out = {k: proj.load_mask(k) for k in proj.keys()}
+    print(f"  teacher {teacher_name}: {time.monotonic() - t0:.1f} s for {len(out)} images")
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def train_row(spec: RowSpec, proj: Project, labels: dict[str, np.ndarray], out: Path,
+              base_student: dict, base_train: dict) -> tuple[Path, dict]:
+    from ml.train import train
+
+    scfg = StudentConfig(**{**base_student, **spec.student})
+    tcfg = TrainConfig(**{**base_train, **spec.train})
+    res = train(proj, out, scfg, tcfg, labels=labels)
+    return out, {"trainable_params": int(res.trainable_params),
+                 "train_seconds": round(float(res.seconds), 1), "epochs_run": res.epochs_run,
+                 "best_epoch": res.best_epoch}
+
+
+def eval_model(model_dir: Path, proj: Project, test: list[str], gts: dict, teacher: dict,
+               n: int, tiled: bool) -> dict:
+    from ml.predict import Predictor
+
+    pred = Predictor.from_dir(model_dir, device="cpu", tiled=tiled)
+    boxed, free = {}, {}
+    for k in test:
+        image = proj.load_image(k)
+        xyxy, _ = boxes_to_arrays(proj.record(k).boxes)
+        probs = pred.probabilities(image)
+        free[k] = probs.argmax(axis=0).astype(np.uint8)
+        from ml.predict import constrain_to_boxes
+
+        boxed[k] = constrain_to_boxes(probs, xyxy, teacher.get(k), pred.box_pad)[0]
+    row = score_labels(boxed, gts, n)
+    row.update({f"nobox_{m}": v for m, v in score_labels(free, gts, n).items()})
+    return row
+
+
+def box_fill(proj: Project, keys: list[str]) -> dict[str, np.ndarray]:
+    from ml.teachers import make_teacher
+
+    t = make_teacher("box")
+    out = {}
+    for k in keys:
+        t.set_image(proj.load_image(k))
+        out[k] = t.predict(*boxes_to_arrays(proj.record(k).boxes))
+    return out
+
+
+def markdown(result: dict) -> str:
+    cols = ["name", "teacher", *METRICS, "nobox_binary_iou", "trainable_params",
+            "train_seconds"]
+    lines = [f"### {result['dataset']} — held-out {len(result['split']['test'])} images",
+             "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in result["rows"]:
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            cells.append("–" if v is None else f"{v:.3f}" if isinstance(v, float) and c in
+                         METRICS + ["nobox_binary_iou"] else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Settings: {json.dumps(result['settings'])}", f"Machine: {result['machine']}",
+              f"Command: `{result['command']}`"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--quick", action="store_true", help="small subset, few epochs (< 5 min)")
+    ap.add_argument("--teachers", default="grabcut,box")
+    ap.add_argument("--rows", default=",".join(r.name for r in ROWS))
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--input-size", type=int, default=224)
+    ap.add_argument("--crop", type=int, default=0)
+    ap.add_argument("--backbone-weights", default="offline")
+    ap.add_argument("--mode", default="bitfit")
+    ap.add_argument("--pad", type=int, default=2, help="pixels around ground-truth boxes")
+    ap.add_argument("--test-fraction", type=float, default=0.3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tiled", action="store_true")
+    a = ap.parse_args(argv)
+
+    t_start = time.monotonic()
+    names = read_dataset_classes(a.data / "masks") or ["background", "defect"]
+    dataset = json.loads((a.data / "dataset.json").read_text()).get("name", a.data.name) \
+        if (a.data / "dataset.json").exists() else a.data.name
+    out = a.out or ROOT / "bench" / "results" / (dataset + ("_quick" if a.quick else ""))
+    out.mkdir(parents=True, exist_ok=True)
+    work = out / "work"
+    proj = make_project(work, a.data, names, a.pad)
+    keys = [k for k in proj.keys() if proj.record(k).boxes]
+    train_keys, test = split_dataset(keys, a.test_fraction, a.seed)
+    if a.quick:
+        train_keys, test = train_keys[:24], test[:12]
+    gts = {k: load_label(a.data / "masks" / (Path(k).stem + ".png")) for k in test}
+    n = len(names)
+    epochs = a.epochs or (4 if a.quick else 30)
+    base_student = {"num_classes": n, "input_size": a.input_size, "mode": a.mode,
+                    "backbone_weights": a.backbone_weights}
+    base_train = {"epochs": epochs, "batch_size": 8, "crop": a.crop, "patience": 10,
+                  "seed": a.seed, "device": "cpu"}
+    split = {"seed": a.seed, "test_fraction": a.test_fraction, "train": train_keys, "test": test}
+    (out / "split.json").write_text(json.dumps(split, indent=1))
+    wanted = [s for s in a.rows.split(",") if s]
+    rows: list[dict] = []
+
+    def emit() -> None:
+        result = {"dataset": dataset, "split": {"seed": a.seed, "train": len(train_keys),
+                                                "test": test},
+                  "rows": rows, "settings": {**base_student, **base_train, "pad": a.pad,
+                                             "tiled": a.tiled, "quick": a.quick},
+                  "machine": f"{platform.machine()} {platform.processor() or ''} "
+                             f"{__import__('os').cpu_count()} cpus, "
+                             f"torch threads {__import__('torch').get_num_threads()}",
+                  "command": "python bench/quality.py " + " ".join(argv or sys.argv[1:]),
+                  "seconds": round(time.monotonic() - t_start, 1)}
+        (out / "quality.json").write_text(json.dumps(result, indent=1))
+        (out / "quality.md").write_text(markdown(result))
+
+    print(f"{dataset}: {len(train_keys)} train / {len(test)} test images, classes {names}")
+    bf = box_fill(proj, test)
+    rows.append({"name": "box fill", "teacher": None, **score_labels(bf, gts, n)})
+    emit()
+    oracle_done = False
+    for teacher in [t for t in a.teachers.split(",") if t]:
+        tl = teacher_labels(proj, teacher) if teacher != "box" else box_fill(proj, keys)
+        if teacher != "box":
+            rows.append({"name": "teacher", "teacher": teacher,
+                         **score_labels({k: tl[k] for k in test}, gts, n)})
+            emit()
+        train_labels = {k: tl[k] for k in train_keys if k in tl}
+        for spec in ROWS:
+            if spec.name not in wanted or (spec.oracle and oracle_done):
+                continue
+            labels = train_labels
+            if spec.oracle:
+                labels = {k: load_label(a.data / "masks" / (Path(k).stem + ".png"))
+                          for k in train_keys}
+                oracle_done = True
+            tag = spec.name.replace(" ", "_").replace("+", "p")
+            model_dir = work / "models" / (tag if spec.oracle else f"{teacher}_{tag}")
+            print(f"  training {spec.name} on {'ground truth' if spec.oracle else teacher}")
+            model_dir, info = train_row(spec, proj, labels, model_dir, base_student, base_train)
+            row = {"name": spec.name, "teacher": None if spec.oracle else teacher, **info,
+                   **eval_model(model_dir, proj, test, gts, tl, n, a.tiled)}
+            rows.append(row)
+            print(f"    binary IoU {row['binary_iou']:.3f}, anomaly mIoU "
+                  f"{row['anomaly_miou']:.3f} ({info['train_seconds']} s)")
+            emit()
+    emit()
+    print(markdown(json.loads((out / "quality.json").read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

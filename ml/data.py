@@ -1,0 +1,307 @@
+"""Training data: which images, the persisted train/val split, and views of cached images.
+
+Images are read once and kept in memory, downscaled (area interpolation; nearest for masks)
+so that their long side is at most :func:`cache_long_side` = 4 x max(input size, crop). That
+bounds memory (a 518 px student keeps ~2072 px photos, ~10 MB each) while crops still see
+thin defects at 4x the detail of a whole-image resize.
+
+Two kinds of view, both giving float ``(3, S, S)`` tensors in [0, 1] and long ``(S, S)``
+targets (255 = padding outside the image):
+
+* whole image resized to the square input (the paper; ``crop == 0``), or
+* a ``crop`` x ``crop`` window of the cached image resized to the input (``crop > 0``).
+
+:class:`RandomViews` draws fresh views every epoch (random crops, two thirds of them centred
+on a defect pixel, flips and mild colour jitter). :class:`FixedViews` lists deterministic
+views (a grid of crops, optional horizontal flip) for validation and the feature cache.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from .losses import IGNORE
+from .store import Project
+
+MIN_VAL_IMAGES = 5  # fewer labelled images than this: no val split, validate on train
+DEFECT_CENTRED = 2 / 3  # share of random crops centred on a defect pixel
+
+
+def cache_long_side(input_size: int, crop: int = 0) -> int:
+    """Long side (pixels) images are downscaled to, at most, in the training cache."""
+    return 4 * max(input_size, crop)
+
+
+# ---------------------------------------------------------------- which images, which split
+def labelled_keys(project: Project, source: str = "teacher",
+                  labels: dict[str, np.ndarray] | None = None) -> list[str]:
+    """Keys of images that have a mask of ``source`` (or an entry in ``labels``)."""
+    if labels is not None:
+        return [k for k in project.keys() if k in labels]
+    if source == "teacher":
+        return [k for k in project.keys() if project.record(k).teacher is not None]
+    if source == "reviewed":
+        return [k for k in project.keys() if project.record(k).reviewed]
+    if source == "student":
+        return [k for k in project.keys() if project.record(k).student is not None]
+    raise ValueError(f"unknown mask source '{source}' (teacher, reviewed, student)")
+
+
+def split_keys(project: Project, keys: list[str], val_fraction: float = 0.2,
+               seed: int = 0) -> tuple[list[str], list[str]]:
+    """(train, val) keys from the project's persisted split, creating and saving one if needed.
+
+    An existing split is kept: its val keys that are still labelled stay in val and every
+    other key (new images included) trains. A split is drawn (seeded) when there is none, or
+    when the stored one has no val images and there are now at least :data:`MIN_VAL_IMAGES`.
+    With fewer labelled images the val list is empty (the trainer validates on train).
+    """
+    stored = project.split.get("val") if project.split else None
+    if stored:
+        val = [k for k in keys if k in set(stored)]
+        return [k for k in keys if k not in set(val)], val
+    if stored is not None and len(keys) < MIN_VAL_IMAGES:
+        return list(keys), []
+    val: list[str] = []
+    if len(keys) >= MIN_VAL_IMAGES:
+        n_val = min(max(1, round(val_fraction * len(keys))), len(keys) - 1)
+        rng = np.random.default_rng(seed)
+        picked = set(rng.choice(len(keys), size=n_val, replace=False).tolist())
+        val = [k for i, k in enumerate(sorted(keys)) if i in picked]
+    project.set_split({"seed": int(seed), "val": val})
+    return [k for k in keys if k not in set(val)], val
+
+
+# ---------------------------------------------------------------- the in-memory cache
+@dataclass
+class Sample:
+    """One cached image and its target, both downscaled to the cache size."""
+
+    image: np.ndarray  # (h, w, 3) uint8
+    label: np.ndarray  # (h, w) uint8
+
+
+def _downscale(image: np.ndarray, label: np.ndarray, long_side: int) -> Sample:
+    h, w = image.shape[:2]
+    s = long_side / max(h, w)
+    if s < 1:
+        size = (max(1, round(w * s)), max(1, round(h * s)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        label = cv2.resize(label, size, interpolation=cv2.INTER_NEAREST)
+    return Sample(np.ascontiguousarray(image), np.ascontiguousarray(label))
+
+
+def load_samples(project: Project, keys: list[str], source: str = "teacher",
+                 labels: dict[str, np.ndarray] | None = None, long_side: int = 2072,
+                 num_classes: int | None = None,
+                 on_loaded: Callable[[str], None] | None = None) -> dict[str, Sample]:
+    """Read and downscale the images and targets of ``keys``; errors name the image."""
+    n = num_classes or project.num_classes
+    out: dict[str, Sample] = {}
+    for key in keys:
+        image = project.load_image(key)
+        label = labels[key] if labels is not None else project.load_mask(key, source)
+        if label is None:
+            raise ValueError(f"{key}: no {source} mask")
+        label = np.asarray(label, dtype=np.uint8)
+        if label.shape != image.shape[:2]:
+            raise ValueError(f"{key}: mask {label.shape} does not match image {image.shape[:2]}")
+        bad = (label >= n) & (label != IGNORE)
+        if bad.any():
+            raise ValueError(f"{key}: mask has class ids >= {n}")
+        out[key] = _downscale(image, label, long_side)
+        if on_loaded:
+            on_loaded(key)
+    return out
+
+
+# ---------------------------------------------------------------- views
+@dataclass(frozen=True)
+class View:
+    """A deterministic view: a crop window (or the whole image when ``size`` is 0) and flip."""
+
+    key: str
+    y0: int = 0
+    x0: int = 0
+    size: int = 0
+    flip: bool = False
+
+
+def grid_origins(length: int, crop: int) -> list[int]:
+    """Crop starts along one axis covering ``length`` with as few, evenly spread crops."""
+    if length <= crop:
+        return [0]
+    n = math.ceil(length / crop)
+    return [round(i * (length - crop) / (n - 1)) for i in range(n)]
+
+
+def fixed_views(samples: dict[str, Sample], keys: list[str], crop: int = 0,
+                flips: bool = False) -> list[View]:
+    """Whole images (``crop`` 0) or a grid of crops per image, each also flipped if asked."""
+    out = []
+    for key in keys:
+        h, w = samples[key].label.shape
+        boxes = ([(0, 0, 0)] if crop <= 0 else
+                 [(y, x, crop) for y in grid_origins(h, crop) for x in grid_origins(w, crop)])
+        for y, x, s in boxes:
+            out.extend(View(key, y, x, s, f) for f in ((False, True) if flips else (False,)))
+    return out
+
+
+def _cut(sample: Sample, y0: int, x0: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A size x size window; parts outside the image are black with IGNORE targets."""
+    img = np.zeros((size, size, 3), np.uint8)
+    lab = np.full((size, size), IGNORE, np.uint8)
+    h, w = sample.label.shape
+    y1, x1 = min(y0 + size, h), min(x0 + size, w)
+    img[: y1 - y0, : x1 - x0] = sample.image[y0:y1, x0:x1]
+    lab[: y1 - y0, : x1 - x0] = sample.label[y0:y1, x0:x1]
+    return img, lab
+
+
+def render(sample: Sample, view: View, input_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The view as a uint8 (S, S, 3) image and uint8 (S, S) target, S = ``input_size``."""
+    if view.size > 0:
+        img, lab = _cut(sample, view.y0, view.x0, view.size)
+    else:
+        img, lab = sample.image, sample.label
+    if img.shape[:2] != (input_size, input_size):
+        shrink = max(img.shape[:2]) > input_size
+        img = cv2.resize(img, (input_size, input_size),
+                         interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        lab = cv2.resize(lab, (input_size, input_size), interpolation=cv2.INTER_NEAREST)
+    if view.flip:
+        img, lab = img[:, ::-1], lab[:, ::-1]
+    return img, lab
+
+
+def to_tensors(img: np.ndarray, lab: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (H, W, 3) / (H, W) arrays to float (3, H, W) in [0, 1] and long (H, W)."""
+    # np.require copies only arrays that are views, flipped or read-only (torch needs writable)
+    x = torch.from_numpy(np.require(img, requirements=["C", "W"])).permute(2, 0, 1)
+    return x.float().div_(255.0), torch.from_numpy(np.require(lab, requirements=["C", "W"])).long()
+
+
+def collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack (image, target) pairs into a batch."""
+    return torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])
+
+
+class FixedViews(torch.utils.data.Dataset):
+    """Deterministic views (validation, feature cache)."""
+
+    def __init__(self, samples: dict[str, Sample], views: list[View], input_size: int) -> None:
+        self.samples, self.views, self.input_size = samples, views, input_size
+
+    def __len__(self) -> int:
+        return len(self.views)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        v = self.views[i]
+        return to_tensors(*render(self.samples[v.key], v, self.input_size))
+
+
+class RandomViews(torch.utils.data.Dataset):
+    """Augmented training views; item ``i`` uses image ``i % len(keys)``, drawn from ``rng``."""
+
+    def __init__(self, samples: dict[str, Sample], keys: list[str], input_size: int,
+                 crop: int = 0, augment: bool = True, length: int | None = None,
+                 rng: np.random.Generator | None = None) -> None:
+        self.samples, self.keys = samples, list(keys)
+        self.input_size, self.crop, self.augment = input_size, crop, augment
+        self.length = length or len(self.keys)
+        self.rng = rng or np.random.default_rng(0)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _window(self, sample: Sample) -> tuple[int, int]:
+        h, w = sample.label.shape
+        c = self.crop
+        ys, xs = np.nonzero((sample.label > 0) & (sample.label != IGNORE))
+        if len(ys) and self.rng.random() < DEFECT_CENTRED:
+            j = int(self.rng.integers(len(ys)))
+            y, x = int(ys[j]) - c // 2, int(xs[j]) - c // 2
+        else:
+            y, x = int(self.rng.integers(0, max(h - c, 0) + 1)), int(
+                self.rng.integers(0, max(w - c, 0) + 1))
+        return min(max(y, 0), max(h - c, 0)), min(max(x, 0), max(w - c, 0))
+
+    def _jitter(self, x: torch.Tensor) -> torch.Tensor:
+        """Mild photometric change: brightness, contrast and saturation within +-10 %."""
+        b, c, s = (float(v) for v in self.rng.uniform(0.9, 1.1, size=3))
+        mean = x.mean()
+        x = (x - mean) * c + mean * b
+        grey = x.mean(dim=0, keepdim=True)
+        return ((x - grey) * s + grey).clamp_(0.0, 1.0)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        key = self.keys[i % len(self.keys)]
+        sample = self.samples[key]
+        y0, x0 = self._window(sample) if self.crop > 0 else (0, 0)
+        img, lab = render(sample, View(key, y0, x0, self.crop), self.input_size)
+        if self.augment:
+            if self.rng.random() < 0.5:
+                img, lab = img[:, ::-1], lab[:, ::-1]
+            if self.rng.random() < 0.5:
+                img, lab = img[::-1], lab[::-1]
+        x, y = to_tensors(img, lab)
+        return (self._jitter(x) if self.augment else x), y
+
+
+class FeatureCache:
+    """Backbone features of fixed views, computed once (frozen mode) and reused every epoch.
+
+    Features are kept on the CPU in float16 (half the memory; they come out of a LayerNorm,
+    well inside its range) with the uint8 view and target, and moved per batch. Colour jitter
+    cannot apply to cached features: cached training sees crops and horizontal flips only.
+    """
+
+    def __init__(self, samples: dict[str, Sample], views: list[View], input_size: int) -> None:
+        self.views = list(views)
+        self.index = {v: i for i, v in enumerate(self.views)}
+        self._set = FixedViews(samples, self.views, input_size)
+        self.feats: list[torch.Tensor] = []
+        self.images = torch.empty(0)
+        self.labels = torch.empty(0)
+
+    def __len__(self) -> int:
+        return len(self.views)
+
+    @torch.no_grad()
+    def fill(self, model: torch.nn.Module, device: torch.device, batch_size: int,
+             autocast: Callable, tick: Callable[[int, int], None] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> bool:
+        """Encode every view once; False if ``should_stop`` ended it early."""
+        model.eval()
+        chunks: list[list[torch.Tensor]] = []
+        images, labels = [], []
+        n = len(self.views)
+        for i in range(0, n, batch_size):
+            if should_stop is not None and should_stop():
+                return False
+            x, y = collate([self._set[j] for j in range(i, min(i + batch_size, n))])
+            with autocast():
+                feats = model.encode(x.to(device))
+            chunks.append([f.detach().to("cpu", torch.float16) for f in feats])
+            images.append(x.mul(255).round_().to(torch.uint8))
+            labels.append(y.to(torch.uint8))
+            if tick is not None:
+                tick(min(i + batch_size, n), n)
+        self.feats = [torch.cat([c[level] for c in chunks]) for level in range(len(chunks[0]))]
+        self.images, self.labels = torch.cat(images), torch.cat(labels)
+        return True
+
+    def batch(self, idx: list[int], device: torch.device
+              ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """(features, images in [0, 1], long targets) of the views ``idx`` on ``device``."""
+        t = torch.as_tensor(idx, dtype=torch.long)
+        feats = [f[t].to(device).float() for f in self.feats]
+        x = self.images[t].to(device).float().div_(255.0)
+        return feats, x, self.labels[t].to(device).long()

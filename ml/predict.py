@@ -1,0 +1,325 @@
+"""Student inference: whole-image or tiled prediction, box-constrained masks, corrections map.
+
+Modes: ``resize`` (the paper: the photo is resized to ``input_size`` squared, class
+probabilities are resized back) and ``tiled`` (native resolution: overlapping ``input_size``
+tiles blended with a linear-ramp window; photos smaller than a tile are reflect-padded).
+
+Box constraint, where a person drew boxes: only pixels inside the boxes (padded by ``box_pad``
+px) may be defects. A pixel there is a defect when the student's defect probability
+(1 - p(background)) exceeds 0.5, and takes the student's most likely defect class; the box's own
+class is not imposed. Fallback: a box in which the student finds no defect pixel takes the
+teacher's mask inside the box (nothing when there is no teacher mask). Outside the boxes:
+background.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import images as _images
+from .checkpoint import load_model, model_id
+from .classes import ClassInfo, palette
+from .config import ModelCard
+from .progress import ProgressFn, Reporter, StopFn
+from .store import Project, boxes_to_arrays
+from .train import resolve_device  # one device rule for training and prediction
+
+AGREE, RECOVERED, REJECTED, RECLASSIFIED = 0, 1, 2, 3  # corrections map codes
+
+
+@dataclass
+class PredictResult:
+    label: np.ndarray  # (H, W) uint8 class ids
+    confidence: np.ndarray  # (H, W) uint8: max class probability * 255
+    probs: np.ndarray | None = None  # (C, H, W) float16, when asked for
+    fallbacks: int = 0  # boxes that took the teacher's mask
+
+
+def _ramp_window(size: int, overlap: int) -> torch.Tensor:
+    """(size, size) blending weights: linear ramps over the overlap, 1 inside, never 0."""
+    w = torch.ones(size)
+    if overlap > 0:
+        ramp = torch.arange(1, overlap + 1, dtype=torch.float32) / (overlap + 1)
+        w[:overlap] = ramp
+        w[-overlap:] = torch.minimum(w[-overlap:], ramp.flip(0))
+    return w[:, None] * w[None, :]
+
+
+def _starts(n: int, tile: int, step: int) -> list[int]:
+    """Tile origins covering ``n`` pixels; the last tile is flush with the end."""
+    if n <= tile:
+        return [0]
+    return sorted(set(range(0, n - tile, step)) | {n - tile})
+
+
+class Predictor:
+    """A trained model ready for numpy-in, numpy-out prediction of single photos."""
+
+    def __init__(self, model: nn.Module, card: ModelCard, device: str | torch.device = "cpu",
+                 tiled: bool = False, overlap: float = 0.25, batch_size: int = 4,
+                 box_pad: int = 4) -> None:
+        if not 0 <= overlap < 1:
+            raise ValueError(f"tile overlap must be in [0, 1), got {overlap}")
+        self.device = resolve_device(str(device))
+        self.model = model.to(self.device).eval()
+        self.card = card
+        self.tile = int(card.student.input_size)
+        self.tiled = tiled
+        self.overlap = int(round(self.tile * overlap))
+        self.batch_size = max(1, int(batch_size))
+        self.box_pad = int(box_pad)
+
+    @classmethod
+    def from_dir(cls, model_dir: str | Path, device: str | torch.device = "auto",
+                 **options: Any) -> Predictor:
+        model, card = load_model(model_dir, "cpu")
+        return cls(model, card, device, **options)
+
+    def settings(self) -> dict[str, Any]:
+        """What made a prediction, stored beside each mask."""
+        return {"mode": "tiled" if self.tiled else "resize", "input_size": self.tile,
+                "overlap": self.overlap if self.tiled else 0, "box_pad": self.box_pad}
+
+    @torch.inference_mode()
+    def _forward(self, batch: np.ndarray) -> torch.Tensor:
+        """Class probabilities (B, C, h, w) of a (B, h, w, 3) uint8 batch."""
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+        x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        return self.model(x)["fine"].float().softmax(dim=1)
+
+    def _probs_resize(self, image: np.ndarray) -> torch.Tensor:
+        import cv2
+
+        h, w = image.shape[:2]
+        t = self.tile
+        interp = cv2.INTER_AREA if h * w > t * t else cv2.INTER_LINEAR
+        small = cv2.resize(image, (t, t), interpolation=interp) if (h, w) != (t, t) else image
+        p = self._forward(small[None])
+        if (h, w) != (t, t):
+            p = F.interpolate(p, size=(h, w), mode="bilinear", align_corners=False)
+        return p[0]
+
+    def _probs_tiled(self, image: np.ndarray) -> torch.Tensor:
+        h, w = image.shape[:2]
+        t = self.tile
+        ph, pw = max(0, t - h), max(0, t - w)
+        if ph or pw:
+            mode = "reflect" if min(h, w) > 1 else "edge"
+            image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
+        hp, wp = image.shape[:2]
+        step = max(1, t - self.overlap)
+        origins = [(y, x) for y in _starts(hp, t, step) for x in _starts(wp, t, step)]
+        window = _ramp_window(t, self.overlap).to(self.device)
+        acc: torch.Tensor | None = None
+        wsum = torch.zeros((hp, wp), device=self.device)
+        for i in range(0, len(origins), self.batch_size):
+            chunk = origins[i:i + self.batch_size]
+            p = self._forward(np.stack([image[y:y + t, x:x + t] for y, x in chunk]))
+            if acc is None:
+                acc = torch.zeros((p.shape[1], hp, wp), device=self.device)
+            for (y, x), pi in zip(chunk, p, strict=True):
+                acc[:, y:y + t, x:x + t] += pi * window
+                wsum[y:y + t, x:x + t] += window
+        assert acc is not None
+        return (acc / wsum)[:, :h, :w]
+
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        """(C, H, W) float32 class probabilities of an (H, W, 3) uint8 RGB photo."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} "
+                             f"{image.dtype}")
+        p = self._probs_tiled(image) if self.tiled else self._probs_resize(image)
+        return p.cpu().numpy()
+
+    def predict(self, image: np.ndarray, boxes: np.ndarray | None = None,
+                teacher: np.ndarray | None = None, return_probs: bool = False
+                ) -> PredictResult:
+        """Label and confidence maps; with ``boxes`` ((N, 4) xyxy) the box-constrained mask."""
+        probs = self.probabilities(image)
+        confidence = np.round(probs.max(axis=0) * 255.0).astype(np.uint8)
+        fallbacks = 0
+        if boxes is not None and len(boxes):
+            label, fallbacks = constrain_to_boxes(probs, boxes, teacher, self.box_pad)
+        else:
+            label = probs.argmax(axis=0).astype(np.uint8)
+        return PredictResult(label, confidence, probs.astype(np.float16) if return_probs else None,
+                             fallbacks)
+
+
+def _box_slices(box: np.ndarray, pad: float, h: int, w: int) -> tuple[slice, slice]:
+    x0, y0, x1, y1 = (float(v) for v in box)
+    ys = slice(max(0, math.floor(y0 - pad)), min(h, math.ceil(y1 + pad)))
+    xs = slice(max(0, math.floor(x0 - pad)), min(w, math.ceil(x1 + pad)))
+    return ys, xs
+
+
+def constrain_to_boxes(probs: np.ndarray, boxes: np.ndarray, teacher: np.ndarray | None = None,
+                       pad: float = 4) -> tuple[np.ndarray, int]:
+    """(label, number of boxes that fell back to the teacher); see the module docstring."""
+    _, h, w = probs.shape
+    defect = probs[0] < 0.5
+    defect_cls = (probs[1:].argmax(axis=0) + 1).astype(np.uint8)
+    out = np.zeros((h, w), np.uint8)
+    empty = []
+    for box in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
+        ys, xs = _box_slices(box, pad, h, w)
+        inside = defect[ys, xs]
+        if inside.any():
+            out[ys, xs][inside] = defect_cls[ys, xs][inside]
+        else:
+            empty.append(box)
+    if teacher is not None and teacher.shape == (h, w):
+        for box in empty:  # after all student pixels, so a fallback never overwrites them
+            ys, xs = _box_slices(box, 0, h, w)
+            region, t = out[ys, xs], teacher[ys, xs]
+            take = (t > 0) & (region == 0)
+            region[take] = t[take]
+    else:
+        empty = []
+    return out, len(empty)
+
+
+def corrections(student: np.ndarray, teacher: np.ndarray) -> np.ndarray:
+    """uint8 map: 0 agree, 1 recovered, 2 rejected, 3 reclassified (student vs teacher)."""
+    if student.shape != teacher.shape:
+        raise ValueError(f"student {student.shape} and teacher {teacher.shape} masks differ")
+    s, t = student > 0, teacher > 0
+    out = np.zeros(student.shape, np.uint8)
+    out[s & ~t] = RECOVERED
+    out[t & ~s] = REJECTED
+    out[s & t & (student != teacher)] = RECLASSIFIED
+    return out
+
+
+def _check_classes(card: ModelCard, num_classes: int, names: list[str]) -> list[str]:
+    """Raise if the class counts differ; return warnings for renamed classes."""
+    if card.student.num_classes != num_classes:
+        raise ValueError(f"the model predicts {card.student.num_classes} classes, the project "
+                         f"has {num_classes}")
+    model_names = [c["name"] for c in sorted(card.classes, key=lambda c: c["id"])]
+    if model_names and model_names != names:
+        return [f"class names differ: model {model_names}, project {names}"]
+    return []
+
+
+def _predict_key(project: Project, key: str, predictor: Predictor, box_constraint: bool
+                 ) -> tuple[PredictResult, np.ndarray | None]:
+    image = project.load_image(key)
+    teacher = project.load_mask(key, "teacher")
+    if teacher is not None and teacher.shape != image.shape[:2]:
+        teacher = None  # stale mask of another size: neither fallback nor corrections
+    boxes = boxes_to_arrays(project.record(key).boxes)[0] if box_constraint else None
+    result = predictor.predict(image, boxes, teacher)
+    corr = corrections(result.label, teacher) if teacher is not None else None
+    return result, corr
+
+
+def predict_project(project: Project, model_dir: str | Path, keys: list[str] | None = None,
+                    tiled: bool = False, box_constraint: bool = True, device: str = "auto",
+                    progress: ProgressFn | None = None, should_stop: StopFn | None = None,
+                    **options: Any) -> dict[str, Any]:
+    """Predict photos of a project and store the student masks; return a summary dict.
+
+    A photo that fails is recorded under ``failed`` and the batch goes on; stopping keeps what
+    is finished. ``options`` go to :class:`Predictor` (overlap, batch_size, box_pad).
+    """
+    predictor = Predictor.from_dir(model_dir, device, tiled=tiled, **options)
+    warnings = _check_classes(predictor.card, project.num_classes, project.class_names())
+    mid = model_id(model_dir)
+    keys = project.keys() if keys is None else list(keys)
+    settings = {**predictor.settings(), "box_constraint": box_constraint,
+                "model_dir": str(model_dir)}
+    summary: dict[str, Any] = {"model": mid, "total": len(keys), "done": 0, "failed": {},
+                               "fallback_boxes": 0, "stopped": False, "warnings": warnings}
+    rep = Reporter(len(keys), progress, should_stop)
+    t0 = time.monotonic()
+    with project.batch():
+        for key in keys:
+            if rep.stopped():
+                summary["stopped"] = True
+                break
+            try:
+                result, corr = _predict_key(project, key, predictor, box_constraint)
+                project.save_student(key, result.label, model=mid,
+                                     confidence=result.confidence, corrections=corr,
+                                     settings=settings)
+                summary["done"] += 1
+                summary["fallback_boxes"] += result.fallbacks
+            except Exception as e:  # one bad photo must not end the batch
+                summary["failed"][key] = f"{type(e).__name__}: {e}"
+            rep.step(message=key)
+    summary["seconds"] = round(time.monotonic() - t0, 2)
+    return summary
+
+
+def predict_folder(images_dir: str | Path, model_dir: str | Path, out_dir: str | Path,
+                   tiled: bool = False, device: str = "auto", progress: ProgressFn | None = None,
+                   should_stop: StopFn | None = None, **options: Any) -> dict[str, Any]:
+    """Predict every photo under ``images_dir`` into ``out_dir`` (label + ``_conf`` PNGs)."""
+    images_dir, out_dir = Path(images_dir), Path(out_dir)
+    files = _images.list_images(images_dir)
+    predictor = Predictor.from_dir(model_dir, device, tiled=tiled, **options)
+    classes = [ClassInfo.from_json(c) for c in predictor.card.classes]
+    pal = palette(classes) if classes else None
+    summary: dict[str, Any] = {"model": model_id(model_dir), "total": len(files), "done": 0,
+                               "failed": {}, "stopped": False, "out": str(out_dir)}
+    rep = Reporter(len(files), progress, should_stop)
+    for path in files:
+        if rep.stopped():
+            summary["stopped"] = True
+            break
+        rel = path.relative_to(images_dir)
+        try:
+            result = predictor.predict(_images.load_image(path))
+            target = (out_dir / rel).with_suffix(".png")
+            _images.save_label(target, result.label, pal)
+            _images.save_label(target.with_name(target.stem + "_conf.png"), result.confidence)
+            summary["done"] += 1
+        except Exception as e:  # one bad photo must not end the batch
+            summary["failed"][rel.as_posix()] = f"{type(e).__name__}: {e}"
+        rep.step(message=rel.as_posix())
+    return summary
+
+
+def evaluate_project(project: Project, gt_dir: str | Path, source: str = "student"
+                     ) -> dict[str, Any]:
+    """Scores of the project's ``source`` masks against ground-truth PNGs matched by file stem.
+
+    Keys of :func:`ml.metrics.scores` plus ``images`` (scored), ``unmatched`` (ground truths
+    with no photo of that stem), ``missing`` (photos without a ``source`` mask) and ``failed``.
+    """
+    from .metrics import confusion, scores
+
+    n = project.num_classes
+    cm = np.zeros((n, n), np.int64)
+    report: dict[str, Any] = {"images": 0, "unmatched": [], "missing": [], "failed": {}}
+    for path in _images.list_images(gt_dir):
+        key = project.find_key(path.name)
+        if key is None:
+            report["unmatched"].append(path.name)
+            continue
+        pred = project.load_mask(key, source)
+        if pred is None:
+            report["missing"].append(key)
+            continue
+        try:
+            gt = _images.load_label(path)
+            if gt.shape != pred.shape:
+                raise ValueError(f"ground truth {gt.shape} and {source} mask {pred.shape} differ")
+            cm += confusion(pred, gt, n)
+            report["images"] += 1
+        except ValueError as e:  # ImageError is a ValueError too
+            report["failed"][key] = str(e)
+    if not report["images"]:
+        raise ValueError(f"{gt_dir}: no ground-truth mask matched a photo with a {source} mask")
+    return {"source": source, **scores(cm, project.class_names()), **report,
+            "confusion": cm.tolist()}

@@ -1,0 +1,65 @@
+"""Opening projects, the image list, navigation, recent projects and drag-and-drop."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from qtpy.QtCore import QMimeData, QPointF, Qt, QUrl
+from qtpy.QtGui import QDropEvent
+
+from app.gui._recent import recent_projects
+from tests.gui.helpers import focus_canvas, save_shot, write_photos
+
+pytestmark = pytest.mark.gui
+
+
+def test_open_folder_creates_project_lists_images_and_navigates(inspector, photos, qtbot,
+                                                                  tmp_path):
+    assert not (photos / "project.json").exists()
+    project = inspector.open_project(photos)
+    assert (photos / "project.json").exists()
+    assert project.keys() == [f"img{i}.png" for i in range(5)]
+    panel = inspector.projects
+    assert panel.list.count() == 5
+    assert panel.status_of("img0.png") == "no boxes · 0 boxes"
+    # the first image is shown and the title says everything is saved
+    assert inspector.session.key == "img0.png"
+    assert inspector.layers.image.data.shape == (64, 80, 3)
+    assert "photos" in inspector.viewer.title and "saved" in inspector.viewer.title
+    # thumbnails come from a background thread and replace the placeholders
+    seen: list[str] = []
+    panel.thumbs.ready.connect(lambda k, _img: seen.append(k))
+    panel.thumbs.start([(k, project.image_path(k)) for k in project.keys()])
+    qtbot.waitUntil(lambda: len(seen) == 5, timeout=10000)
+    # PageDown / PageUp step through the list
+    canvas = focus_canvas(inspector, qtbot)
+    qtbot.keyClick(canvas, Qt.Key.Key_PageDown)
+    assert inspector.session.key == "img1.png"
+    assert "(2/5)" in inspector.viewer.title
+    qtbot.keyClick(canvas, Qt.Key.Key_PageUp)
+    assert inspector.session.key == "img0.png"
+    assert recent_projects()[0] == str(photos.resolve())
+    save_shot(inspector.viewer, tmp_path, "01_project_open")
+
+
+def test_dropping_a_folder_opens_it_and_bad_folders_are_reported(inspector, tmp_path):
+    other = tmp_path / "other"
+    write_photos(other, n=2)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(other))])
+    drop = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime,
+                      Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    assert inspector.eventFilter(inspector.viewer.window._qt_viewer, drop)
+    assert inspector.project is not None and inspector.project.root == other.resolve()
+    assert inspector.projects.list.count() == 2
+    # a folder with a broken index is refused with a message, the open project stays
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "project.json").write_text("{not json")
+    assert inspector.open_project(broken) is None
+    assert "unreadable project index" in inspector.viewer.status
+    assert inspector.project.root == other.resolve()
+    # reopening an existing project keeps its data
+    data = json.loads((other / "project.json").read_text())
+    assert set(data["images"]) == {"img0.png", "img1.png"}

@@ -1,0 +1,132 @@
+"""Training in the supervised worker process, prediction, and reviewing the corrections."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from app.gui._fold import fold_corrections
+from app.worker import jsonable
+from tests.gui.helpers import save_shot
+
+pytestmark = pytest.mark.gui
+HAVE_ML = all(importlib.util.find_spec(m) is not None
+              for m in ("ml.train", "ml.predict", "ml.pseudo_label"))
+TINY = ({"input_size": 56, "backbone_weights": "none", "decoder_channels": 32},
+        {"batch_size": 2, "device": "cpu", "num_workers": 0})
+
+
+def test_fold_corrections_follows_the_codes():
+    teacher = np.array([[1, 1, 0, 2]], np.uint8)
+    student = np.array([[2, 0, 1, 1]], np.uint8)
+    corr = np.array([[3, 2, 1, 0]], np.uint8)  # reclassified, rejected, recovered, agree
+    assert fold_corrections(teacher, student, corr).tolist() == [[2, 0, 1, 2]]
+    assert fold_corrections(None, student, corr).tolist() == [[2, 0, 1, 0]]
+    with pytest.raises(ValueError):
+        fold_corrections(teacher, student, corr[:, :2])
+
+
+def test_worker_reports_bad_input_as_one_error_event(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "app.worker", str(tmp_path / "none"),
+                           "--out", str(tmp_path / "m")], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [e["event"] for e in events] == ["error"]
+    assert "no project here" in events[0]["message"]
+    assert jsonable({"a": float("nan"), "p": tmp_path}) == {"a": None, "p": str(tmp_path)}
+
+
+def _prepare(inspector, photos, qtbot):
+    from ml.store import Box
+
+    project = inspector.open_project(photos)
+    for k in project.keys():
+        project.set_boxes(k, [Box(8, 18, 32, 42, 1), Box(48, 28, 72, 52, 2)])
+    inspector.batch.set_teacher("grabcut")
+    inspector.batch.pseudo_label(all_images=True)
+    with qtbot.waitSignal(inspector.batch.job_finished, timeout=60000):
+        pass
+    return project
+
+
+@pytest.mark.skipif(not HAVE_ML, reason="ml.train / ml.predict not built yet")
+def test_train_predict_and_review_corrections(inspector, photos, qtbot, tmp_path):
+    project = _prepare(inspector, photos, qtbot)
+    panel = inspector.training
+    panel.overrides = (TINY[0], {**TINY[1], "epochs": 2})
+    events: list[dict] = []
+    panel.process.progress.connect(events.append)
+    with qtbot.waitSignal(panel.process.finished_ok, timeout=240000) as done:
+        panel.start()
+    assert done.args[0]["stopped"] is False
+    assert done.args[0]["result"]["epochs_run"] == 2
+    assert any(e.get("phase") == "train" for e in events)
+    assert len(panel.plot.loss) >= 2 and len(panel.plot.miou) == 2
+    assert (panel.out_dir / "model.safetensors").exists()
+    assert "done: 2 epochs" in panel.status.text()
+    assert panel.finetune_btn.isEnabled()
+    save_shot(inspector.viewer, tmp_path, "03_trained")
+    # predict every image with the new model
+    inspector.batch.predict(all_images=True)
+    with qtbot.waitSignal(inspector.batch.job_finished, timeout=120000):
+        pass
+    assert all(project.record(k).student is not None for k in project.keys())
+    assert inspector.layers.student.data.shape == (64, 80)
+    # a prediction with known corrections: accept folds them in, undo puts the mask back
+    key = inspector.session.key
+    before = project.load_mask(key, "teacher").copy()
+    student = np.full((64, 80), 2, np.uint8)
+    corr = np.zeros((64, 80), np.uint8)
+    corr[0:4, 0:4], corr[20:24, 12:16], corr[30:34, 52:56] = 1, 2, 3
+    project.save_student(key, student, model="test", corrections=corr)
+    inspector.show_key(key)
+    review = inspector.review
+    assert review.counts[1].text() == "16 px" and review.accept_btn.isEnabled()
+    review.set_shown(2, False)
+    assert inspector.layers.corrections.colormap.color_dict[2][3] == 0
+    assert inspector.layers.corrections.colormap.color_dict[1][3] == 1
+    save_shot(inspector.viewer, tmp_path, "04_corrections")
+    review.accept_btn.click()
+    inspector.session.flush()
+    after = project.load_mask(key, "teacher")
+    assert np.array_equal(after, fold_corrections(before, student, corr))
+    assert project.record(key).teacher.edited
+    assert review.undo_btn.isEnabled()
+    review.undo_btn.click()
+    inspector.session.flush()
+    assert np.array_equal(project.load_mask(key, "teacher"), before)
+    # reopening the project finds boxes, masks and predictions as they were
+    inspector.open_project(photos)
+    again = inspector.project
+    assert again is not project
+    assert all(len(again.record(k).boxes) == 2 and again.record(k).student is not None
+               for k in again.keys())
+    assert np.array_equal(inspector.layers.teacher.data, before)
+
+
+@pytest.mark.skipif(not HAVE_ML, reason="ml.train not built yet")
+def test_stop_a_run_then_a_crash_is_reported(inspector, photos, qtbot):
+    _prepare(inspector, photos, qtbot)
+    panel = inspector.training
+    panel.overrides = (TINY[0], {**TINY[1], "epochs": 500})
+    with qtbot.waitSignal(panel.process.progress, timeout=120000,
+                          check_params_cb=lambda e: e.get("phase") == "train"):
+        panel.start()
+    assert panel.stop_btn.isEnabled() and not panel.start_btn.isEnabled()
+    with qtbot.waitSignal(panel.process.finished_ok, timeout=60000) as done:
+        panel.stop()
+    assert done.args[0]["stopped"] is True
+    assert panel.resume_btn.isEnabled() and "stopped" in panel.status.text()
+    # a worker that fails is reported in the panel with its stderr, the app goes on
+    panel.overrides = ({**TINY[0], "arch": "no-such-arch"}, {**TINY[1], "epochs": 1})
+    with qtbot.waitSignal(panel.process.crashed, timeout=120000) as crash:
+        panel.start()
+    assert "training failed" in crash.args[0]
+    assert "no-such-arch" in crash.args[0]
+    assert panel.error.isVisibleTo(panel) and panel.start_btn.isEnabled()

@@ -1,0 +1,189 @@
+"""Prediction: resize and tiled modes, box constraint, corrections, project/folder/CLI runs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from ml import predict as P  # noqa: E402
+from ml.checkpoint import model_id, save_checkpoint  # noqa: E402
+from ml.classes import DEFAULT_CLASSES  # noqa: E402
+from ml.config import ModelCard, StudentConfig  # noqa: E402
+from ml.store import Box  # noqa: E402
+from ml.student import build_model  # noqa: E402
+
+TINY = StudentConfig(input_size=28, backbone_weights="none", taps=(0, 1), decoder_channels=32)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    model = build_model(TINY).eval()
+    card = ModelCard(student=TINY, classes=[c.to_json() for c in DEFAULT_CLASSES])
+    return save_checkpoint(tmp_path_factory.mktemp("model") / "m", model, card)
+
+
+@pytest.fixture(scope="module")
+def predictor(model_dir) -> P.Predictor:
+    return P.Predictor.from_dir(model_dir, "cpu")
+
+
+def _photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+def test_predict_gives_maps_of_the_photo_size(predictor, tiled):
+    predictor.tiled = tiled
+    image = _photo(45, 70)
+    res = predictor.predict(image, return_probs=True)
+    assert res.label.shape == res.confidence.shape == (45, 70)
+    assert res.label.dtype == res.confidence.dtype == np.uint8
+    assert res.probs.shape == (3, 45, 70) and res.probs.dtype == np.float16
+    np.testing.assert_allclose(res.probs.astype(np.float32).sum(0), 1.0, atol=5e-3)
+    np.testing.assert_array_equal(res.label, predictor.probabilities(image).argmax(0))
+    # confidence is the top probability on a 0..255 scale (a third at least for 3 classes)
+    assert res.confidence.min() >= 84
+    np.testing.assert_allclose(res.confidence, res.probs.max(0).astype(np.float32) * 255,
+                               atol=1.5)
+
+
+def test_tiled_equals_whole_image_on_one_tile(predictor):
+    image = _photo(28, 28, seed=1)
+    predictor.tiled = False
+    whole = predictor.probabilities(image)
+    predictor.tiled = True
+    tiled = predictor.probabilities(image)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    # smaller than a tile: reflect-padded to one tile, then cropped back
+    small = _photo(20, 25, seed=2)
+    padded = np.pad(small, ((0, 8), (0, 3), (0, 0)), mode="reflect")
+    np.testing.assert_allclose(predictor.probabilities(small),
+                               predictor.probabilities(padded)[:, :20, :25], atol=1e-5)
+
+
+def test_tiles_cover_the_image_and_blend_with_positive_weights():
+    assert P._starts(100, 28, 21) == [0, 21, 42, 63, 72]
+    assert P._starts(20, 28, 21) == [0]
+    w = P._ramp_window(28, 7)
+    assert w.min() > 0 and w.max() == 1 and torch.equal(w, w.T)
+    assert w[0, 0] < w[3, 3] < w[14, 14]
+
+
+def test_box_constraint_keeps_student_pixels_inside_boxes_only():
+    probs = np.zeros((3, 20, 20), np.float32)
+    probs[0] = 1.0
+    probs[:, 2:6, 2:6] = np.array([0.4, 0.25, 0.35])[:, None, None]  # defect, damage likeliest
+    probs[:, 15:18, 15:18] = np.array([0.1, 0.9, 0.0])[:, None, None]  # outside every box
+    label, fallbacks = P.constrain_to_boxes(probs, np.array([[3, 3, 5, 5]]), pad=1)
+    assert fallbacks == 0
+    assert (label[2:6, 2:6] == 2).all()  # p(background) < 0.5: defect, class = best defect
+    assert label.sum() == 2 * 16
+    unconstrained = probs.argmax(0)
+    assert unconstrained[2, 2] == 0 and unconstrained[16, 16] == 1
+
+
+def test_box_without_student_defect_falls_back_to_the_teacher():
+    probs = np.zeros((3, 20, 20), np.float32)
+    probs[0] = 1.0
+    probs[:, 2:5, 2:5] = np.array([0.0, 1.0, 0.0])[:, None, None]
+    teacher = np.zeros((20, 20), np.uint8)
+    teacher[3, 3] = 1  # in box A, where the student found something
+    teacher[12:14, 12:14] = 2  # in box B, where it found nothing
+    teacher[18, 1] = 1  # outside both boxes
+    boxes = np.array([[2, 2, 5, 5], [10, 10, 16, 16]], np.float32)
+    label, fallbacks = P.constrain_to_boxes(probs, boxes, teacher, pad=0)
+    assert fallbacks == 1
+    assert (label[12:14, 12:14] == 2).all() and (label[2:5, 2:5] == 1).all()
+    assert label[18, 1] == 0 and np.count_nonzero(label) == 9 + 4
+    label, fallbacks = P.constrain_to_boxes(probs, boxes, None, pad=0)
+    assert fallbacks == 0 and np.count_nonzero(label) == 9
+
+
+def test_corrections_codes():
+    teacher = np.array([[0, 1, 2, 0, 1]], np.uint8)
+    student = np.array([[0, 1, 1, 2, 0]], np.uint8)
+    assert P.corrections(student, teacher).tolist() == [[P.AGREE, P.AGREE, P.RECLASSIFIED,
+                                                         P.RECOVERED, P.REJECTED]]
+    with pytest.raises(ValueError):
+        P.corrections(student, teacher.T)
+
+
+def test_predict_project_stores_masks_and_records_failures(project, model_dir):
+    key_a = project.find_key("a")
+    project.set_boxes(key_a, [Box(10, 10, 30, 30, 1)])
+    teacher = np.zeros((48, 64), np.uint8)
+    teacher[12:20, 12:20] = 1
+    project.save_teacher_mask(key_a, teacher, "box")
+    broken = project.image_path(project.find_key("c"))
+    broken.write_bytes(b"not an image")
+    events = []
+    summary = P.predict_project(project, model_dir, device="cpu", progress=events.append)
+    assert summary["model"] == model_id(model_dir)
+    assert summary["done"] == 2 and list(summary["failed"]) == [project.find_key("c")]
+    assert [e.done for e in events] == [1, 2, 3]
+    label = project.load_mask(key_a, "student")
+    assert label.shape == (48, 64)
+    outside = np.ones_like(label, bool)
+    outside[6:35, 6:35] = False  # box padded by 4 px
+    assert not label[outside].any()
+    corr = project.load_student_extra(key_a, "corrections")
+    np.testing.assert_array_equal(corr, P.corrections(label, teacher))
+    assert project.load_student_extra(key_a, "confidence").shape == (48, 64)
+    rec = project.record(key_a).student
+    assert rec.source == summary["model"] and rec.settings["box_constraint"] is True
+    assert project.load_student_extra(project.find_key("b"), "corrections") is None
+
+
+def test_predict_project_stops_when_asked(project, model_dir):
+    summary = P.predict_project(project, model_dir, device="cpu", should_stop=lambda: True)
+    assert summary["stopped"] and summary["done"] == 0
+
+
+def test_predict_project_rejects_a_model_with_other_classes(project, tmp_path):
+    cfg = replace(TINY, num_classes=5)
+    d = save_checkpoint(tmp_path / "five", build_model(cfg), ModelCard(student=cfg))
+    with pytest.raises(ValueError, match="5 classes"):
+        P.predict_project(project, d, device="cpu")
+
+
+def test_predict_folder_writes_label_and_confidence(photo_dir, model_dir, tmp_path):
+    out = tmp_path / "out"
+    summary = P.predict_folder(photo_dir, model_dir, out, tiled=True, device="cpu")
+    assert summary["done"] == 3 and not summary["failed"]
+    from ml.images import load_label
+
+    assert load_label(out / "a.png").shape == (48, 64)
+    assert load_label(out / "T01" / "A" / "LE" / "c_conf.png").shape == (32, 32)
+
+
+def test_cli_predict_and_eval(project, model_dir, tmp_path, capsys):
+    from app.cli import main
+
+    assert main(["predict", str(project.root), "--model", str(model_dir), "--device", "cpu",
+                 "--no-box-constraint"]) == 0
+    assert "predicted 3/3" in capsys.readouterr().out
+    reopened = type(project).open(project.root)
+    key = reopened.find_key("b")
+    pred = reopened.load_mask(key, "student")
+    assert reopened.record(key).student.settings["box_constraint"] is False
+
+    from ml.images import save_label
+
+    gt_dir = tmp_path / "gt"
+    save_label(gt_dir / "b.png", pred)  # ground truth equal to the prediction
+    save_label(gt_dir / "zzz.png", pred)  # no such photo
+    out = tmp_path / "scores.json"
+    assert main(["eval", str(project.root), "--gt", str(gt_dir), "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(out.read_text())
+    assert printed["images"] == 1 and printed["unmatched"] == ["zzz.png"]
+    assert printed["pixel_accuracy"] == 1.0
+    assert sum(map(sum, printed["confusion"])) == pred.size
+    assert main(["predict", str(tmp_path / "gt")]) == 1  # not a project and no --out

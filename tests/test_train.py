@@ -1,0 +1,244 @@
+"""Training loop, data split, feature cache and ``b2p train`` on tiny synthetic projects."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ml import data as D
+from ml.config import ModelCard, StudentConfig, TrainConfig
+from ml.store import Project
+
+STUDENT = StudentConfig(input_size=56, backbone_weights="none", decoder_channels=32, taps=(0, 1))
+
+
+def _photo(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Grey noisy photo with a red blob (dirt, 1) and a dark line (damage, 2)."""
+    img = rng.integers(90, 140, (h, w, 3), dtype=np.uint8)
+    lab = np.zeros((h, w), np.uint8)
+    y, x = rng.integers(4, h - 20), rng.integers(4, w - 20)
+    img[y:y + 14, x:x + 14] = (200, 40, 40)
+    lab[y:y + 14, x:x + 14] = 1
+    r = int(rng.integers(2, h - 4))
+    img[r:r + 2, :] = 20
+    lab[r:r + 2, :] = 2
+    return img, lab
+
+
+def make_project(root: Path, n: int, seed: int = 0) -> Project:
+    rng = np.random.default_rng(seed)
+    photos = root / "photos"
+    photos.mkdir(parents=True)
+    labels = {}
+    for i in range(n):
+        img, lab = _photo(rng, 64, 64 + 8 * (i % 3))
+        Image.fromarray(img).save(photos / f"p{i}.png")
+        labels[f"p{i}.png"] = lab
+    proj = Project.create(root / "proj", photos)
+    with proj.batch():
+        for k, lab in labels.items():
+            proj.save_teacher_mask(k, lab, "test")
+    return proj
+
+
+def cfg(**kw) -> TrainConfig:
+    base = dict(epochs=2, batch_size=4, device="cpu", patience=50)
+    return TrainConfig(**(base | kw))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One short bitfit run shared by the checkpoint, EMA and split tests."""
+    from ml.train import train
+
+    root = tmp_path_factory.mktemp("trained")
+    proj = make_project(root, 6)
+    out = root / "model"
+    events = []
+    result = train(proj, out, STUDENT, cfg(), progress=events.append)
+    return proj, out, result, events
+
+
+# ---------------------------------------------------------------- data
+def test_split_is_persisted_and_reused_new_images_train(tmp_path):
+    proj = make_project(tmp_path, 6)
+    keys = D.labelled_keys(proj)
+    train_keys, val = D.split_keys(proj, keys, 0.2, seed=3)
+    assert len(val) == 1 and set(train_keys) | set(val) == set(keys)
+    again = Project.open(proj.root)
+    assert again.split == {"seed": 3, "val": val}
+    t2, v2 = D.split_keys(again, keys + ["new.png"], 0.5, seed=99)  # other seed: split kept
+    assert v2 == val and "new.png" in t2
+
+
+def test_few_images_have_no_val_split(tmp_path):
+    proj = make_project(tmp_path, 3)
+    train_keys, val = D.split_keys(proj, D.labelled_keys(proj))
+    assert val == [] and len(train_keys) == 3
+
+
+def test_views_shapes_padding_and_defect_biased_crops(tmp_path):
+    proj = make_project(tmp_path, 2)
+    samples = D.load_samples(proj, proj.keys(), long_side=1000)
+    views = D.fixed_views(samples, proj.keys(), crop=48, flips=True)
+    assert len(views) == 2 * (2 * 2) + 2 * (2 * 2)  # 64x64 and 64x72 -> 2x2 grids, x2 flips
+    ds = D.RandomViews(samples, proj.keys(), 56, crop=80, augment=True, length=30,
+                       rng=np.random.default_rng(0))
+    hits = 0
+    for i in range(30):
+        x, y = ds[i]
+        assert x.shape == (3, 56, 56) and x.dtype == torch.float32 and 0 <= x.min() <= x.max() <= 1
+        assert y.shape == (56, 56) and y.dtype == torch.long
+        assert (y == 255).any()  # an 80 px crop of a 64 px photo is padded with ignore
+        hits += int(((y > 0) & (y < 255)).any())
+    assert hits >= 20
+
+
+# ---------------------------------------------------------------- training
+def test_loss_falls_on_a_fixed_batch(tmp_path):
+    from ml.losses import B2PLoss
+    from ml.student import build_model
+
+    proj = make_project(tmp_path, 4)
+    samples = D.load_samples(proj, proj.keys(), long_side=224)
+    x, y = D.collate([D.FixedViews(samples, D.fixed_views(samples, proj.keys()), 56)[i]
+                      for i in range(2)])
+    torch.manual_seed(0)
+    model = build_model(STUDENT)
+    loss_fn = B2PLoss(TrainConfig(), 3)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-4)
+    losses = []
+    for _ in range(6):
+        loss, _ = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_checkpoint_written_every_epoch_with_history(trained):
+    _, out, result, events = trained
+    assert result.epochs_run == 2 and not result.stopped
+    assert [h["epoch"] for h in result.history] == [1, 2]
+    assert (out / "model.safetensors").is_file() and (out / "last" / "train_state.pt").is_file()
+    last = ModelCard.load(out / "last" / "config.json")
+    best = ModelCard.load(out / "config.json")
+    assert last.epoch == 2 and len(best.history) == 2
+    assert best.epoch == result.best_epoch and best.best_metric == result.best_metric
+    train_events = [e for e in events if e.extra.get("phase") == "train"]
+    assert train_events[-1].done == train_events[-1].total == len(train_events)
+    assert {"loss", "loss_binary", "loss_fine", "corrected_frac", "lr"} <= set(
+        train_events[0].extra)
+    val_events = [e for e in events if e.extra.get("phase") == "val"]
+    assert len(val_events) == 2 and "val_anomaly_miou" in val_events[0].extra
+
+
+def test_ema_differs_from_raw_weights_and_is_what_is_saved(trained):
+    from safetensors.torch import load_file
+
+    from ml.train import load_train_state
+
+    _, out, _, _ = trained
+    state = load_train_state(out)
+    raw, ema = state["raw_model"], state["ema"]["model"]
+    trainable = [k for k in raw if "decoder" in k and k.endswith("weight")]
+    assert any(not torch.equal(raw[k], ema[k]) for k in trainable)
+    saved = load_file(str(out / "last" / "model.safetensors"))
+    assert all(torch.equal(saved[k], ema[k]) for k in saved)
+
+
+def test_model_loads_for_prediction(trained):
+    from ml.checkpoint import load_model
+
+    _, out, _, _ = trained
+    model, card = load_model(out)
+    assert card.student.input_size == 56
+    assert model(torch.rand(1, 3, 56, 56))["fine"].shape == (1, 3, 56, 56)
+
+
+def test_resume_continues_from_the_saved_epoch(trained, tmp_path):
+    from ml.train import train
+
+    proj, out, first, _ = trained
+    copy = tmp_path / "model"
+    shutil.copytree(out, copy)
+    events = []
+    result = train(proj, copy, StudentConfig(), cfg(epochs=3), resume=True,
+                   progress=events.append)
+    assert result.epochs_run == 3 and [h["epoch"] for h in result.history] == [1, 2, 3]
+    assert result.history[:2] == first.history
+    steps = [e for e in events if e.extra.get("phase") == "train"]
+    assert len(steps) == 2  # one more epoch: 5 training images in batches of 4
+    assert all(e.extra["epoch"] == 3 for e in steps)
+
+
+def test_cancel_stops_within_a_step_and_saves(tmp_path):
+    from ml.train import train
+
+    proj = make_project(tmp_path, 3)  # few images: validation on the training images
+    events = []
+    result = train(proj, tmp_path / "m", STUDENT, cfg(batch_size=1, epochs=3, crop=48),
+                   progress=events.append,
+                   should_stop=lambda: sum(e.extra.get("phase") == "train" for e in events) >= 2)
+    assert events[0].extra["phase"] == "setup" and events[0].extra["val_on_train"] is True
+    assert result.stopped and result.epochs_run == 0
+    assert sum(e.extra.get("phase") == "train" for e in events) == 2
+    assert (tmp_path / "m" / "last" / "train_state.pt").is_file()
+    assert (tmp_path / "m" / "model.safetensors").is_file()
+
+
+def test_frozen_mode_encodes_each_view_once(tmp_path, monkeypatch):
+    import ml.student as student_mod
+    from ml.train import train
+
+    encoded = []
+    build = student_mod.build_model
+
+    def counting_build(c):
+        model = build(c)
+        enc = model.encode
+
+        def encode(x):
+            encoded.append(x.shape[0])
+            return enc(x)
+
+        model.encode = encode
+        return model
+
+    monkeypatch.setattr(student_mod, "build_model", counting_build)
+    proj = make_project(tmp_path, 5)  # 4 train + 1 val
+    frozen = replace(STUDENT, mode="frozen")
+    result = train(proj, tmp_path / "m", frozen, cfg(epochs=2))
+    assert result.cached and result.epochs_run == 2
+    assert sum(encoded) == 4 * 2 + 1  # train images x (plain, flipped) + the val image
+
+
+def test_bitfit_mode_does_not_cache(trained):
+    assert trained[2].cached is False
+
+
+# ---------------------------------------------------------------- CLI
+def test_cli_trains_a_tiny_project(trained, tmp_path, capsys):
+    from app.cli import main
+
+    proj, model_dir, _, _ = trained
+    out = tmp_path / "cli_model"
+    # --from a tiny model keeps its small config (2 taps, 32 channels): fast on a CPU
+    rc = main(["train", str(proj.root), "--out", str(out), "--mode", "frozen", "--epochs", "1",
+               "--input-size", "56", "--batch-size", "4", "--backbone-weights", "none",
+               "--device", "cpu", "--seed", "1", "--from", str(model_dir)])
+    text = capsys.readouterr()
+    assert rc == 0, text.err
+    assert "trainable" in text.err + text.out and "best val anomaly mIoU" in text.out
+    card = ModelCard.load(out / "config.json")
+    assert card.train.seed == 1 and card.student.mode == "frozen" and len(card.history) == 1
+    assert card.student.taps == (0, 1)
+    assert main(["train", str(proj.root), "--out", str(out), "--input-size", "50"]) == 1
+    assert "multiple of 14" in capsys.readouterr().err
