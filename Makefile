@@ -24,3 +24,16 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(DEMO) build dist
+
+# The PyInstaller bundle dist/boxes2pixels/ (build.spec) and its smoke test (packaging/smoke.sh).
+.PHONY: package package-test
+
+package: $(STAMP)
+	$(BIN)/pip install -q -e '.[package]'
+	@start=$$(date +%s); \
+	$(BIN)/pyinstaller --noconfirm --log-level WARN build.spec || exit 1; \
+	echo "package: dist/boxes2pixels built in $$(( $$(date +%s) - start )) s," \
+	     "size $$(du -sh dist/boxes2pixels | cut -f1)"
+
+package-test:
+	bash packaging/smoke.sh
