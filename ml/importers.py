@@ -7,6 +7,7 @@ connected component and then forgotten, so every later result stays box-supervis
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +61,22 @@ def clip_box(box: Box, width: int, height: int, where: str, report: ImportReport
     return Box(cx0, cy0, cx1, cy1, box.cls, "imported")
 
 
+def _label_files(project: Project, find: Callable[[str], Path | None], report: ImportReport,
+                 progress: ProgressFn | None, should_stop: StopFn | None
+                 ) -> Iterator[tuple[str, Path]]:
+    """(key, label file) for each image that has one; the others are noted in ``report``."""
+    rep = Reporter(len(project.images), progress, should_stop)
+    for key in project.keys():
+        if rep.stopped():
+            return
+        rep.step(message=key)
+        f = find(key)
+        if f is None:
+            report.images_without_labels.append(key)
+            continue
+        yield key, f
+
+
 def _label_file(labels_dir: Path, key: str) -> Path | None:
     rel = Path(key).with_suffix(".txt")
     for cand in (labels_dir / rel, labels_dir / rel.name):
@@ -90,16 +107,9 @@ def import_yolo(project: Project, labels_dir: str | Path, class_map: dict[int, i
     if not labels_dir.is_dir():
         raise ProjectError(f"{labels_dir}: labels folder not found")
     report = ImportReport()
-    rep = Reporter(len(project.images), progress, should_stop)
     with project.batch():
-        for key in project.keys():
-            if rep.stopped():
-                break
-            rep.step(message=key)
-            f = _label_file(labels_dir, key)
-            if f is None:
-                report.images_without_labels.append(key)
-                continue
+        for key, f in _label_files(project, lambda k: _label_file(labels_dir, k), report,
+                                   progress, should_stop):
             rec = project.record(key)
             if not rec.width:
                 report.warnings.append(f"{key}: image unreadable, labels skipped")
@@ -270,16 +280,9 @@ def import_masks(project: Project, masks_dir: str | Path, pad: int = 0, replace:
                                    f"with --classes {','.join(names[1:])}")
             lut[value] = project.class_id(name)
     report = ImportReport()
-    rep = Reporter(len(project.images), progress, should_stop)
     with project.batch():
-        for key in project.keys():
-            if rep.stopped():
-                break
-            rep.step(message=key)
-            f = _mask_file(masks_dir, key)
-            if f is None:
-                report.images_without_labels.append(key)
-                continue
+        for key, f in _label_files(project, lambda k: _mask_file(masks_dir, k), report,
+                                   progress, should_stop):
             try:
                 label = _images.load_label(f)
             except _images.ImageError as e:
