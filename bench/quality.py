@@ -118,13 +118,10 @@ def eval_model(model_dir: Path, proj: Project, test: list[str], gts: dict, teach
     pred = Predictor.from_dir(model_dir, device="cpu", tiled=tiled)
     boxed, free = {}, {}
     for k in test:
-        image = proj.load_image(k)
         xyxy, _ = boxes_to_arrays(proj.record(k).boxes)
-        probs = pred.probabilities(image)
-        free[k] = probs.argmax(axis=0).astype(np.uint8)
-        from ml.predict import constrain_to_boxes
-
-        boxed[k] = constrain_to_boxes(probs, xyxy, teacher.get(k), pred.box_pad)[0]
+        res = pred.predict(proj.load_image(k), xyxy, teacher.get(k), return_probs=True)
+        boxed[k] = res.label  # the product's box-constrained mask
+        free[k] = res.probs.argmax(axis=0).astype(np.uint8)
     row = score_labels(boxed, gts, n)
     row.update({f"nobox_{m}": v for m, v in score_labels(free, gts, n).items()})
     return row

@@ -10,6 +10,12 @@ px) may be defects. A pixel there is a defect when the student's defect probabil
 class is not imposed. Fallback: a box in which the student finds no defect pixel takes the
 teacher's mask inside the box (nothing when there is no teacher mask). Outside the boxes:
 background.
+
+Inside boxes the decision uses *prior-corrected* probabilities: the class-weighted
+cross-entropy (0.4, 4, 4) shifts the student's posteriors towards defects by the weight ratio,
+which buys recall when it scans a whole photo; inside a person's box the box already supplies
+that recall, so the shift is undone (each class probability divided by its training weight,
+then renormalised) before the 0.5 decision. Outside boxes nothing changes.
 """
 
 from __future__ import annotations
@@ -77,6 +83,7 @@ class Predictor:
         self.overlap = int(round(self.tile * overlap))
         self.batch_size = max(1, int(batch_size))
         self.box_pad = int(box_pad)
+        self.class_weights = _training_weights(card)
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, device: str | torch.device = "auto",
@@ -87,7 +94,8 @@ class Predictor:
     def settings(self) -> dict[str, Any]:
         """What made a prediction, stored beside each mask."""
         return {"mode": "tiled" if self.tiled else "resize", "input_size": self.tile,
-                "overlap": self.overlap if self.tiled else 0, "box_pad": self.box_pad}
+                "overlap": self.overlap if self.tiled else 0, "box_pad": self.box_pad,
+                "box_prior_correction": self.class_weights is not None}
 
     @torch.inference_mode()
     def _forward(self, batch: np.ndarray) -> torch.Tensor:
@@ -148,11 +156,29 @@ class Predictor:
         confidence = np.round(probs.max(axis=0) * 255.0).astype(np.uint8)
         fallbacks = 0
         if boxes is not None and len(boxes):
-            label, fallbacks = constrain_to_boxes(probs, boxes, teacher, self.box_pad)
+            label, fallbacks = constrain_to_boxes(undo_class_weights(probs, self.class_weights),
+                                                  boxes, teacher, self.box_pad)
         else:
             label = probs.argmax(axis=0).astype(np.uint8)
         return PredictResult(label, confidence, probs.astype(np.float16) if return_probs else None,
                              fallbacks)
+
+
+def _training_weights(card: ModelCard) -> np.ndarray | None:
+    """The CE class weights the model was trained with (None for plain CE)."""
+    if card.train.loss != "b2p":
+        return None
+    from .losses import class_weights
+
+    return np.asarray(class_weights(card.train, card.student.num_classes), np.float32)
+
+
+def undo_class_weights(probs: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """Remove the prior shift of class-weighted CE from (C, H, W) probabilities."""
+    if weights is None:
+        return probs
+    p = probs / weights.reshape(-1, 1, 1)
+    return p / np.maximum(p.sum(axis=0, keepdims=True), 1e-12)
 
 
 def _box_slices(box: np.ndarray, pad: float, h: int, w: int) -> tuple[slice, slice]:

@@ -187,3 +187,13 @@ def test_cli_predict_and_eval(project, model_dir, tmp_path, capsys):
     assert printed["pixel_accuracy"] == 1.0
     assert sum(map(sum, printed["confusion"])) == pred.size
     assert main(["predict", str(tmp_path / "gt")]) == 1  # not a project and no --out
+
+
+def test_undo_class_weights_removes_the_weighted_ce_prior():
+    from ml.predict import undo_class_weights
+
+    probs = np.array([0.2, 0.8, 0.0], np.float32).reshape(3, 1, 1)
+    out = undo_class_weights(probs, np.array([0.4, 4.0, 4.0], np.float32))
+    # 0.2/0.4 = 0.5 vs 0.8/4 = 0.2: background wins once the 10x weight is taken out
+    assert out[:, 0, 0] == pytest.approx([0.5 / 0.7, 0.2 / 0.7, 0.0])
+    assert undo_class_weights(probs, None) is probs
