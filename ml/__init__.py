@@ -2,8 +2,8 @@
 
 Public modules: ``store`` (projects), ``images``, ``importers``, ``teachers``, ``weights``,
 ``synthetic``, ``student``, ``losses``, ``train``, ``predict``, ``metrics``, ``regions``,
-``severity``, ``metadata``, ``export``, ``report``. Heavy dependencies (torch, timm, segment-anything) load only in the modules
-that need them.
+``severity``, ``metadata``, ``export``, ``report``. Heavy dependencies (torch, timm,
+segment-anything) load only in the modules that need them.
 """
 
 __version__ = "0.1.0"
