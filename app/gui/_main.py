@@ -48,7 +48,8 @@ def _report(project, out, progress=None, should_stop=None):
 class Inspector(QObject):
     """Owns the docks and the image session; ``open_project`` and ``show_key`` drive it."""
 
-    def __init__(self, viewer) -> None:
+    def __init__(self, viewer, dock: bool = True) -> None:
+        """``dock=False`` leaves the panels undocked (the napari plugin docks its own hosts)."""
         super().__init__()
         self.viewer = viewer
         self.project: Project | None = None
@@ -60,11 +61,12 @@ class Inspector(QObject):
         self.batch = BatchPanel(lambda: (self.project, self.session.key))
         self.training = TrainingPanel()
         win = viewer.window
-        win.add_dock_widget(self.projects, name="Project", area="left")
-        win.add_dock_widget(self.annotate, name="Annotate", area="right")
-        win.add_dock_widget(self.review, name="Corrections", area="right")
-        win.add_dock_widget(self.batch, name="Pseudo-label / predict", area="right")
-        win.add_dock_widget(self.training, name="Train", area="right", tabify=True)
+        if dock:
+            win.add_dock_widget(self.projects, name="Project", area="left")
+            win.add_dock_widget(self.annotate, name="Annotate", area="right")
+            win.add_dock_widget(self.review, name="Corrections", area="right")
+            win.add_dock_widget(self.batch, name="Pseudo-label / predict", area="right")
+            win.add_dock_widget(self.training, name="Train", area="right", tabify=True)
         self._wire()
         self._shortcuts()
         from ._menus import ProjectMenu

@@ -32,17 +32,10 @@ def inspector_for(viewer):
     ins = _INSPECTORS.get(id(viewer))
     if ins is not None:
         return ins
-    win = viewer.window
-    # The Inspector docks its panels itself; as a plugin, napari docks our hosts instead.
-    # Shadow the window's add_dock_widget while the Inspector is built so nothing is docked.
-    win.add_dock_widget = lambda widget, **_kw: widget
-    try:
-        ins = Inspector(viewer)
-    finally:
-        del win.add_dock_widget
+    ins = Inspector(viewer, dock=False)  # as a plugin, napari docks our hosts instead
     key = id(viewer)
     _INSPECTORS[key] = ins
-    win._qt_window.destroyed.connect(lambda *_: _INSPECTORS.pop(key, None))
+    viewer.window._qt_window.destroyed.connect(lambda *_: _INSPECTORS.pop(key, None))
     return ins
 
 
