@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from ml.classes import make_classes  # noqa: E402
 from ml.config import StudentConfig, TrainConfig  # noqa: E402
@@ -54,6 +56,8 @@ ROWS = [
     RowSpec("unet", {"arch": "unet"}, {"loss": "ce"}),
     RowSpec("unet+b2p loss", {"arch": "unet"}),
     RowSpec("b2p -selfcorr", train={"self_correct": False}),
+    # the paper's literal rule: tau against the class-weighted (uncalibrated) softmax
+    RowSpec("b2p raw tau", train={"tau_calibrated": False}),
     RowSpec("b2p -binary", {"binary": False}),
     RowSpec("b2p -detail", {"detail": False}),
     RowSpec("b2p frozen", {"mode": "frozen"}),
@@ -99,32 +103,55 @@ def teacher_labels(proj: Project, teacher_name: str) -> dict[str, np.ndarray]:
     return {k: v for k, v in out.items() if v is not None}
 
 
+ABLATIONS = ("b2p -selfcorr", "b2p -binary", "b2p -detail")
+
+
 def train_row(spec: RowSpec, proj: Project, labels: dict[str, np.ndarray], out: Path,
-              base_student: dict, base_train: dict) -> tuple[Path, dict]:
+              base_student: dict, base_train: dict, ablation_mode: str) -> tuple[Path, dict]:
     from ml.train import train
 
     scfg = StudentConfig(**{**base_student, **spec.student})
+    if spec.name in ABLATIONS:  # the CPU budget may run the ablations in the fast mode
+        scfg = StudentConfig(**{**scfg.to_dict(), "mode": ablation_mode})
     tcfg = TrainConfig(**{**base_train, **spec.train})
     res = train(proj, out, scfg, tcfg, labels=labels)
-    return out, {"trainable_params": int(res.trainable_params),
+    return out, {"mode": scfg.mode if scfg.arch == "b2p" else "scratch",
+                 "trainable_params": int(res.trainable_params),
                  "train_seconds": round(float(res.seconds), 1), "epochs_run": res.epochs_run,
                  "best_epoch": res.best_epoch}
 
 
 def eval_model(model_dir: Path, proj: Project, test: list[str], gts: dict, teacher: dict,
-               n: int, tiled: bool) -> dict:
+               n: int, tiled: bool, device: str) -> dict:
     from ml.predict import Predictor
 
-    pred = Predictor.from_dir(model_dir, device="cpu", tiled=tiled)
+    pred = Predictor.from_dir(model_dir, device=device, tiled=tiled)
     boxed, free = {}, {}
     for k in test:
-        xyxy, _ = boxes_to_arrays(proj.record(k).boxes)
-        res = pred.predict(proj.load_image(k), xyxy, teacher.get(k), return_probs=True)
+        xyxy, cls = boxes_to_arrays(proj.record(k).boxes)
+        res = pred.predict(proj.load_image(k), xyxy, teacher.get(k), return_probs=True,
+                           box_classes=cls)
         boxed[k] = res.label  # the product's box-constrained mask
         free[k] = res.probs.argmax(axis=0).astype(np.uint8)
     row = score_labels(boxed, gts, n)
     row.update({f"nobox_{m}": v for m, v in score_labels(free, gts, n).items()})
-    return row
+    return row, boxed
+
+
+def figure(path: Path, title: str, proj: Project, keys: list[str], gts: dict, teacher: dict,
+           student: dict) -> None:
+    from quality_figure import pick_examples, write_figure
+
+    from ml.predict import corrections
+
+    rows = []
+    for k in pick_examples(keys, gts, 4):
+        t = teacher.get(k, np.zeros_like(gts[k]))
+        rows.append({"key": k, "image": proj.load_image(k), "gt": gts[k], "teacher": t,
+                     "boxes": boxes_to_arrays(proj.record(k).boxes)[0], "student": student[k],
+                     "corrections": corrections(student[k], t)})
+    write_figure(path, title, rows)
+    print(f"  figure: {path}")
 
 
 def box_fill(proj: Project, keys: list[str]) -> dict[str, np.ndarray]:
@@ -139,7 +166,7 @@ def box_fill(proj: Project, keys: list[str]) -> dict[str, np.ndarray]:
 
 
 def markdown(result: dict) -> str:
-    cols = ["name", "teacher", *METRICS, "nobox_binary_iou", "trainable_params",
+    cols = ["name", "teacher", "mode", *METRICS, "nobox_binary_iou", "trainable_params",
             "train_seconds"]
     lines = [f"### {result['dataset']} — held-out {len(result['split']['test'])} images",
              "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -160,13 +187,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--quick", action="store_true", help="small subset, few epochs (< 5 min)")
     ap.add_argument("--teachers", default="grabcut,box")
-    ap.add_argument("--rows", default=",".join(r.name for r in ROWS))
+    ap.add_argument("--rows", default=",".join(r.name for r in ROWS),
+                    help="rows trained from the first teacher")
+    ap.add_argument("--other-rows", default="b2p", help="rows trained from the other teachers")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--input-size", type=int, default=224)
     ap.add_argument("--crop", type=int, default=0)
     ap.add_argument("--backbone-weights", default="offline")
-    ap.add_argument("--mode", default="bitfit")
+    ap.add_argument("--mode", default="bitfit", help="backbone mode of the B2P rows")
+    ap.add_argument("--ablation-mode", help="mode of the ablation rows (default: --mode)")
+    ap.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     ap.add_argument("--pad", type=int, default=2, help="pixels around ground-truth boxes")
     ap.add_argument("--test-fraction", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
@@ -191,21 +222,21 @@ def main(argv: list[str] | None = None) -> int:
     base_student = {"num_classes": n, "input_size": a.input_size, "mode": a.mode,
                     "backbone_weights": a.backbone_weights}
     base_train = {"epochs": epochs, "batch_size": 8, "crop": a.crop, "patience": 10,
-                  "seed": a.seed, "device": "cpu"}
+                  "seed": a.seed, "device": a.device}
     split = {"seed": a.seed, "test_fraction": a.test_fraction, "train": train_keys, "test": test}
     (out / "split.json").write_text(json.dumps(split, indent=1))
-    wanted = [s for s in a.rows.split(",") if s]
     rows: list[dict] = []
 
     def emit() -> None:
         result = {"dataset": dataset, "split": {"seed": a.seed, "train": len(train_keys),
                                                 "test": test},
                   "rows": rows, "settings": {**base_student, **base_train, "pad": a.pad,
+                                             "ablation_mode": a.ablation_mode or a.mode,
                                              "tiled": a.tiled, "quick": a.quick},
                   "machine": f"{platform.machine()} {platform.processor() or ''} "
                              f"{__import__('os').cpu_count()} cpus, "
                              f"torch threads {__import__('torch').get_num_threads()}",
-                  "command": "python bench/quality.py " + " ".join(argv or sys.argv[1:]),
+                  "command": "python bench/quality.py " + shlex.join(argv or sys.argv[1:]),
                   "seconds": round(time.monotonic() - t_start, 1)}
         (out / "quality.json").write_text(json.dumps(result, indent=1))
         (out / "quality.md").write_text(markdown(result))
@@ -214,8 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     bf = box_fill(proj, test)
     rows.append({"name": "box fill", "teacher": None, **score_labels(bf, gts, n)})
     emit()
-    oracle_done = False
-    for teacher in [t for t in a.teachers.split(",") if t]:
+    oracle_done = figure_done = False
+    for i, teacher in enumerate(t for t in a.teachers.split(",") if t):
+        wanted = [s for s in (a.other_rows if i else a.rows).split(",") if s]
         tl = teacher_labels(proj, teacher) if teacher != "box" else box_fill(proj, keys)
         if teacher != "box":
             rows.append({"name": "teacher", "teacher": teacher,
@@ -233,10 +265,17 @@ def main(argv: list[str] | None = None) -> int:
             tag = spec.name.replace(" ", "_").replace("+", "p")
             model_dir = work / "models" / (tag if spec.oracle else f"{teacher}_{tag}")
             print(f"  training {spec.name} on {'ground truth' if spec.oracle else teacher}")
-            model_dir, info = train_row(spec, proj, labels, model_dir, base_student, base_train)
+            model_dir, info = train_row(spec, proj, labels, model_dir, base_student, base_train,
+                                        a.ablation_mode or a.mode)
+            scores_, boxed = eval_model(model_dir, proj, test, gts, tl, n, a.tiled, a.device)
             row = {"name": spec.name, "teacher": None if spec.oracle else teacher, **info,
-                   **eval_model(model_dir, proj, test, gts, tl, n, a.tiled)}
+                   **scores_}
             rows.append(row)
+            if not figure_done and not spec.oracle:
+                figure(out / f"examples_{dataset}.png", f"{dataset}: {spec.name} from {teacher} "
+                       f"(binary IoU {row['binary_iou']:.3f} on {len(test)} held-out photos)",
+                       proj, test, gts, tl, boxed)
+                figure_done = True
             print(f"    binary IoU {row['binary_iou']:.3f}, anomaly mIoU "
                   f"{row['anomaly_miou']:.3f} ({info['train_seconds']} s)")
             emit()

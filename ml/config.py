@@ -64,6 +64,7 @@ class TrainConfig:
     class_weights: tuple[float, ...] = ()  # () -> (0.4, 4, 4, ...) for the class count
     self_correct: bool = True
     tau: float = 0.9
+    tau_calibrated: bool = True  # compare tau with class-weight-corrected probabilities
     warmup_epochs: int = 0  # epochs without self-correction
     # data (beyond the paper: augmentation and native-resolution crops)
     val_fraction: float = 0.2

@@ -35,16 +35,23 @@ def asymmetric_dice(p_defect: torch.Tensor, target: torch.Tensor, beta: float = 
     return 1 - (tp + eps) / (tp + beta * fp + fn + eps)
 
 
-def self_correct(fine_logits: torch.Tensor, target: torch.Tensor,
-                 tau: float = 0.9) -> tuple[torch.Tensor, torch.Tensor]:
+def self_correct(fine_logits: torch.Tensor, target: torch.Tensor, tau: float = 0.9,
+                 prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One-sided online correction of teacher targets; returns (new target, corrected mask).
 
     A background pixel of the teacher becomes the student's class where the student gives a
     defect class probability above ``tau``. Defect targets (and ignored pixels) never change:
     the teacher's boxes say a defect is there; only its missing pixels are recovered.
+
+    ``prior`` (the CE class weights) is divided out of the probabilities first. A student
+    trained with weights (0.4, 4, 4) inflates defect odds tenfold, so its raw p > 0.9 means a
+    calibrated p of only ~0.47: with the prior undone, ``tau`` means what it says.
     """
     with torch.no_grad():
         prob = torch.softmax(fine_logits.detach().float(), dim=1)
+        if prior is not None:
+            prob = prob / prior.to(prob.device).view(1, -1, 1, 1)
+            prob = prob / prob.sum(dim=1, keepdim=True).clamp_min(1e-12)
         conf, cls = prob.max(dim=1)
         corrected = (target == 0) & (cls > 0) & (conf > tau)
         new = torch.where(corrected, cls, target)
@@ -97,7 +104,8 @@ class B2PLoss:
             return loss, {"binary": 0.0, "fine": float(loss.detach()), "corrected_frac": 0.0}
         fine_target, corrected = target, None
         if self.correcting(epoch):
-            fine_target, corrected = self_correct(fine, target, self.cfg.tau)
+            prior = self.weights if self.cfg.tau_calibrated else None
+            fine_target, corrected = self_correct(fine, target, self.cfg.tau, prior)
         ce = F.cross_entropy(fine, fine_target, weight=self.weights.to(fine.device),
                              ignore_index=IGNORE)
         parts = {"fine": float(ce.detach()), "binary": 0.0,

@@ -6,10 +6,11 @@ tiles blended with a linear-ramp window; photos smaller than a tile are reflect-
 
 Box constraint, where a person drew boxes: only pixels inside the boxes (padded by ``box_pad``
 px) may be defects. A pixel there is a defect when the student's defect probability
-(1 - p(background)) exceeds 0.5, and takes the student's most likely defect class; the box's own
-class is not imposed. Fallback: a box in which the student finds no defect pixel takes the
-teacher's mask inside the box (nothing when there is no teacher mask). Outside the boxes:
-background.
+(1 - p(background)) exceeds 0.5. Its class is the box's class: the person said what the defect
+is, the student says where. Where boxes of different classes overlap, the student picks the
+likelier of their classes; a box whose class the model does not know lets the student pick any
+defect class. Fallback: a box in which the student finds no defect pixel takes the teacher's
+mask inside the box (nothing when there is no teacher mask). Outside the boxes: background.
 
 Inside boxes the decision uses *prior-corrected* probabilities: the class-weighted
 cross-entropy (0.4, 4, 4) shifts the student's posteriors towards defects by the weight ratio,
@@ -95,7 +96,7 @@ class Predictor:
         """What made a prediction, stored beside each mask."""
         return {"mode": "tiled" if self.tiled else "resize", "input_size": self.tile,
                 "overlap": self.overlap if self.tiled else 0, "box_pad": self.box_pad,
-                "box_prior_correction": self.class_weights is not None}
+                "box_prior_correction": self.class_weights is not None, "box_classes": True}
 
     @torch.inference_mode()
     def _forward(self, batch: np.ndarray) -> torch.Tensor:
@@ -149,15 +150,18 @@ class Predictor:
         return p.cpu().numpy()
 
     def predict(self, image: np.ndarray, boxes: np.ndarray | None = None,
-                teacher: np.ndarray | None = None, return_probs: bool = False
-                ) -> PredictResult:
-        """Label and confidence maps; with ``boxes`` ((N, 4) xyxy) the box-constrained mask."""
+                teacher: np.ndarray | None = None, return_probs: bool = False,
+                box_classes: np.ndarray | None = None) -> PredictResult:
+        """Label and confidence maps; with ``boxes`` ((N, 4) xyxy) the box-constrained mask.
+
+        ``box_classes`` ((N,) class ids) gives the boxed pixels their box's class.
+        """
         probs = self.probabilities(image)
         confidence = np.round(probs.max(axis=0) * 255.0).astype(np.uint8)
         fallbacks = 0
         if boxes is not None and len(boxes):
             label, fallbacks = constrain_to_boxes(undo_class_weights(probs, self.class_weights),
-                                                  boxes, teacher, self.box_pad)
+                                                  boxes, teacher, self.box_pad, box_classes)
         else:
             label = probs.argmax(axis=0).astype(np.uint8)
         return PredictResult(label, confidence, probs.astype(np.float16) if return_probs else None,
@@ -189,20 +193,37 @@ def _box_slices(box: np.ndarray, pad: float, h: int, w: int) -> tuple[slice, sli
 
 
 def constrain_to_boxes(probs: np.ndarray, boxes: np.ndarray, teacher: np.ndarray | None = None,
-                       pad: float = 4) -> tuple[np.ndarray, int]:
-    """(label, number of boxes that fell back to the teacher); see the module docstring."""
-    _, h, w = probs.shape
+                       pad: float = 4, classes: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """(label, number of boxes that fell back to the teacher); see the module docstring.
+
+    ``classes`` ((N,) class ids of the boxes) sets each box's pixel class; without it the
+    student's most likely defect class is taken everywhere.
+    """
+    n_cls, h, w = probs.shape
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    box_cls = (np.zeros(len(boxes), np.int64) if classes is None
+               else np.asarray(classes, np.int64).reshape(-1))
+    if len(box_cls) != len(boxes):
+        raise ValueError(f"{len(boxes)} boxes but {len(box_cls)} box classes")
     defect = probs[0] < 0.5
-    defect_cls = (probs[1:].argmax(axis=0) + 1).astype(np.uint8)
     out = np.zeros((h, w), np.uint8)
+    score = np.full((h, w), -1.0, np.float32)  # probability of the class written to ``out``
     empty = []
-    for box in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
+    for box, c in zip(boxes, box_cls, strict=True):
         ys, xs = _box_slices(box, pad, h, w)
         inside = defect[ys, xs]
-        if inside.any():
-            out[ys, xs][inside] = defect_cls[ys, xs][inside]
-        else:
+        if not inside.any():
             empty.append(box)
+            continue
+        if 1 <= c < n_cls:  # the box's class, where the model knows it
+            cls_map = np.full(inside.shape, c, np.uint8)
+            p = probs[c, ys, xs]
+        else:
+            cls_map = (probs[1:, ys, xs].argmax(axis=0) + 1).astype(np.uint8)
+            p = probs[1:, ys, xs].max(axis=0)
+        take = inside & (p > score[ys, xs])  # overlapping boxes: the likelier class wins
+        out[ys, xs][take] = cls_map[take]
+        score[ys, xs][take] = p[take]
     if teacher is not None and teacher.shape == (h, w):
         for box in empty:  # after all student pixels, so a fallback never overwrites them
             ys, xs = _box_slices(box, 0, h, w)
@@ -243,8 +264,9 @@ def _predict_key(project: Project, key: str, predictor: Predictor, box_constrain
     teacher = project.load_mask(key, "teacher")
     if teacher is not None and teacher.shape != image.shape[:2]:
         teacher = None  # stale mask of another size: neither fallback nor corrections
-    boxes = boxes_to_arrays(project.record(key).boxes)[0] if box_constraint else None
-    result = predictor.predict(image, boxes, teacher)
+    boxes, classes = boxes_to_arrays(project.record(key).boxes) if box_constraint else (None,
+                                                                                        None)
+    result = predictor.predict(image, boxes, teacher, box_classes=classes)
     corr = corrections(result.label, teacher) if teacher is not None else None
     return result, corr
 

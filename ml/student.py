@@ -83,7 +83,10 @@ class B2PDecoder(nn.Module):
         if self.detail is not None:
             d = self.detail(x)
             quarter = d.shape[-2:]
-        y = F.interpolate(y, size=quarter, mode="bilinear", align_corners=False, antialias=True)
+        # Antialiased resizing has no bf16 kernel on every device: run it in fp32 (autocast
+        # casts the next conv's input back).
+        y = F.interpolate(y.float(), size=quarter, mode="bilinear", align_corners=False,
+                          antialias=True)
         if self.detail is not None:
             y = torch.cat([y, d], dim=1)
         y = self.mix(y)

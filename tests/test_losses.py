@@ -53,11 +53,21 @@ def test_self_correction_is_one_sided_and_respects_tau():
     assert new_low.tolist() == [[[2, 1, 1, 2, IGNORE, 0]]]
 
 
+def test_calibrated_tau_divides_out_the_class_weight_prior():
+    # raw p(damage) 0.95 under weights (0.4, 4, 4) is a calibrated 0.81: not confident at 0.9
+    logits = _logits_for([[0.02, 0.03, 0.95], [0.001, 0.001, 0.998]])
+    target = torch.tensor([[[0, 0]]])
+    w = torch.tensor([0.4, 4.0, 4.0])
+    new, _ = self_correct(logits, target, 0.9, prior=w)
+    assert new.tolist() == [[[0, 2]]]
+    assert self_correct(logits, target, 0.9)[0].tolist() == [[[2, 2]]]
+
+
 def test_b2p_loss_warmup_and_switch():
     logits = _logits_for([[0.02, 0.03, 0.95], [0.9, 0.05, 0.05]])
     outputs = {"fine": logits, "binary": torch.zeros(1, 2, 1, 2)}
     target = torch.tensor([[[0, 0]]])
-    loss = B2PLoss(TrainConfig(warmup_epochs=2), 3)
+    loss = B2PLoss(TrainConfig(warmup_epochs=2, tau_calibrated=False), 3)
     assert loss(outputs, target, epoch=1)[1]["corrected_frac"] == 0.0
     assert loss(outputs, target, epoch=2)[1]["corrected_frac"] == pytest.approx(0.5)
     off = B2PLoss(TrainConfig(self_correct=False), 3)
@@ -72,8 +82,8 @@ def test_b2p_loss_combines_weighted_ce_on_corrected_target_and_dice():
     target[0, 0, 0] = IGNORE
     cfg = TrainConfig(tau=0.5)
     total, parts = B2PLoss(cfg, 3)({"fine": fine, "binary": binary}, target, epoch=0)
-    corrected, _ = self_correct(fine, target, 0.5)
     w = torch.tensor([0.4, 4.0, 4.0])
+    corrected, _ = self_correct(fine, target, 0.5, prior=w)
     ce = F.cross_entropy(fine.detach(), corrected, weight=w, ignore_index=IGNORE)
     valid = target != IGNORE
     dice = asymmetric_dice(torch.softmax(binary, 1)[:, 1], (target > 0) & valid, 0.4, valid)

@@ -89,6 +89,22 @@ def test_box_constraint_keeps_student_pixels_inside_boxes_only():
     assert unconstrained[2, 2] == 0 and unconstrained[16, 16] == 1
 
 
+def test_box_class_sets_the_pixel_class_and_overlaps_take_the_likelier():
+    probs = np.zeros((3, 20, 20), np.float32)
+    probs[0] = 1.0
+    probs[:, 2:8, 2:8] = np.array([0.2, 0.3, 0.5])[:, None, None]  # student: damage (2)
+    probs[:, 5:8, 5:8] = np.array([0.2, 0.7, 0.1])[:, None, None]  # student: dirt (1)
+    boxes = np.array([[2, 2, 6, 6], [5, 5, 8, 8], [12, 12, 14, 14]], np.float32)
+    label, _ = P.constrain_to_boxes(probs, boxes, pad=0, classes=np.array([1, 2, 9]))
+    assert (label[2:5, 2:5] == 1).all()  # only box 1 (dirt): dirt, though damage is likelier
+    assert (label[6:8, 6:8] == 2).all()  # only box 2 (damage)
+    assert (label[5, 5] == 1)  # both boxes: dirt (0.7) beats damage (0.1)
+    assert label[13, 13] == 0  # a class the model lacks: the student's choice, here background
+    probs[:, 12:14, 12:14] = np.array([0.1, 0.2, 0.7])[:, None, None]
+    label, _ = P.constrain_to_boxes(probs, boxes, pad=0, classes=np.array([1, 2, 9]))
+    assert (label[12:14, 12:14] == 2).all()
+
+
 def test_box_without_student_defect_falls_back_to_the_teacher():
     probs = np.zeros((3, 20, 20), np.float32)
     probs[0] = 1.0
