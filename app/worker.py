@@ -4,7 +4,8 @@ Started by the GUI as ``python -m app.worker ...`` (or ``b2p worker ...`` when f
 line on stdout is one JSON object with an ``event``: ``progress`` (done, total, message, eta_s
 and the library's extra fields), then ``done`` (the TrainResult) or ``error`` (message). It stops
 cleanly, saving its state for resume, when it reads ``stop`` on stdin or receives SIGTERM; with
-``--parent-watch`` the end of stdin (the parent died) stops it too. Exit code 0 after ``done``
+``--parent-watch`` the end of stdin (the parent died) stops it too. ``--nice`` and ``--threads``
+keep it from starving the GUI on a small machine (the GUI passes them). Exit code 0 after ``done``
 (stopped or not), 1 after ``error``, 2 for bad arguments.
 """
 
@@ -14,6 +15,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -32,7 +34,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue OUT/last")
     p.add_argument("--from", dest="init_from", default=None, help="fine-tune from this model")
     p.add_argument("--parent-watch", action="store_true", help="stop when stdin closes")
+    p.add_argument("--nice", type=int, default=0,
+                   help="lower this process's CPU priority by N (the GUI starts it with 10)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for torch (0: torch's default, one per core)")
     return p
+
+
+def be_nice(increment: int) -> None:
+    """Lower our CPU priority so the GUI that started us gets the CPU first when it needs it."""
+    if increment <= 0:
+        return
+    try:
+        os.nice(increment)
+    except (AttributeError, OSError):  # Windows has no os.nice
+        try:
+            import psutil
+
+            psutil.Process().nice(psutil.BELOW_NORMAL_PRIORITY_CLASS)
+        except Exception:  # best effort: priority is a courtesy, never a reason to fail
+            pass
+
+
+def limit_threads(n: int) -> None:
+    """Cap torch's (and OpenMP's) CPU threads at ``n``; call before torch is imported."""
+    if n > 0:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(n)
 
 
 def jsonable(v: Any) -> Any:
@@ -96,6 +124,10 @@ def run(args: argparse.Namespace, emit: Emitter, stop: threading.Event) -> int:
     cfg = TrainConfig.from_dict(json.loads(args.train))
     project = Project.open(args.project)  # bad input fails here, before torch loads
     from ml.train import train
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
     emit("started", out=args.out, student=student.to_dict(), train=cfg.to_dict())
     result = train(project, Path(args.out), student, cfg, mask_source=args.mask_source,
                    resume=args.resume,
@@ -107,6 +139,8 @@ def run(args: argparse.Namespace, emit: Emitter, stop: threading.Event) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    be_nice(args.nice)
+    limit_threads(args.threads)
     # The protocol owns stdout; anything else printed (libraries, warnings) goes to stderr.
     emit = Emitter(sys.stdout)
     sys.stdout = sys.stderr

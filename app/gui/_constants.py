@@ -26,10 +26,12 @@ CORRECTIONS_OPACITY = 0.8
 BOX_EDGE_WIDTH = 3
 
 THUMB_PX = 56  # thumbnail edge in the project list
+PROGRESS_UI_MS = 200  # progress bars, labels and the training plot update at most this often
 SAVE_DEBOUNCE_MS = 500  # a paint stroke is saved this long after the last change
 STOP_GRACE_MS = 8000  # training: after "stop", wait this long before terminate()
 KILL_GRACE_MS = 3000  # ... and this long after terminate() before kill()
 STDERR_TAIL_CHARS = 2000  # what a crashed worker's report shows
+WORKER_NICE = 10  # the training worker runs this much below the GUI's CPU priority
 
 # QSettings
 SETTINGS_ORG = "Boxes2Pixels"

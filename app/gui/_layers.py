@@ -41,6 +41,15 @@ def _label_data(label: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
     return np.require(label, dtype=np.uint8, requirements=["W", "C"])
 
 
+def _replace_data(layer, data: np.ndarray) -> None:
+    """Give a Labels layer new data unless it already holds exactly that: every assignment
+    makes napari refresh the layer, its thumbnail and the canvas (tens of ms on a laptop)."""
+    old = layer.data
+    if isinstance(old, np.ndarray) and old.shape == data.shape and np.array_equal(old, data):
+        return
+    layer.data = data
+
+
 def class_colormap(classes: list[ClassInfo]) -> DirectLabelColormap:
     """Class id -> colour; background transparent."""
     d: dict = {None: np.zeros(4), 0: np.zeros(4)}
@@ -117,8 +126,8 @@ class ImageLayers(QObject):
             self.viewer.reset_view()
 
     def set_prediction(self, student: np.ndarray | None, corrections: np.ndarray | None) -> None:
-        self.student.data = _label_data(student, self.size)
-        self.corrections.data = _label_data(corrections, self.size)
+        _replace_data(self.student, _label_data(student, self.size))
+        _replace_data(self.corrections, _label_data(corrections, self.size))
         self.student.visible = student is not None and self.student.visible
         self.corrections.visible = corrections is not None
 
@@ -126,7 +135,7 @@ class ImageLayers(QObject):
         """Show a new pseudo-mask without emitting a paint (a job or an undo wrote it)."""
         self._loading = True
         try:
-            self.teacher.data = _label_data(label, self.size)
+            _replace_data(self.teacher, _label_data(label, self.size))
         finally:
             self._loading = False
 

@@ -8,7 +8,7 @@ from qtpy.QtCore import QEvent, QObject
 from qtpy.QtGui import QKeySequence, QShortcut
 from qtpy.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
-from ml.store import INDEX_NAME, Project
+from ml.store import Project
 
 from . import _constants as C
 from ._annotate_panel import AnnotatePanel
@@ -20,17 +20,10 @@ from ._project_panel import ProjectPanel
 from ._recent import add_recent
 from ._review_panel import ReviewPanel
 from ._session import ImageSession
+from ._startup import open_or_create
 from ._training_panel import TrainingPanel
 
-
-def open_or_create(folder: str | Path) -> Project:
-    """Open the project in ``folder``, making one over its photos if there is none."""
-    folder = Path(folder)
-    if (folder / INDEX_NAME).exists():
-        return Project.open(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a folder")
-    return Project.create(folder)
+__all__ = ["Inspector", "open_or_create"]
 
 
 def _export(project, fmt, source, out, progress=None, should_stop=None):

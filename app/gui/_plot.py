@@ -30,15 +30,17 @@ class TrainingPlot(QWidget):
         self.miou.clear()
         self.update()
 
-    def add_loss(self, x: float, value: float) -> None:
+    def add_loss(self, x: float, value: float, redraw: bool = True) -> None:
         if math.isfinite(value):
             self.loss.append((x, value))
-            self.update()
+            if redraw:
+                self.update()
 
-    def add_miou(self, epoch: float, value: float) -> None:
+    def add_miou(self, epoch: float, value: float, redraw: bool = True) -> None:
         if math.isfinite(value):
             self.miou.append((epoch, value))
-            self.update()
+            if redraw:
+                self.update()
 
     def paintEvent(self, _event) -> None:  # noqa: N802 (Qt name)
         p = QPainter(self)

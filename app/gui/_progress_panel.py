@@ -14,7 +14,9 @@ from qtpy.QtWidgets import (
 
 from ml.progress import Progress
 
+from . import _constants as C
 from ._jobs import Job
+from ._throttle import Throttle
 
 
 def format_eta(seconds: float | None) -> str:
@@ -32,6 +34,7 @@ class ProgressPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.job: Job | None = None
+        self._throttle = Throttle(self.on_progress, C.PROGRESS_UI_MS, self)
         self.bar = QProgressBar()
         self.bar.setTextVisible(True)
         self.label = QLabel("idle")
@@ -52,13 +55,14 @@ class ProgressPanel(QWidget):
 
     def attach(self, job: Job) -> None:
         """Follow ``job`` (call before job.start())."""
+        self._throttle.cancel()
         self.job = job
         self.errors.clear()
         self.errors.hide()
         self.bar.setRange(0, 0)  # busy until the first progress event
         self.label.setText(f"{job.name}: starting")
         self.cancel_btn.setEnabled(True)
-        job.progress.connect(self.on_progress)
+        job.progress.connect(self._throttle)
         job.item_error.connect(self.add_error)
         job.succeeded.connect(self._on_succeeded)
         job.failed.connect(self._on_failed)
@@ -89,6 +93,7 @@ class ProgressPanel(QWidget):
         self.label.setText(text)
 
     def _on_succeeded(self, _result: object) -> None:
+        self._throttle.flush()  # the bar shows the last step before the summary reads it
         job = self.job
         if job is None:
             return
@@ -98,4 +103,5 @@ class ProgressPanel(QWidget):
         self._finish(f"{job.name}: {state}{count}" + (f" · {n_err} error(s)" if n_err else ""))
 
     def _on_failed(self, message: str) -> None:
+        self._throttle.flush()
         self._finish(f"{self.job.name if self.job else 'job'} failed: {message}")

@@ -19,6 +19,17 @@ def worker_command(args: list[str]) -> list[str]:
     return [sys.executable, "-m", "app.worker", *args]
 
 
+def worker_threads() -> int:
+    """torch threads for a CPU run: one core fewer than the machine has, so the GUI keeps one.
+
+    On two or three cores that would cost a third to half of the training speed; there the
+    worker keeps every core and its lower priority (WORKER_NICE) alone leaves the GUI the CPU
+    when it needs it.
+    """
+    n = os.cpu_count() or 2
+    return n - 1 if n >= 4 else n
+
+
 class TrainProcess(QObject):
     """One worker at a time. ``finished_ok`` after a ``done`` event, ``crashed`` otherwise."""
 
@@ -46,7 +57,8 @@ class TrainProcess(QObject):
     def start(self, args: list[str]) -> None:
         if self.is_running():
             raise RuntimeError("a training run is already going")
-        cmd = worker_command([*args, "--parent-watch"])
+        cmd = worker_command([*args, "--parent-watch", "--nice", str(C.WORKER_NICE),
+                              "--threads", str(worker_threads())])
         self._buf, self._stderr, self._done, self._error = b"", "", None, None
         self._stop_stage = 0
         proc = QProcess(self)

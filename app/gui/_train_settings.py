@@ -13,7 +13,8 @@ BACKBONE_WEIGHTS = {"official": "dinov2_vits14", "offline": "dinov2_vits14_offli
                     "none": ""}
 
 
-PROBE_CODE = ("import torch; print('cuda (' + torch.cuda.get_device_name(0) + ')' "
+PROBE_CODE = ("import os; getattr(os, 'nice', lambda n: 0)(10); "  # below the GUI's priority
+              "import torch; print('cuda (' + torch.cuda.get_device_name(0) + ')' "
               "if torch.cuda.is_available() else 'cpu (no CUDA found)')")
 
 
@@ -72,11 +73,16 @@ class TrainSettings(QWidget):
         if getattr(sys, "frozen", False):
             return
         proc = QProcess(self)
-        proc.finished.connect(lambda *_: self._on_device(
-            bytes(proc.readAllStandardOutput()).decode(errors="replace").strip()
-            or "unknown (torch failed to load)"))
+        proc.finished.connect(self._on_probe_done)
         proc.start(sys.executable, ["-c", PROBE_CODE])
         self._probe = proc
+
+    def _on_probe_done(self, *_args) -> None:
+        try:
+            out = bytes(self._probe.readAllStandardOutput()).decode(errors="replace").strip()
+        except RuntimeError:  # the form (and its QProcess) went away while torch loaded
+            return
+        self._on_device(out or "unknown (torch failed to load)")
 
     def refresh_backbones(self) -> None:
         for i, (name, ok) in enumerate(installed_backbones().items()):

@@ -18,10 +18,12 @@ from qtpy.QtWidgets import (
 
 from ml.store import Project
 
+from . import _constants as C
 from ._models import current_model, new_model_dir, resumable_run
 from ._plot import TrainingPlot
 from ._progress_panel import format_eta
 from ._resources import icon
+from ._throttle import Throttle
 from ._train_process import TrainProcess
 from ._train_settings import TrainSettings
 
@@ -38,6 +40,7 @@ class TrainingPanel(QWidget):
         self.overrides: tuple[dict, dict] = ({}, {})  # extra Student/Train fields (tests, CLI)
         self.settings = TrainSettings()
         self.process = TrainProcess(self)
+        self._show = Throttle(self._show_progress, C.PROGRESS_UI_MS, self)
         self.process.progress.connect(self.on_progress)
         self.process.finished_ok.connect(self._on_done)
         self.process.crashed.connect(self._on_crash)
@@ -115,6 +118,7 @@ class TrainingPanel(QWidget):
         except RuntimeError as e:
             self.status.setText(str(e))
             return
+        self._show.cancel()
         self.plot.clear()
         self.error.hide()
         self.bar.setRange(0, 0)
@@ -127,17 +131,23 @@ class TrainingPanel(QWidget):
         self.process.stop()
 
     def on_progress(self, ev: dict) -> None:
+        """Record the event's plot points now; show bar, text and plot a few times a second."""
         done, total = int(ev.get("done", 0)), int(ev.get("total", 0))
         phase = ev.get("phase", "")
-        if total > 0:
-            self.bar.setRange(0, total)
-            self.bar.setValue(min(done, total))
         epoch = ev.get("epoch")
         if phase == "train" and ev.get("loss") is not None and total > 0:
             steps_per_epoch = max(total / max(self._epochs(), 1), 1e-9)
-            self.plot.add_loss(done / steps_per_epoch, float(ev["loss"]))
+            self.plot.add_loss(done / steps_per_epoch, float(ev["loss"]), redraw=False)
         if phase == "val" and ev.get("val_anomaly_miou") is not None:
-            self.plot.add_miou(float(epoch or 0), float(ev["val_anomaly_miou"]))
+            self.plot.add_miou(float(epoch or 0), float(ev["val_anomaly_miou"]), redraw=False)
+        self._show(ev)
+
+    def _show_progress(self, ev: dict) -> None:
+        done, total = int(ev.get("done", 0)), int(ev.get("total", 0))
+        if total > 0:
+            self.bar.setRange(0, total)
+            self.bar.setValue(min(done, total))
+        self.plot.update()
         eta = f" · ETA {format_eta(ev.get('eta_s'))}" if ev.get("eta_s") is not None else ""
         self.status.setText(f"{ev.get('message', '')}{eta}")
         self._sync_buttons()
@@ -146,6 +156,7 @@ class TrainingPanel(QWidget):
         return int(self.overrides[1].get("epochs", self.settings.epochs.value()))
 
     def _on_done(self, ev: dict) -> None:
+        self._show.flush()
         res = ev.get("result") or {}
         if ev.get("stopped"):
             self.status.setText("stopped; state saved — Resume continues it")
@@ -161,6 +172,7 @@ class TrainingPanel(QWidget):
             self.model_ready.emit(str(self.out_dir))
 
     def _on_crash(self, message: str) -> None:
+        self._show.flush()
         first, _, rest = message.partition("\n")
         self.status.setText(first)
         self.error.setPlainText(rest or first)
