@@ -13,13 +13,11 @@ never modified. Every write is atomic, so a crash leaves the last good state rea
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,9 @@ import numpy as np
 from . import images as _images
 from ._atomic import atomic_write_json
 from .classes import DEFAULT_CLASSES, ClassInfo, palette
+from .records import Box, ImageRecord, MaskRecord, boxes_to_arrays, now
+
+__all__ = ["Box", "ImageRecord", "MaskRecord", "Project", "ProjectError", "boxes_to_arrays"]
 
 SCHEMA_VERSION = 1
 INDEX_NAME = "project.json"
@@ -37,106 +38,6 @@ MASK_KINDS = ("teacher", "student")
 
 class ProjectError(RuntimeError):
     """A project that cannot be created, opened or changed as asked."""
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-@dataclass
-class Box:
-    """An axis-aligned box in pixel coordinates (x0, y0, x1, y1) with a class id."""
-
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-    cls: int
-    source: str = "manual"  # manual | imported
-
-    @property
-    def xyxy(self) -> tuple[float, float, float, float]:
-        return (self.x0, self.y0, self.x1, self.y1)
-
-    @property
-    def area(self) -> float:
-        return max(0.0, self.x1 - self.x0) * max(0.0, self.y1 - self.y0)
-
-    def to_json(self) -> dict:
-        return {"xyxy": [round(v, 2) for v in self.xyxy], "cls": self.cls, "source": self.source}
-
-    @classmethod
-    def from_json(cls, d: dict) -> Box:
-        x0, y0, x1, y1 = (float(v) for v in d["xyxy"])
-        return cls(x0, y0, x1, y1, int(d["cls"]), str(d.get("source", "manual")))
-
-
-def boxes_to_arrays(boxes: list[Box]) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 4) float32 xyxy and (N,) int64 class ids."""
-    xyxy = np.array([b.xyxy for b in boxes], dtype=np.float32).reshape(-1, 4)
-    cls = np.array([b.cls for b in boxes], dtype=np.int64).reshape(-1)
-    return xyxy, cls
-
-
-@dataclass
-class MaskRecord:
-    """Where a mask lives and what made it."""
-
-    path: str  # relative to the project folder
-    source: str  # teacher name (grabcut, sam_vit_b, box) or model id
-    settings: dict = field(default_factory=dict)
-    edited: bool = False  # a person changed it: batch jobs never overwrite it
-    created: str = field(default_factory=_now)
-    extra: dict = field(default_factory=dict)  # e.g. confidence / corrections paths
-
-    def to_json(self) -> dict:
-        return {"path": self.path, "source": self.source, "settings": self.settings,
-                "edited": self.edited, "created": self.created, "extra": self.extra}
-
-    @classmethod
-    def from_json(cls, d: dict) -> MaskRecord:
-        return cls(d["path"], d.get("source", ""), dict(d.get("settings", {})),
-                   bool(d.get("edited", False)), d.get("created", ""), dict(d.get("extra", {})))
-
-
-@dataclass
-class ImageRecord:
-    key: str  # path relative to image_root, POSIX separators
-    width: int
-    height: int
-    boxes: list[Box] = field(default_factory=list)
-    teacher: MaskRecord | None = None
-    student: MaskRecord | None = None
-    reviewed: bool = False
-    meta: dict = field(default_factory=dict)  # turbine, blade, side, distance_m, date
-    findings: dict = field(default_factory=dict)  # severity overrides per region, etc.
-
-    @property
-    def status(self) -> str:
-        """no boxes / boxed / pseudo-labelled / edited / predicted / reviewed."""
-        if self.reviewed:
-            return "reviewed"
-        if self.student is not None:
-            return "predicted"
-        if self.teacher is not None:
-            return "edited" if self.teacher.edited else "pseudo-labelled"
-        return "boxed" if self.boxes else "no boxes"
-
-    def to_json(self) -> dict:
-        return {"width": self.width, "height": self.height,
-                "boxes": [b.to_json() for b in self.boxes],
-                "teacher": self.teacher.to_json() if self.teacher else None,
-                "student": self.student.to_json() if self.student else None,
-                "reviewed": self.reviewed, "meta": self.meta, "findings": self.findings}
-
-    @classmethod
-    def from_json(cls, key: str, d: dict) -> ImageRecord:
-        return cls(key, int(d["width"]), int(d["height"]),
-                   [Box.from_json(b) for b in d.get("boxes", [])],
-                   MaskRecord.from_json(d["teacher"]) if d.get("teacher") else None,
-                   MaskRecord.from_json(d["student"]) if d.get("student") else None,
-                   bool(d.get("reviewed", False)), dict(d.get("meta", {})),
-                   dict(d.get("findings", {})))
 
 
 def _mask_name(key: str) -> str:
@@ -152,7 +53,7 @@ class Project:
         self._defer = 0
         self._dirty = False
         self.name: str = data.get("name", self.root.name)
-        self.created: str = data.get("created", _now())
+        self.created: str = data.get("created", now())
         self._image_root_raw: str = data.get("image_root", ".")
         self.classes: list[ClassInfo] = [ClassInfo.from_json(c) for c in data["classes"]]
         self.split: dict = dict(data.get("split", {}))
@@ -176,7 +77,7 @@ class Project:
             rel = os.path.relpath(img_root, root)
         except ValueError:  # different drive on Windows
             rel = str(img_root)
-        data = {"schema": SCHEMA_VERSION, "name": root.name, "created": _now(),
+        data = {"schema": SCHEMA_VERSION, "name": root.name, "created": now(),
                 "image_root": Path(rel).as_posix(),
                 "classes": [c.to_json() for c in (classes or DEFAULT_CLASSES)],
                 "images": {}}
