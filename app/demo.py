@@ -43,7 +43,7 @@ def _backbone_weights(requested: str) -> str:
 
 
 def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: str) -> dict:
-    from app.cli._progress import tqdm_progress
+    from app.cli._progress import TrainBars, tqdm_progress
     from ml import synthetic
     from ml.classes import make_classes
     from ml.config import StudentConfig, TrainConfig
@@ -80,8 +80,11 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
     scfg = StudentConfig(num_classes=project.num_classes, input_size=input_size,
                          backbone_weights=bw, mode="frozen")
     tcfg = TrainConfig(epochs=epochs, batch_size=4, patience=max(5, epochs // 2))
-    with tqdm_progress("train", unit="step") as cb:
-        result = train(project, model_dir, scfg, tcfg, progress=cb)
+    bars = TrainBars()
+    try:
+        result = train(project, model_dir, scfg, tcfg, on_event=bars)
+    finally:
+        bars.close()
     print("5/6 predicting (refined inside the boxes)")
     with tqdm_progress("predict") as cb:
         predict_project(project, model_dir, progress=cb)

@@ -1,27 +1,28 @@
-"""Training worker process: runs ml.train.train and speaks JSON lines on stdout.
+"""Training worker process: runs an ml.train.Trainer and speaks JSON lines on stdout.
 
 Started by the GUI as ``python -m app.worker ...`` (or ``b2p worker ...`` when frozen). Every
-line on stdout is one JSON object with an ``event``: ``progress`` (done, total, message, eta_s
-and the library's extra fields), then ``done`` (the TrainResult) or ``error`` (message). It stops
-cleanly, saving its state for resume, when it reads ``stop`` on stdin or receives SIGTERM; with
+line on stdout is one training event of :mod:`ml.train_events` as :func:`ml.train_events.to_json`
+writes it (``setup``, ``cache_progress``, ``step``, ``validation``, ``checkpoint``, then ``done``
+or ``stopped``, or ``error``); the GUI reads them back with ``from_json``. It stops cleanly,
+saving its state for resume, when it reads ``stop`` on stdin or receives SIGTERM; with
 ``--parent-watch`` the end of stdin (the parent died) stops it too. ``--nice`` and ``--threads``
-keep it from starving the GUI on a small machine (the GUI passes them). Exit code 0 after ``done``
-(stopped or not), 1 after ``error``, 2 for bad arguments.
+keep it from starving the GUI on a small machine (the GUI passes them). Exit code 0 after
+``done`` or ``stopped``, 1 after ``error``, 2 for bad arguments.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import math
 import os
 import signal
 import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
+
+from ml.train_events import Error, TrainEvent, to_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,38 +64,20 @@ def limit_threads(n: int) -> None:
             os.environ[var] = str(n)
 
 
-def jsonable(v: Any) -> Any:
-    """Plain JSON values (paths to str, NaN/inf to None, dataclasses to dicts)."""
-    if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        return jsonable(dataclasses.asdict(v))
-    if isinstance(v, dict):
-        return {str(k): jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [jsonable(x) for x in v]
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if isinstance(v, (bool, int, str)) or v is None:
-        return v
-    if hasattr(v, "item"):  # numpy / torch scalars
-        try:
-            return jsonable(v.item())
-        except (TypeError, ValueError):
-            pass
-    return str(v)
-
-
 class Emitter:
-    """Writes one JSON object per line to the protocol stream, thread-safely."""
+    """Writes one training event per line to the protocol stream, thread-safely."""
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
+        self.sent_error = False
         self._lock = threading.Lock()
 
-    def __call__(self, event: str, **fields: Any) -> None:
-        line = json.dumps({"event": event, **jsonable(fields)})
+    def __call__(self, event: TrainEvent) -> None:
+        line = json.dumps(to_json(event))
         with self._lock:
             self.stream.write(line + "\n")
             self.stream.flush()
+            self.sent_error |= isinstance(event, Error)
 
 
 def _watch_stdin(stop: threading.Event, stop_on_eof: bool) -> None:
@@ -109,13 +92,6 @@ def _watch_stdin(stop: threading.Event, stop_on_eof: bool) -> None:
         stop.set()
 
 
-def _progress_fn(emit: Emitter):
-    def progress(p) -> None:
-        emit("progress", done=p.done, total=p.total, message=p.message, eta_s=p.eta_s,
-             **{k: v for k, v in (p.extra or {}).items() if k not in ("event",)})
-    return progress
-
-
 def run(args: argparse.Namespace, emit: Emitter, stop: threading.Event) -> int:
     from ml.config import StudentConfig, TrainConfig
     from ml.store import Project
@@ -123,17 +99,17 @@ def run(args: argparse.Namespace, emit: Emitter, stop: threading.Event) -> int:
     student = StudentConfig.from_dict(json.loads(args.student))
     cfg = TrainConfig.from_dict(json.loads(args.train))
     project = Project.open(args.project)  # bad input fails here, before torch loads
-    from ml.train import train
+    from ml.train import Trainer
     if args.threads > 0:
         import torch
 
         torch.set_num_threads(args.threads)
-    emit("started", out=args.out, student=student.to_dict(), train=cfg.to_dict())
-    result = train(project, Path(args.out), student, cfg, mask_source=args.mask_source,
-                   resume=args.resume,
-                   init_from=Path(args.init_from) if args.init_from else None,
-                   progress=_progress_fn(emit), should_stop=stop.is_set)
-    emit("done", stopped=bool(getattr(result, "stopped", stop.is_set())), result=result)
+    trainer = Trainer(project, Path(args.out), student, cfg, mask_source=args.mask_source,
+                      resume=args.resume,
+                      init_from=Path(args.init_from) if args.init_from else None,
+                      should_stop=stop.is_set)
+    for event in trainer.fit():
+        emit(event)
     return 0
 
 
@@ -153,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args, emit, stop)
     except Exception as e:
-        traceback.print_exc()
-        emit("error", message=f"{type(e).__name__}: {e}")
+        details = traceback.format_exc()
+        print(details, file=sys.stderr)
+        if not emit.sent_error:  # fit() sends its own Error before it raises
+            emit(Error.from_exception(e, details))
         return 1
     finally:
         sys.stdout = emit.stream

@@ -19,7 +19,7 @@ views (a grid of crops, optional horizontal flip) for validation and the feature
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -276,27 +276,26 @@ class FeatureCache:
 
     @torch.no_grad()
     def fill(self, model: torch.nn.Module, device: torch.device, batch_size: int,
-             autocast: Callable, tick: Callable[[int, int], None] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> bool:
-        """Encode every view once; False if ``should_stop`` ended it early."""
+             autocast: Callable) -> Iterator[tuple[int, int]]:
+        """Encode every view once, yielding (done, total) after each batch.
+
+        The cache is usable only once the generator is exhausted; a caller that stops early
+        (to honour a stop request) leaves it empty.
+        """
         model.eval()
         chunks: list[list[torch.Tensor]] = []
         images, labels = [], []
         n = len(self.views)
         for i in range(0, n, batch_size):
-            if should_stop is not None and should_stop():
-                return False
             x, y = collate([self._set[j] for j in range(i, min(i + batch_size, n))])
             with autocast():
                 feats = model.encode(x.to(device))
             chunks.append([f.detach().to("cpu", torch.float16) for f in feats])
             images.append(x.mul(255).round_().to(torch.uint8))
             labels.append(y.to(torch.uint8))
-            if tick is not None:
-                tick(min(i + batch_size, n), n)
+            yield min(i + batch_size, n), n
         self.feats = [torch.cat([c[level] for c in chunks]) for level in range(len(chunks[0]))]
         self.images, self.labels = torch.cat(images), torch.cat(labels)
-        return True
 
     def batch(self, idx: list[int], device: torch.device
               ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:

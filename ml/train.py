@@ -5,6 +5,10 @@ the weights (the EMA model is validated and saved), early stopping on validation
 bf16 autocast on CUDA. In ``frozen`` mode the backbone features of every fixed view are computed
 once (:class:`FeatureCache`) and only the decoder runs per step.
 
+:class:`Trainer` builds the run (data, model, optimiser, schedule, EMA; a resumed run loads its
+state) and :meth:`Trainer.fit` yields typed events (:mod:`ml.train_events`) while it trains;
+:func:`train` drives it for callers that only want the result.
+
 Output folder: ``model.safetensors`` + ``config.json`` hold the best EMA weights (what
 ``ml.checkpoint.load_model`` and prediction read); ``last/`` holds the latest state with
 ``train_state.pt`` (optimizer, raw and EMA weights, scheduler, epoch, RNG) for ``resume``.
@@ -15,7 +19,9 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass, field, replace
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,27 +33,25 @@ from . import data as D
 from .config import ModelCard, StudentConfig, TrainConfig
 from .losses import B2PLoss
 from .metrics import confusion, scores
-from .progress import Progress, ProgressFn, Reporter, StopFn
+from .progress import StopFn
 from .store import Project
+from .train_events import (
+    CacheProgress,
+    Checkpoint,
+    Done,
+    Error,
+    Setup,
+    Step,
+    Stopped,
+    TrainEvent,
+    TrainResult,
+    Validation,
+)
 
 LAST = "last"
 STATE = "train_state.pt"
 _BACKBONE_SOURCES = {"official": "official Meta DINOv2 ViT-S/14",
                      "offline": "offline DINOv2 ViT-S/14 (converted)", "none": "random init"}
-
-
-@dataclass
-class TrainResult:
-    out_dir: Path
-    epochs_run: int
-    best_epoch: int
-    best_metric: float | None
-    history: list[dict] = field(default_factory=list)
-    stopped: bool = False
-    trainable_params: int = 0
-    seconds: float = 0.0
-    early_stopped: bool = False
-    cached: bool = False  # frozen-mode feature cache used
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -118,19 +122,33 @@ class Ema:
         self.updates = int(state["updates"])
 
 
-class _Run:
-    """One training run: holds the model, optimiser, data and bookkeeping between epochs."""
+class Trainer:
+    """One training run. ``__init__`` builds everything; :meth:`fit` trains and yields events.
 
-    def __init__(self, project: Project, out_dir: Path, student: StudentConfig,
-                 cfg: TrainConfig, mask_source: str, labels: dict | None, loss_kind: str,
-                 progress: ProgressFn | None, should_stop: StopFn | None) -> None:
-        self.project, self.out_dir, self.student, self.cfg = project, out_dir, student, cfg
-        self.progress = progress
+    ``labels`` (key -> label map) replaces the project's masks (oracle runs). ``resume``
+    continues ``out_dir/last`` from its epoch (its student config wins, so the weights fit;
+    ``cfg.epochs`` may be raised). ``init_from`` fine-tunes from a trained model folder.
+    ``loss_kind`` overrides ``cfg.loss`` ("ce": plain cross-entropy, the U-Net baseline).
+    """
+
+    def __init__(self, project: Project, out_dir: str | Path, student: StudentConfig,
+                 cfg: TrainConfig, mask_source: str = "teacher",
+                 labels: dict[str, np.ndarray] | None = None, resume: bool = False,
+                 init_from: Path | None = None, loss_kind: str | None = None,
+                 should_stop: StopFn | None = None) -> None:
+        self.project, self.out_dir, self.cfg = project, Path(out_dir), cfg
         self.should_stop = should_stop or (lambda: False)
+        state = load_train_state(self.out_dir) if resume else None
+        if resume:
+            student = ModelCard.load(self.out_dir / LAST / "config.json").student
+        student = replace(student, num_classes=student.num_classes or project.num_classes)
+        if student.num_classes != project.num_classes and labels is None:
+            raise ValueError(f"student has {student.num_classes} classes, project "
+                             f"{project.num_classes}")
+        self.student, self.num_classes = student, student.num_classes
         self.device = resolve_device(cfg.device)
         self.amp = cfg.amp and self.device.type == "cuda"
-        self.num_classes = student.num_classes
-        self.loss = B2PLoss(cfg, self.num_classes, loss_kind)
+        self.loss = B2PLoss(cfg, self.num_classes, loss_kind or cfg.loss)
         self.history: list[dict] = []
         self.best_metric: float | None = None
         self.best_epoch = 0
@@ -139,6 +157,11 @@ class _Run:
         self.rng = np.random.default_rng(cfg.seed)
         self.cache: D.FeatureCache | None = None
         self._data(mask_source, labels)
+        self._build_model(init_from, state)
+        self._build_optimizer()
+        if state is not None:
+            self._resume(state)
+        self.result: TrainResult | None = None
 
     # ------------------------------------------------------------ setup
     def _data(self, source: str, labels: dict | None) -> None:
@@ -160,7 +183,7 @@ class _Run:
         self.train_set = D.RandomViews(self.samples, self.train_keys, self.student.input_size,
                                        self.cfg.crop, self.cfg.augment, n_train, self.rng)
 
-    def build_model(self, init_from: Path | None, state: dict | None) -> None:
+    def _build_model(self, init_from: Path | None, state: dict | None) -> None:
         """The model, with weights from ``state`` (resume) or ``init_from`` when given."""
         from .student import build_model, count_parameters
 
@@ -175,13 +198,22 @@ class _Run:
             self._init_from(Path(init_from))
         self.model.to(self.device)
         self.trainable, self.total = count_parameters(self.model)
+        self.caches_features = (self.student.mode == "frozen"
+                                and getattr(self.model, "features_cacheable", False))
+        if self.caches_features:  # training views first, then the validation views not among them
+            self.cache_train_views = D.fixed_views(self.samples, self.train_keys, self.cfg.crop,
+                                                   flips=self.cfg.augment)
+            known = set(self.cache_train_views)
+            self._cache_views = (self.cache_train_views
+                                 + [v for v in self.val_views if v not in known])
 
-    def build_optimizer(self) -> None:
-        """AdamW, the per-step cosine schedule and the EMA; after the cache sets the epoch."""
+    def _build_optimizer(self) -> None:
+        """AdamW, the per-step cosine schedule and the EMA."""
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=self.cfg.lr,
                                      weight_decay=self.cfg.weight_decay)
-        self.n_items = self.cache.train_count if self.cache is not None else len(self.train_set)
+        self.n_items = (len(self.cache_train_views) if self.caches_features
+                        else len(self.train_set))
         self.total_steps = math.ceil(self.n_items / self.cfg.batch_size) * self.cfg.epochs
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt,
                                                        cosine_lambda(self.total_steps))
@@ -198,9 +230,8 @@ class _Run:
                              f"{self.student.arch} with {self.num_classes}")
         self.model.load_state_dict(other.state_dict())
 
-    def resume(self, state: dict[str, Any]) -> None:
+    def _resume(self, st: dict[str, Any]) -> None:
         """Optimizer, EMA, schedule, counters and RNG from the saved state."""
-        st = state
         self.ema.load_state_dict(st["ema"])
         if st.get("optimizer") is not None:
             self.opt.load_state_dict(st["optimizer"])
@@ -216,11 +247,94 @@ class _Run:
         if "numpy" in rng:
             self.rng.bit_generator.state = rng["numpy"]
 
-    # ------------------------------------------------------------ steps
-    def _emit(self, done: int, total: int, message: str, **extra: Any) -> None:
-        if self.progress is not None:
-            self.progress(Progress(done, total, message, extra))
+    # ------------------------------------------------------------ the run
+    def fit(self) -> Iterator[TrainEvent]:
+        """Train to the end, early stopping or a stop request, yielding what happens.
 
+        Ends with :class:`Done` or :class:`Stopped` (``self.result`` is then set); a failure
+        yields :class:`Error` and raises.
+        """
+        t0 = time.monotonic()
+        try:
+            yield Setup(self.trainable, self.total, len(self.train_keys),
+                        0 if self.val_on_train else len(self.val_keys), self.val_on_train,
+                        self.cfg.epochs, self.total_steps, self.start_epoch, self.global_step,
+                        str(self.device), bool(self.caches_features))
+            stopped = False
+            if self.caches_features:
+                stopped = yield from self._fill_cache()
+            epoch, early = self.start_epoch, False
+            if not stopped:
+                epoch, stopped, early = yield from self._epochs()
+            if stopped:
+                yield self._save(epoch, improved=False)
+            self.result = TrainResult(self.out_dir, epoch, self.best_epoch, self.best_metric,
+                                      list(self.history), stopped, self.trainable,
+                                      time.monotonic() - t0, early, self.cache is not None)
+            yield Stopped(self.result) if stopped else Done(self.result)
+        except Exception as e:
+            yield Error.from_exception(e, traceback.format_exc())
+            raise
+
+    def _fill_cache(self) -> Iterator[TrainEvent]:
+        """Frozen mode: encode every fixed view once. Returns True if asked to stop meanwhile."""
+        cache = D.FeatureCache(self.samples, self._cache_views, self.student.input_size)
+        for done, total in cache.fill(self.model, self.device, self.cfg.batch_size,
+                                      self._autocast):
+            yield CacheProgress(done, total)
+            if done < total and self.should_stop():
+                return True
+        cache.train_count = len(self.cache_train_views)
+        self.cache = cache
+        return False
+
+    def _epochs(self) -> Iterator[TrainEvent]:
+        """Epochs until the end, early stopping or a stop request; returns (epoch, stopped, early).
+
+        The ETA comes from this session's steps and time, so a resumed run's is right too.
+        """
+        cfg = self.cfg
+        t_start, session_steps = time.monotonic(), 0
+        for epoch in range(self.start_epoch, cfg.epochs):
+            t_epoch = time.monotonic()
+            order = self.rng.permutation(self.n_items).tolist()
+            sums: dict[str, float] = {}
+            n = 0
+            for i in range(0, self.n_items, cfg.batch_size):
+                if self.should_stop():
+                    return epoch, True, False
+                parts = self._train_step(order[i:i + cfg.batch_size], epoch)
+                n += 1
+                session_steps += 1
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                lr = self.sched.get_last_lr()[0]
+                rate = (time.monotonic() - t_start) / session_steps
+                yield Step(self.global_step, self.total_steps, epoch + 1, cfg.epochs,
+                           parts["loss"], parts["binary"], parts["fine"],
+                           parts["corrected_frac"], lr,
+                           rate * max(self.total_steps - self.global_step, 0))
+            train_s = time.monotonic() - t_epoch
+            m = self._validate()
+            metric = _finite(m["anomaly_miou"])
+            improved = self.best_metric is None or metric > self.best_metric
+            if improved:
+                self.best_metric, self.best_epoch = metric, epoch + 1
+            avg = {k: v / max(n, 1) for k, v in sums.items()}
+            val = Validation(epoch + 1, self.global_step, self.total_steps,
+                             avg.get("loss", 0.0), avg.get("binary", 0.0), avg.get("fine", 0.0),
+                             avg.get("corrected_frac", 0.0), lr, metric,
+                             _finite(m["anomaly_f1"]), _finite(m["binary_iou"]),
+                             _finite(m["miou"]), self.val_on_train, improved, train_s,
+                             time.monotonic() - t_epoch)
+            self.history.append(val.history_entry())
+            yield val
+            yield self._save(epoch + 1, improved)
+            if epoch + 1 - self.best_epoch >= cfg.patience:
+                return epoch + 1, False, True
+        return max(cfg.epochs, self.start_epoch), False, False
+
+    # ------------------------------------------------------------ steps
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp)
 
@@ -234,7 +348,7 @@ class _Run:
         with self._autocast():
             return model.decode(feats, x) if feats is not None else model(x)
 
-    def train_step(self, idx: list[int], epoch: int) -> dict[str, float]:
+    def _train_step(self, idx: list[int], epoch: int) -> dict[str, float]:
         self.model.train()
         feats, x, y = self._batch(idx)
         out = self._forward(self.model, feats, x)
@@ -250,7 +364,7 @@ class _Run:
         return {"loss": float(loss.detach()), **parts}
 
     @torch.no_grad()
-    def validate(self) -> dict[str, Any]:
+    def _validate(self) -> dict[str, Any]:
         model = self.ema.model
         model.eval()
         cm = np.zeros((self.num_classes, self.num_classes), np.int64)
@@ -267,14 +381,14 @@ class _Run:
         return scores(cm, self.project.class_names()[: self.num_classes])
 
     # ------------------------------------------------------------ saving
-    def card(self, epoch: int, best: bool) -> ModelCard:
+    def _card(self, epoch: int, best: bool) -> ModelCard:
         return ModelCard(self.student, self.cfg, [c.to_json() for c in self.project.classes],
                          _BACKBONE_SOURCES.get(self.student.backbone_weights,
                                                self.student.backbone_weights),
                          self.best_epoch if best else epoch, self.best_metric,
                          list(self.history), __version__)
 
-    def save(self, epoch: int, improved: bool) -> None:
+    def _save(self, epoch: int, improved: bool) -> Checkpoint:
         from .checkpoint import save_checkpoint
 
         rng = {"torch": torch.get_rng_state(), "numpy": self.rng.bit_generator.state}
@@ -282,116 +396,25 @@ class _Run:
                  "raw_model": self.model.state_dict(), "ema": self.ema.state_dict(),
                  "scheduler": self.sched.state_dict(), "history": self.history,
                  "best_metric": self.best_metric, "best_epoch": self.best_epoch, "rng": rng}
-        save_checkpoint(self.out_dir / LAST, self.ema.model, self.card(epoch, False),
+        save_checkpoint(self.out_dir / LAST, self.ema.model, self._card(epoch, False),
                         optimizer_state=self.opt.state_dict(), extra_state=extra)
         if improved or not (self.out_dir / "model.safetensors").exists():
-            save_checkpoint(self.out_dir, self.ema.model, self.card(epoch, True))
+            save_checkpoint(self.out_dir, self.ema.model, self._card(epoch, True))
         else:  # same best weights; the card gains this epoch's history
-            self.card(epoch, True).save(self.out_dir / "config.json")
+            self._card(epoch, True).save(self.out_dir / "config.json")
+        return Checkpoint(epoch, self.out_dir / LAST, improved)
 
 
 def train(project: Project, out_dir: str | Path, student: StudentConfig, cfg: TrainConfig,
           mask_source: str = "teacher", labels: dict[str, np.ndarray] | None = None,
           resume: bool = False, init_from: Path | None = None,
-          progress: ProgressFn | None = None, should_stop: StopFn | None = None,
-          loss_kind: str | None = None) -> TrainResult:
-    """Train a student on ``project``'s masks into ``out_dir``; see the module docstring.
-
-    ``labels`` (key -> label map) replaces the project's masks (oracle runs). ``resume``
-    continues ``out_dir/last`` from its epoch (its student config wins, so the weights fit;
-    ``cfg.epochs`` may be raised). ``init_from`` fine-tunes from a trained model folder.
-    ``loss_kind`` overrides ``cfg.loss`` ("ce": plain cross-entropy, the U-Net baseline).
-    """
-    t0 = time.monotonic()
-    out_dir = Path(out_dir)
-    if resume:
-        student = ModelCard.load(out_dir / LAST / "config.json").student
-    student = replace(student, num_classes=student.num_classes or project.num_classes)
-    if student.num_classes != project.num_classes and labels is None:
-        raise ValueError(f"student has {student.num_classes} classes, project "
-                         f"{project.num_classes}")
-    run = _Run(project, out_dir, student, cfg, mask_source, labels, loss_kind or cfg.loss, progress,
-               should_stop)
-    state = load_train_state(out_dir) if resume else None
-    run.build_model(init_from, state)
-    run._emit(0, 0, f"trainable {run.trainable:,} / total {run.total:,} params", phase="setup",
-              trainable_params=run.trainable, total_params=run.total,
-              val_on_train=run.val_on_train, train_images=len(run.train_keys),
-              val_images=0 if run.val_on_train else len(run.val_keys))
-    stopped = not _fill_cache(run)
-    run.build_optimizer()
-    if state is not None:
-        run.resume(state)
-    epoch, early = run.start_epoch, False
-    if not stopped:
-        epoch, stopped, early = _epochs(run)
-    if stopped:
-        run.save(epoch, improved=False)
-    return TrainResult(out_dir, epoch, run.best_epoch, run.best_metric, run.history, stopped,
-                       run.trainable, time.monotonic() - t0, early, run.cache is not None)
-
-
-def _fill_cache(run: _Run) -> bool:
-    """Frozen mode: encode every fixed view once. False if the caller asked to stop meanwhile."""
-    if run.student.mode != "frozen" or not getattr(run.model, "features_cacheable", False):
-        return True
-    views = D.fixed_views(run.samples, run.train_keys, run.cfg.crop, flips=run.cfg.augment)
-    known = set(views)
-    cache = D.FeatureCache(run.samples, views + [v for v in run.val_views if v not in known],
-                           run.student.input_size)
-
-    def tick(done: int, total: int) -> None:
-        run._emit(done, total, "caching backbone features", phase="cache")
-
-    if not cache.fill(run.model, run.device, run.cfg.batch_size, run._autocast, tick,
-                      run.should_stop):
-        return False
-    cache.train_count = len(views)  # the first views are the training ones
-    run.cache = cache
-    return True
-
-
-def _epochs(run: _Run) -> tuple[int, bool, bool]:
-    """Run epochs until the end, early stopping or a stop request: (epochs done, stopped, early)."""
-    cfg = run.cfg
-    rep = Reporter(run.total_steps, run.progress, run.should_stop)
-    rep.done = run.global_step
-    n_items = run.n_items
-    for epoch in range(run.start_epoch, cfg.epochs):
-        t_epoch = time.monotonic()
-        order = run.rng.permutation(n_items).tolist()
-        sums: dict[str, float] = {}
-        n = 0
-        for i in range(0, n_items, cfg.batch_size):
-            if rep.stopped():
-                return epoch, True, False
-            parts = run.train_step(order[i:i + cfg.batch_size], epoch)
-            n += 1
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + v
-            lr = run.sched.get_last_lr()[0]
-            rep.step(1, f"epoch {epoch + 1}/{cfg.epochs}", epoch=epoch + 1, phase="train",
-                     loss=parts["loss"], loss_binary=parts["binary"], loss_fine=parts["fine"],
-                     corrected_frac=parts["corrected_frac"], lr=lr)
-        train_s = time.monotonic() - t_epoch
-        m = run.validate()
-        metric = _finite(m["anomaly_miou"])
-        improved = run.best_metric is None or metric > run.best_metric
-        if improved:
-            run.best_metric, run.best_epoch = metric, epoch + 1
-        avg = {k: v / max(n, 1) for k, v in sums.items()}
-        entry = {"epoch": epoch + 1, "loss": avg.get("loss", 0.0),
-                 "loss_binary": avg.get("binary", 0.0), "loss_fine": avg.get("fine", 0.0),
-                 "corrected_frac": avg.get("corrected_frac", 0.0), "lr": lr,
-                 "val_anomaly_miou": metric, "val_anomaly_f1": _finite(m["anomaly_f1"]),
-                 "val_binary_iou": _finite(m["binary_iou"]), "val_miou": _finite(m["miou"]),
-                 "val_on_train": run.val_on_train, "train_seconds": train_s,
-                 "seconds": time.monotonic() - t_epoch}
-        run.history.append(entry)
-        shown = {k: v for k, v in entry.items() if k not in ("seconds", "train_seconds")}
-        run._emit(rep.done, rep.total, f"epoch {epoch + 1}: val anomaly mIoU {metric:.3f}",
-                  **shown, phase="val")
-        run.save(epoch + 1, improved)
-        if epoch + 1 - run.best_epoch >= cfg.patience:
-            return epoch + 1, False, True
-    return max(cfg.epochs, run.start_epoch), False, False
+          on_event: Callable[[TrainEvent], None] | None = None,
+          should_stop: StopFn | None = None, loss_kind: str | None = None) -> TrainResult:
+    """Build a :class:`Trainer` and run it to its end; ``on_event`` sees every event."""
+    trainer = Trainer(project, out_dir, student, cfg, mask_source, labels, resume, init_from,
+                      loss_kind, should_stop)
+    for event in trainer.fit():
+        if on_event is not None:
+            on_event(event)
+    assert trainer.result is not None  # fit() ends with Done or Stopped, or raises
+    return trainer.result

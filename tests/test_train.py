@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +15,7 @@ from PIL import Image
 from ml import data as D
 from ml.config import ModelCard, StudentConfig, TrainConfig
 from ml.store import Project
+from ml.train_events import Checkpoint, Done, Setup, Step, Stopped, Validation
 
 STUDENT = StudentConfig(input_size=56, backbone_weights="none", decoder_channels=32, taps=(0, 1))
 
@@ -61,7 +63,7 @@ def trained(tmp_path_factory):
     proj = make_project(root, 6)
     out = root / "model"
     events = []
-    result = train(proj, out, STUDENT, cfg(), progress=events.append)
+    result = train(proj, out, STUDENT, cfg(), on_event=events.append)
     return proj, out, result, events
 
 
@@ -132,12 +134,14 @@ def test_checkpoint_written_every_epoch_with_history(trained):
     best = ModelCard.load(out / "config.json")
     assert last.epoch == 2 and len(best.history) == 2
     assert best.epoch == result.best_epoch and best.best_metric == result.best_metric
-    train_events = [e for e in events if e.extra.get("phase") == "train"]
-    assert train_events[-1].done == train_events[-1].total == len(train_events)
-    assert {"loss", "loss_binary", "loss_fine", "corrected_frac", "lr"} <= set(
-        train_events[0].extra)
-    val_events = [e for e in events if e.extra.get("phase") == "val"]
-    assert len(val_events) == 2 and "val_anomaly_miou" in val_events[0].extra
+    train_events = [e for e in events if isinstance(e, Step)]
+    assert train_events[-1].step == train_events[-1].total_steps == len(train_events)
+    assert all(math.isfinite(v) for e in train_events
+               for v in (e.loss, e.loss_binary, e.loss_fine, e.corrected_frac, e.lr))
+    val_events = [e for e in events if isinstance(e, Validation)]
+    assert len(val_events) == 2 and 0.0 <= val_events[0].val_anomaly_miou <= 1.0
+    assert [type(e) for e in events if isinstance(e, (Checkpoint, Done))] == [
+        Checkpoint, Checkpoint, Done]
 
 
 def test_ema_differs_from_raw_weights_and_is_what_is_saved(trained):
@@ -171,12 +175,52 @@ def test_resume_continues_from_the_saved_epoch(trained, tmp_path):
     shutil.copytree(out, copy)
     events = []
     result = train(proj, copy, StudentConfig(), cfg(epochs=3), resume=True,
-                   progress=events.append)
+                   on_event=events.append)
     assert result.epochs_run == 3 and [h["epoch"] for h in result.history] == [1, 2, 3]
     assert result.history[:2] == first.history
-    steps = [e for e in events if e.extra.get("phase") == "train"]
+    steps = [e for e in events if isinstance(e, Step)]
     assert len(steps) == 2  # one more epoch: 5 training images in batches of 4
-    assert all(e.extra["epoch"] == 3 for e in steps)
+    assert all(e.epoch == 3 for e in steps)
+    setup = events[0]
+    assert isinstance(setup, Setup) and (setup.start_epoch, setup.start_step) == (2, 4)
+    assert [e.step for e in steps] == [5, 6]  # the global step count continues
+
+
+def test_resumed_eta_comes_from_this_sessions_pace(trained, tmp_path, monkeypatch):
+    """Every step takes 10 s of a fake clock: the ETA is 10 s per step still to do."""
+    import ml.train as T
+
+    proj, out, _, _ = trained
+    copy = tmp_path / "model"
+    shutil.copytree(out, copy)
+    clock = [1000.0]
+    monkeypatch.setattr(T.time, "monotonic", lambda: clock[0])
+    step = T.Trainer._train_step
+
+    def slow_step(self, idx, epoch):
+        clock[0] += 10.0
+        return step(self, idx, epoch)
+
+    monkeypatch.setattr(T.Trainer, "_train_step", slow_step)
+    events = []
+    T.train(proj, copy, StudentConfig(), cfg(epochs=4), resume=True, on_event=events.append)
+    steps = [e for e in events if isinstance(e, Step)]
+    assert [e.step for e in steps] == [5, 6, 7, 8]
+    assert [e.eta_s for e in steps] == pytest.approx([30.0, 20.0, 10.0, 0.0])
+
+
+def test_events_survive_the_json_round_trip(trained):
+    import json
+
+    from ml.train_events import event_name, from_json, to_json
+
+    events = trained[3]
+    assert {event_name(type(e)) for e in events} == {"setup", "step", "validation",
+                                                     "checkpoint", "done"}
+    again = [from_json(json.loads(json.dumps(to_json(e)))) for e in events]
+    assert again == events
+    with pytest.raises(ValueError, match="unknown training event"):
+        from_json({"event": "progress", "done": 1})
 
 
 def test_cancel_stops_within_a_step_and_saves(tmp_path):
@@ -185,11 +229,12 @@ def test_cancel_stops_within_a_step_and_saves(tmp_path):
     proj = make_project(tmp_path, 3)  # few images: validation on the training images
     events = []
     result = train(proj, tmp_path / "m", STUDENT, cfg(batch_size=1, epochs=3, crop=48),
-                   progress=events.append,
-                   should_stop=lambda: sum(e.extra.get("phase") == "train" for e in events) >= 2)
-    assert events[0].extra["phase"] == "setup" and events[0].extra["val_on_train"] is True
+                   on_event=events.append,
+                   should_stop=lambda: sum(isinstance(e, Step) for e in events) >= 2)
+    assert isinstance(events[0], Setup) and events[0].val_on_train is True
     assert result.stopped and result.epochs_run == 0
-    assert sum(e.extra.get("phase") == "train" for e in events) == 2
+    assert sum(isinstance(e, Step) for e in events) == 2
+    assert isinstance(events[-1], Stopped) and events[-1].result == result
     assert (tmp_path / "m" / "last" / "train_state.pt").is_file()
     assert (tmp_path / "m" / "model.safetensors").is_file()
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ml.progress import Progress, ProgressFn
+from ml.train_events import CacheProgress, Setup, Step, TrainEvent, Validation
 
 
 @contextmanager
@@ -34,3 +35,55 @@ def tqdm_progress(desc: str, unit: str = "img") -> Iterator[ProgressFn]:
     finally:
         if bar:
             bar[0].close()
+
+
+class TrainBars:
+    """Training events as tqdm bars (cache, then training steps) and a setup line."""
+
+    def __init__(self) -> None:
+        self.name = ""
+        self.bar = None  # one bar at a time: the cache bar ends when training starts
+        self.val: float | None = None
+
+    def __call__(self, ev: TrainEvent) -> None:
+        match ev:
+            case Setup():
+                val = ("validating on the training images (fewer than 5 labelled)"
+                       if ev.val_on_train else f"{ev.val_images} for validation")
+                start = f"; resuming at epoch {ev.start_epoch + 1}" if ev.start_step else ""
+                _write(f"trainable {ev.trainable_params:,} / total {ev.total_params:,} params; "
+                       f"{ev.train_images} training images, {val}{start}")
+            case CacheProgress():
+                self._show("cache", "view", ev.done, ev.total, {})
+            case Step():
+                post = {"epoch": ev.epoch, "loss": f"{ev.loss:.4f}"}
+                if self.val is not None:
+                    post["val_aMIoU"] = f"{self.val:.3f}"
+                self._show("train", "step", ev.step, ev.total_steps, post)
+            case Validation():
+                self.val = ev.val_anomaly_miou
+            case _:
+                pass
+
+    def _show(self, name: str, unit: str, done: int, total: int, post: dict) -> None:
+        from tqdm import tqdm
+
+        if name != self.name:
+            self.close()
+            self.name, self.bar = name, tqdm(total=total, desc=name, unit=unit,
+                                             dynamic_ncols=True)
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
+        self.bar.set_postfix(post, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _write(line: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(line)

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from app.cli import CLIError
+from app.cli._progress import TrainBars
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -84,48 +85,6 @@ def _ctrl_c_stops() -> Iterator[list[bool]]:
             signal.signal(signal.SIGINT, previous)
 
 
-class _Bars:
-    """tqdm bars for the cache and training phases; prints setup and validation lines."""
-
-    def __init__(self) -> None:
-        self.name = ""
-        self.bar = None  # one bar at a time: the cache bar ends when training starts
-        self.val: float | None = None
-
-    def __call__(self, p) -> None:
-        from tqdm import tqdm
-
-        phase = p.extra.get("phase")
-        if phase == "setup":
-            val = ("validating on the training images (fewer than 5 labelled)"
-                   if p.extra["val_on_train"] else f"{p.extra['val_images']} for validation")
-            tqdm.write(f"{p.message}; {p.extra['train_images']} training images, {val}")
-            return
-        if phase == "val":
-            self.val = p.extra.get("val_anomaly_miou")
-        name = "cache" if phase == "cache" else "train"
-        if name != self.name:
-            self.close()
-            unit = "view" if name == "cache" else "step"
-            self.name, self.bar = name, tqdm(total=p.total, desc=name, unit=unit,
-                                             dynamic_ncols=True)
-        bar = self.bar
-        bar.total = p.total
-        bar.update(p.done - bar.n)
-        post = {"epoch": p.extra.get("epoch")} if name == "train" else {}
-        if "loss" in p.extra and phase == "train":
-            post["loss"] = f"{p.extra['loss']:.4f}"
-        if self.val is not None:
-            post["val_aMIoU"] = f"{self.val:.3f}"
-        bar.set_postfix(post, refresh=False)
-        bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 def run_train(args: argparse.Namespace) -> int:
     from ml.store import Project
     from ml.train import train
@@ -134,11 +93,11 @@ def run_train(args: argparse.Namespace) -> int:
     student, cfg = _configs(args, project.num_classes)
     if args.resume and not (args.out / "last" / "train_state.pt").is_file():
         raise CLIError(f"{args.out}: nothing to resume (no last/train_state.pt)")
-    bars = _Bars()
+    bars = TrainBars()
     with _ctrl_c_stops() as flag:
         try:
             result = train(project, args.out, student, cfg, mask_source=args.source,
-                           resume=args.resume, init_from=args.init_from, progress=bars,
+                           resume=args.resume, init_from=args.init_from, on_event=bars,
                            should_stop=lambda: flag[0])
         finally:
             bars.close()

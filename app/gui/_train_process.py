@@ -9,6 +9,8 @@ from pathlib import Path
 
 from qtpy.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
+from ml.train_events import Done, Error, Stopped, TrainEvent, from_json
+
 from . import _constants as C
 
 
@@ -31,12 +33,16 @@ def worker_threads() -> int:
 
 
 class TrainProcess(QObject):
-    """One worker at a time. ``finished_ok`` after a ``done`` event, ``crashed`` otherwise."""
+    """One worker at a time. ``finished_ok`` after ``Done``/``Stopped``, ``crashed`` otherwise.
+
+    Signals carry the typed events of :mod:`ml.train_events`, read back from the worker's
+    JSON lines.
+    """
 
     started = Signal()
-    event = Signal(dict)  # every JSON event (progress, started, done, error)
-    progress = Signal(dict)
-    finished_ok = Signal(dict)  # the done event (stopped: bool, result: {...})
+    event = Signal(object)  # every training event
+    progress = Signal(object)  # the events before the end: Setup, CacheProgress, Step, ...
+    finished_ok = Signal(object)  # Done or Stopped; None when a stop had to kill the worker
     crashed = Signal(str)  # one message with the worker's last stderr lines
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -44,7 +50,7 @@ class TrainProcess(QObject):
         self.proc: QProcess | None = None
         self._buf = b""
         self._stderr = ""
-        self._done: dict | None = None
+        self._done: Done | Stopped | None = None
         self._error: str | None = None
         self._stop_timer = QTimer(self)
         self._stop_timer.setSingleShot(True)
@@ -108,21 +114,21 @@ class TrainProcess(QObject):
             if not raw.strip():
                 continue
             try:
-                ev = json.loads(raw)
-            except ValueError:
+                ev = from_json(json.loads(raw))
+            except ValueError:  # not one of our events: keep it with the worker's output
                 self._stderr = (self._stderr + raw.decode(errors="replace") + "\n")
                 continue
             self._dispatch(ev)
 
-    def _dispatch(self, ev: dict) -> None:
+    def _dispatch(self, ev: TrainEvent) -> None:
         self.event.emit(ev)
-        kind = ev.get("event")
-        if kind == "progress":
-            self.progress.emit(ev)
-        elif kind == "done":
-            self._done = ev
-        elif kind == "error":
-            self._error = str(ev.get("message", "unknown error"))
+        match ev:
+            case Done() | Stopped():
+                self._done = ev
+            case Error():
+                self._error = ev.message
+            case _:
+                self.progress.emit(ev)
 
     def _read_stderr(self) -> None:
         self._stderr += bytes(self.proc.readAllStandardError()).decode(errors="replace")
@@ -143,7 +149,7 @@ class TrainProcess(QObject):
             self.finished_ok.emit(self._done)
             return
         if self._stop_stage and self._error is None:
-            self.finished_ok.emit({"event": "done", "stopped": True, "forced": True})
+            self.finished_ok.emit(None)
             return
         why = self._error or (f"exit code {code}" if status == QProcess.ExitStatus.NormalExit
                               else "the process crashed")

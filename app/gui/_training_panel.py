@@ -17,6 +17,16 @@ from qtpy.QtWidgets import (
 )
 
 from ml.store import Project
+from ml.train_events import (
+    CacheProgress,
+    Checkpoint,
+    Done,
+    Setup,
+    Step,
+    Stopped,
+    TrainEvent,
+    Validation,
+)
 
 from . import _constants as C
 from ._models import current_model, new_model_dir, resumable_run
@@ -130,41 +140,34 @@ class TrainingPanel(QWidget):
         self.status.setText("stopping: the worker saves its state for Resume…")
         self.process.stop()
 
-    def on_progress(self, ev: dict) -> None:
+    def on_progress(self, ev: TrainEvent) -> None:
         """Record the event's plot points now; show bar, text and plot a few times a second."""
-        done, total = int(ev.get("done", 0)), int(ev.get("total", 0))
-        phase = ev.get("phase", "")
-        epoch = ev.get("epoch")
-        if phase == "train" and ev.get("loss") is not None and total > 0:
-            steps_per_epoch = max(total / max(self._epochs(), 1), 1e-9)
-            self.plot.add_loss(done / steps_per_epoch, float(ev["loss"]), redraw=False)
-        if phase == "val" and ev.get("val_anomaly_miou") is not None:
-            self.plot.add_miou(float(epoch or 0), float(ev["val_anomaly_miou"]), redraw=False)
+        match ev:
+            case Step():
+                steps_per_epoch = max(ev.total_steps / max(ev.epochs, 1), 1e-9)
+                self.plot.add_loss(ev.step / steps_per_epoch, ev.loss, redraw=False)
+            case Validation():
+                self.plot.add_miou(float(ev.epoch), ev.val_anomaly_miou, redraw=False)
         self._show(ev)
 
-    def _show_progress(self, ev: dict) -> None:
-        done, total = int(ev.get("done", 0)), int(ev.get("total", 0))
+    def _show_progress(self, ev: TrainEvent) -> None:
+        done, total, text = describe(ev)
         if total > 0:
             self.bar.setRange(0, total)
             self.bar.setValue(min(done, total))
         self.plot.update()
-        eta = f" · ETA {format_eta(ev.get('eta_s'))}" if ev.get("eta_s") is not None else ""
-        self.status.setText(f"{ev.get('message', '')}{eta}")
+        self.status.setText(text)
         self._sync_buttons()
 
-    def _epochs(self) -> int:
-        return int(self.overrides[1].get("epochs", self.settings.epochs.value()))
-
-    def _on_done(self, ev: dict) -> None:
+    def _on_done(self, ev: Done | Stopped | None) -> None:
         self._show.flush()
-        res = ev.get("result") or {}
-        if ev.get("stopped"):
+        if not isinstance(ev, Done):
             self.status.setText("stopped; state saved — Resume continues it")
         else:
-            best = res.get("best_metric")
-            best_s = f"{best:.3f}" if isinstance(best, (int, float)) else "n/a"
-            self.status.setText(f"done: {res.get('epochs_run', '?')} epochs, best val anomaly "
-                                f"mIoU {best_s} (epoch {res.get('best_epoch', '?')})")
+            res = ev.result
+            best = "n/a" if res.best_metric is None else f"{res.best_metric:.3f}"
+            self.status.setText(f"done: {res.epochs_run} epochs, best val anomaly "
+                                f"mIoU {best} (epoch {res.best_epoch})")
         if self.bar.maximum() == 0:
             self.bar.setRange(0, 1)
         self._sync_buttons()
@@ -180,3 +183,23 @@ class TrainingPanel(QWidget):
         if self.bar.maximum() == 0:
             self.bar.setRange(0, 1)
         self._sync_buttons()
+
+
+def describe(ev: TrainEvent) -> tuple[int, int, str]:
+    """(done, total, one line) for the progress bar and status of a training event."""
+    match ev:
+        case Setup():
+            start = f"; resuming at epoch {ev.start_epoch + 1}" if ev.start_step else ""
+            return (ev.start_step, ev.total_steps, f"trainable {ev.trainable_params:,} / total "
+                    f"{ev.total_params:,} params; {ev.train_images} training images{start}")
+        case CacheProgress():
+            return ev.done, ev.total, "caching backbone features"
+        case Step():
+            eta = f" · ETA {format_eta(ev.eta_s)}" if ev.eta_s is not None else ""
+            return ev.step, ev.total_steps, f"epoch {ev.epoch}/{ev.epochs}{eta}"
+        case Validation():
+            return (ev.step, ev.total_steps,
+                    f"epoch {ev.epoch}: val anomaly mIoU {ev.val_anomaly_miou:.3f}")
+        case Checkpoint():
+            return 0, 0, f"epoch {ev.epoch} saved" + (" (best so far)" if ev.best else "")
+    return 0, 0, ""

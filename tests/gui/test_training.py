@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from app.gui._fold import fold_corrections
-from app.worker import jsonable
+from ml.train_events import Done, Error, Step, Stopped, from_json
 from tests.gui.helpers import save_shot
 
 pytestmark = pytest.mark.gui
@@ -39,7 +39,7 @@ def test_worker_reports_bad_input_as_one_error_event(tmp_path):
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [e["event"] for e in events] == ["error"]
     assert "no project here" in events[0]["message"]
-    assert jsonable({"a": float("nan"), "p": tmp_path}) == {"a": None, "p": str(tmp_path)}
+    assert isinstance(from_json(events[0]), Error)
 
 
 def _prepare(inspector, photos, qtbot):
@@ -60,13 +60,13 @@ def test_train_predict_and_review_corrections(inspector, photos, qtbot, tmp_path
     project = _prepare(inspector, photos, qtbot)
     panel = inspector.training
     panel.overrides = (TINY[0], {**TINY[1], "epochs": 2})
-    events: list[dict] = []
+    events: list = []
     panel.process.progress.connect(events.append)
     with qtbot.waitSignal(panel.process.finished_ok, timeout=240000) as done:
         panel.start()
-    assert done.args[0]["stopped"] is False
-    assert done.args[0]["result"]["epochs_run"] == 2
-    assert any(e.get("phase") == "train" for e in events)
+    assert isinstance(done.args[0], Done)
+    assert done.args[0].result.epochs_run == 2
+    assert any(isinstance(e, Step) for e in events)
     assert len(panel.plot.loss) >= 2 and len(panel.plot.miou) == 2
     assert (panel.out_dir / "model.safetensors").exists()
     assert "done: 2 epochs" in panel.status.text()
@@ -116,12 +116,12 @@ def test_stop_a_run_then_a_crash_is_reported(inspector, photos, qtbot):
     panel = inspector.training
     panel.overrides = (TINY[0], {**TINY[1], "epochs": 500})
     with qtbot.waitSignal(panel.process.progress, timeout=120000,
-                          check_params_cb=lambda e: e.get("phase") == "train"):
+                          check_params_cb=lambda e: isinstance(e, Step)):
         panel.start()
     assert panel.stop_btn.isEnabled() and not panel.start_btn.isEnabled()
     with qtbot.waitSignal(panel.process.finished_ok, timeout=60000) as done:
         panel.stop()
-    assert done.args[0]["stopped"] is True
+    assert isinstance(done.args[0], Stopped) or done.args[0] is None  # None: had to kill it
     assert panel.resume_btn.isEnabled() and "stopped" in panel.status.text()
     # a worker that fails is reported in the panel with its stderr, the app goes on
     panel.overrides = ({**TINY[0], "arch": "no-such-arch"}, {**TINY[1], "epochs": 1})
