@@ -1,8 +1,9 @@
 """Training the student on a project's masks (``b2p train``, the GUI's Retrain).
 
 AdamW on the trainable parameters, cosine learning rate per step, gradient clipping, an EMA of
-the weights (the EMA model is validated and saved), early stopping on validation anomaly mIoU,
-bf16 autocast on CUDA. In ``frozen`` mode the backbone features of every fixed view are computed
+the weights (timm's ``ModelEmaV3``; the EMA model is validated and saved), early stopping on
+validation anomaly mIoU, bf16 autocast on CUDA. In ``frozen`` mode the backbone features of
+every fixed view are computed
 once (:class:`FeatureCache`) and only the decoder runs per step.
 
 :class:`Trainer` builds the run (data, model, optimiser, schedule, EMA; a resumed run loads its
@@ -16,7 +17,6 @@ Output folder: ``model.safetensors`` + ``config.json`` hold the best EMA weights
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 import traceback
@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from timm.utils.model_ema import ModelEmaV3
 
 from . import __version__
 from . import data as D
@@ -85,41 +86,6 @@ def load_train_state(model_dir: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{Path(model_dir) / LAST}: nothing to resume (train without "
                                 "--resume first)")
     return state
-
-
-class Ema:
-    """Exponential moving average of a model's trainable weights and floating buffers.
-
-    The decay warms up as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so a short
-    run (a few hundred steps on a small project) is not dominated by the initial weights.
-    """
-
-    def __init__(self, model: torch.nn.Module, decay: float) -> None:
-        self.model = copy.deepcopy(model).eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-        self.decay, self.updates = decay, 0
-        self._names = [n for n, p in model.named_parameters() if p.requires_grad]
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        self.updates += 1
-        w = 1.0 - min(self.decay, (1 + self.updates) / (10 + self.updates))
-        mine, src = dict(self.model.named_parameters()), dict(model.named_parameters())
-        for n in self._names:
-            mine[n].lerp_(src[n].detach(), w)
-        for b, sb in zip(self.model.buffers(), model.buffers(), strict=True):
-            if b.dtype.is_floating_point:
-                b.lerp_(sb, w)
-            else:
-                b.copy_(sb)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "updates": self.updates}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.updates = int(state["updates"])
 
 
 class Trainer:
@@ -217,7 +183,10 @@ class Trainer:
         self.total_steps = math.ceil(self.n_items / self.cfg.batch_size) * self.cfg.epochs
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt,
                                                        cosine_lambda(self.total_steps))
-        self.ema = Ema(self.model, self.cfg.ema)
+        # The decay warms up as 1 - 1 / (1 + n / 10) after n steps (timm's warmup with gamma 10,
+        # power 1), so a short run on a small project is not dominated by the initial weights.
+        self.ema = ModelEmaV3(self.model, decay=self.cfg.ema, use_warmup=True,
+                              warmup_gamma=10.0, warmup_power=1.0)
 
     def _init_from(self, src: Path) -> None:
         from .checkpoint import load_model
@@ -232,7 +201,7 @@ class Trainer:
 
     def _resume(self, st: dict[str, Any]) -> None:
         """Optimizer, EMA, schedule, counters and RNG from the saved state."""
-        self.ema.load_state_dict(st["ema"])
+        self.ema.module.load_state_dict(st["ema"]["model"])
         if st.get("optimizer") is not None:
             self.opt.load_state_dict(st["optimizer"])
         self.sched.load_state_dict(st["scheduler"])
@@ -359,13 +328,13 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
         self.opt.step()
         self.sched.step()
-        self.ema.update(self.model)
         self.global_step += 1
+        self.ema.update(self.model, step=self.global_step)
         return {"loss": float(loss.detach()), **parts}
 
     @torch.no_grad()
     def _validate(self) -> dict[str, Any]:
-        model = self.ema.model
+        model = self.ema.module
         model.eval()
         cm = np.zeros((self.num_classes, self.num_classes), np.int64)
         bs = self.cfg.batch_size
@@ -393,13 +362,14 @@ class Trainer:
 
         rng = {"torch": torch.get_rng_state(), "numpy": self.rng.bit_generator.state}
         extra = {"epoch": epoch, "global_step": self.global_step,
-                 "raw_model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                 "raw_model": self.model.state_dict(),
+                 "ema": {"model": self.ema.module.state_dict(), "updates": self.global_step},
                  "scheduler": self.sched.state_dict(), "history": self.history,
                  "best_metric": self.best_metric, "best_epoch": self.best_epoch, "rng": rng}
-        save_checkpoint(self.out_dir / LAST, self.ema.model, self._card(epoch, False),
+        save_checkpoint(self.out_dir / LAST, self.ema.module, self._card(epoch, False),
                         optimizer_state=self.opt.state_dict(), extra_state=extra)
         if improved or not (self.out_dir / "model.safetensors").exists():
-            save_checkpoint(self.out_dir, self.ema.model, self._card(epoch, True))
+            save_checkpoint(self.out_dir, self.ema.module, self._card(epoch, True))
         else:  # same best weights; the card gains this epoch's history
             self._card(epoch, True).save(self.out_dir / "config.json")
         return Checkpoint(epoch, self.out_dir / LAST, improved)
