@@ -3,8 +3,7 @@
 AdamW on the trainable parameters, cosine learning rate per step, gradient clipping, an EMA of
 the weights (timm's ``ModelEmaV3``; the EMA model is validated and saved), early stopping on
 validation anomaly mIoU, bf16 autocast on CUDA. In ``frozen`` mode the backbone features of
-every fixed view are computed
-once (:class:`FeatureCache`) and only the decoder runs per step.
+every fixed view are computed once (:class:`FeatureCache`) and only the decoder runs per step.
 
 :class:`Trainer` builds the run (data, model, optimiser, schedule, EMA; a resumed run loads its
 state) and :meth:`Trainer.fit` yields typed events (:mod:`ml.train_events`) while it trains;
