@@ -26,7 +26,10 @@ CORRECTIONS_OPACITY = 0.8
 BOX_EDGE_WIDTH = 3
 
 THUMB_PX = 56  # thumbnail edge in the project list
-PROGRESS_UI_MS = 200  # progress bars, labels and the training plot update at most this often
+# Progress bars, labels and the training plot update at most this often (superqt's qthrottled):
+# each visible change of a dock re-composes the whole napari window (an OpenGL canvas), 15-60 ms
+# of the GUI thread with software OpenGL, and a job can report many steps a second.
+PROGRESS_UI_MS = 200
 SAVE_DEBOUNCE_MS = 500  # a paint stroke is saved this long after the last change
 STOP_GRACE_MS = 8000  # training: after "stop", wait this long before terminate()
 KILL_GRACE_MS = 3000  # ... and this long after terminate() before kill()

@@ -11,12 +11,12 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import qthrottled
 
 from ml.progress import Progress
 
 from . import _constants as C
 from ._jobs import Job
-from ._throttle import Throttle
 
 
 def format_eta(seconds: float | None) -> str:
@@ -34,7 +34,7 @@ class ProgressPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.job: Job | None = None
-        self._throttle = Throttle(self.on_progress, C.PROGRESS_UI_MS, self)
+        self._throttle = qthrottled(self.on_progress, C.PROGRESS_UI_MS, parent=self)
         self.bar = QProgressBar()
         self.bar.setTextVisible(True)
         self.label = QLabel("idle")

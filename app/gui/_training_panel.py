@@ -15,6 +15,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import qthrottled
 
 from ml.store import Project
 from ml.train_events import (
@@ -33,7 +34,6 @@ from ._models import current_model, new_model_dir, resumable_run
 from ._plot import TrainingPlot
 from ._progress_panel import format_eta
 from ._resources import icon
-from ._throttle import Throttle
 from ._train_process import TrainProcess
 from ._train_settings import TrainSettings
 
@@ -50,7 +50,7 @@ class TrainingPanel(QWidget):
         self.overrides: tuple[dict, dict] = ({}, {})  # extra Student/Train fields (tests, CLI)
         self.settings = TrainSettings()
         self.process = TrainProcess(self)
-        self._show = Throttle(self._show_progress, C.PROGRESS_UI_MS, self)
+        self._show = qthrottled(self._show_progress, C.PROGRESS_UI_MS, parent=self)
         self.process.progress.connect(self.on_progress)
         self.process.finished_ok.connect(self._on_done)
         self.process.crashed.connect(self._on_crash)
