@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from app.cli import main
-from app.cli._pseudo import stop_on_ctrl_c
+from app.cli._progress import stop_on_ctrl_c
 from ml.pseudo_label import pseudo_label_project
 from ml.store import Box, Project
 from ml.teachers import make_teacher
@@ -148,7 +148,7 @@ def test_cli_sam_without_checkpoint_says_how_to_get_it(proj, capsys, monkeypatch
 
 def test_ctrl_c_sets_stop_flag_then_aborts():
     before = signal.getsignal(signal.SIGINT)
-    with stop_on_ctrl_c() as flag:
+    with stop_on_ctrl_c("the current image") as flag:
         assert flag == [False]
         os.kill(os.getpid(), signal.SIGINT)
         assert flag == [True]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -35,6 +37,28 @@ def tqdm_progress(desc: str, unit: str = "img") -> Iterator[ProgressFn]:
     finally:
         if bar:
             bar[0].close()
+
+
+@contextmanager
+def stop_on_ctrl_c(after: str) -> Iterator[list[bool]]:
+    """First Ctrl-C sets ``flag[0]`` (finish ``after``, then stop); a second one aborts."""
+    flag = [False]
+
+    def handler(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+        if flag[0]:
+            raise KeyboardInterrupt
+        flag[0] = True
+        print(f"\nstopping after {after} (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (tests, embedding): plain KeyboardInterrupt applies
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class TrainBars:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from app.cli import CLIError
@@ -44,28 +41,6 @@ def teacher_options(args: argparse.Namespace) -> dict:
     return opts
 
 
-@contextmanager
-def stop_on_ctrl_c() -> Iterator[list[bool]]:
-    """First Ctrl-C sets a flag (finish the current image, then stop); a second one aborts."""
-    flag = [False]
-
-    def handler(signum, frame):  # noqa: ARG001 - signal handler signature
-        if flag[0]:
-            raise KeyboardInterrupt
-        flag[0] = True
-        print("\nstopping after the current image (Ctrl-C again to abort)", file=sys.stderr)
-
-    try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: no handler, plain KeyboardInterrupt applies
-        yield flag
-        return
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def print_summary(summary: dict) -> None:
     print(f"pseudo-labelled {summary['done']} of {summary['total']} images; "
           f"skipped {summary['skipped_edited']} edited, {summary['skipped_existing']} existing, "
@@ -77,14 +52,15 @@ def print_summary(summary: dict) -> None:
 
 
 def cmd_pseudo_label(args: argparse.Namespace) -> int:
-    from app.cli._progress import tqdm_progress
+    from app.cli._progress import stop_on_ctrl_c, tqdm_progress
     from ml.pseudo_label import pseudo_label_project
     from ml.store import Project
     from ml.teachers import make_teacher
 
     proj = Project.open(args.project)
     teacher = make_teacher(args.teacher, **teacher_options(args))
-    with stop_on_ctrl_c() as stop, tqdm_progress(f"pseudo-label ({teacher.name})") as cb:
+    with (stop_on_ctrl_c("the current image") as stop,
+          tqdm_progress(f"pseudo-label ({teacher.name})") as cb):
         summary = pseudo_label_project(proj, teacher, only_missing=args.only_missing,
                                        progress=cb, should_stop=lambda: stop[0])
     print_summary(summary)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 from app.cli import CLIError
-from app.cli._progress import TrainBars
+from app.cli._progress import TrainBars, stop_on_ctrl_c
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,29 +59,6 @@ def _configs(args: argparse.Namespace, num_classes: int):
     return student, train
 
 
-@contextmanager
-def _ctrl_c_stops() -> Iterator[list[bool]]:
-    """First Ctrl-C asks the loop to stop (flag); a second one interrupts at once."""
-    flag = [False]
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum, frame) -> None:  # noqa: ARG001
-        if flag[0]:
-            raise KeyboardInterrupt
-        flag[0] = True
-        print("\nstopping after this step (Ctrl-C again to abort)...", flush=True)
-
-    try:
-        signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread (tests, embedding): no handler
-        previous = None
-    try:
-        yield flag
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-
-
 def run_train(args: argparse.Namespace) -> int:
     from ml.store import Project
     from ml.train import train
@@ -94,7 +68,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume and not (args.out / "last" / "train_state.pt").is_file():
         raise CLIError(f"{args.out}: nothing to resume (no last/train_state.pt)")
     bars = TrainBars()
-    with _ctrl_c_stops() as flag:
+    with stop_on_ctrl_c("this step") as flag:
         try:
             result = train(project, args.out, student, cfg, mask_source=args.source,
                            resume=args.resume, init_from=args.init_from, on_event=bars,
