@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._report_figures import SEVERITY_COLORS
-from .report import ImageEntry, ReportData, by_class, by_severity, by_turbine_blade, meta_of
-from .report import priority as _priority
+from ._data import ImageEntry, ReportData, by_class, by_severity, by_turbine_blade, meta_of
+from ._data import priority as _priority
+from ._figures import SEVERITY_COLORS
 
 A4 = (8.27, 11.69)
 LEFT, RIGHT, TOP, BOTTOM = 0.07, 0.93, 0.93, 0.06
