@@ -36,9 +36,9 @@ from . import images as _images
 from .checkpoint import load_model, model_id
 from .classes import ClassInfo, palette
 from .config import ModelCard
+from .device import resolve_device
 from .progress import ProgressFn, Reporter, StopFn
 from .store import Project, boxes_to_arrays
-from .train import resolve_device  # one device rule for training and prediction
 
 AGREE, RECOVERED, REJECTED, RECLASSIFIED = 0, 1, 2, 3  # corrections map codes
 
