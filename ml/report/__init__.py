@@ -6,10 +6,10 @@ region's severity (:mod:`ml.severity`, a reviewer's override wins) and writes in
 
 * ``report.html``: no network needed, images embedded as base64, every file name and user
   string escaped;
-* ``report.pdf`` (``pdf=True``): the same content, drawn with matplotlib, no browser needed;
+* ``report.pdf`` (``pdf=True``): the same content, laid out by reportlab, no browser needed;
   pages: summary, turbines and blades, priority findings, one page per image with findings,
   images without findings (when there are any), provenance and severity scale (tables
-  longer than a page continue on further pages);
+  longer than a page continue on further pages under their repeated header row);
 * ``findings.csv``: one row per defect region;
 * ``severity_chart.png``: the bar chart of the summary.
 

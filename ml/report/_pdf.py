@@ -1,129 +1,113 @@
-"""The inspection report as a PDF drawn with matplotlib (A4 portrait, no browser, no Qt).
+"""The inspection report as a PDF laid out by reportlab's platypus (A4 portrait, no browser).
 
-Pages are planned first (so every footer can say "page n of N"), then drawn. Tables longer
-than a page continue on the next page under the same heading.
+Pages: summary; turbines and blades, priority findings and images without findings; one page
+per image with findings; provenance and severity scale. Tables break across pages and repeat
+their header row; cells wrap instead of being cut. Text is set in DejaVu Sans (shipped with
+matplotlib), which covers far more scripts in file names than the PDF base fonts.
 """
 
 from __future__ import annotations
 
 import io
-import textwrap
-from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
 
-import numpy as np
+from matplotlib import get_data_path
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import (
+    Flowable,
+    HRFlowable,
+    Image,
+    PageBreak,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
 
 from ._data import ImageEntry, ReportData, by_class, by_severity, by_turbine_blade, meta_of
 from ._data import priority as _priority
 from ._figures import SEVERITY_COLORS
 
-A4 = (8.27, 11.69)
-LEFT, RIGHT, TOP, BOTTOM = 0.07, 0.93, 0.93, 0.06
 BAND, INK, MUTED, LINE, SOFT = "#14324f", "#1d2733", "#5f6b7a", "#dfe3e8", "#f5f7fa"
-ROW_H = 0.0205  # table row height, figure fraction
-FONT = 7.5
+MARGIN = 16 * mm
+WIDTH = A4[0] - 2 * MARGIN  # text width, points
 PRIORITY_LIMIT = 50
-ROWS_PER_PAGE = 36  # region rows on a continuation page of an image
-IMAGE_ROWS = 14  # region rows that fit under a thumbnail
+_SHORT_SIDES = {"leading_edge": "LE", "trailing_edge": "TE", "pressure_side": "PS",
+                "suction_side": "SS"}
 
 
-Draw = Callable[["_Page"], None]
+def _fonts() -> tuple[str, str]:
+    """Register DejaVu Sans (regular, bold) once; return their names."""
+    if "B2P-Sans" not in pdfmetrics.getRegisteredFontNames():
+        ttf = Path(get_data_path()) / "fonts" / "ttf"
+        pdfmetrics.registerFont(TTFont("B2P-Sans", str(ttf / "DejaVuSans.ttf")))
+        pdfmetrics.registerFont(TTFont("B2P-Sans-Bold", str(ttf / "DejaVuSans-Bold.ttf")))
+    return "B2P-Sans", "B2P-Sans-Bold"
 
 
-class _Page:
-    """One A4 figure with a downward-moving cursor."""
-
-    def __init__(self, fig, title: str) -> None:
-        self.fig = fig
-        self.y = TOP
-        self.title = title
-
-    def text(self, s: str, size: float = 9, color: str = INK, weight: str = "normal",
-             x: float = LEFT, dy: float | None = None) -> None:
-        self.fig.text(x, self.y, s, fontsize=size, color=color, weight=weight, va="top")
-        self.y -= dy if dy is not None else size / 72 / A4[1] * 1.6
-
-    def heading(self, s: str) -> None:
-        self.y -= 0.008
-        self.text(s, 13, BAND, "bold", dy=0.026)
-        self.rule(BAND, 1.2)
-        self.y -= 0.01
-
-    def rule(self, color: str = LINE, width: float = 0.6) -> None:
-        self.fig.add_artist(_line(self.fig, self.y, color, width))
-
-    def rect(self, x: float, y: float, w: float, h: float, color: str) -> None:
-        from matplotlib.patches import Rectangle
-
-        self.fig.add_artist(Rectangle((x, y), w, h, transform=self.fig.transFigure,
-                                      facecolor=color, edgecolor="none", zorder=0))
-
-    def table(self, head: list[str], widths: list[float], rows: list[list],
-              sev_col: int | None = None) -> None:
-        """Rows of str (int levels in ``sev_col``); ``widths``: fractions of the text width."""
-        span = RIGHT - LEFT
-        xs = LEFT + np.concatenate([[0], np.cumsum(widths)[:-1]]) * span
-        self.rect(LEFT, self.y - ROW_H, span, ROW_H, BAND)
-        for x, h, w in zip(xs, head, widths, strict=True):
-            self.fig.text(x + 0.004, self.y - ROW_H / 2, _clip(h, w), fontsize=FONT,
-                          color="white", weight="bold", va="center")
-        self.y -= ROW_H
-        for i, row in enumerate(rows):
-            if i % 2:
-                self.rect(LEFT, self.y - ROW_H, span, ROW_H, SOFT)
-            for j, (x, cell, w) in enumerate(zip(xs, row, widths, strict=True)):
-                if j == sev_col and isinstance(cell, int):
-                    if cell:
-                        self._badge(x + 0.004, self.y - ROW_H / 2, cell)
-                    else:
-                        self.fig.text(x + 0.004, self.y - ROW_H / 2, "–", fontsize=FONT,
-                                      color=MUTED, va="center")
-                    continue
-                self.fig.text(x + 0.004, self.y - ROW_H / 2, _clip(str(cell), w),
-                              fontsize=FONT, color=INK, va="center")
-            self.y -= ROW_H
-        self.rule()
-        self.y -= 0.012
-
-    def _badge(self, x: float, y: float, level: int) -> None:
-        self.fig.text(x, y, f" {level} ", fontsize=FONT, color="white", weight="bold",
-                      va="center", bbox={"boxstyle": "round,pad=0.25", "linewidth": 0,
-                                         "facecolor": SEVERITY_COLORS[level]})
-
-    def picture(self, png_or_jpeg: bytes, height: float, width: float = RIGHT - LEFT) -> None:
-        """An embedded picture, ``height`` (figure fraction) tall, aspect kept, left-aligned."""
-        from PIL import Image
-
-        arr = np.asarray(Image.open(io.BytesIO(png_or_jpeg)).convert("RGB"))
-        h, w = arr.shape[:2]
-        page_ratio = A4[1] / A4[0]
-        wf = min(width, height * w / h * page_ratio)
-        hf = wf * h / w / page_ratio
-        ax = self.fig.add_axes((LEFT, self.y - hf, wf, hf))
-        ax.imshow(arr, interpolation="lanczos")
-        ax.set_axis_off()
-        self.y -= hf + 0.015
+def _style(size: float = 7.5, color: str = INK, bold: bool = False, **kw) -> ParagraphStyle:
+    regular, heavy = _fonts()
+    return ParagraphStyle("s", fontName=heavy if bold else regular, fontSize=size,
+                          leading=size * 1.25, textColor=colors.HexColor(color), **kw)
 
 
-def _line(fig, y: float, color: str, width: float):
-    from matplotlib.lines import Line2D
-
-    return Line2D([LEFT, RIGHT], [y, y], transform=fig.transFigure, color=color,
-                  linewidth=width)
+def _p(text: object, size: float = 7.5, color: str = INK, bold: bool = False) -> Paragraph:
+    """A paragraph of plain text (escaped: file names may hold markup characters)."""
+    return Paragraph(escape("" if text is None else str(text)), _style(size, color, bold))
 
 
-def _clip(s: str, width: float) -> str:
-    """Cut a cell to what roughly fits its column (DejaVu Sans at FONT pt)."""
-    chars = max(3, int(width * (RIGHT - LEFT) * A4[0] * 72 / (FONT * 0.52)))
-    return s if len(s) <= chars else s[: chars - 1] + "…"
+def _heading(text: str) -> list[Flowable]:
+    return [Spacer(1, 6), _p(text, 13, BAND, bold=True), Spacer(1, 3),
+            HRFlowable(width="100%", thickness=1.2, color=colors.HexColor(BAND),
+                       spaceAfter=6)]
+
+
+def _table(head: list[str], widths: list[float], rows: list[list],
+           sev_col: int | None = None) -> Table:
+    """Rows of cells (int levels in ``sev_col`` are drawn as coloured badges); ``widths``:
+    fractions of the text width. The header row repeats on every page the table spans."""
+    body = [[_p(h, bold=True, color="#ffffff") for h in head]]
+    style = [("BACKGROUND", (0, 0), (-1, 0), colors.HexColor(BAND)),
+             ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+             ("LINEBELOW", (0, -1), (-1, -1), 0.6, colors.HexColor(LINE)),
+             ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2)]
+    for i, row in enumerate(rows, start=1):
+        cells = []
+        for j, cell in enumerate(row):
+            if j == sev_col and isinstance(cell, int):
+                cells.append(_p(cell or "–", bold=bool(cell),
+                                color="#ffffff" if cell else MUTED))
+                if cell:
+                    style.append(("BACKGROUND", (j, i), (j, i),
+                                  colors.HexColor(SEVERITY_COLORS[cell])))
+            else:
+                cells.append(_p(cell))
+        body.append(cells)
+        if i % 2 == 0:
+            style.append(("BACKGROUND", (0, i), (-1, i), colors.HexColor(SOFT)))
+    return Table(body, colWidths=[w * WIDTH for w in widths], repeatRows=1, hAlign="LEFT",
+                 style=TableStyle(style), spaceAfter=8)
+
+
+def _picture(data: bytes, max_height: float) -> Image:
+    """An embedded picture at the text width or ``max_height`` points, aspect kept."""
+    img = Image(io.BytesIO(data))
+    scale = min(WIDTH / img.imageWidth, max_height / img.imageHeight)
+    img.drawWidth, img.drawHeight = img.imageWidth * scale, img.imageHeight * scale
+    img.hAlign = "LEFT"
+    return img
 
 
 def _area(px: int, mm2: float | None) -> str:
     return f"{px:,} px" + (f" / {mm2:,.0f} mm²" if mm2 is not None else "")
-
-
-_SHORT_SIDES = {"leading_edge": "LE", "trailing_edge": "TE", "pressure_side": "PS",
-                "suction_side": "SS"}
 
 
 def _where(entry: ImageEntry, short: bool = False) -> str:
@@ -133,204 +117,164 @@ def _where(entry: ImageEntry, short: bool = False) -> str:
 
 
 # ----------------------------------------------------------------- pages
-def _summary_page(data: ReportData, chart: bytes) -> Draw:
-    def draw(p: _Page) -> None:
-        p.text("Blade inspection report", 22, BAND, "bold", dy=0.038)
-        p.text(data.project, 13, INK, dy=0.026)
-        p.text(f"{data.created}  ·  masks: {data.source}", 9, MUTED, dy=0.03)
-        fs = data.findings
-        top = max((f.severity for f in fs), default=0)
-        cards = [(str(len(data.entries)), "images inspected"),
-                 (str(sum(e.record.reviewed for e in data.entries)), "reviewed by a person"),
-                 (str(len(fs)), "defect regions"), (str(top) if top else "–", "highest severity")]
-        w = (RIGHT - LEFT - 0.03) / 4
-        for i, (v, label) in enumerate(cards):
-            x = LEFT + i * (w + 0.01)
-            p.rect(x, p.y - 0.062, w, 0.062, SEVERITY_COLORS[top] if i == 3 and top else SOFT)
-            color = "white" if i == 3 and top else INK
-            p.fig.text(x + 0.012, p.y - 0.012, v, fontsize=20, weight="bold", color=color,
-                       va="top")
-            p.fig.text(x + 0.012, p.y - 0.05, label.upper(), fontsize=6.5, color=color)
-        p.y -= 0.075
-        if data.not_inspected:
-            p.text(f"{len(data.not_inspected)} image(s) have no {data.source} mask and are not "
-                   f"part of this report.", 8, MUTED)
-        p.heading("Defects by class and severity")
-        p.picture(chart, 0.2)
-        p.table(["Class", "Regions", "Total area"], [0.4, 0.2, 0.4],
-                [[r["class"], r["count"], _area(r["area_px"], r["area_mm2"])]
-                 for r in by_class(data)])
-        p.table(["Severity", "Category", "Regions", "Total area", "Action"],
-                [0.1, 0.14, 0.1, 0.22, 0.44],
-                [[r["level"], r["category"].name, r["count"],
-                  _area(r["area_px"], r["area_mm2"]), r["category"].action]
-                 for r in by_severity(data)], sev_col=0)
-    return draw
+def _summary(data: ReportData, chart: bytes) -> list[Flowable]:
+    fs = data.findings
+    top = max((f.severity for f in fs), default=0)
+    cards = [(len(data.entries), "images inspected"),
+             (sum(e.record.reviewed for e in data.entries), "reviewed by a person"),
+             (len(fs), "defect regions"), (top or "–", "highest severity")]
+    ink = ["#ffffff" if i == 3 and top else INK for i in range(4)]
+    card_row = [[_p(v, 20, ink[i], bold=True), Spacer(1, 8), _p(label.upper(), 6.5, ink[i])]
+                for i, (v, label) in enumerate(cards)]
+    card_style = [("BACKGROUND", (0, 0), (-1, 0), colors.HexColor(SOFT)),
+                  ("LINEAFTER", (0, 0), (2, 0), 6, colors.white),
+                  ("TOPPADDING", (0, 0), (-1, -1), 6), ("BOTTOMPADDING", (0, 0), (-1, -1), 8)]
+    if top:
+        card_style.append(("BACKGROUND", (3, 0), (3, 0), colors.HexColor(SEVERITY_COLORS[top])))
+    out: list[Flowable] = [
+        _p("Blade inspection report", 22, BAND, bold=True), Spacer(1, 6),
+        _p(data.project, 13), Spacer(1, 2),
+        _p(f"{data.created}  ·  masks: {data.source}", 9, MUTED), Spacer(1, 10),
+        Table([card_row], colWidths=[WIDTH / 4] * 4, style=TableStyle(card_style),
+              hAlign="LEFT"), Spacer(1, 6)]
+    if data.not_inspected:
+        out.append(_p(f"{len(data.not_inspected)} image(s) have no {data.source} mask and are "
+                      f"not part of this report.", 8, MUTED))
+    out += _heading("Defects by class and severity")
+    out += [_picture(chart, 170), Spacer(1, 6)]
+    out.append(_table(["Class", "Regions", "Total area"], [0.4, 0.2, 0.4],
+                      [[r["class"], r["count"], _area(r["area_px"], r["area_mm2"])]
+                       for r in by_class(data)]))
+    out.append(_table(["Severity", "Category", "Regions", "Total area", "Action"],
+                      [0.1, 0.14, 0.1, 0.22, 0.44],
+                      [[r["level"], r["category"].name, r["count"],
+                        _area(r["area_px"], r["area_mm2"]), r["category"].action]
+                       for r in by_severity(data)], sev_col=0))
+    return out
 
 
-@dataclass
-class _Section:
-    """A titled table that may share a page with others and continue over pages."""
-
-    title: str
-    head: list[str]
-    widths: list[float]
-    rows: list[list]
-    sev_col: int | None = None
-    empty: str = "None."
-    note: str = ""
-
-
-def _flow(sections: list[_Section]) -> list[Draw]:
-    """Pages holding the sections one after another; a table that does not fit continues."""
-    room = TOP - BOTTOM
-    heading, gap, min_rows = 0.044, 0.014, 4
-    pages: list[list[Draw]] = [[]]
-    left = room
-    for sec in sections:
-        rows, first = list(sec.rows), True
-        while first or rows:
-            need = heading + ROW_H * (1 + min(len(rows), min_rows)) + gap
-            if left < need and pages[-1]:
-                pages.append([])
-                left = room
-            n = max(1, int((left - heading - gap - 0.02) / ROW_H) - 1)
-            chunk, rows = rows[:n], rows[n:]
-            last = not rows
-
-            def draw(p: _Page, sec=sec, chunk=chunk, first=first, last=last) -> None:
-                p.heading(sec.title + ("" if first else " (continued)"))
-                if not sec.rows:
-                    p.text(sec.empty, 9, MUTED)
-                    return
-                p.table(sec.head, sec.widths, chunk, sec.sev_col)
-                if last and sec.note:
-                    p.text(sec.note, 8, MUTED)
-            pages[-1].append(draw)
-            left -= heading + ROW_H * (1 + max(len(chunk), 1)) + gap + (0.02 if sec.note else 0)
-            first = False
-
-    def page(ops: list[Draw]) -> Draw:
-        def draw_all(p: _Page) -> None:
-            for op in ops:
-                op(p)
-        return draw_all
-    return [page(ops) for ops in pages]
+def _overview(data: ReportData) -> list[Flowable]:
+    out = _heading("Findings per turbine and blade")
+    out.append(_table(["Turbine", "Blade", "Images", "Regions", "Highest", "Sev. 5", "4", "3",
+                       "2", "1"], [0.24, 0.1, 0.1, 0.1, 0.1, 0.08, 0.07, 0.07, 0.07, 0.07],
+                      [[r["turbine"], r["blade"], r["images"], r["regions"], r["max"]] +
+                       [r["levels"].get(lv, "") for lv in range(5, 0, -1)]
+                       for r in by_turbine_blade(data)], sev_col=4))
+    top = _priority(data)
+    out += _heading("Highest-severity findings")
+    if not top:
+        out.append(_p("No defect regions found.", 9, MUTED))
+    else:
+        out.append(_table(["Sev.", "Category", "Recommended action", "Class", "Image", "Where"],
+                          [0.06, 0.1, 0.35, 0.09, 0.27, 0.13],
+                          [[f.severity, f.category.name, f.category.action, f.class_name,
+                            f"{f.key} #{data.entry(f.key).findings.index(f) + 1}",
+                            _where(data.entry(f.key), short=True)]
+                           for f in top[:PRIORITY_LIMIT]], sev_col=0))
+    if len(top) > PRIORITY_LIMIT:
+        out.append(_p(f"{len(top) - PRIORITY_LIMIT} more in findings.csv and on the image "
+                      f"pages.", 8, MUTED))
+    clean = [e for e in data.entries if not e.findings]
+    if clean:
+        out += _heading("Inspected without findings")
+        out.append(_table(["Image", "Turbine / blade / side", "Reviewed"], [0.55, 0.3, 0.15],
+                          [[e.key, _where(e), "yes" if e.record.reviewed else "no"]
+                           for e in clean]))
+    return out
 
 
-def _image_pages(entry: ImageEntry) -> list[Draw]:
-    rows = []
-    for n, f in enumerate(entry.findings, start=1):
-        r = f.region
-        rows.append([str(n), f.class_name, _area(r.area, f.area_mm2), f"{f.area_pct:.2f} %",
-                     ", ".join(map(str, r.bbox)),
-                     "–" if r.confidence is None else f"{r.confidence:.2f}", f.severity,
-                     f.category.name + (" (reviewer)" if f.overridden else "")])
-    head = ["#", "Class", "Area", "% image", "Box x0,y0,x1,y1", "Conf.", "Sev.", "Category"]
-    widths = [0.05, 0.13, 0.2, 0.1, 0.2, 0.08, 0.07, 0.17]
+def _image_page(entry: ImageEntry) -> list[Flowable]:
     rec = entry.record
     meta = [_where(entry), f"{entry.shape[1]}×{entry.shape[0]} px",
             f"mask: {entry.origin} ({entry.model})"]
     meta += [f"{k}: {rec.meta[k]}" for k in ("distance_m", "date") if rec.meta.get(k)]
-
-    def first(p: _Page) -> None:
-        p.heading(entry.key)
-        p.text("  ·  ".join(meta), 8, MUTED)
-        p.text("Reviewed by a person" if rec.reviewed else "Not reviewed", 8,
-               "#1b5e20" if rec.reviewed else "#8e2420", "bold", dy=0.02)
-        p.picture(entry.thumbnail, 0.42)
-        if entry.photo_missing:
-            p.text("Photo file not found; mask shown on grey.", 8, MUTED)
-        p.table(head, widths, rows[:IMAGE_ROWS], sev_col=6)
-
-    pages: list[Draw] = [first]
-    for start in range(IMAGE_ROWS, len(rows), ROWS_PER_PAGE):
-        chunk = rows[start:start + ROWS_PER_PAGE]
-        def more(p: _Page, chunk=chunk) -> None:
-            p.heading(f"{entry.key} (continued)")
-            p.table(head, widths, chunk, sev_col=6)
-        pages.append(more)
-    return pages
-
-
-def _provenance_page(data: ReportData) -> Draw:
-    def draw(p: _Page) -> None:
-        p.heading("Provenance")
-        rows = []
-        for k, v in data.provenance:
-            lines = textwrap.wrap(str(v), 78) or [""]
-            rows += [[k, lines[0]]] + [["", more] for more in lines[1:]]
-        p.table(["Item", "Value"], [0.28, 0.72], rows)
-        if data.metrics:
-            p.heading("Agreement with ground truth")
-            p.table(["Metric", "Value"], [0.5, 0.5],
-                    [[k, f"{v:.4f}" if isinstance(v, float) else str(v)]
-                     for k, v in list(data.metrics.items())[:14]])
-        p.heading("Severity scale")
-        p.table(["Level", "Category", "Recommended action", "Time frame"],
-                [0.07, 0.12, 0.45, 0.36],
-                [[lv, c.name, c.action, c.time_frame]
-                 for lv, c in sorted(data.settings.categories.items())], sev_col=0)
-        p.text("Severity levels are suggestions by a configurable size rule unless marked as "
-               "set by a reviewer;", 7.5, MUTED)
-        p.text("a qualified inspector decides.", 7.5, MUTED)
-    return draw
+    out = _heading(entry.key)
+    out += [_p("  ·  ".join(meta), 8, MUTED), Spacer(1, 2),
+            _p("Reviewed by a person" if rec.reviewed else "Not reviewed", 8,
+               "#1b5e20" if rec.reviewed else "#8e2420", bold=True), Spacer(1, 6),
+            _picture(entry.thumbnail, 330), Spacer(1, 6)]
+    if entry.photo_missing:
+        out.append(_p("Photo file not found; mask shown on grey.", 8, MUTED))
+    rows = []
+    for n, f in enumerate(entry.findings, start=1):
+        r = f.region
+        rows.append([n, f.class_name, _area(r.area, f.area_mm2), f"{f.area_pct:.2f} %",
+                     ", ".join(map(str, r.bbox)),
+                     "–" if r.confidence is None else f"{r.confidence:.2f}", f.severity,
+                     f.category.name + (" (reviewer)" if f.overridden else "")])
+    out.append(_table(["#", "Class", "Area", "% image", "Box x0,y0,x1,y1", "Conf.", "Sev.",
+                       "Category"], [0.05, 0.13, 0.2, 0.1, 0.2, 0.08, 0.07, 0.17], rows,
+                      sev_col=6))
+    return out
 
 
-def plan(data: ReportData, chart: bytes) -> list[Draw]:
-    """Every page of the PDF, in order."""
-    top = _priority(data)
-    clean = [e for e in data.entries if not e.findings]
-    sections = [
-        _Section("Findings per turbine and blade",
-                 ["Turbine", "Blade", "Images", "Regions", "Highest", "Sev. 5", "4", "3", "2",
-                  "1"], [0.24, 0.1, 0.1, 0.1, 0.1, 0.08, 0.07, 0.07, 0.07, 0.07],
-                 [[r["turbine"], r["blade"], r["images"], r["regions"], r["max"]] +
-                  [r["levels"].get(lv, "") for lv in range(5, 0, -1)]
-                  for r in by_turbine_blade(data)], sev_col=4),
-        _Section("Highest-severity findings",
-                 ["Sev.", "Category", "Recommended action", "Class", "Image", "Where"],
-                 [0.06, 0.1, 0.35, 0.09, 0.27, 0.13],
-                 [[f.severity, f.category.name, f.category.action, f.class_name,
-                   f"{f.key} #{data.entry(f.key).findings.index(f) + 1}",
-                   _where(data.entry(f.key), short=True)] for f in top[:PRIORITY_LIMIT]],
-                 sev_col=0, empty="No defect regions found.",
-                 note=f"{len(top) - PRIORITY_LIMIT} more in findings.csv and on the image pages."
-                 if len(top) > PRIORITY_LIMIT else "")]
-    if clean:
-        sections.append(_Section("Inspected without findings",
-                                 ["Image", "Turbine / blade / side", "Reviewed"],
-                                 [0.55, 0.3, 0.15],
-                                 [[e.key, _where(e), "yes" if e.record.reviewed else "no"]
-                                  for e in clean]))
-    pages = [_summary_page(data, chart)] + _flow(sections)
-    for entry in data.entries:
-        if entry.findings:
-            pages += _image_pages(entry)
-    pages.append(_provenance_page(data))
-    return pages
+def _provenance(data: ReportData) -> list[Flowable]:
+    out = _heading("Provenance")
+    out.append(_table(["Item", "Value"], [0.28, 0.72], [list(kv) for kv in data.provenance]))
+    if data.metrics:
+        out += _heading("Agreement with ground truth")
+        out.append(_table(["Metric", "Value"], [0.5, 0.5],
+                          [[k, f"{v:.4f}" if isinstance(v, float) else str(v)]
+                           for k, v in data.metrics.items()]))
+    out += _heading("Severity scale")
+    out.append(_table(["Level", "Category", "Recommended action", "Time frame"],
+                      [0.07, 0.12, 0.45, 0.36],
+                      [[lv, c.name, c.action, c.time_frame]
+                       for lv, c in sorted(data.settings.categories.items())], sev_col=0))
+    out.append(_p("Severity levels are suggestions by a configurable size rule unless marked "
+                  "as set by a reviewer; a qualified inspector decides.", 7.5, MUTED))
+    return out
+
+
+def story(data: ReportData, chart: bytes) -> list[Flowable]:
+    """Every flowable of the PDF, in order; each part starts on a new page."""
+    parts = [_summary(data, chart), _overview(data)]
+    parts += [_image_page(e) for e in data.entries if e.findings]
+    parts.append(_provenance(data))
+    out: list[Flowable] = []
+    for part in parts:
+        out += part + [PageBreak()]
+    return out[:-1]
+
+
+def _numbered(project: str, created: str) -> type[Canvas]:
+    """A canvas that holds its pages back until the end, so each footer can say 'of N'."""
+    class _Canvas(Canvas):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self._pages: list[dict] = []
+
+        def showPage(self) -> None:  # noqa: N802 (reportlab's name)
+            self._pages.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self) -> None:
+            for n, state in enumerate(self._pages, start=1):
+                self.__dict__.update(state)
+                self._frame(n, len(self._pages))
+                super().showPage()
+            super().save()
+
+        def _frame(self, n: int, total: int) -> None:
+            w, h = A4
+            self.setFont(_fonts()[0], 7)
+            self.setFillColor(colors.HexColor(MUTED))
+            self.drawString(MARGIN, h - 10 * mm, f"Blade inspection report · {project}")
+            self.drawString(MARGIN, 8 * mm, f"Boxes2Pixels Inspector · {created}")
+            self.drawRightString(w - MARGIN, 8 * mm, f"page {n} of {total}")
+            self.setStrokeColor(colors.HexColor(LINE))
+            self.setLineWidth(0.6)
+            self.line(MARGIN, h - 11.5 * mm, w - MARGIN, h - 11.5 * mm)
+            self.line(MARGIN, 12 * mm, w - MARGIN, 12 * mm)
+    return _Canvas
 
 
 def render_pdf(data: ReportData, chart: bytes) -> bytes:
     """PDF bytes of the report."""
-    from matplotlib.backends.backend_pdf import PdfPages
-    from matplotlib.figure import Figure
-
-    pages = plan(data, chart)
     buf = io.BytesIO()
-    with PdfPages(buf, metadata={"Title": f"Blade inspection report: {data.project}",
-                                 "Creator": "Boxes2Pixels Inspector"}) as pdf:
-        for n, draw in enumerate(pages, start=1):
-            fig = Figure(figsize=A4)
-            page = _Page(fig, data.project)
-            fig.text(LEFT, 0.965, f"Blade inspection report · {data.project}", fontsize=7,
-                     color=MUTED)
-            fig.add_artist(_line(fig, 0.958, LINE, 0.6))
-            draw(page)
-            fig.add_artist(_line(fig, 0.045, LINE, 0.6))
-            fig.text(LEFT, 0.03, f"Boxes2Pixels Inspector · {data.created}", fontsize=7,
-                     color=MUTED)
-            fig.text(RIGHT, 0.03, f"page {n} of {len(pages)}", fontsize=7, color=MUTED,
-                     ha="right")
-            pdf.savefig(fig)
+    doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN,
+                            topMargin=16 * mm, bottomMargin=16 * mm,
+                            title=f"Blade inspection report: {data.project}",
+                            creator="Boxes2Pixels Inspector")
+    doc.build(story(data, chart), canvasmaker=_numbered(data.project, data.created))
     return buf.getvalue()
