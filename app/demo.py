@@ -13,20 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 
 def _scores(project, source: str, gt_dir: Path) -> dict:
-    from ml.images import load_label
-    from ml.metrics import confusion, scores
+    from ml.metrics import score_project
 
-    cm = np.zeros((project.num_classes,) * 2, np.int64)
-    for key in project.keys():
-        pred = project.load_mask(key, source)
-        if pred is None:
-            pred = np.zeros((project.record(key).height, project.record(key).width), np.uint8)
-        cm += confusion(pred, load_label(gt_dir / (Path(key).stem + ".png")), project.num_classes)
-    return scores(cm, project.class_names())
+    # a photo the teacher left without a mask predicted background everywhere
+    return score_project(project, gt_dir, source, missing_as_background=True).scores
 
 
 def _backbone_weights(requested: str) -> str:

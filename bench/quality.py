@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from ml.classes import make_classes  # noqa: E402
 from ml.config import StudentConfig, TrainConfig  # noqa: E402
-from ml.images import load_label  # noqa: E402
+from ml.images import label_file, load_label  # noqa: E402
 from ml.importers import import_masks, read_dataset_classes  # noqa: E402
-from ml.metrics import confusion, scores  # noqa: E402
+from ml.metrics import score_masks  # noqa: E402
 from ml.store import Project, boxes_to_arrays  # noqa: E402
 
 METRICS = ["miou", "anomaly_miou", "anomaly_f1", "binary_iou", "binary_recall",
@@ -74,11 +74,23 @@ def split_dataset(keys: list[str], test_fraction: float, seed: int) -> tuple[lis
     return sorted(set(keys) - set(test)), test
 
 
-def score_labels(preds: dict[str, np.ndarray], gts: dict[str, np.ndarray], n: int) -> dict:
-    cm = np.zeros((n, n), np.int64)
-    for k, gt in gts.items():
-        cm += confusion(preds[k], gt, n)
-    s = scores(cm)
+def ground_truth(masks_dir: Path, keys: list[str]) -> dict[str, np.ndarray]:
+    """Each photo's ground-truth mask, found by the rule every scorer uses."""
+    out = {}
+    for k in keys:
+        f = label_file(masks_dir, k)
+        if f is None:
+            raise FileNotFoundError(f"{masks_dir}: no ground-truth mask for {k}")
+        out[k] = load_label(f)
+    return out
+
+
+def score_labels(preds: dict[str, np.ndarray], masks_dir: Path, names: list[str]) -> dict:
+    """The summary METRICS of ``preds`` (by photo key) against the ground truth."""
+    r = score_masks(preds, masks_dir, preds.get, names)
+    if r.failed:
+        raise ValueError(f"could not score {r.failed}")
+    s = r.scores
     return {m: float(s[m]) for m in METRICS}
 
 
@@ -119,8 +131,9 @@ def train_row(spec: RowSpec, proj: Project, labels: dict[str, np.ndarray], out: 
                  "best_epoch": res.best_epoch}
 
 
-def eval_model(model_dir: Path, proj: Project, test: list[str], gts: dict, teacher: dict,
-               n: int, tiled: bool, device: str) -> tuple[dict, dict[str, np.ndarray]]:
+def eval_model(model_dir: Path, proj: Project, test: list[str], masks_dir: Path,
+               teacher: dict, names: list[str], tiled: bool,
+               device: str) -> tuple[dict, dict[str, np.ndarray]]:
     """(scores with and without the box constraint, box-constrained masks by key)."""
     from ml.predict import Predictor
 
@@ -132,8 +145,8 @@ def eval_model(model_dir: Path, proj: Project, test: list[str], gts: dict, teach
                            box_classes=cls)
         boxed[k] = res.label  # the product's box-constrained mask
         free[k] = res.probs.argmax(axis=0).astype(np.uint8)
-    row = score_labels(boxed, gts, n)
-    row.update({f"nobox_{m}": v for m, v in score_labels(free, gts, n).items()})
+    row = score_labels(boxed, masks_dir, names)
+    row.update({f"nobox_{m}": v for m, v in score_labels(free, masks_dir, names).items()})
     return row, boxed
 
 
@@ -215,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     train_keys, test = split_dataset(keys, a.test_fraction, a.seed)
     if a.quick:
         train_keys, test = train_keys[:24], test[:12]
-    gts = {k: load_label(a.data / "masks" / (Path(k).stem + ".png")) for k in test}
+    masks_dir = a.data / "masks"
+    gts = ground_truth(masks_dir, test)
     n = len(names)
     epochs = a.epochs or (4 if a.quick else 30)
     base_student = {"num_classes": n, "input_size": a.input_size, "mode": a.mode,
@@ -242,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"{dataset}: {len(train_keys)} train / {len(test)} test images, classes {names}")
     bf = box_fill(proj, test)
-    rows.append({"name": "box fill", "teacher": None, **score_labels(bf, gts, n)})
+    rows.append({"name": "box fill", "teacher": None, **score_labels(bf, masks_dir, names)})
     emit()
     oracle_done = figure_done = False
     for i, teacher in enumerate(t for t in a.teachers.split(",") if t):
@@ -250,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         tl = teacher_labels(proj, teacher) if teacher != "box" else box_fill(proj, keys)
         if teacher != "box":
             rows.append({"name": "teacher", "teacher": teacher,
-                         **score_labels({k: tl[k] for k in test}, gts, n)})
+                         **score_labels({k: tl[k] for k in test}, masks_dir, names)})
             emit()
         train_labels = {k: tl[k] for k in train_keys if k in tl}
         for spec in ROWS:
@@ -258,15 +272,15 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             labels = train_labels
             if spec.oracle:
-                labels = {k: load_label(a.data / "masks" / (Path(k).stem + ".png"))
-                          for k in train_keys}
+                labels = ground_truth(masks_dir, train_keys)
                 oracle_done = True
             tag = spec.name.replace(" ", "_").replace("+", "p")
             model_dir = work / "models" / (tag if spec.oracle else f"{teacher}_{tag}")
             print(f"  training {spec.name} on {'ground truth' if spec.oracle else teacher}")
             model_dir, info = train_row(spec, proj, labels, model_dir, base_student, base_train,
                                         a.ablation_mode or a.mode)
-            scores_, boxed = eval_model(model_dir, proj, test, gts, tl, n, a.tiled, a.device)
+            scores_, boxed = eval_model(model_dir, proj, test, masks_dir, tl, names, a.tiled,
+                                        a.device)
             row = {"name": spec.name, "teacher": None if spec.oracle else teacher, **info,
                    **scores_}
             rows.append(row)

@@ -31,6 +31,7 @@ from torch import nn
 
 from ml.backbone import set_trainable
 from ml.config import StudentConfig
+from ml.device import resolve_device
 from ml.student import Student, build_model, count_parameters
 
 
@@ -132,10 +133,10 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--batch", type=int, default=2, help="training batch size")
     ap.add_argument("--out", type=Path, help="append a Markdown row block to this file")
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default="cpu", help="auto | cpu | cuda")
     ap.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA training's setting)")
     args = ap.parse_args()
-    dev = torch.device(args.device)
+    dev = resolve_device(args.device)
 
     torch.manual_seed(0)
     ours = build_model(StudentConfig(input_size=args.size, backbone_weights="none"))

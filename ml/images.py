@@ -43,6 +43,20 @@ def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
+def label_file(folder: str | os.PathLike, key: str) -> Path | None:
+    """The label mask of photo ``key`` in ``folder``, or None: the one rule for finding it.
+
+    Tried in order: ``folder/<key's subfolders>/<stem>.png``, ``folder/<stem>.png``, then
+    ``folder/<file name>`` (a mask saved under the photo's own name and suffix).
+    """
+    folder, rel = Path(folder), Path(key)
+    for cand in (folder / rel.with_suffix(".png"), folder / (rel.stem + ".png"),
+                 folder / rel.name):
+        if cand.is_file():
+            return cand
+    return None
+
+
 def _to_rgb8(im: Image.Image) -> np.ndarray:
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(im).astype(np.float64)

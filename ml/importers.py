@@ -251,15 +251,6 @@ def boxes_from_mask(label: np.ndarray, pad: int = 0) -> list[Box]:
     return out
 
 
-def _mask_file(masks_dir: Path, key: str) -> Path | None:
-    rel = Path(key)
-    for cand in (masks_dir / rel.with_suffix(".png"), masks_dir / (rel.stem + ".png"),
-                 masks_dir / rel.name):
-        if cand.is_file():
-            return cand
-    return None
-
-
 def import_masks(project: Project, masks_dir: str | Path, pad: int = 0, replace: bool = True,
                  progress: ProgressFn | None = None,
                  should_stop: StopFn | None = None) -> ImportReport:
@@ -281,7 +272,7 @@ def import_masks(project: Project, masks_dir: str | Path, pad: int = 0, replace:
             lut[value] = project.class_id(name)
     report = ImportReport()
     with project.batch():
-        for key, f in _label_files(project, lambda k: _mask_file(masks_dir, k), report,
+        for key, f in _label_files(project, lambda k: _images.label_file(masks_dir, k), report,
                                    progress, should_stop):
             try:
                 label = _images.load_label(f)

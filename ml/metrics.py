@@ -7,16 +7,28 @@ A class absent from both the ground truth and the prediction has no defined IoU 
 per-class values are NaN and it is left out of every mean (``miou``, ``anomaly_miou``,
 ``anomaly_f1``). A mean over no defined class is NaN. Precision is NaN for a class never
 predicted and recall NaN for a class never present.
+
+:func:`score_masks` and :func:`score_project` score masks against a folder of ground-truth
+label PNGs; each photo's file is found by :func:`ml.images.label_file`, the one rule.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .images import label_file, list_images, load_label
+
+if TYPE_CHECKING:
+    from .store import Project
+
 IGNORE = 255
+MaskFn = Callable[[str], "np.ndarray | None"]
 
 
 def _as_numpy(a: Any) -> np.ndarray:
@@ -89,3 +101,63 @@ def scores(cm: np.ndarray, class_names: list[str] | None = None) -> dict[str, An
             "binary_f1": binary["f1"], "binary_precision": binary["precision"],
             "binary_recall": binary["recall"], "pixel_accuracy": _ratio(tp.sum(), total),
             "pixels": total}
+
+
+@dataclass(frozen=True)
+class GroundTruthScores:
+    """Masks scored against ground truth, and which photos took part."""
+
+    scores: dict[str, Any]  # :func:`scores` of the summed confusion matrix
+    confusion: np.ndarray  # (C, C) int64, rows = ground truth
+    scored: tuple[str, ...]  # photo keys that were compared
+    missing: tuple[str, ...]  # photos with ground truth but without a mask
+    failed: dict[str, str]  # photo key -> why it could not be compared
+    unmatched: tuple[str, ...]  # ground-truth files (relative paths) that no photo claimed
+
+
+def score_masks(keys: Iterable[str], gt_dir: str | Path, mask: MaskFn, class_names: list[str],
+                missing_as_background: bool = False) -> GroundTruthScores:
+    """Score ``mask(key)`` against each photo's ground-truth label PNG under ``gt_dir``.
+
+    Photos without a ground-truth file are left out. A photo without a mask is listed under
+    ``missing``, or scored as all background with ``missing_as_background``. A ground truth
+    whose size differs from the mask, or with unknown class ids, is listed under ``failed``.
+    """
+    gt_dir = Path(gt_dir)
+    if not gt_dir.is_dir():
+        raise FileNotFoundError(f"{gt_dir}: ground-truth folder not found")
+    n = len(class_names)
+    cm = np.zeros((n, n), np.int64)
+    claimed: set[Path] = set()
+    scored, missing, failed = [], [], {}
+    for key in keys:
+        f = label_file(gt_dir, key)
+        if f is None:
+            continue
+        claimed.add(f)
+        pred = mask(key)
+        if pred is None and not missing_as_background:
+            missing.append(key)
+            continue
+        try:
+            gt = load_label(f)
+            pred = np.zeros_like(gt) if pred is None else pred
+            if gt.shape != pred.shape:
+                raise ValueError(f"ground truth {gt.shape} and mask {pred.shape} differ")
+            cm += confusion(pred, gt, n)
+            scored.append(key)
+        except ValueError as e:  # ImageError is a ValueError too
+            failed[key] = str(e)
+    unmatched = tuple(p.relative_to(gt_dir).as_posix() for p in list_images(gt_dir)
+                      if p not in claimed)
+    return GroundTruthScores(scores(cm, class_names), cm, tuple(scored), tuple(missing), failed,
+                             unmatched)
+
+
+def score_project(project: Project, gt_dir: str | Path, source: str = "student",
+                  keys: Iterable[str] | None = None,
+                  missing_as_background: bool = False) -> GroundTruthScores:
+    """Score a project's ``source`` masks (teacher | student | reviewed) against ground truth."""
+    return score_masks(project.keys() if keys is None else keys, gt_dir,
+                       lambda k: project.load_mask(k, source), project.class_names(),
+                       missing_as_background)

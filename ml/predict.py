@@ -36,9 +36,9 @@ from . import images as _images
 from .checkpoint import load_model, model_id
 from .classes import ClassInfo, palette
 from .config import ModelCard
+from .device import resolve_device
 from .progress import ProgressFn, Reporter, StopFn
 from .store import Project, boxes_to_arrays
-from .train import resolve_device  # one device rule for training and prediction
 
 AGREE, RECOVERED, REJECTED, RECLASSIFIED = 0, 1, 2, 3  # corrections map codes
 
@@ -336,38 +336,3 @@ def predict_folder(images_dir: str | Path, model_dir: str | Path, out_dir: str |
             summary["failed"][rel.as_posix()] = f"{type(e).__name__}: {e}"
         rep.step(message=rel.as_posix())
     return summary
-
-
-def evaluate_project(project: Project, gt_dir: str | Path, source: str = "student"
-                     ) -> dict[str, Any]:
-    """Scores of the project's ``source`` masks against ground-truth PNGs matched by file stem.
-
-    Keys of :func:`ml.metrics.scores` plus ``images`` (scored), ``unmatched`` (ground truths
-    with no photo of that stem), ``missing`` (photos without a ``source`` mask) and ``failed``.
-    """
-    from .metrics import confusion, scores
-
-    n = project.num_classes
-    cm = np.zeros((n, n), np.int64)
-    report: dict[str, Any] = {"images": 0, "unmatched": [], "missing": [], "failed": {}}
-    for path in _images.list_images(gt_dir):
-        key = project.find_key(path.name)
-        if key is None:
-            report["unmatched"].append(path.name)
-            continue
-        pred = project.load_mask(key, source)
-        if pred is None:
-            report["missing"].append(key)
-            continue
-        try:
-            gt = _images.load_label(path)
-            if gt.shape != pred.shape:
-                raise ValueError(f"ground truth {gt.shape} and {source} mask {pred.shape} differ")
-            cm += confusion(pred, gt, n)
-            report["images"] += 1
-        except ValueError as e:  # ImageError is a ValueError too
-            report["failed"][key] = str(e)
-    if not report["images"]:
-        raise ValueError(f"{gt_dir}: no ground-truth mask matched a photo with a {source} mask")
-    return {"source": source, **scores(cm, project.class_names()), **report,
-            "confusion": cm.tolist()}

@@ -31,6 +31,7 @@ from timm.utils.model_ema import ModelEmaV3
 from . import __version__
 from . import data as D
 from .config import ModelCard, StudentConfig, TrainConfig
+from .device import resolve_device
 from .losses import B2PLoss
 from .metrics import confusion, scores
 from .progress import StopFn
@@ -52,17 +53,6 @@ LAST = "last"
 STATE = "train_state.pt"
 _BACKBONE_SOURCES = {"official": "official Meta DINOv2 ViT-S/14",
                      "offline": "offline DINOv2 ViT-S/14 (converted)", "none": "random init"}
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when available; asking for CUDA without it is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("CUDA was asked for but is not available (use --device cpu)")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device '{name}' (auto, cpu, cuda)")
-    return torch.device(name)
 
 
 def cosine_lambda(total_steps: int):

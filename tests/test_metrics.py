@@ -82,3 +82,63 @@ def test_missed_class_scores_zero_not_nan():
     assert s["per_class"]["1"]["iou"] == 0.0
     assert math.isnan(s["per_class"]["1"]["precision"])
     assert s["per_class"]["1"]["recall"] == 0.0
+
+
+# ----------------------------------------------------------------- ground-truth matching
+def _gt_project(tmp_path):
+    from ml.store import Project
+    from tests.conftest import write_photo
+
+    for name in ("site/a/p1.jpg", "site/b/p2.jpg", "p3.png", "p4.jpg"):
+        write_photo(tmp_path / "photos" / name, 8, 6)
+    return Project.create(tmp_path / "proj", tmp_path / "photos")
+
+
+def test_label_file_prefers_the_keys_subfolders_then_the_bare_stem(tmp_path):
+    from ml.images import label_file, save_label
+
+    lab = np.zeros((6, 8), np.uint8)
+    save_label(tmp_path / "gt" / "site" / "a" / "p1.png", lab)
+    save_label(tmp_path / "gt" / "p1.png", lab)
+    save_label(tmp_path / "gt" / "p2.png", lab)
+    assert label_file(tmp_path / "gt", "site/a/p1.jpg") == tmp_path / "gt/site/a/p1.png"
+    assert label_file(tmp_path / "gt", "site/b/p2.jpg") == tmp_path / "gt/p2.png"
+    assert label_file(tmp_path / "gt", "other/p9.jpg") is None
+
+
+def test_score_project_matches_by_the_one_rule_and_lists_what_it_left_out(tmp_path):
+    from ml.images import save_label
+    from ml.metrics import score_project
+
+    proj = _gt_project(tmp_path)
+    defect = np.zeros((6, 8), np.uint8)
+    defect[1:3, 2:5] = 1
+    for key in ("site/a/p1.jpg", "site/b/p2.jpg", "p4.jpg"):
+        proj.save_teacher_mask(key, defect, "box", {})
+    gt = tmp_path / "gt"
+    save_label(gt / "site" / "a" / "p1.png", defect)  # key with subfolders
+    save_label(gt / "p2.png", defect)  # bare stem
+    save_label(gt / "p3.png", defect)  # a photo without a teacher mask
+    save_label(gt / "p4.png", np.zeros((3, 3), np.uint8))  # wrong size
+    save_label(gt / "zzz.png", defect)  # no such photo
+    r = score_project(proj, gt, "teacher")
+    assert r.scored == ("site/a/p1.jpg", "site/b/p2.jpg")
+    assert r.missing == ("p3.png",)
+    assert list(r.failed) == ["p4.jpg"]
+    assert r.unmatched == ("zzz.png",)
+    assert r.scores["binary_iou"] == 1.0 and int(r.confusion.sum()) == 2 * defect.size
+
+
+def test_score_project_can_count_a_missing_mask_as_background(tmp_path):
+    from ml.images import save_label
+    from ml.metrics import score_project
+
+    proj = _gt_project(tmp_path)
+    defect = np.zeros((6, 8), np.uint8)
+    defect[0:2, 0:4] = 1
+    save_label(tmp_path / "gt" / "p3.png", defect)
+    r = score_project(proj, tmp_path / "gt", "teacher", missing_as_background=True)
+    assert r.scored == ("p3.png",) and r.missing == ()
+    assert r.scores["binary_recall"] == 0.0 and r.confusion[1, 0] == 8
+    with pytest.raises(FileNotFoundError):
+        score_project(proj, tmp_path / "nowhere", "teacher")

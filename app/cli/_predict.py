@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     e = sub.add_parser("eval", help="score masks of a project against ground-truth masks",
                        description="Compare the project's masks with ground-truth class-id PNGs "
-                                   "matched by file stem; print the scores as JSON.")
+                                   "(GT/<subfolders>/<stem>.png, else GT/<stem>.png); print "
+                                   "the scores as JSON.")
     e.add_argument("project", metavar="PROJECT")
     e.add_argument("--gt", required=True, metavar="DIR", help="folder of ground-truth masks")
     e.add_argument("--source", choices=("teacher", "student"), default="student")
@@ -95,10 +96,16 @@ def _json_safe(obj: object) -> object:
 
 def run_eval(args: argparse.Namespace) -> int:
     from ml._atomic import atomic_write_json
-    from ml.predict import evaluate_project
+    from ml.metrics import score_project
     from ml.store import Project
 
-    result = _json_safe(evaluate_project(Project.open(args.project), args.gt, args.source))
+    r = score_project(Project.open(args.project), args.gt, args.source)
+    if not r.scored:
+        raise CLIError(f"{args.gt}: no ground-truth mask matched a photo with a "
+                         f"{args.source} mask")
+    result = _json_safe({"source": args.source, **r.scores, "images": len(r.scored),
+                         "unmatched": list(r.unmatched), "missing": list(r.missing),
+                         "failed": r.failed, "confusion": r.confusion.tolist()})
     print(json.dumps(result, indent=1))
     if args.out:
         atomic_write_json(args.out, result)

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from qtpy.QtCore import QProcess, QTimer
 from qtpy.QtWidgets import QComboBox, QFormLayout, QSpinBox, QWidget
 
+import ml
 from ml.config import StudentConfig, TrainConfig
 
 BACKBONE_WEIGHTS = {"official": "dinov2_vits14", "offline": "dinov2_vits14_offline",
                     "none": ""}
 
 
-PROBE_CODE = ("import os; getattr(os, 'nice', lambda n: 0)(10); "  # below the GUI's priority
-              "import torch; print('cuda (' + torch.cuda.get_device_name(0) + ')' "
-              "if torch.cuda.is_available() else 'cpu (no CUDA found)')")
+# the child finds this ``ml`` wherever the GUI was started from
+_ML_ROOT = str(Path(ml.__file__).resolve().parents[1])
+PROBE_CODE = ("import os, sys; getattr(os, 'nice', lambda n: 0)(10); "  # below the GUI's priority
+              f"sys.path.insert(0, {_ML_ROOT!r}); "
+              "from ml.device import describe_auto; print(describe_auto())")
 
 
 def installed_backbones() -> dict[str, bool]:

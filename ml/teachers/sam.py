@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..device import resolve_device
 from ._base import Region, Teacher
 
 if TYPE_CHECKING:
@@ -80,18 +81,6 @@ def load_checkpoint(sam: torch.nn.Module, path: str | os.PathLike) -> None:
                            f"({str(e).splitlines()[0]})") from e
 
 
-def pick_device(device: str) -> torch.device:
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got '{device}'")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device cuda asked for but no CUDA GPU is available")
-    return torch.device(device)
-
-
 class SamTeacher(Teacher):
     """Segment Anything prompted with each box.
 
@@ -120,7 +109,7 @@ class SamTeacher(Teacher):
             self.checkpoint = resolve_checkpoint(model_type, checkpoint)
         from segment_anything import SamPredictor
 
-        self.device = pick_device(device)
+        self.device = resolve_device(device)
         sam = build_sam(model_type) if model is None else model  # injected: tests, callers
         if self.checkpoint is not None:
             load_checkpoint(sam, self.checkpoint)

@@ -1,125 +1,28 @@
-"""Inspection reports: a self-contained HTML page, an optional PDF and findings.csv.
-
-:func:`write_report` reads the masks of ``source`` (``student`` falls back to the teacher's
-mask where an image has no prediction), splits them into connected defect regions, rates each
-region's severity (:mod:`ml.severity`, a reviewer's override wins) and writes into ``out_dir``:
-
-* ``report.html``: no network needed, images embedded as base64, every file name and user
-  string escaped;
-* ``report.pdf`` (``pdf=True``): the same content, drawn with matplotlib, no browser needed;
-  pages: summary, turbines and blades, priority findings, one page per image with findings,
-  images without findings (when there are any), provenance and severity scale (tables
-  longer than a page continue on further pages);
-* ``findings.csv``: one row per defect region;
-* ``severity_chart.png``: the bar chart of the summary.
-
-Nothing is written when the work is stopped (``Cancelled`` is raised).
-"""
+"""Build a report: collect what it shows, score it against ground truth, write the files."""
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import hashlib
-import io
 import json
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from . import images as _images
-from ._atomic import atomic_write_bytes, atomic_write_text
-from ._report_figures import overlay_thumbnail, severity_chart
-from .export import fit_to_record
-from .progress import Cancelled, ProgressFn, Reporter, StopFn
-from .regions import find_regions, mask_for
-from .severity import Finding, SeveritySettings, assess, image_gsd, load_settings
-from .store import ImageRecord, Project, ProjectError
-
-
-@dataclass
-class ImageEntry:
-    """One inspected image: its findings (most severe first) and overlay thumbnail."""
-
-    key: str
-    record: ImageRecord
-    origin: str  # teacher | edited | student
-    model: str
-    findings: list[Finding]
-    shape: tuple[int, int]
-    gsd: float | None
-    thumbnail: bytes  # JPEG
-    photo_missing: bool = False
-
-
-@dataclass
-class ReportData:
-    project: str
-    created: str
-    source: str
-    settings: SeveritySettings
-    class_colors: dict[str, str]
-    entries: list[ImageEntry] = field(default_factory=list)
-    not_inspected: list[str] = field(default_factory=list)  # images without any mask
-    provenance: list[tuple[str, str]] = field(default_factory=list)
-    metrics: dict | None = None
-
-    @property
-    def findings(self) -> list[Finding]:
-        return [f for e in self.entries for f in e.findings]
-
-    def entry(self, key: str) -> ImageEntry:
-        return next(e for e in self.entries if e.key == key)
-
-
-# ----------------------------------------------------------------- aggregation
-def meta_of(entry: ImageEntry, name: str) -> str:
-    return str(entry.record.meta.get(name, "") or "")
-
-
-def by_turbine_blade(data: ReportData) -> list[dict]:
-    """Rows per (turbine, blade): images, regions, highest severity, count per level."""
-    groups: dict[tuple[str, str], list[ImageEntry]] = {}
-    for e in data.entries:
-        groups.setdefault((meta_of(e, "turbine") or "-", meta_of(e, "blade") or "-"),
-                          []).append(e)
-    rows = []
-    for (turbine, blade), entries in sorted(groups.items()):
-        fs = [f for e in entries for f in e.findings]
-        rows.append({"turbine": turbine, "blade": blade, "images": len(entries),
-                     "regions": len(fs), "max": max((f.severity for f in fs), default=0),
-                     "levels": Counter(f.severity for f in fs)})
-    return rows
-
-
-def by_class(data: ReportData) -> list[dict]:
-    """Rows per defect class: count, total area in px and mm^2 (mm^2 only if all known)."""
-    rows = []
-    for name in data.class_colors:
-        fs = [f for f in data.findings if f.class_name == name]
-        mm2 = [f.area_mm2 for f in fs]
-        rows.append({"class": name, "count": len(fs), "area_px": sum(f.region.area for f in fs),
-                     "area_mm2": sum(mm2) if fs and None not in mm2 else None})
-    return rows
-
-
-def by_severity(data: ReportData) -> list[dict]:
-    rows = []
-    for level in range(5, 0, -1):
-        fs = [f for f in data.findings if f.severity == level]
-        mm2 = [f.area_mm2 for f in fs]
-        rows.append({"level": level, "category": data.settings.category(level),
-                     "count": len(fs), "area_px": sum(f.region.area for f in fs),
-                     "area_mm2": sum(mm2) if fs and None not in mm2 else None})
-    return rows
-
-
-def priority(data: ReportData) -> list[Finding]:
-    """All findings, highest severity first, then largest."""
-    return sorted(data.findings, key=lambda f: (-f.severity, -f.region.area, f.key))
+from .. import __version__
+from .. import images as _images
+from .._atomic import atomic_write_bytes, atomic_write_text
+from ..export import fit_to_record
+from ..metrics import score_masks
+from ..progress import Cancelled, ProgressFn, Reporter, StopFn
+from ..regions import find_regions, mask_for
+from ..severity import SeveritySettings, assess, image_gsd, load_settings
+from ..store import Project, ProjectError
+from ._data import ImageEntry, ReportData, findings_csv
+from ._figures import overlay_thumbnail, severity_chart
+from ._html import render_html
+from ._pdf import render_pdf
 
 
 # ----------------------------------------------------------------- collection
@@ -225,44 +128,30 @@ def provenance(project: Project, data: ReportData, gsd: float | None) -> list[tu
     return out
 
 
-def _gt_file(gt_dir: Path, key: str) -> Path | None:
-    rel = Path(key)
-    for cand in (gt_dir / rel.with_suffix(".png"), gt_dir / (rel.stem + ".png"),
-                 gt_dir / rel.name):
-        if cand.is_file():
-            return cand
-    return None
+def _fitted_mask(project: Project, data: ReportData, key: str) -> np.ndarray | None:
+    """The mask the report used for ``key``, at the image's recorded size."""
+    sm = mask_for(project, key, data.source, fallback=(data.source == "student"))
+    if sm is None:
+        return None
+    rec = project.record(key)
+    return fit_to_record(sm.label, rec.width, rec.height)
 
 
 def gt_metrics(project: Project, data: ReportData, gt_dir: str | Path) -> dict:
     """Display name -> value: scores of the report's masks against ground-truth label PNGs.
 
-    A ground-truth file has the image's stem (``gt_dir/<subfolders>/<stem>.png`` or
-    ``gt_dir/<stem>.png``), pixel = class id, like ``b2p export --format png`` writes.
+    Each image's ground truth is found by :func:`ml.images.label_file`; pixel = class id,
+    like ``b2p export --format png`` writes.
     """
-    from . import metrics  # written elsewhere; needs numpy only
-
     gt_dir = Path(gt_dir)
     if not gt_dir.is_dir():
         raise ProjectError(f"{gt_dir}: ground-truth folder not found")
-    n = project.num_classes
-    cm = np.zeros((n, n), np.int64)
-    used = 0
-    for e in data.entries:
-        f = _gt_file(gt_dir, e.key)
-        if f is None:
-            continue
-        gt = _images.load_label(f)
-        pred = mask_for(project, e.key, data.source, fallback=(data.source == "student"))
-        if pred is None or gt.shape != e.shape:
-            continue
-        cm += np.asarray(metrics.confusion(fit_to_record(pred.label, e.shape[1], e.shape[0]),
-                                           gt, n), dtype=np.int64)
-        used += 1
-    if not used:
+    result = score_masks([e.key for e in data.entries], gt_dir,
+                         lambda k: _fitted_mask(project, data, k), project.class_names())
+    if not result.scored:
         raise ProjectError(f"{gt_dir}: no ground-truth mask matches an inspected image")
-    scores = metrics.scores(cm, project.class_names())
-    out: dict = {"images compared": used}
+    scores = result.scores
+    out: dict = {"images compared": len(result.scored)}
     for k, label in (("miou", "mIoU"), ("anomaly_miou", "anomaly mIoU (defect classes)"),
                      ("binary_iou", "binary IoU (defect vs background)"),
                      ("binary_f1", "binary F1"), ("pixel_accuracy", "pixel accuracy")):
@@ -272,35 +161,6 @@ def gt_metrics(project: Project, data: ReportData, gt_dir: str | Path) -> dict:
         if isinstance(d, dict) and "iou" in d:
             out[f"IoU {name}"] = float(d["iou"])
     return out
-
-
-# ----------------------------------------------------------------- findings.csv
-CSV_COLUMNS = ("image", "turbine", "blade", "side", "region_id", "class", "severity",
-               "severity_name", "suggested_severity", "override", "area_px", "area_pct",
-               "area_mm2", "bbox", "confidence", "mask", "reviewed", "action", "time_frame")
-
-
-def _cell(v: object) -> str:
-    s = "" if v is None else str(v)
-    # a spreadsheet would run a cell starting with these as a formula
-    return "'" + s if s[:1] in ("=", "+", "-", "@") else s
-
-
-def findings_csv(data: ReportData) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for e in data.entries:
-        for f in e.findings:
-            r = f.region
-            w.writerow([_cell(v) for v in (
-                e.key, meta_of(e, "turbine"), meta_of(e, "blade"), meta_of(e, "side"), r.id,
-                f.class_name, f.severity, f.category.name, f.suggested,
-                "yes" if f.overridden else "no", r.area, f"{f.area_pct:.4f}",
-                "" if f.area_mm2 is None else f"{f.area_mm2:.1f}", " ".join(map(str, r.bbox)),
-                "" if r.confidence is None else f"{r.confidence:.3f}", e.origin,
-                "yes" if e.record.reviewed else "no", f.category.action, f.category.time_frame)])
-    return buf.getvalue()
 
 
 # ----------------------------------------------------------------- driver
@@ -333,8 +193,6 @@ def write_report(project: Project, out_dir: str | Path, source: str = "student",
                  progress: ProgressFn | None = None,
                  should_stop: StopFn | None = None) -> dict[str, Path]:
     """Write report.html, findings.csv, severity_chart.png (and report.pdf); return paths."""
-    from ._report_html import render_html
-
     data = collect(project, source, gsd, progress=progress, should_stop=should_stop)
     if should_stop and should_stop():
         raise Cancelled()
@@ -348,8 +206,6 @@ def write_report(project: Project, out_dir: str | Path, source: str = "student",
     atomic_write_text(paths["csv"], findings_csv(data))
     atomic_write_text(paths["html"], render_html(data, chart))
     if pdf:
-        from ._report_pdf import render_pdf
-
         paths["pdf"] = out_dir / "report.pdf"
         atomic_write_bytes(paths["pdf"], render_pdf(data, chart))
     return paths

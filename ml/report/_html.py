@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import html
 
-from ._report_figures import SEVERITY_COLORS
-from .report import (
+from ..severity import Finding
+from ._data import (
     ImageEntry,
     ReportData,
     by_class,
@@ -15,7 +15,7 @@ from .report import (
     meta_of,
     priority,
 )
-from .severity import Finding
+from ._figures import SEVERITY_COLORS
 
 _CSS = """
 :root{--ink:#1d2733;--muted:#5f6b7a;--line:#dfe3e8;--band:#14324f;--soft:#f5f7fa}

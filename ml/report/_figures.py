@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 
-from .severity import Finding
+from ..severity import Finding
 
 SEVERITY_COLORS = {1: "#2e7d32", 2: "#7cb342", 3: "#f9a825", 4: "#ef6c00", 5: "#c62828"}
 THUMB_SIDE = 900  # longest side of the overlay thumbnails, pixels
