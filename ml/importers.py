@@ -87,8 +87,9 @@ def _label_files(project: Project, find: Callable[[str], Path | None], report: I
 
 
 def _label_file(labels_dir: Path, key: str) -> Path | None:
+    # KEY.txt first: where two photos share a stem, the export gave the later one that name
     rel = Path(key).with_suffix(".txt")
-    for cand in (labels_dir / rel, labels_dir / rel.name):
+    for cand in (labels_dir / f"{key}.txt", labels_dir / rel, labels_dir / rel.name):
         if cand.is_file():
             return cand
     return None
@@ -326,8 +327,10 @@ def boxes_from_mask(label: np.ndarray, pad: int = 0) -> list[Box]:
 
 def _mask_file(masks_dir: Path, key: str) -> Path | None:
     rel = Path(key)
-    for cand in (masks_dir / rel.with_suffix(".png"), masks_dir / (rel.stem + ".png"),
-                 masks_dir / rel.name):
+    # KEY.png first: where two photos share a stem, `b2p masks` gave the later one that name;
+    # a photo a.png finds a.png.png only if such a file exists, else its plain a.png
+    for cand in (masks_dir / f"{key}.png", masks_dir / rel.with_suffix(".png"),
+                 masks_dir / (rel.stem + ".png"), masks_dir / rel.name):
         if cand.is_file():
             return cand
     return None

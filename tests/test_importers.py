@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from ml.box_export import export_boxes_coco, export_boxes_yolo
 from ml.classes import make_classes
@@ -192,3 +193,65 @@ def test_stopped_import_changes_nothing(project, tmp_path):
     _yolo(tmp_path / "l", "b.txt", "0 0.5 0.5 0.5 0.5\n")
     run(import_yolo, tmp_path / "l")
     assert all(not project.record(k).boxes for k in project.keys())
+
+
+LOOK_ALIKES = ["a.png", "a.jpg", "a_color.png", "a/b.png", "a__b.png"]
+
+
+@pytest.fixture
+def look_alikes(tmp_path):
+    """A project whose photos would share output files under stem-based names."""
+    from tests.conftest import write_photo
+
+    for i, name in enumerate(LOOK_ALIKES):
+        write_photo(tmp_path / "photos" / name, seed=i)
+    proj = Project.create(tmp_path / "p", tmp_path / "photos")
+    for i, key in enumerate(LOOK_ALIKES, start=1):
+        proj.set_boxes(key, [Box(i, i, 10 + i, 10 + i, 1)])
+        mask = np.zeros((48, 64), np.uint8)
+        mask[i:i + 5, i:i + 5] = 1  # where the block sits tells whose mask a file holds
+        proj.save_teacher_mask(key, mask, "box")
+    return proj
+
+
+def test_output_names_never_share_a_file():
+    from ml.outnames import OutputNames
+
+    names = OutputNames((".png", "_color.png"), reserved=("dataset.json",))
+    got = [names(k).as_posix() for k in ["a.png", "a.jpg", "a_color.png", "a.jpg.png", "A.tif",
+                                         "a/b.png", "a__b.png", "dataset.png"]]
+    assert got[:3] == ["a", "a.jpg", "a_color.png"]
+    files = [f"{g}{e}".lower() for g in got for e in (".png", "_color.png")]
+    assert len(set(files)) == len(files)
+
+
+def test_box_export_of_same_stem_photos_round_trips(look_alikes, tmp_path):
+    before = {k: look_alikes.record(k).boxes[0].xyxy for k in LOOK_ALIKES}
+    assert export_boxes_yolo(look_alikes, tmp_path / "y") == len(LOOK_ALIKES)
+    assert len(list((tmp_path / "y").rglob("*.txt"))) == len(LOOK_ALIKES) + 1  # + classes.txt
+    for k in LOOK_ALIKES:
+        look_alikes.set_boxes(k, [])
+    import_yolo(look_alikes, tmp_path / "y")
+    after = {k: look_alikes.record(k).boxes[0].xyxy for k in LOOK_ALIKES}
+    assert after.keys() == before.keys()
+    assert all(np.allclose(after[k], before[k], atol=1e-3) for k in before)
+
+
+def test_mask_exports_of_same_stem_photos_keep_every_mask(look_alikes, tmp_path):
+    from app.cli import main
+    from ml.export import export_masks
+    from ml.images import load_label
+
+    export_masks(look_alikes, "png", "teacher", tmp_path / "png")
+    assert main(["masks", str(look_alikes.root), "--source", "teacher",
+                 "--out", str(tmp_path / "cli")]) == 0
+    for out, per_photo in ((tmp_path / "png", 2), (tmp_path / "cli", 1)):
+        files = list(out.rglob("*.png"))
+        assert len(files) == per_photo * len(LOOK_ALIKES)
+        grey = [p for p in files if Image.open(p).mode != "RGB"]  # not the _color images
+        assert sorted(int(np.argmax(load_label(p).any(1))) for p in grey) == [1, 2, 3, 4, 5]
+    # ground-truth import finds each photo's own mask again
+    for k in LOOK_ALIKES:
+        look_alikes.set_boxes(k, [])
+    import_masks(look_alikes, tmp_path / "cli")
+    assert [look_alikes.record(k).boxes[0].x0 for k in LOOK_ALIKES] == [1, 2, 3, 4, 5]
