@@ -5,12 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from ._atomic import atomic_write_json, atomic_write_text
+from .outnames import OutputNames
 from .store import Project
 
 
 def export_boxes_yolo(project: Project, out_dir: str | Path) -> int:
-    """One ``STEM.txt`` per boxed image (subfolders kept) plus ``classes.txt``; returns files."""
+    """One ``STEM.txt`` per boxed image (subfolders kept) plus ``classes.txt``; returns files.
+
+    A photo whose stem another one already took keeps its extension (``a.jpg.txt``).
+    """
     out_dir = Path(out_dir)
+    names = OutputNames((".txt",), reserved=("classes.txt",))
     n = 0
     for key in project.keys():
         rec = project.record(key)
@@ -21,7 +26,7 @@ def export_boxes_yolo(project: Project, out_dir: str | Path) -> int:
             cx, cy = (b.x0 + b.x1) / 2 / rec.width, (b.y0 + b.y1) / 2 / rec.height
             w, h = (b.x1 - b.x0) / rec.width, (b.y1 - b.y0) / rec.height
             lines.append(f"{b.cls - 1} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
-        atomic_write_text(out_dir / Path(key).with_suffix(".txt"), "\n".join(lines) + "\n")
+        atomic_write_text(out_dir / f"{names(key)}.txt", "\n".join(lines) + "\n")
         n += 1
     atomic_write_text(out_dir / "classes.txt", "\n".join(project.class_names()[1:]) + "\n")
     return n

@@ -3,8 +3,9 @@
 All outputs are at the image's full resolution in its *displayed* orientation, i.e. after the
 EXIF orientation tag is applied (that is how masks are stored and how every viewer shows the
 photo). Output names keep the image's subfolders and stem: ``T01/A/LE/img_0042.jpg`` gives
-``OUT/T01/A/LE/img_0042.png`` (png), ``OUT/T01/A/LE/img_0042.txt`` (yolo); two photos with
-the same stem in one folder get ``stem_ext`` names.
+``OUT/T01/A/LE/img_0042.png`` (png), ``OUT/T01/A/LE/img_0042.txt`` (yolo); where two photos
+would share a file (same stem in one folder, or a stem ending like another's ``_color``), the
+later keeps its extension (``img_0042.jpg.png``): see :class:`ml.outnames.OutputNames`.
 
 Formats:
 
@@ -33,6 +34,7 @@ import numpy as np
 from . import __version__
 from . import images as _images
 from ._atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .outnames import OutputNames
 from .progress import ProgressFn, Reporter, StopFn
 from .regions import SOURCES, Region, RegionSet, find_regions, mask_for
 from .store import Project, ProjectError
@@ -95,21 +97,6 @@ def rle_encode(mask: np.ndarray) -> dict:
 
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
-class _Names:
-    """Output paths per key: stem and subfolders kept, collisions made unique."""
-
-    def __init__(self) -> None:
-        self._used: set[str] = set()
-
-    def __call__(self, key: str) -> Path:
-        p = Path(key)
-        rel = p.with_suffix("")
-        if rel.as_posix().lower() in self._used:
-            rel = p.with_name(p.name.replace(".", "_"))
-        self._used.add(rel.as_posix().lower())
-        return rel
 
 
 def _with(rel: Path, ending: str) -> Path:
@@ -188,7 +175,8 @@ def export_masks(project: Project, fmt: str, source: str, out: str | Path,
     elif out.is_file():
         raise ProjectError(f"{out}: is a file; give a folder for {fmt} export")
     summary = ExportSummary(fmt, source, coco_file or out)
-    names = _Names()
+    endings = (".png", "_color.png") if fmt == "png" else (".txt",)
+    names = OutputNames(endings, reserved=("dataset.json", "classes.txt", "data.yaml"))
     images: list[dict] = []
     anns: list[dict] = []
     keys = project.keys()

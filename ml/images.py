@@ -46,12 +46,14 @@ def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]
 def label_file(folder: str | os.PathLike, key: str) -> Path | None:
     """The label mask of photo ``key`` in ``folder``, or None: the one rule for finding it.
 
-    Tried in order: ``folder/<key's subfolders>/<stem>.png``, ``folder/<stem>.png``, then
-    ``folder/<file name>`` (a mask saved under the photo's own name and suffix).
+    Tried in order: ``folder/<key>.png`` (where two photos share a stem, ``b2p masks`` gives
+    the later one its full name, :mod:`ml.outnames`), ``folder/<key's subfolders>/<stem>.png``,
+    ``folder/<stem>.png``, then ``folder/<file name>`` (a mask saved under the photo's own name
+    and suffix).
     """
     folder, rel = Path(folder), Path(key)
-    for cand in (folder / rel.with_suffix(".png"), folder / (rel.stem + ".png"),
-                 folder / rel.name):
+    for cand in (folder / f"{key}.png", folder / rel.with_suffix(".png"),
+                 folder / (rel.stem + ".png"), folder / rel.name):
         if cand.is_file():
             return cand
     return None

@@ -2,11 +2,16 @@
 
 Only boxes enter the project: masks given to :func:`import_masks` are reduced to one box per
 connected component and then forgotten, so every later result stays box-supervised.
+
+Every importer first reads and checks everything (each bad line or annotation is skipped with
+a warning naming it), then applies all boxes in one batch: a failure never leaves half an
+import in the project, and a stop request imports nothing.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +53,11 @@ def parse_class_map(text: str | None, project: Project) -> dict[int, int] | None
 
 
 def clip_box(box: Box, width: int, height: int, where: str, report: ImportReport) -> Box | None:
-    """Clip to the image; drop (with a warning) boxes that end up with no area."""
+    """The gate every imported box passes: drop non-finite ones, clip the rest to the image,
+    drop those left with no area; each drop is a warning naming ``where``."""
+    if not all(math.isfinite(v) for v in box.xyxy):
+        report.warnings.append(f"{where}: non-finite coordinate in {box.xyxy}; box skipped")
+        return None
     x0, x1 = sorted((box.x0, box.x1))
     y0, y1 = sorted((box.y0, box.y1))
     cx0, cy0 = min(max(x0, 0.0), width), min(max(y0, 0.0), height)
@@ -78,8 +87,9 @@ def _label_files(project: Project, find: Callable[[str], Path | None], report: I
 
 
 def _label_file(labels_dir: Path, key: str) -> Path | None:
+    # KEY.txt first: where two photos share a stem, the export gave the later one that name
     rel = Path(key).with_suffix(".txt")
-    for cand in (labels_dir / rel, labels_dir / rel.name):
+    for cand in (labels_dir / f"{key}.txt", labels_dir / rel, labels_dir / rel.name):
         if cand.is_file():
             return cand
     return None
@@ -107,45 +117,62 @@ def import_yolo(project: Project, labels_dir: str | Path, class_map: dict[int, i
     if not labels_dir.is_dir():
         raise ProjectError(f"{labels_dir}: labels folder not found")
     report = ImportReport()
-    with project.batch():
-        for key, f in _label_files(project, lambda k: _label_file(labels_dir, k), report,
-                                   progress, should_stop):
-            rec = project.record(key)
-            if not rec.width:
-                report.warnings.append(f"{key}: image unreadable, labels skipped")
-                continue
-            boxes = []
+    found: dict[str, list[Box]] = {}
+    for key, f in _label_files(project, lambda k: _label_file(labels_dir, k), report,
+                               progress, should_stop):
+        rec = project.record(key)
+        if not rec.width:
+            report.warnings.append(f"{key}: image unreadable, labels skipped")
+            continue
+        try:
             lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
-            for n, line in enumerate(lines, 1):
-                if not line.strip() or line.lstrip().startswith("#"):
-                    continue
-                where = f"{f.name}:{n}"
-                try:
-                    c, cx, cy, w, h = _yolo_line(line.split())
-                except ValueError as e:
-                    report.warnings.append(f"{where}: malformed line skipped ({e})")
-                    continue
-                cid = class_map.get(c) if class_map is not None else c + 1
-                if cid is None or not 0 < cid < project.num_classes:
-                    report.warnings.append(f"{where}: unknown class {c} skipped")
-                    continue
-                W, H = rec.width, rec.height
-                b = Box((cx - w / 2) * W, (cy - h / 2) * H, (cx + w / 2) * W, (cy + h / 2) * H, cid)
-                b = clip_box(b, W, H, where, report)
-                if b is not None:
-                    boxes.append(b)
-            _store(project, key, boxes, replace, report)
+        except OSError as e:
+            report.warnings.append(f"{f.name}: unreadable, skipped ({e})")
+            continue
+        found[key] = [b for n, line in enumerate(lines, 1)
+                      if (b := _yolo_box(line, f"{f.name}:{n}", rec.width, rec.height,
+                                         class_map, project.num_classes, report)) is not None]
+    _apply(project, found, replace, report, _was_stopped(should_stop))
     return report
 
 
-def _store(project: Project, key: str, boxes: list[Box], replace: bool,
-           report: ImportReport) -> None:
-    report.images_matched += 1
-    report.boxes_added += len(boxes)
-    old = project.record(key).boxes
-    # a re-import replaces imported boxes; boxes a person drew survive it
-    keep = [b for b in old if b.source == "manual"] if replace else list(old)
-    project.set_boxes(key, keep + boxes)
+def _yolo_box(line: str, where: str, width: int, height: int, class_map: dict[int, int] | None,
+              num_classes: int, report: ImportReport) -> Box | None:
+    """One YOLO line as a checked box in pixels, or None (with a warning unless blank)."""
+    if not line.strip() or line.lstrip().startswith("#"):
+        return None
+    try:
+        c, cx, cy, w, h = _yolo_line(line.split())
+    except (ValueError, OverflowError) as e:  # Overflow: int(float("inf")) as a class
+        report.warnings.append(f"{where}: malformed line skipped ({e})")
+        return None
+    cid = class_map.get(c) if class_map is not None else c + 1
+    if cid is None or not 0 < cid < num_classes:
+        report.warnings.append(f"{where}: unknown class {c} skipped")
+        return None
+    W, H = width, height
+    b = Box((cx - w / 2) * W, (cy - h / 2) * H, (cx + w / 2) * W, (cy + h / 2) * H, cid)
+    return clip_box(b, W, H, where, report)
+
+
+def _was_stopped(should_stop: StopFn | None) -> bool:
+    return should_stop is not None and bool(should_stop())
+
+
+def _apply(project: Project, found: dict[str, list[Box]], replace: bool, report: ImportReport,
+           stopped: bool = False) -> None:
+    """Store every photo's checked boxes in one batch; nothing when the caller stopped."""
+    if stopped:
+        report.warnings.append("stopped before the end: nothing imported")
+        return
+    with project.batch():
+        for key, boxes in found.items():
+            report.images_matched += 1
+            report.boxes_added += len(boxes)
+            old = project.record(key).boxes
+            # a re-import replaces imported boxes; boxes a person drew survive it
+            keep = [b for b in old if b.source == "manual"] if replace else list(old)
+            project.set_boxes(key, keep + boxes)
 
 
 def import_coco(project: Project, coco_file: str | Path, replace: bool = True,
@@ -153,56 +180,102 @@ def import_coco(project: Project, coco_file: str | Path, replace: bool = True,
                 should_stop: StopFn | None = None) -> ImportReport:
     """Boxes from a COCO JSON (``bbox``, or the extent of ``segmentation`` where bbox is absent)."""
     coco_file = Path(coco_file)
-    try:
-        data = json.loads(coco_file.read_text(encoding="utf-8"))
-        cats = {int(c["id"]): str(c["name"]) for c in data.get("categories", [])}
-        imgs = {int(i["id"]): str(i["file_name"]) for i in data["images"]}
-        anns = list(data.get("annotations", []))
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise ProjectError(f"{coco_file}: not a readable COCO file ({e})") from e
+    data = _read_coco(coco_file)
     report = ImportReport()
-    by_image: dict[int, list[dict]] = {}
-    for a in anns:
-        by_image.setdefault(int(a.get("image_id", -1)), []).append(a)
+    cats = _coco_names(data.get("categories", []), "name", f"{coco_file.name}: category", report)
+    imgs = _coco_names(data["images"], "file_name", f"{coco_file.name}: image", report)
+    by_image = _coco_annotations(data.get("annotations", []), coco_file.name, report)
     names = set(project.class_names())
+    found: dict[str, list[Box]] = {}
     rep = Reporter(len(imgs), progress, should_stop)
-    with project.batch():
-        for img_id, fname in imgs.items():
-            if rep.stopped():
-                break
-            rep.step(message=fname)
-            key = project.find_key(fname)
-            if key is None:
-                report.warnings.append(f"{fname}: no such image in the project")
+    for img_id, fname in imgs.items():
+        if rep.stopped():
+            break
+        rep.step(message=fname)
+        key = project.find_key(fname)
+        if key is None:
+            report.warnings.append(f"{fname}: no such image in the project")
+            continue
+        rec = project.record(key)
+        boxes = found.setdefault(key, [])
+        if not rec.width:
+            report.warnings.append(f"{key}: image unreadable, labels skipped")
+            continue
+        for ann in by_image.get(img_id, []):
+            name = cats.get(ann.category_id)
+            if name is None or name not in names or name == "background":
+                report.warnings.append(f"{ann.where}: unknown category {name!r} skipped")
                 continue
-            rec = project.record(key)
-            boxes = []
-            for a in by_image.get(img_id, []):
-                where = f"{coco_file.name}: annotation {a.get('id', '?')}"
-                name = cats.get(int(a.get("category_id", -1)))
-                if name is None or name not in names or name == "background":
-                    report.warnings.append(f"{where}: unknown category {name!r} skipped")
-                    continue
-                xywh = _coco_bbox(a, rec.width, rec.height)
-                if xywh is None:
-                    report.warnings.append(f"{where}: no usable bbox or segmentation, skipped")
-                    continue
-                x, y, w, h = xywh
-                b = clip_box(Box(x, y, x + w, y + h, project.class_id(name)), rec.width,
-                             rec.height, where, report)
-                if b is not None:
-                    boxes.append(b)
-            _store(project, key, boxes, replace, report)
-    for key in project.keys():
-        if key not in {project.find_key(f) for f in imgs.values()}:
-            report.images_without_labels.append(key)
+            x, y, w, h = ann.xywh
+            b = clip_box(Box(x, y, x + w, y + h, project.class_id(name)), rec.width,
+                         rec.height, ann.where, report)
+            if b is not None:
+                boxes.append(b)
+    _apply(project, found, replace, report, rep.stopped())
+    report.images_without_labels += [k for k in project.keys() if k not in found]
     return report
 
 
-def _coco_bbox(a: dict, width: int, height: int) -> tuple[float, float, float, float] | None:
+def _read_coco(coco_file: Path) -> dict:
+    """The parsed file; refused whole when it is not JSON shaped like COCO."""
+    try:
+        data = json.loads(coco_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # ValueError: bad JSON or bad UTF-8
+        raise ProjectError(f"{coco_file}: not a readable COCO file ({e})") from e
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not all(
+            isinstance(data.get(k, []), list) for k in ("annotations", "categories")):
+        raise ProjectError(f"{coco_file}: not a readable COCO file (want an object whose "
+                           "'images', 'annotations' and 'categories' are lists)")
+    return data
+
+
+def _coco_names(entries: list, name_field: str, what: str, report: ImportReport
+                ) -> dict[int, str]:
+    """id -> ``name_field`` of each well-formed entry; the others are skipped with a warning."""
+    out: dict[int, str] = {}
+    for n, e in enumerate(entries):
+        try:
+            out[int(e["id"])] = str(e[name_field])
+        except (KeyError, TypeError, ValueError, OverflowError) as err:
+            report.warnings.append(f"{what} #{n}: malformed ({err!r}), skipped")
+    return out
+
+
+@dataclass(frozen=True)
+class _CocoAnnotation:
+    where: str  # file and annotation id, for warnings
+    category_id: int
+    xywh: tuple[float, float, float, float]
+
+
+def _coco_annotations(anns: list, file_name: str, report: ImportReport
+                      ) -> dict[int, list[_CocoAnnotation]]:
+    """Readable annotations by image id; each unreadable one is skipped with its id named."""
+    out: dict[int, list[_CocoAnnotation]] = {}
+    for n, a in enumerate(anns):
+        ann_id = a.get("id", f"#{n}") if isinstance(a, dict) else f"#{n}"
+        where = f"{file_name}: annotation {ann_id}"
+        try:
+            if not isinstance(a, dict):
+                raise TypeError(f"not an object but {type(a).__name__}")
+            img_id, cat_id = int(a["image_id"]), int(a.get("category_id", -1))
+            xywh = _coco_bbox(a)
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
+            report.warnings.append(f"{where}: malformed, skipped ({e})")
+            continue
+        if xywh is None:
+            report.warnings.append(f"{where}: no usable bbox or segmentation, skipped")
+            continue
+        out.setdefault(img_id, []).append(_CocoAnnotation(where, cat_id, xywh))
+    return out
+
+
+def _coco_bbox(a: dict) -> tuple[float, float, float, float] | None:
+    """x, y, w, h from ``bbox`` or the segmentation's extent; raises on non-numbers."""
     bbox = a.get("bbox")
-    if bbox is not None and len(bbox) == 4:
-        return tuple(float(v) for v in bbox)  # type: ignore[return-value]
+    if isinstance(bbox, list) and len(bbox) == 4:
+        x, y, w, h = (float(v) for v in bbox)
+        return x, y, w, h
     seg = a.get("segmentation")
     if isinstance(seg, list) and seg:
         polys = [np.asarray(p, dtype=float).reshape(-1, 2) for p in seg if len(p) >= 6]
@@ -217,7 +290,8 @@ def _coco_bbox(a: dict, width: int, height: int) -> tuple[float, float, float, f
 
         rle = seg if not isinstance(seg["counts"], list) else \
             mask_utils.frPyObjects(seg, *seg["size"])
-        return tuple(float(v) for v in mask_utils.toBbox(rle))  # type: ignore[return-value]
+        x, y, w, h = (float(v) for v in mask_utils.toBbox(rle))
+        return x, y, w, h
     return None
 
 
@@ -271,26 +345,29 @@ def import_masks(project: Project, masks_dir: str | Path, pad: int = 0, replace:
                                    f"with --classes {','.join(names[1:])}")
             lut[value] = project.class_id(name)
     report = ImportReport()
-    with project.batch():
-        for key, f in _label_files(project, lambda k: _images.label_file(masks_dir, k), report,
-                                   progress, should_stop):
-            try:
-                label = _images.load_label(f)
-            except _images.ImageError as e:
-                report.warnings.append(str(e))
+    found: dict[str, list[Box]] = {}
+    for key, f in _label_files(project, lambda k: _images.label_file(masks_dir, k), report,
+                               progress, should_stop):
+        try:
+            label = _images.load_label(f)
+        except _images.ImageError as e:
+            report.warnings.append(str(e))
+            continue
+        rec = project.record(key)
+        if rec.width and label.shape != (rec.height, rec.width):
+            report.warnings.append(f"{f.name}: mask size {label.shape[::-1]} differs from "
+                                   f"image {(rec.width, rec.height)}; skipped")
+            continue
+        boxes = []
+        for b in boxes_from_mask(label, pad):
+            cid = lut.get(b.cls) if lut is not None else b.cls
+            if cid is None or not 0 < cid < project.num_classes:
+                report.warnings.append(f"{f.name}: unknown mask value {b.cls} skipped")
                 continue
-            rec = project.record(key)
-            if rec.width and label.shape != (rec.height, rec.width):
-                report.warnings.append(f"{f.name}: mask size {label.shape[::-1]} differs from "
-                                       f"image {(rec.width, rec.height)}; skipped")
-                continue
-            boxes = []
-            for b in boxes_from_mask(label, pad):
-                cid = lut.get(b.cls) if lut is not None else b.cls
-                if cid is None or not 0 < cid < project.num_classes:
-                    report.warnings.append(f"{f.name}: unknown mask value {b.cls} skipped")
-                    continue
-                b.cls = cid
-                boxes.append(b)
-            _store(project, key, boxes, replace, report)
+            b.cls = cid
+            checked = clip_box(b, label.shape[1], label.shape[0], f.name, report)
+            if checked is not None:
+                boxes.append(checked)
+        found[key] = boxes
+    _apply(project, found, replace, report, _was_stopped(should_stop))
     return report

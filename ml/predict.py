@@ -37,6 +37,7 @@ from .checkpoint import load_model, model_id
 from .classes import ClassInfo, palette
 from .config import ModelCard
 from .device import resolve_device
+from .outnames import OutputNames
 from .progress import ProgressFn, Reporter, StopFn
 from .store import Project, boxes_to_arrays
 
@@ -321,6 +322,7 @@ def predict_folder(images_dir: str | Path, model_dir: str | Path, out_dir: str |
     summary: dict[str, Any] = {"model": model_id(model_dir), "total": len(files), "done": 0,
                                "failed": {}, "stopped": False, "out": str(out_dir)}
     rep = Reporter(len(files), progress, should_stop)
+    names = OutputNames((".png", "_conf.png"))  # a.png and a.jpg must not share a.png
     for path in files:
         if rep.stopped():
             summary["stopped"] = True
@@ -328,9 +330,9 @@ def predict_folder(images_dir: str | Path, model_dir: str | Path, out_dir: str |
         rel = path.relative_to(images_dir)
         try:
             result = predictor.predict(_images.load_image(path))
-            target = (out_dir / rel).with_suffix(".png")
-            _images.save_label(target, result.label, pal)
-            _images.save_label(target.with_name(target.stem + "_conf.png"), result.confidence)
+            stem = out_dir / names(rel.as_posix())
+            _images.save_label(f"{stem}.png", result.label, pal)
+            _images.save_label(f"{stem}_conf.png", result.confidence)
             summary["done"] += 1
         except Exception as e:  # one bad photo must not end the batch
             summary["failed"][rel.as_posix()] = f"{type(e).__name__}: {e}"

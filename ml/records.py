@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +40,15 @@ class Box:
     def from_json(cls, d: dict) -> Box:
         x0, y0, x1, y1 = (float(v) for v in d["xyxy"])
         return cls(x0, y0, x1, y1, int(d["cls"]), str(d.get("source", "manual")))
+
+
+def box_problem(box: Box) -> str | None:
+    """Why ``box`` cannot be stored (non-finite, inverted or empty), or None when it can."""
+    if not all(math.isfinite(v) for v in box.xyxy):
+        return "has a non-finite coordinate"
+    if box.x1 <= box.x0 or box.y1 <= box.y0:
+        return "is inverted or has no area (want x0 < x1 and y0 < y1)"
+    return None
 
 
 def boxes_to_arrays(boxes: list[Box]) -> tuple[np.ndarray, np.ndarray]:

@@ -5,6 +5,9 @@ Layout of a project folder::
     PROJECT/project.json        schema-versioned index (boxes, mask records, metadata)
     PROJECT/masks/teacher/      pseudo-masks (class-id PNG), possibly edited by a person
     PROJECT/masks/student/      student predictions (+ *_conf.png, *_corr.png)
+
+A photo's mask is ``masks/KIND/KEY.png``, the key's folders kept and its own extension kept
+(``a/b.png`` -> ``masks/teacher/a/b.png.png``), so two photos never share a mask file.
     PROJECT/models/             trained students (safetensors + JSON config)
 
 Photos stay where they are (``image_root``, which may be the project folder itself) and are
@@ -16,9 +19,10 @@ from __future__ import annotations
 import json
 import os
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -26,22 +30,37 @@ import numpy as np
 from . import images as _images
 from ._atomic import atomic_write_json
 from .classes import DEFAULT_CLASSES, ClassInfo, palette
-from .records import Box, ImageRecord, MaskRecord, boxes_to_arrays, now
+from .records import Box, ImageRecord, MaskRecord, box_problem, boxes_to_arrays, now
 
-__all__ = ["Box", "ImageRecord", "MaskRecord", "Project", "ProjectError", "boxes_to_arrays"]
+__all__ = ["Box", "ImageRecord", "MaskRecord", "Project", "ProjectError", "ProjectWarning",
+           "boxes_to_arrays", "mask_rel"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: mask files mirror the key's folders instead of joining them with "__"
 INDEX_NAME = "project.json"
 STORE_DIRS = ("masks", "models", "exports", "reports")
 MASK_KINDS = ("teacher", "student")
+EXTRA_SUFFIXES = {"confidence": "_conf", "corrections": "_corr"}  # student side maps
 
 
 class ProjectError(RuntimeError):
     """A project that cannot be created, opened or changed as asked."""
 
 
-def _mask_name(key: str) -> str:
-    return key.replace("/", "__") + ".png"
+class ProjectWarning(UserWarning):
+    """Something opening a project had to repair; also kept in ``Project.warnings``."""
+
+
+def mask_rel(kind: str, key: str, suffix: str = "") -> str:
+    """Where ``key``'s mask of ``kind`` lives, relative to the project folder.
+
+    The key keeps its folders and its extension, so distinct keys give distinct files; an
+    extra map's name (``KEY_conf.png``) never equals a mask's (``KEY.png``) because keys end
+    in an image extension, never in ``_conf``.
+    """
+    parts = PurePosixPath(key).parts
+    if not parts or key.startswith("/") or any(p in ("..", ".") for p in parts):
+        raise ProjectError(f"'{key}' is not a photo key a mask can be named after")
+    return f"masks/{kind}/{key}{suffix}.png"
 
 
 class Project:
@@ -60,6 +79,21 @@ class Project:
         self.settings: dict = dict(data.get("settings", {}))
         self.images: dict[str, ImageRecord] = {
             k: ImageRecord.from_json(k, v) for k, v in data.get("images", {}).items()}
+        self.warnings: list[str] = []  # what opening had to repair; callers show these
+        self._drop_bad_boxes()
+
+    def _drop_bad_boxes(self) -> None:
+        # an index written before boxes were checked may hold NaN or inverted ones; opening
+        # must still work, and later steps (pseudo-labels, training) must never see them
+        for rec in self.images.values():
+            good = []
+            for b in rec.boxes:
+                problem = box_problem(b)
+                if problem is None:
+                    good.append(b)
+                else:
+                    self.warnings.append(f"{rec.key}: box {b.xyxy} {problem}; dropped")
+            rec.boxes = good
 
     # ----------------------------------------------------------------- create / open
     @classmethod
@@ -100,7 +134,14 @@ class Project:
         if not isinstance(schema, int) or schema > SCHEMA_VERSION:
             raise ProjectError(f"{index}: schema {schema!r} is newer than this app "
                                f"understands ({SCHEMA_VERSION}); update the app")
-        return cls(root, data)
+        proj = cls(root, data)
+        if schema < SCHEMA_VERSION:
+            from ._migrate import migrate
+
+            proj.warnings.extend(migrate(proj, schema))
+        for w in proj.warnings:  # every caller (CLI, worker, GUI console) gets to see them
+            warnings.warn(f"{root}: {w}", ProjectWarning, stacklevel=2)
+        return proj
 
     @property
     def image_root(self) -> Path:
@@ -229,10 +270,14 @@ class Project:
 
     # ----------------------------------------------------------------- boxes
     def set_boxes(self, key: str, boxes: list[Box]) -> None:
+        """Replace ``key``'s boxes; refuses a box with a bad class or bad coordinates."""
         n = self.num_classes
         for b in boxes:
             if not 0 < b.cls < n:
                 raise ProjectError(f"{key}: box class {b.cls} is not a defect class (1..{n - 1})")
+            problem = box_problem(b)
+            if problem is not None:
+                raise ProjectError(f"{key}: box {b.xyxy} {problem}")
         with self._lock:
             self.record(key).boxes = list(boxes)
             self._changed()
@@ -241,12 +286,6 @@ class Project:
         self.set_boxes(key, self.record(key).boxes + list(boxes))
 
     # ----------------------------------------------------------------- masks
-    def _mask_rel(self, kind: str, key: str, suffix: str = "") -> str:
-        name = _mask_name(key)
-        if suffix:
-            name = name[:-4] + suffix + ".png"
-        return f"masks/{kind}/{name}"
-
     def save_teacher_mask(self, key: str, label: np.ndarray, source: str,
                           settings: dict | None = None, edited: bool = False,
                           force: bool = False) -> bool:
@@ -256,7 +295,7 @@ class Project:
             if rec.teacher is not None and rec.teacher.edited and not edited and not force:
                 return False
             self._check_shape(rec, label)
-            rel = self._mask_rel("teacher", key)
+            rel = mask_rel("teacher", key)
             _images.save_label(self.root / rel, label, self.palette())
             rec.teacher = MaskRecord(rel, source, dict(settings or {}), edited)
             self._changed()
@@ -277,14 +316,14 @@ class Project:
         rec = self.record(key)
         with self._lock:
             self._check_shape(rec, label)
-            rel = self._mask_rel("student", key)
+            rel = mask_rel("student", key)
             _images.save_label(self.root / rel, label, self.palette())
             extra: dict[str, Any] = {}
             if confidence is not None:
-                extra["confidence"] = self._mask_rel("student", key, "_conf")
+                extra["confidence"] = mask_rel("student", key, EXTRA_SUFFIXES["confidence"])
                 _images.save_label(self.root / extra["confidence"], confidence)
             if corrections is not None:
-                extra["corrections"] = self._mask_rel("student", key, "_corr")
+                extra["corrections"] = mask_rel("student", key, EXTRA_SUFFIXES["corrections"])
                 _images.save_label(self.root / extra["corrections"], corrections)
             rec.student = MaskRecord(rel, model, dict(settings or {}), False, extra=extra)
             self._changed()

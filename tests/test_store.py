@@ -9,7 +9,7 @@ import pytest
 
 from ml import _atomic
 from ml.classes import make_classes
-from ml.store import INDEX_NAME, Box, Project, ProjectError
+from ml.store import INDEX_NAME, Box, Project, ProjectError, ProjectWarning
 
 
 def test_create_scans_subfolders_and_round_trips(project):
@@ -159,3 +159,154 @@ def test_remove_images_drops_records_and_masks(project):
     project.remove_images(["a.png"])
     assert "a.png" not in Project.open(project.root).keys()
     assert not mask.exists()
+
+
+@pytest.mark.parametrize("bad", [Box(float("nan"), 0, 5, 5, 1), Box(0, 0, float("inf"), 5, 1),
+                                 Box(9, 0, 5, 5, 1), Box(0, 5, 5, 5, 1)])
+def test_non_finite_and_inverted_boxes_are_refused_by_the_store(project, bad):
+    project.set_boxes("a.png", [Box(0, 0, 3, 3, 1)])
+    with pytest.raises(ProjectError, match=r"a\.png: box .*(non-finite|inverted)"):
+        project.set_boxes("a.png", [Box(1, 1, 4, 4, 1), bad])
+    with pytest.raises(ProjectError, match="a.png"):
+        project.add_boxes("a.png", [bad])
+    assert [b.xyxy for b in Project.open(project.root).record("a.png").boxes] == [(0, 0, 3, 3)]
+
+
+def test_index_holding_nan_boxes_still_opens_without_them(project):
+    project.set_boxes("a.png", [Box(0, 0, 3, 3, 1)])
+    data = json.loads((project.root / INDEX_NAME).read_text())
+    data["images"]["a.png"]["boxes"] += [{"xyxy": [float("nan"), 0, 5, 5], "cls": 1},
+                                         {"xyxy": [8, 8, 2, 2], "cls": 1}]
+    (project.root / INDEX_NAME).write_text(json.dumps(data))  # writes the NaN literal
+    with pytest.warns(ProjectWarning, match="box .* dropped"):
+        again = Project.open(project.root)
+    assert [b.xyxy for b in again.record("a.png").boxes] == [(0, 0, 3, 3)]
+    assert len(again.warnings) == 2 and all("a.png: box" in w for w in again.warnings)
+
+
+def _photos(folder, names, sizes=None):
+    from tests.conftest import write_photo
+
+    for i, n in enumerate(names):
+        w, h = (sizes or {}).get(n, (64, 48))
+        write_photo(folder / n, w, h, seed=i)
+
+
+def test_folder_and_extension_look_alikes_get_their_own_masks(tmp_path):
+    _photos(tmp_path / "photos", ["a/b.png", "a__b.png", "a.png", "a.jpg"])
+    proj = Project.create(tmp_path / "p", tmp_path / "photos")
+    keys = sorted(proj.keys())
+    for i, key in enumerate(keys):
+        lab = np.full((48, 64), i, np.uint8)
+        proj.save_teacher_mask(key, lab, "box")
+        proj.save_student(key, lab, "m", confidence=lab + 10, corrections=lab + 20)
+    paths = set()
+    for i, key in enumerate(keys):
+        assert proj.load_mask(key)[0, 0] == i
+        assert proj.load_mask(key, "student")[0, 0] == i
+        assert proj.load_student_extra(key, "confidence")[0, 0] == i + 10
+        rec = proj.record(key)
+        paths |= {rec.teacher.path, rec.student.path, *rec.student.extra.values()}
+    assert len(paths) == 4 * len(keys)
+    assert proj.record("a/b.png").teacher.path == "masks/teacher/a/b.png.png"
+
+
+def _v1_project(tmp_path, records):
+    """A schema-1 project as the old app wrote it: masks named key.replace('/', '__')."""
+    from ml.images import save_label
+
+    root = tmp_path / "p"
+    images = {}
+    for key, (size, masks) in records.items():
+        rec = {"width": size[0], "height": size[1], "boxes": [], "teacher": None,
+               "student": None, "reviewed": False, "meta": {}, "findings": {}}
+        for kind, (value, created, shape) in masks.items():
+            rel = f"masks/{kind}/{key.replace('/', '__')}.png"
+            save_label(root / rel, np.full(shape[::-1], value, np.uint8))
+            rec[kind] = {"path": rel, "source": "box", "settings": {}, "edited": False,
+                         "created": created, "extra": {}}
+            if kind == "student":
+                conf = rel[:-4] + "_conf.png"
+                save_label(root / conf, np.full(shape[::-1], 200, np.uint8))
+                rec[kind]["extra"] = {"confidence": conf}
+        images[key] = rec
+    data = {"schema": 1, "name": "p", "created": "2024-01-01T00:00:00+00:00",
+            "image_root": "../photos",
+            "classes": [{"id": 0, "name": "background"}, {"id": 1, "name": "crack"}],
+            "images": images}
+    (root / INDEX_NAME).write_text(json.dumps(data))
+    return root
+
+
+def test_v1_project_migrates_its_masks_to_collision_free_names(tmp_path):
+    _photos(tmp_path / "photos", ["x/y.png", "c.png"])
+    root = _v1_project(tmp_path, {
+        "x/y.png": ((64, 48), {"teacher": (1, "2024-01-01T00:00:01+00:00", (64, 48)),
+                               "student": (1, "2024-01-01T00:00:01+00:00", (64, 48))}),
+        "c.png": ((64, 48), {"teacher": (1, "2024-01-01T00:00:01+00:00", (64, 48))})})
+    proj = Project.open(root)
+    assert proj.warnings == []
+    assert proj.record("x/y.png").teacher.path == "masks/teacher/x/y.png.png"
+    assert proj.record("x/y.png").student.extra["confidence"] == "masks/student/x/y.png_conf.png"
+    assert proj.load_mask("x/y.png")[0, 0] == 1
+    assert proj.load_student_extra("x/y.png", "confidence")[0, 0] == 200
+    assert proj.load_mask("c.png")[0, 0] == 1
+    assert not (root / "masks/teacher/x__y.png.png").exists()  # old name cleaned up
+    assert json.loads((root / INDEX_NAME).read_text())["schema"] == 2
+
+
+def test_v1_collision_keeps_the_shared_mask_for_the_newest_writer_only(tmp_path):
+    _photos(tmp_path / "photos", ["a/b.png", "a__b.png"])
+    # both records point at masks/teacher/a__b.png.png; a__b.png wrote it last (value 2)
+    root = _v1_project(tmp_path, {
+        "a/b.png": ((64, 48), {"teacher": (1, "2024-01-01T00:00:01+00:00", (64, 48))}),
+        "a__b.png": ((64, 48), {"teacher": (2, "2024-01-01T00:00:09+00:00", (64, 48))})})
+    with pytest.warns(ProjectWarning, match="shared by a/b.png, a__b.png"):
+        proj = Project.open(root)
+    assert proj.record("a/b.png").teacher is None
+    assert proj.load_mask("a__b.png")[0, 0] == 2
+    assert any("a/b.png: teacher mask" in w and "dropped" in w for w in proj.warnings)
+    again = Project.open(root)
+    assert again.record("a/b.png").teacher is None and again.warnings == []
+
+
+def test_v1_collision_is_told_apart_by_mask_size(tmp_path):
+    _photos(tmp_path / "photos", ["a/b.png", "a__b.png"], {"a/b.png": (32, 32)})
+    # the file was written last for a/b.png (32x32) although a__b.png's record is newer
+    root = _v1_project(tmp_path, {
+        "a__b.png": ((64, 48), {"teacher": (2, "2024-01-01T00:00:09+00:00", (64, 48))}),
+        "a/b.png": ((32, 32), {"teacher": (1, "2024-01-01T00:00:01+00:00", (32, 32))})})
+    with pytest.warns(ProjectWarning, match="teacher mask .* shared"):
+        proj = Project.open(root)
+    assert proj.record("a__b.png").teacher is None
+    assert proj.load_mask("a/b.png").shape == (32, 32)
+    assert proj.record("a/b.png").teacher.path == "masks/teacher/a/b.png.png"
+
+
+def test_v1_collision_with_no_telling_owner_drops_both(tmp_path):
+    _photos(tmp_path / "photos", ["a/b.png", "a__b.png"])
+    same = "2024-01-01T00:00:01+00:00"
+    root = _v1_project(tmp_path, {"a/b.png": ((64, 48), {"teacher": (1, same, (64, 48))}),
+                                  "a__b.png": ((64, 48), {"teacher": (2, same, (64, 48))})})
+    with pytest.warns(ProjectWarning):
+        proj = Project.open(root)
+    assert proj.record("a/b.png").teacher is None and proj.record("a__b.png").teacher is None
+    assert len(proj.warnings) == 2
+
+
+def test_migration_interrupted_before_the_index_write_loses_no_mask(tmp_path, monkeypatch):
+    from ml import store
+
+    _photos(tmp_path / "photos", ["x/y.png"])
+    root = _v1_project(tmp_path, {
+        "x/y.png": ((64, 48), {"teacher": (3, "2024-01-01T00:00:01+00:00", (64, 48))})})
+
+    def crash(self):
+        raise KeyboardInterrupt  # the process dies between the copies and the index write
+
+    monkeypatch.setattr(store.Project, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        Project.open(root)
+    monkeypatch.undo()
+    assert json.loads((root / INDEX_NAME).read_text())["schema"] == 1
+    assert Project.open(root).load_mask("x/y.png")[0, 0] == 3

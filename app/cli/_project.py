@@ -90,14 +90,16 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_masks(args: argparse.Namespace) -> int:
     from ml.images import save_label
+    from ml.outnames import OutputNames
 
     proj = _open(args.project)
+    names = OutputNames((".png",))
     n = 0
     for key in proj.keys():
         label = proj.load_mask(key, args.source)
         if label is None:
             continue
-        save_label(args.out / Path(key).with_suffix(".png"), label)
+        save_label(args.out / f"{names(key)}.png", label)
         n += 1
     print(f"wrote {n} {args.source} masks to {args.out}")
     if n == 0:
