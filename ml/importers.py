@@ -14,21 +14,61 @@ from pathlib import Path
 import numpy as np
 
 from . import images as _images
+from .batch import BatchResult
 from .progress import ProgressFn, Reporter, StopFn
 from .store import Box, Project, ProjectError
+
+NO_LABELS = "no labels"  # why an image was skipped (ImportResult.skipped values)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportResult(BatchResult):
+    """Boxes brought in: ``done`` are the images that got labels, ``failed`` unreadable ones."""
+
+    boxes_added: int = 0
+
+    @property
+    def images_matched(self) -> int:
+        return len(self.done)
+
+    @property
+    def images_without_labels(self) -> list[str]:
+        return self.skipped_for(NO_LABELS)
+
+    def summary(self) -> str:
+        text = (f"{self.boxes_added} boxes on {self.images_matched} images; "
+                f"{len(self.images_without_labels)} images without labels; "
+                f"{len(self.warnings)} warnings")
+        if self.failed:
+            text += f"; {len(self.failed)} unreadable images skipped"
+        return text + ("; stopped early" if self.stopped else "")
 
 
 @dataclass
 class ImportReport:
-    images_matched: int = 0
+    """What an import gathers while it runs; :meth:`result` freezes it."""
+
+    matched: list[str] = field(default_factory=list)
     boxes_added: int = 0
     images_without_labels: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    stopped: bool = False
 
-    def summary(self) -> str:
-        return (f"{self.boxes_added} boxes on {self.images_matched} images; "
-                f"{len(self.images_without_labels)} images without labels; "
-                f"{len(self.warnings)} warnings")
+    def image_size(self, project: Project, key: str) -> tuple[int, int] | None:
+        """The photo's size, or None after naming it as failed (labels need the size)."""
+        try:
+            return project.image_size(key)
+        except _images.ImageError as e:
+            self.failed[key] = f"unreadable photo, labels skipped ({e.reason})"
+            return None
+
+    def result(self, total: int) -> ImportResult:
+        return ImportResult(action="images got boxes", total=total, done=tuple(self.matched),
+                            failed=dict(self.failed),
+                            skipped={k: NO_LABELS for k in self.images_without_labels},
+                            stopped=self.stopped, warnings=tuple(self.warnings),
+                            boxes_added=self.boxes_added)
 
 
 def parse_class_map(text: str | None, project: Project) -> dict[int, int] | None:
@@ -68,6 +108,7 @@ def _label_files(project: Project, find: Callable[[str], Path | None], report: I
     rep = Reporter(len(project.images), progress, should_stop)
     for key in project.keys():
         if rep.stopped():
+            report.stopped = True
             return
         rep.step(message=key)
         f = find(key)
@@ -101,7 +142,7 @@ def _yolo_line(parts: list[str]) -> tuple[int, float, float, float, float]:
 
 def import_yolo(project: Project, labels_dir: str | Path, class_map: dict[int, int] | None = None,
                 replace: bool = True, progress: ProgressFn | None = None,
-                should_stop: StopFn | None = None) -> ImportReport:
+                should_stop: StopFn | None = None) -> ImportResult:
     """Read ``labels_dir/STEM.txt`` per image; YOLO class i maps to project class i+1 by default."""
     labels_dir = Path(labels_dir)
     if not labels_dir.is_dir():
@@ -110,9 +151,8 @@ def import_yolo(project: Project, labels_dir: str | Path, class_map: dict[int, i
     with project.batch():
         for key, f in _label_files(project, lambda k: _label_file(labels_dir, k), report,
                                    progress, should_stop):
-            rec = project.record(key)
-            if not rec.width:
-                report.warnings.append(f"{key}: image unreadable, labels skipped")
+            size = report.image_size(project, key)
+            if size is None:
                 continue
             boxes = []
             lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -129,18 +169,18 @@ def import_yolo(project: Project, labels_dir: str | Path, class_map: dict[int, i
                 if cid is None or not 0 < cid < project.num_classes:
                     report.warnings.append(f"{where}: unknown class {c} skipped")
                     continue
-                W, H = rec.width, rec.height
+                W, H = size
                 b = Box((cx - w / 2) * W, (cy - h / 2) * H, (cx + w / 2) * W, (cy + h / 2) * H, cid)
                 b = clip_box(b, W, H, where, report)
                 if b is not None:
                     boxes.append(b)
             _store(project, key, boxes, replace, report)
-    return report
+    return report.result(len(project.images))
 
 
 def _store(project: Project, key: str, boxes: list[Box], replace: bool,
            report: ImportReport) -> None:
-    report.images_matched += 1
+    report.matched.append(key)
     report.boxes_added += len(boxes)
     old = project.record(key).boxes
     # a re-import replaces imported boxes; boxes a person drew survive it
@@ -150,7 +190,7 @@ def _store(project: Project, key: str, boxes: list[Box], replace: bool,
 
 def import_coco(project: Project, coco_file: str | Path, replace: bool = True,
                 progress: ProgressFn | None = None,
-                should_stop: StopFn | None = None) -> ImportReport:
+                should_stop: StopFn | None = None) -> ImportResult:
     """Boxes from a COCO JSON (``bbox``, or the extent of ``segmentation`` where bbox is absent)."""
     coco_file = Path(coco_file)
     try:
@@ -169,13 +209,17 @@ def import_coco(project: Project, coco_file: str | Path, replace: bool = True,
     with project.batch():
         for img_id, fname in imgs.items():
             if rep.stopped():
+                report.stopped = True
                 break
             rep.step(message=fname)
             key = project.find_key(fname)
             if key is None:
                 report.warnings.append(f"{fname}: no such image in the project")
                 continue
-            rec = project.record(key)
+            size = report.image_size(project, key)
+            if size is None:
+                continue
+            width, height = size
             boxes = []
             for a in by_image.get(img_id, []):
                 where = f"{coco_file.name}: annotation {a.get('id', '?')}"
@@ -183,20 +227,20 @@ def import_coco(project: Project, coco_file: str | Path, replace: bool = True,
                 if name is None or name not in names or name == "background":
                     report.warnings.append(f"{where}: unknown category {name!r} skipped")
                     continue
-                xywh = _coco_bbox(a, rec.width, rec.height)
+                xywh = _coco_bbox(a, width, height)
                 if xywh is None:
                     report.warnings.append(f"{where}: no usable bbox or segmentation, skipped")
                     continue
                 x, y, w, h = xywh
-                b = clip_box(Box(x, y, x + w, y + h, project.class_id(name)), rec.width,
-                             rec.height, where, report)
+                b = clip_box(Box(x, y, x + w, y + h, project.class_id(name)), width, height,
+                             where, report)
                 if b is not None:
                     boxes.append(b)
             _store(project, key, boxes, replace, report)
     for key in project.keys():
         if key not in {project.find_key(f) for f in imgs.values()}:
             report.images_without_labels.append(key)
-    return report
+    return report.result(len(project.images))
 
 
 def _coco_bbox(a: dict, width: int, height: int) -> tuple[float, float, float, float] | None:
@@ -262,7 +306,7 @@ def _mask_file(masks_dir: Path, key: str) -> Path | None:
 
 def import_masks(project: Project, masks_dir: str | Path, pad: int = 0, replace: bool = True,
                  progress: ProgressFn | None = None,
-                 should_stop: StopFn | None = None) -> ImportReport:
+                 should_stop: StopFn | None = None) -> ImportResult:
     """Boxes from ground-truth class-id masks (same stems); the masks never enter the project."""
     masks_dir = Path(masks_dir)
     if not masks_dir.is_dir():
@@ -286,12 +330,14 @@ def import_masks(project: Project, masks_dir: str | Path, pad: int = 0, replace:
             try:
                 label = _images.load_label(f)
             except _images.ImageError as e:
-                report.warnings.append(str(e))
+                report.failed[key] = f"unreadable mask ({e})"
                 continue
-            rec = project.record(key)
-            if rec.width and label.shape != (rec.height, rec.width):
+            size = report.image_size(project, key)
+            if size is None:
+                continue
+            if label.shape != size[::-1]:
                 report.warnings.append(f"{f.name}: mask size {label.shape[::-1]} differs from "
-                                       f"image {(rec.width, rec.height)}; skipped")
+                                       f"image {size}; skipped")
                 continue
             boxes = []
             for b in boxes_from_mask(label, pad):
@@ -302,4 +348,4 @@ def import_masks(project: Project, masks_dir: str | Path, pad: int = 0, replace:
                 b.cls = cid
                 boxes.append(b)
             _store(project, key, boxes, replace, report)
-    return report
+    return report.result(len(project.images))

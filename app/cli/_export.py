@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from app.cli import CLIError
+from app.cli._batch import exit_code, print_items
 from app.cli._progress import tqdm_progress
 
 SOURCES = ["teacher", "student", "reviewed"]
@@ -55,10 +56,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     proj = _open(args.project)
     with tqdm_progress(f"export {args.format}") as bar:
         summary = export_masks(proj, args.format, args.source, args.out, progress=bar)
+    print_items(summary)
     print(summary.summary())
-    if summary.exported == 0:
+    if summary.exported == 0 and not summary.failed:
         raise CLIError(f"no {args.source} masks in the project; nothing exported")
-    return 0
+    return exit_code(summary)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
