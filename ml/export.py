@@ -208,17 +208,17 @@ def export_masks(project: Project, fmt: str, source: str, out: str | Path,
             break
         rep.step(message=key)
         try:
-            width, height = project.image_size(key)
-        except _images.ImageError as e:  # unreadable since the scan: nothing to export at
-            failed[key] = e.reason
-            continue
-        try:
             sm = mask_for(project, key, source)
         except _images.ImageError as e:
             failed[key] = f"damaged mask file ({e})"
             continue
-        if sm is None:
+        if sm is None:  # unreadable photos never get one, so they end here too
             skipped[key] = f"no {source} mask"
+            continue
+        try:
+            width, height = project.image_size(key)
+        except _images.ImageError as e:  # unreadable since its mask was made
+            failed[key] = e.reason
             continue
         rec = project.record(key)
         label = fit_to_record(sm.label, width, height)

@@ -64,6 +64,7 @@ class ReportData:
     class_colors: dict[str, str]
     entries: list[ImageEntry] = field(default_factory=list)
     not_inspected: list[str] = field(default_factory=list)  # images without any mask
+    failed: dict[str, str] = field(default_factory=dict)  # key -> why it could not be read
     provenance: list[tuple[str, str]] = field(default_factory=list)
     metrics: dict | None = None
 
@@ -318,7 +319,12 @@ def collect(project: Project, source: str = "student", gsd: float | None = None,
     rep = Reporter(len(keys), progress, should_stop)
     for key in keys:
         rep.check()
-        entry = _collect_entry(project, key, source, settings, gsd)
+        try:
+            entry = _collect_entry(project, key, source, settings, gsd)
+        except _images.ImageError as e:  # a damaged mask file: named, the report goes on
+            data.failed[key] = str(e)
+            rep.step(message=key, error=str(e))
+            continue
         if entry is None:
             data.not_inspected.append(key)
         else:

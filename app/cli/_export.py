@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from app.cli import CLIError
-from app.cli._batch import exit_code, print_items
+from app.cli._batch import PARTIAL, exit_code, print_items
 from app.cli._progress import tqdm_progress
 
 SOURCES = ["teacher", "student", "reviewed"]
@@ -69,13 +69,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.gsd is not None and not args.gsd > 0:
         raise CLIError(f"--gsd must be a positive number of mm per pixel, got {args.gsd}")
     proj = _open(args.project)
+    errors: list[str] = []
+
+    def collect_errors(bar):  # per-image failures come as Progress.extra["error"]
+        def on_progress(p) -> None:
+            if p.extra.get("error"):
+                errors.append(str(p.extra["error"]))
+            bar(p)
+        return on_progress
+
     with tqdm_progress("report") as bar:
         paths = write_report(proj, args.out, source=args.source, pdf=args.pdf, gsd=args.gsd,
-                             gt_dir=args.gt, progress=bar)
+                             gt_dir=args.gt, progress=collect_errors(bar))
+    for line in errors:
+        print(f"error: {line}")
     for kind in ("html", "pdf", "csv"):
         if kind in paths:
             print(f"{kind:>4}: {paths[kind]}")
-    return 0
+    return PARTIAL if errors else 0
 
 
 def cmd_meta(args: argparse.Namespace) -> int:
