@@ -25,7 +25,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 # 200 MP a file is far more likely a decompression bomb (a few kB that unpack to gigabytes).
 MAX_PIXELS = 200_000_000
 # Pillow refuses at twice its limit and only warns above it; we refuse at MAX_PIXELS ourselves
-# (see _open), so its own refusal is a second line for files that grow while decoding.
+# (see open_image), so its own refusal is a second line for files that grow while decoding.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
@@ -75,12 +75,13 @@ def _too_large(w: int, h: int) -> str:
 
 
 @contextmanager
-def _open(path: Path, what: str = "image") -> Iterator[Image.Image]:
+def open_image(path: str | os.PathLike, what: str = "image") -> Iterator[Image.Image]:
     """Pillow's lazy image of ``path``; anything wrong inside the block becomes ImageError.
 
     Every reason a file can fail (empty, truncated, not an image, too many pixels, a mode
     Pillow cannot convert, a plugin's own exception) names the file, so a batch can skip it.
     """
+    path = Path(path)
     try:
         if path.stat().st_size == 0:
             raise ImageError(path, "file is empty")
@@ -108,7 +109,7 @@ def _open(path: Path, what: str = "image") -> Iterator[Image.Image]:
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read a photo as 8-bit RGB in display orientation; raise :class:`ImageError` if unusable."""
     path = Path(path)
-    with _open(path) as im:
+    with open_image(path) as im:
         arr = _to_rgb8(ImageOps.exif_transpose(im))
     if arr.size == 0:
         raise ImageError(path, "image has no pixels")
@@ -118,7 +119,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) in display orientation, read from the header only."""
     path = Path(path)
-    with _open(path) as im:
+    with open_image(path) as im:
         w, h = im.size
         orientation = im.getexif().get(0x0112, 1)
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
@@ -127,7 +128,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
 def thumbnail(path: str | os.PathLike, size: int) -> Image.Image:
     """A ``size``-bounded RGB Pillow image of the photo (JPEG draft mode keeps big files fast)."""
     path = Path(path)
-    with _open(path) as im:
+    with open_image(path) as im:
         im.draft("RGB", (size * 2, size * 2))
         im = ImageOps.exif_transpose(im)
         if im.mode not in ("RGB", "L", "P", "RGBA", "1", "CMYK", "YCbCr"):
@@ -141,7 +142,7 @@ def thumbnail(path: str | os.PathLike, size: int) -> Image.Image:
 def load_label(path: str | os.PathLike) -> np.ndarray:
     """Read a class-id PNG as ``(H, W)`` uint8."""
     path = Path(path)
-    with _open(path, "mask") as im:
+    with open_image(path, "mask") as im:
         if im.mode == "P":
             arr = np.asarray(im)  # palette indices are the class ids
         elif im.mode in ("I;16", "I"):

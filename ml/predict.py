@@ -376,11 +376,11 @@ def evaluate_project(project: Project, gt_dir: str | Path, source: str = "studen
         if key is None:
             report["unmatched"].append(path.name)
             continue
-        pred = project.load_mask(key, source)
-        if pred is None:
-            report["missing"].append(key)
-            continue
         try:
+            pred = project.load_mask(key, source)
+            if pred is None:
+                report["missing"].append(key)
+                continue
             gt = _images.load_label(path)
             if gt.shape != pred.shape:
                 raise ValueError(f"ground truth {gt.shape} and {source} mask {pred.shape} differ")
