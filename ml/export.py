@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ import numpy as np
 from . import __version__
 from . import images as _images
 from ._atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .batch import BatchResult
 from .outnames import OutputNames
 from .progress import ProgressFn, Reporter, StopFn
 from .regions import SOURCES, Region, RegionSet, find_regions, mask_for
@@ -42,20 +43,25 @@ from .store import Project, ProjectError
 FORMATS = ("png", "coco", "yolo-seg", "yolo")
 
 
-@dataclass
-class ExportSummary:
+@dataclass(frozen=True, kw_only=True)
+class ExportSummary(BatchResult):
+    """An export: ``done`` images written, ``skipped`` those without a ``source`` mask."""
+
     fmt: str
     source: str
     out: Path
-    exported: int = 0
     regions: int = 0
-    skipped: list[str] = field(default_factory=list)  # images without a mask of ``source``
-    stopped: bool = False
+
+    @property
+    def exported(self) -> int:
+        return len(self.done)
 
     def summary(self) -> str:
         stop = " (stopped early)" if self.stopped else ""
+        failed = f"; {len(self.failed)} failed" if self.failed else ""
         return (f"{self.exported} images, {self.regions} regions exported as {self.fmt} to "
-                f"{self.out}; {len(self.skipped)} without a {self.source} mask skipped{stop}")
+                f"{self.out}; {len(self.skipped)} without a {self.source} mask skipped"
+                f"{failed}{stop}")
 
 
 def fit_to_record(label: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -174,33 +180,45 @@ def export_masks(project: Project, fmt: str, source: str, out: str | Path,
         coco_file = out if out.suffix.lower() == ".json" else out / "annotations.json"
     elif out.is_file():
         raise ProjectError(f"{out}: is a file; give a folder for {fmt} export")
-    summary = ExportSummary(fmt, source, coco_file or out)
     endings = (".png", "_color.png") if fmt == "png" else (".txt",)
     names = OutputNames(endings, reserved=("dataset.json", "classes.txt", "data.yaml"))
     images: list[dict] = []
     anns: list[dict] = []
     keys = project.keys()
+    done: list[str] = []
+    failed: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    n_regions, stopped = 0, False
     rep = Reporter(len(keys), progress, should_stop)
     for key in keys:
         if rep.stopped():
-            summary.stopped = True
+            stopped = True
             break
         rep.step(message=key)
-        sm = mask_for(project, key, source)
-        if sm is None:
-            summary.skipped.append(key)
+        try:
+            sm = mask_for(project, key, source)
+        except _images.ImageError as e:
+            failed[key] = f"damaged mask file ({e})"
+            continue
+        if sm is None:  # unreadable photos never get one, so they end here too
+            skipped[key] = f"no {source} mask"
+            continue
+        try:
+            width, height = project.image_size(key)
+        except _images.ImageError as e:  # unreadable since its mask was made
+            failed[key] = e.reason
             continue
         rec = project.record(key)
-        label = fit_to_record(sm.label, rec.width, rec.height)
-        conf = fit_to_record(sm.confidence, rec.width, rec.height) \
+        label = fit_to_record(sm.label, width, height)
+        conf = fit_to_record(sm.confidence, width, height) \
             if sm.confidence is not None else None
         rel = names(key)
-        summary.exported += 1
+        done.append(key)
         if fmt == "png":
             _write_png(project, out, rel, label)
             continue
         regions = find_regions(label, conf)
-        summary.regions += len(regions)
+        n_regions += len(regions)
         if fmt == "coco":
             image_id = len(images) + 1
             images.append({"id": image_id, "file_name": key, "width": label.shape[1],
@@ -217,4 +235,6 @@ def export_masks(project: Project, fmt: str, source: str, out: str | Path,
         atomic_write_json(coco_file, _coco_document(project, source, images, anns))
     else:
         _write_yolo_names(project, out)
-    return summary
+    return ExportSummary(action="exported", total=len(keys), done=tuple(done), failed=failed,
+                         skipped=skipped, stopped=stopped, fmt=fmt, source=source,
+                         out=coco_file or out, regions=n_regions)

@@ -9,14 +9,24 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from ._atomic import atomic_write
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+
+# Largest photo we decode. Drone shots are 20-100 MP (a 100 MP frame is 300 MB as RGB); above
+# 200 MP a file is far more likely a decompression bomb (a few kB that unpack to gigabytes).
+MAX_PIXELS = 200_000_000
+# Pillow refuses at twice its limit and only warns above it; we refuse at MAX_PIXELS ourselves
+# (see open_image), so its own refusal is a second line for files that grow while decoding.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 class ImageError(ValueError):
@@ -61,7 +71,8 @@ def label_file(folder: str | os.PathLike, key: str) -> Path | None:
 
 def _to_rgb8(im: Image.Image) -> np.ndarray:
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(im).astype(np.float64)
+        arr = np.asarray(im).astype(np.float32)
+        arr[~np.isfinite(arr)] = 0  # NaN / inf samples of float TIFFs would poison the scale
         top = 65535.0 if arr.max(initial=0) > 4095 else 4095.0  # 16-bit or 12-bit sensor data
         if im.mode == "F":
             top = max(float(arr.max(initial=0)), 1e-6)
@@ -74,23 +85,48 @@ def _to_rgb8(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read a photo as 8-bit RGB in display orientation; raise :class:`ImageError` if unusable."""
+def _too_large(w: int, h: int) -> str:
+    return (f"too large to open safely: {w} x {h} = {w * h / 1e6:.0f} MP, over the "
+            f"{MAX_PIXELS / 1e6:.0f} MP limit for photos (a decompression bomb?)")
+
+
+@contextmanager
+def open_image(path: str | os.PathLike, what: str = "image") -> Iterator[Image.Image]:
+    """Pillow's lazy image of ``path``; anything wrong inside the block becomes ImageError.
+
+    Every reason a file can fail (empty, truncated, not an image, too many pixels, a mode
+    Pillow cannot convert, a plugin's own exception) names the file, so a batch can skip it.
+    """
     path = Path(path)
     try:
         if path.stat().st_size == 0:
             raise ImageError(path, "file is empty")
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            arr = _to_rgb8(im)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise ImageError(path, _too_large(w, h))
+            yield im
     except ImageError:
         raise
     except FileNotFoundError as e:
         raise ImageError(path, "file not found") from e
     except Image.DecompressionBombError as e:
-        raise ImageError(path, f"image too large to open safely ({e})") from e
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageError(path, f"not a readable image ({e.__class__.__name__}: {e})") from e
+        raise ImageError(path, f"too large to open safely, over the {MAX_PIXELS / 1e6:.0f} MP "
+                               f"limit for photos ({e})") from e
+    except MemoryError as e:
+        raise ImageError(path, "not enough memory to open it") from e
+    except Exception as e:  # Pillow plugins raise many kinds on hostile files
+        raise ImageError(path, f"not a readable {what} ({e.__class__.__name__}: {e})") from e
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a photo as 8-bit RGB in display orientation; raise :class:`ImageError` if unusable."""
+    path = Path(path)
+    with open_image(path) as im:
+        arr = _to_rgb8(ImageOps.exif_transpose(im))
     if arr.size == 0:
         raise ImageError(path, "image has no pixels")
     return np.array(arr, order="C")  # writable, whatever Pillow handed out
@@ -99,35 +135,39 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) in display orientation, read from the header only."""
     path = Path(path)
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            orientation = im.getexif().get(0x0112, 1)
-    except FileNotFoundError as e:
-        raise ImageError(path, "file not found") from e
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageError(path, f"not a readable image ({e.__class__.__name__}: {e})") from e
+    with open_image(path) as im:
+        w, h = im.size
+        orientation = im.getexif().get(0x0112, 1)
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def thumbnail(path: str | os.PathLike, size: int) -> Image.Image:
+    """A ``size``-bounded RGB Pillow image of the photo (JPEG draft mode keeps big files fast)."""
+    path = Path(path)
+    with open_image(path) as im:
+        im.draft("RGB", (size * 2, size * 2))
+        im = ImageOps.exif_transpose(im)
+        if im.mode not in ("RGB", "L", "P", "RGBA", "1", "CMYK", "YCbCr"):
+            im = Image.fromarray(_to_rgb8(im))  # 16-bit and float: scale as load_image does
+        im = im.convert("RGB")
+        im.thumbnail((size, size))
+        im.load()
+    return im
 
 
 def load_label(path: str | os.PathLike) -> np.ndarray:
     """Read a class-id PNG as ``(H, W)`` uint8."""
     path = Path(path)
-    try:
-        with Image.open(path) as im:
-            if im.mode == "P":
-                arr = np.asarray(im)  # palette indices are the class ids
-            elif im.mode in ("I;16", "I"):
-                arr = np.asarray(im).astype(np.int64)
-                if arr.max(initial=0) > 255:
-                    raise ImageError(path, "label values above 255")
-                arr = arr.astype(np.uint8)
-            else:
-                arr = np.asarray(im.convert("L"))
-    except ImageError:
-        raise
-    except (FileNotFoundError, UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageError(path, f"not a readable mask ({e.__class__.__name__}: {e})") from e
+    with open_image(path, "mask") as im:
+        if im.mode == "P":
+            arr = np.asarray(im)  # palette indices are the class ids
+        elif im.mode in ("I;16", "I"):
+            arr = np.asarray(im).astype(np.int64)
+            if arr.max(initial=0) > 255:
+                raise ImageError(path, "label values above 255")
+            arr = arr.astype(np.uint8)
+        else:
+            arr = np.asarray(im.convert("L"))
     return np.array(arr, dtype=np.uint8, order="C")  # a writable copy: editors paint on it
 
 

@@ -19,21 +19,61 @@ from pathlib import Path
 import numpy as np
 
 from . import images as _images
+from .batch import BatchResult
 from .progress import ProgressFn, Reporter, StopFn
 from .store import Box, Project, ProjectError
+
+NO_LABELS = "no labels"  # why an image was skipped (ImportResult.skipped values)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportResult(BatchResult):
+    """Boxes brought in: ``done`` are the images that got labels, ``failed`` unreadable ones."""
+
+    boxes_added: int = 0
+
+    @property
+    def images_matched(self) -> int:
+        return len(self.done)
+
+    @property
+    def images_without_labels(self) -> list[str]:
+        return self.skipped_for(NO_LABELS)
+
+    def summary(self) -> str:
+        text = (f"{self.boxes_added} boxes on {self.images_matched} images; "
+                f"{len(self.images_without_labels)} images without labels; "
+                f"{len(self.warnings)} warnings")
+        if self.failed:
+            text += f"; {len(self.failed)} unreadable images skipped"
+        return text + ("; stopped early" if self.stopped else "")
 
 
 @dataclass
 class ImportReport:
-    images_matched: int = 0
+    """What an import gathers while it runs; :meth:`result` freezes it."""
+
+    matched: list[str] = field(default_factory=list)
     boxes_added: int = 0
     images_without_labels: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    stopped: bool = False
 
-    def summary(self) -> str:
-        return (f"{self.boxes_added} boxes on {self.images_matched} images; "
-                f"{len(self.images_without_labels)} images without labels; "
-                f"{len(self.warnings)} warnings")
+    def image_size(self, project: Project, key: str) -> tuple[int, int] | None:
+        """The photo's size, or None after naming it as failed (labels need the size)."""
+        try:
+            return project.image_size(key)
+        except _images.ImageError as e:
+            self.failed[key] = f"unreadable photo, labels skipped ({e.reason})"
+            return None
+
+    def result(self, total: int) -> ImportResult:
+        return ImportResult(action="images got boxes", total=total, done=tuple(self.matched),
+                            failed=dict(self.failed),
+                            skipped={k: NO_LABELS for k in self.images_without_labels},
+                            stopped=self.stopped, warnings=tuple(self.warnings),
+                            boxes_added=self.boxes_added)
 
 
 def parse_class_map(text: str | None, project: Project) -> dict[int, int] | None:
@@ -77,6 +117,7 @@ def _label_files(project: Project, find: Callable[[str], Path | None], report: I
     rep = Reporter(len(project.images), progress, should_stop)
     for key in project.keys():
         if rep.stopped():
+            report.stopped = True
             return
         rep.step(message=key)
         f = find(key)
@@ -111,7 +152,7 @@ def _yolo_line(parts: list[str]) -> tuple[int, float, float, float, float]:
 
 def import_yolo(project: Project, labels_dir: str | Path, class_map: dict[int, int] | None = None,
                 replace: bool = True, progress: ProgressFn | None = None,
-                should_stop: StopFn | None = None) -> ImportReport:
+                should_stop: StopFn | None = None) -> ImportResult:
     """Read ``labels_dir/STEM.txt`` per image; YOLO class i maps to project class i+1 by default."""
     labels_dir = Path(labels_dir)
     if not labels_dir.is_dir():
@@ -120,9 +161,8 @@ def import_yolo(project: Project, labels_dir: str | Path, class_map: dict[int, i
     found: dict[str, list[Box]] = {}
     for key, f in _label_files(project, lambda k: _label_file(labels_dir, k), report,
                                progress, should_stop):
-        rec = project.record(key)
-        if not rec.width:
-            report.warnings.append(f"{key}: image unreadable, labels skipped")
+        size = report.image_size(project, key)
+        if size is None:
             continue
         try:
             lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -130,10 +170,10 @@ def import_yolo(project: Project, labels_dir: str | Path, class_map: dict[int, i
             report.warnings.append(f"{f.name}: unreadable, skipped ({e})")
             continue
         found[key] = [b for n, line in enumerate(lines, 1)
-                      if (b := _yolo_box(line, f"{f.name}:{n}", rec.width, rec.height,
-                                         class_map, project.num_classes, report)) is not None]
+                      if (b := _yolo_box(line, f"{f.name}:{n}", *size, class_map,
+                                         project.num_classes, report)) is not None]
     _apply(project, found, replace, report, _was_stopped(should_stop))
-    return report
+    return report.result(len(project.images))
 
 
 def _yolo_box(line: str, where: str, width: int, height: int, class_map: dict[int, int] | None,
@@ -163,11 +203,12 @@ def _apply(project: Project, found: dict[str, list[Box]], replace: bool, report:
            stopped: bool = False) -> None:
     """Store every photo's checked boxes in one batch; nothing when the caller stopped."""
     if stopped:
+        report.stopped = True
         report.warnings.append("stopped before the end: nothing imported")
         return
     with project.batch():
         for key, boxes in found.items():
-            report.images_matched += 1
+            report.matched.append(key)
             report.boxes_added += len(boxes)
             old = project.record(key).boxes
             # a re-import replaces imported boxes; boxes a person drew survive it
@@ -177,7 +218,7 @@ def _apply(project: Project, found: dict[str, list[Box]], replace: bool, report:
 
 def import_coco(project: Project, coco_file: str | Path, replace: bool = True,
                 progress: ProgressFn | None = None,
-                should_stop: StopFn | None = None) -> ImportReport:
+                should_stop: StopFn | None = None) -> ImportResult:
     """Boxes from a COCO JSON (``bbox``, or the extent of ``segmentation`` where bbox is absent)."""
     coco_file = Path(coco_file)
     data = _read_coco(coco_file)
@@ -196,24 +237,25 @@ def import_coco(project: Project, coco_file: str | Path, replace: bool = True,
         if key is None:
             report.warnings.append(f"{fname}: no such image in the project")
             continue
-        rec = project.record(key)
-        boxes = found.setdefault(key, [])
-        if not rec.width:
-            report.warnings.append(f"{key}: image unreadable, labels skipped")
+        size = report.image_size(project, key)
+        if size is None:
             continue
+        width, height = size
+        boxes = found.setdefault(key, [])
         for ann in by_image.get(img_id, []):
             name = cats.get(ann.category_id)
             if name is None or name not in names or name == "background":
                 report.warnings.append(f"{ann.where}: unknown category {name!r} skipped")
                 continue
             x, y, w, h = ann.xywh
-            b = clip_box(Box(x, y, x + w, y + h, project.class_id(name)), rec.width,
-                         rec.height, ann.where, report)
+            b = clip_box(Box(x, y, x + w, y + h, project.class_id(name)), width, height,
+                         ann.where, report)
             if b is not None:
                 boxes.append(b)
     _apply(project, found, replace, report, rep.stopped())
-    report.images_without_labels += [k for k in project.keys() if k not in found]
-    return report
+    report.images_without_labels += [k for k in project.keys()
+                                     if k not in found and k not in report.failed]
+    return report.result(len(project.images))
 
 
 def _read_coco(coco_file: Path) -> dict:
@@ -327,7 +369,7 @@ def boxes_from_mask(label: np.ndarray, pad: int = 0) -> list[Box]:
 
 def import_masks(project: Project, masks_dir: str | Path, pad: int = 0, replace: bool = True,
                  progress: ProgressFn | None = None,
-                 should_stop: StopFn | None = None) -> ImportReport:
+                 should_stop: StopFn | None = None) -> ImportResult:
     """Boxes from ground-truth class-id masks (same stems); the masks never enter the project."""
     masks_dir = Path(masks_dir)
     if not masks_dir.is_dir():
@@ -351,12 +393,14 @@ def import_masks(project: Project, masks_dir: str | Path, pad: int = 0, replace:
         try:
             label = _images.load_label(f)
         except _images.ImageError as e:
-            report.warnings.append(str(e))
+            report.failed[key] = f"unreadable mask ({e.reason})"
             continue
-        rec = project.record(key)
-        if rec.width and label.shape != (rec.height, rec.width):
+        size = report.image_size(project, key)
+        if size is None:
+            continue
+        if label.shape != size[::-1]:
             report.warnings.append(f"{f.name}: mask size {label.shape[::-1]} differs from "
-                                   f"image {(rec.width, rec.height)}; skipped")
+                                   f"image {size}; skipped")
             continue
         boxes = []
         for b in boxes_from_mask(label, pad):
@@ -370,4 +414,4 @@ def import_masks(project: Project, masks_dir: str | Path, pad: int = 0, replace:
                 boxes.append(checked)
         found[key] = boxes
     _apply(project, found, replace, report, _was_stopped(should_stop))
-    return report
+    return report.result(len(project.images))

@@ -80,13 +80,13 @@ def meta_from_path(key: str) -> dict:
 
 def exif_date(path: Path) -> str | None:
     """The photo's EXIF DateTimeOriginal (or DateTime) as YYYY-MM-DD, if readable."""
-    from PIL import Image
+    from .images import ImageError, open_image
 
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             exif = im.getexif()
             raw = exif.get_ifd(0x8769).get(0x9003) or exif.get(0x0132)
-    except (OSError, ValueError, SyntaxError):
+    except ImageError:  # a broken or hostile photo (even a bomb) simply has no date
         return None
     m = re.match(r"(\d{4}):(\d{2}):(\d{2})", str(raw or ""))
     return f"{m[1]}-{m[2]}-{m[3]}" if m else None

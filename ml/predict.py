@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import images as _images
+from .batch import BatchResult
 from .checkpoint import load_model, model_id
 from .classes import ClassInfo, palette
 from .config import ModelCard
@@ -272,14 +273,28 @@ def _predict_key(project: Project, key: str, predictor: Predictor, box_constrain
     return result, corr
 
 
+@dataclass(frozen=True, kw_only=True)
+class Predictions(BatchResult):
+    """A prediction batch: ``done`` photos got a student mask, ``failed`` name the others."""
+
+    model: str
+    fallback_boxes: int = 0  # boxes where the student found nothing and the teacher's mask held
+    seconds: float = 0.0
+
+
+def _why(e: Exception) -> str:
+    # an ImageError already names the photo, which the key names too
+    return e.reason if isinstance(e, _images.ImageError) else f"{type(e).__name__}: {e}"
+
+
 def predict_project(project: Project, model_dir: str | Path, keys: list[str] | None = None,
                     tiled: bool = False, box_constraint: bool = True, device: str = "auto",
                     progress: ProgressFn | None = None, should_stop: StopFn | None = None,
-                    **options: Any) -> dict[str, Any]:
-    """Predict photos of a project and store the student masks; return a summary dict.
+                    **options: Any) -> Predictions:
+    """Predict photos of a project and store the student masks.
 
-    A photo that fails is recorded under ``failed`` and the batch goes on; stopping keeps what
-    is finished. ``options`` go to :class:`Predictor` (overlap, batch_size, box_pad).
+    A photo that fails is named in ``failed`` and the batch goes on; stopping keeps what is
+    finished. ``options`` go to :class:`Predictor` (overlap, batch_size, box_pad).
     """
     predictor = Predictor.from_dir(model_dir, device, tiled=tiled, **options)
     warnings = _check_classes(predictor.card, project.num_classes, project.class_names())
@@ -287,54 +302,60 @@ def predict_project(project: Project, model_dir: str | Path, keys: list[str] | N
     keys = project.keys() if keys is None else list(keys)
     settings = {**predictor.settings(), "box_constraint": box_constraint,
                 "model_dir": str(model_dir)}
-    summary: dict[str, Any] = {"model": mid, "total": len(keys), "done": 0, "failed": {},
-                               "fallback_boxes": 0, "stopped": False, "warnings": warnings}
+    done: list[str] = []
+    failed: dict[str, str] = {}
+    fallbacks, stopped = 0, False
     rep = Reporter(len(keys), progress, should_stop)
     t0 = time.monotonic()
     with project.batch():
         for key in keys:
             if rep.stopped():
-                summary["stopped"] = True
+                stopped = True
                 break
             try:
                 result, corr = _predict_key(project, key, predictor, box_constraint)
                 project.save_student(key, result.label, model=mid,
                                      confidence=result.confidence, corrections=corr,
                                      settings=settings)
-                summary["done"] += 1
-                summary["fallback_boxes"] += result.fallbacks
+                done.append(key)
+                fallbacks += result.fallbacks
             except Exception as e:  # one bad photo must not end the batch
-                summary["failed"][key] = f"{type(e).__name__}: {e}"
+                failed[key] = _why(e)
             rep.step(message=key)
-    summary["seconds"] = round(time.monotonic() - t0, 2)
-    return summary
+    return Predictions(action="predicted", total=len(keys), done=tuple(done), failed=failed,
+                       stopped=stopped, warnings=tuple(warnings), model=mid,
+                       fallback_boxes=fallbacks, seconds=round(time.monotonic() - t0, 2))
 
 
 def predict_folder(images_dir: str | Path, model_dir: str | Path, out_dir: str | Path,
                    tiled: bool = False, device: str = "auto", progress: ProgressFn | None = None,
-                   should_stop: StopFn | None = None, **options: Any) -> dict[str, Any]:
+                   should_stop: StopFn | None = None, **options: Any) -> Predictions:
     """Predict every photo under ``images_dir`` into ``out_dir`` (label + ``_conf`` PNGs)."""
     images_dir, out_dir = Path(images_dir), Path(out_dir)
     files = _images.list_images(images_dir)
     predictor = Predictor.from_dir(model_dir, device, tiled=tiled, **options)
     classes = [ClassInfo.from_json(c) for c in predictor.card.classes]
     pal = palette(classes) if classes else None
-    summary: dict[str, Any] = {"model": model_id(model_dir), "total": len(files), "done": 0,
-                               "failed": {}, "stopped": False, "out": str(out_dir)}
+    done: list[str] = []
+    failed: dict[str, str] = {}
+    stopped = False
     rep = Reporter(len(files), progress, should_stop)
     names = OutputNames((".png", "_conf.png"))  # a.png and a.jpg must not share a.png
+    t0 = time.monotonic()
     for path in files:
         if rep.stopped():
-            summary["stopped"] = True
+            stopped = True
             break
-        rel = path.relative_to(images_dir)
+        rel = path.relative_to(images_dir).as_posix()
         try:
             result = predictor.predict(_images.load_image(path))
-            stem = out_dir / names(rel.as_posix())
+            stem = out_dir / names(rel)
             _images.save_label(f"{stem}.png", result.label, pal)
             _images.save_label(f"{stem}_conf.png", result.confidence)
-            summary["done"] += 1
+            done.append(rel)
         except Exception as e:  # one bad photo must not end the batch
-            summary["failed"][rel.as_posix()] = f"{type(e).__name__}: {e}"
-        rep.step(message=rel.as_posix())
-    return summary
+            failed[rel] = _why(e)
+        rep.step(message=rel)
+    return Predictions(action="predicted", total=len(files), done=tuple(done), failed=failed,
+                       stopped=stopped, model=model_id(model_dir),
+                       seconds=round(time.monotonic() - t0, 2))

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import images as _images
 from ._atomic import atomic_write_json
+from .batch import BatchResult
 from .classes import DEFAULT_CLASSES, ClassInfo, palette
 from .records import Box, ImageRecord, MaskRecord, box_problem, boxes_to_arrays, now
 
@@ -148,9 +149,15 @@ class Project:
         p = Path(self._image_root_raw)
         return p if p.is_absolute() else (self.root / p).resolve()
 
-    def scan(self) -> list[str]:
-        """Add photos found under ``image_root`` (subfolders kept); return the new keys."""
+    def scan(self) -> BatchResult:
+        """Add photos found under ``image_root`` (subfolders kept); ``done`` lists the new keys.
+
+        A photo that cannot be read (empty, broken, over the pixel limit) is listed with size 0,
+        so the user sees it, and reported in ``failed`` with the reason on every scan until the
+        file is fixed or removed; every later step skips it by name.
+        """
         new: list[str] = []
+        failed: dict[str, str] = {}
         root = self.image_root
         skip = {self.root / d for d in STORE_DIRS}
         with self._lock, self.batch():
@@ -158,17 +165,24 @@ class Project:
                 if any(s in p.parents for s in skip):
                     continue
                 key = p.relative_to(root).as_posix()
-                if key in self.images:
+                rec = self.images.get(key)
+                if rec is not None and rec.width:
                     continue
                 try:
                     w, h = _images.image_size(p)
-                except _images.ImageError:
-                    w, h = 0, 0  # unreadable: kept so the user sees it; loading names the file
-                self.images[key] = ImageRecord(key, w, h)
-                new.append(key)
-            if new:
-                self._changed()
-        return new
+                except _images.ImageError as e:
+                    w, h = 0, 0
+                    failed[key] = e.reason
+                if rec is None:
+                    self.images[key] = ImageRecord(key, w, h)
+                    new.append(key)
+                    self._changed()
+                elif w:  # fixed since the last scan
+                    rec.width, rec.height = w, h
+                    self._changed()
+        done = tuple(k for k in new if k not in failed)
+        return BatchResult(action="new photos added", total=len(done) + len(failed), done=done,
+                           failed=failed)
 
     # ----------------------------------------------------------------- saving
     def to_json(self) -> dict:
@@ -222,6 +236,16 @@ class Project:
                 rec.height, rec.width = arr.shape[:2]
                 self._changed()
         return arr
+
+    def image_size(self, key: str) -> tuple[int, int]:
+        """(width, height) of a photo; one unreadable so far is read again (ImageError if not)."""
+        rec = self.record(key)
+        if not rec.width or not rec.height:
+            w, h = _images.image_size(self.image_path(key))
+            with self._lock:
+                rec.width, rec.height = w, h
+                self._changed()
+        return rec.width, rec.height
 
     def remove_images(self, keys: list[str]) -> None:
         """Drop photos from the project (their files stay on disk; their masks are deleted)."""

@@ -141,8 +141,8 @@ def test_predict_project_stores_masks_and_records_failures(project, model_dir):
     broken.write_bytes(b"not an image")
     events = []
     summary = P.predict_project(project, model_dir, device="cpu", progress=events.append)
-    assert summary["model"] == model_id(model_dir)
-    assert summary["done"] == 2 and list(summary["failed"]) == [project.find_key("c")]
+    assert summary.model == model_id(model_dir)
+    assert len(summary.done) == 2 and list(summary.failed) == [project.find_key("c")]
     assert [e.done for e in events] == [1, 2, 3]
     label = project.load_mask(key_a, "student")
     assert label.shape == (48, 64)
@@ -153,13 +153,13 @@ def test_predict_project_stores_masks_and_records_failures(project, model_dir):
     np.testing.assert_array_equal(corr, P.corrections(label, teacher))
     assert project.load_student_extra(key_a, "confidence").shape == (48, 64)
     rec = project.record(key_a).student
-    assert rec.source == summary["model"] and rec.settings["box_constraint"] is True
+    assert rec.source == summary.model and rec.settings["box_constraint"] is True
     assert project.load_student_extra(project.find_key("b"), "corrections") is None
 
 
 def test_predict_project_stops_when_asked(project, model_dir):
     summary = P.predict_project(project, model_dir, device="cpu", should_stop=lambda: True)
-    assert summary["stopped"] and summary["done"] == 0
+    assert summary.stopped and len(summary.done) == 0
 
 
 def test_predict_project_rejects_a_model_with_other_classes(project, tmp_path):
@@ -172,7 +172,7 @@ def test_predict_project_rejects_a_model_with_other_classes(project, tmp_path):
 def test_predict_folder_writes_label_and_confidence(photo_dir, model_dir, tmp_path):
     out = tmp_path / "out"
     summary = P.predict_folder(photo_dir, model_dir, out, tiled=True, device="cpu")
-    assert summary["done"] == 3 and not summary["failed"]
+    assert len(summary.done) == 3 and not summary.failed
     from ml.images import load_label
 
     assert load_label(out / "a.png").shape == (48, 64)

@@ -13,7 +13,7 @@ from PIL import Image
 
 from app.cli import main
 from app.cli._progress import stop_on_ctrl_c
-from ml.pseudo_label import pseudo_label_project
+from ml.pseudo_label import EDITED, EXISTING, NO_BOXES, pseudo_label_project
 from ml.store import Box, Project
 from ml.teachers import make_teacher
 
@@ -44,10 +44,10 @@ def proj(tmp_path: Path) -> Project:
 def test_labels_boxed_images_and_records_bad_ones(proj):
     seen = []
     summary = pseudo_label_project(proj, make_teacher("box"), progress=seen.append)
-    assert summary["done"] == 3 and summary["no_boxes"] == 1
-    assert [k for k, _ in summary["errors"]] == ["e.png"]
-    assert "e.png" in summary["errors"][0][1]
-    assert not summary["stopped"] and summary["total"] == 5
+    assert len(summary.done) == 3 and summary.skipped_for(NO_BOXES) == ["d.png"]
+    assert list(summary.failed) == ["e.png"]
+    assert "e.png" in summary.problems()[0]
+    assert not summary.stopped and summary.total == 5
     assert [p.done for p in seen] == [1, 2, 3, 4, 5] and seen[-1].total == 5
     label = proj.load_mask("a.png")
     assert label.shape == (96, 128) and (label[28:68, 20:60] == 2).all()
@@ -59,17 +59,17 @@ def test_labels_boxed_images_and_records_bad_ones(proj):
 
 def test_resumable_and_edited_masks_untouched(proj):
     first = pseudo_label_project(proj, make_teacher("box"), keys=["a.png", "b.png"])
-    assert first["done"] == 2
+    assert len(first.done) == 2
     edited = np.zeros((96, 128), np.uint8)
     edited[0:5, 0:5] = 1
     proj.save_edited_mask("a.png", edited)
     again = pseudo_label_project(proj, make_teacher("grabcut"), only_missing=True)
-    assert again["skipped_edited"] == 1 and again["skipped_existing"] == 1
-    assert again["done"] == 1  # only c.png was missing
+    assert again.skipped_for(EDITED) == ["a.png"] and again.skipped_for(EXISTING) == ["b.png"]
+    assert again.done == ("c.png",)  # only c.png was missing
     assert proj.record("b.png").teacher.source == "box"
     assert proj.record("c.png").teacher.source == "grabcut"
     redo = pseudo_label_project(proj, make_teacher("grabcut"))
-    assert redo["done"] == 3 - 1 and redo["skipped_edited"] == 1
+    assert len(redo.done) == 3 - 1 and len(redo.skipped_for(EDITED)) == 1
     np.testing.assert_array_equal(proj.load_mask("a.png"), edited)
     assert proj.record("a.png").teacher.edited
 
@@ -82,11 +82,11 @@ def test_should_stop_between_images_keeps_finished_work(proj):
         return len(calls) > 2  # let two images through
 
     summary = pseudo_label_project(proj, make_teacher("box"), should_stop=stop)
-    assert summary["stopped"] and summary["done"] == 2
+    assert summary.stopped and len(summary.done) == 2
     assert Project.open(proj.root).record("b.png").teacher is not None
     assert proj.record("c.png").teacher is None
     rest = pseudo_label_project(proj, make_teacher("box"), only_missing=True)
-    assert rest["done"] == 1 and rest["skipped_existing"] == 2
+    assert len(rest.done) == 1 and len(rest.skipped_for(EXISTING)) == 2
 
 
 def test_unknown_key_fails_before_work(proj):

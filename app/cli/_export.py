@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from app.cli import CLIError
+from app.cli._batch import PARTIAL, exit_code, print_items
 from app.cli._progress import tqdm_progress
 
 SOURCES = ["teacher", "student", "reviewed"]
@@ -55,10 +56,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     proj = _open(args.project)
     with tqdm_progress(f"export {args.format}") as bar:
         summary = export_masks(proj, args.format, args.source, args.out, progress=bar)
+    print_items(summary)
     print(summary.summary())
-    if summary.exported == 0:
+    if summary.exported == 0 and not summary.failed:
         raise CLIError(f"no {args.source} masks in the project; nothing exported")
-    return 0
+    return exit_code(summary)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -67,13 +69,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.gsd is not None and not args.gsd > 0:
         raise CLIError(f"--gsd must be a positive number of mm per pixel, got {args.gsd}")
     proj = _open(args.project)
+    errors: list[str] = []
+
+    def collect_errors(bar):  # per-image failures come as Progress.extra["error"]
+        def on_progress(p) -> None:
+            if p.extra.get("error"):
+                errors.append(str(p.extra["error"]))
+            bar(p)
+        return on_progress
+
     with tqdm_progress("report") as bar:
         paths = write_report(proj, args.out, source=args.source, pdf=args.pdf, gsd=args.gsd,
-                             gt_dir=args.gt, progress=bar)
+                             gt_dir=args.gt, progress=collect_errors(bar))
+    for line in errors:
+        print(f"error: {line}")
     for kind in ("html", "pdf", "csv"):
         if kind in paths:
             print(f"{kind:>4}: {paths[kind]}")
-    return 0
+    return PARTIAL if errors else 0
 
 
 def cmd_meta(args: argparse.Namespace) -> int:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 from app.cli import CLIError
+from app.cli._batch import exit_code, print_items
 from app.cli._progress import tqdm_progress
 
 
@@ -48,13 +48,6 @@ def _newest_model(project_root: Path) -> Path:
     return found[-1]
 
 
-def _report_failures(summary: dict) -> None:
-    for key, err in summary["failed"].items():
-        print(f"  failed {key}: {err}", file=sys.stderr)
-    for warning in summary.get("warnings", []):
-        print(f"warning: {warning}", file=sys.stderr)
-
-
 def run_predict(args: argparse.Namespace) -> int:
     from ml import predict
     from ml.store import INDEX_NAME, Project
@@ -76,11 +69,11 @@ def run_predict(args: argparse.Namespace) -> int:
         else:
             summary = predict.predict_folder(target, model_dir, args.out, tiled=args.tiled,
                                              device=args.device, progress=bar)
-    _report_failures(summary)
+    print_items(summary)
     where = "stored in the project" if is_project else f"written to {args.out}"
-    print(f"predicted {summary['done']}/{summary['total']} photos with model {summary['model']}, "
-          f"{where}" + (f"; {len(summary['failed'])} failed" if summary["failed"] else ""))
-    return 1 if summary["failed"] and not summary["done"] else 0
+    print(f"predicted {len(summary.done)}/{summary.total} photos with model {summary.model}, "
+          f"{where}" + (f"; {len(summary.failed)} failed" if summary.failed else ""))
+    return exit_code(summary)
 
 
 def _json_safe(obj: object) -> object:

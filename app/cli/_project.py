@@ -1,11 +1,14 @@
-"""Project commands: init, import, masks, boxes, status."""
+"""Project commands: init, rescan, import, masks, boxes, status."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from app.cli import CLIError
+from app.cli._batch import PARTIAL, exit_code, print_items
+from ml.batch import BatchResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,6 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classes", default="dirt,damage",
                    help="defect classes, comma-separated (default: dirt,damage)")
     p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("rescan", help="add new photos of the image folder; name unreadable ones")
+    p.add_argument("project", type=Path)
+    p.set_defaults(func=cmd_rescan)
 
     p = sub.add_parser("import", help="import boxes (YOLO, COCO, or boxes from mask components)")
     p.add_argument("project", type=Path)
@@ -56,12 +63,24 @@ def cmd_init(args: argparse.Namespace) -> int:
     from ml.store import Project
 
     proj = Project.create(args.project, args.images, make_classes(args.classes.split(",")))
-    unreadable = [k for k, r in proj.images.items() if not r.width]
     print(f"project {proj.root}: {len(proj.images)} images from {proj.image_root}; "
           f"classes {', '.join(proj.class_names())}")
-    for k in unreadable:
-        print(f"warning: {k}: unreadable image (it stays listed; fix or remove the file)")
-    return 0
+    return _report_unreadable(proj.scan())  # a second scan reads only the unreadable again
+
+
+def cmd_rescan(args: argparse.Namespace) -> int:
+    scan = _open(args.project).scan()
+    print(f"{len(scan.done)} new photos added")
+    return _report_unreadable(scan)
+
+
+def _report_unreadable(scan: BatchResult) -> int:
+    for key, why in scan.failed.items():
+        print(f"warning: {key}: {why} (it stays listed and every step skips it; fix or remove "
+              f"the file, then run 'b2p rescan')")
+    if scan.failed:
+        print(f"{len(scan.failed)} photo(s) could not be read (named above)", file=sys.stderr)
+    return exit_code(scan)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -78,33 +97,36 @@ def cmd_import(args: argparse.Namespace) -> int:
             rep = importers.import_coco(proj, args.coco, replace, progress=cb)
         else:
             rep = importers.import_masks(proj, args.masks, args.pad, replace, progress=cb)
-    for w in rep.warnings[:50]:
-        print(f"warning: {w}")
-    if len(rep.warnings) > 50:
-        print(f"... and {len(rep.warnings) - 50} more warnings")
+    print_items(rep)
     print(rep.summary())
-    if rep.images_matched == 0:
+    if rep.images_matched == 0 and not rep.failed:
         raise CLIError("no labels matched any image of the project (check file stems)")
-    return 0
+    return exit_code(rep)
 
 
 def cmd_masks(args: argparse.Namespace) -> int:
-    from ml.images import save_label
+    from ml.images import ImageError, save_label
     from ml.outnames import OutputNames
 
     proj = _open(args.project)
     names = OutputNames((".png",))
-    n = 0
+    n, failed = 0, 0
     for key in proj.keys():
-        label = proj.load_mask(key, args.source)
+        try:
+            label = proj.load_mask(key, args.source)
+        except ImageError as e:  # a damaged mask file: name it, write the others
+            print(f"error: {key}: {e.reason}")
+            failed += 1
+            continue
         if label is None:
             continue
         save_label(args.out / f"{names(key)}.png", label)
         n += 1
-    print(f"wrote {n} {args.source} masks to {args.out}")
-    if n == 0:
+    print(f"wrote {n} {args.source} masks to {args.out}" +
+          (f"; {failed} unreadable masks skipped" if failed else ""))
+    if n == 0 and not failed:
         raise CLIError(f"no {args.source} masks in the project")
-    return 0
+    return PARTIAL if failed else 0
 
 
 def cmd_boxes(args: argparse.Namespace) -> int:

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from app.cli import CLIError
+from app.cli._batch import exit_code, print_items
+from ml.batch import BatchResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,14 +43,14 @@ def teacher_options(args: argparse.Namespace) -> dict:
     return opts
 
 
-def print_summary(summary: dict) -> None:
-    print(f"pseudo-labelled {summary['done']} of {summary['total']} images; "
-          f"skipped {summary['skipped_edited']} edited, {summary['skipped_existing']} existing, "
-          f"{summary['no_boxes']} without boxes; {len(summary['errors'])} errors")
-    for key, msg in summary["errors"][:50]:
-        print(f"error: {key}: {msg}")
-    if len(summary["errors"]) > 50:
-        print(f"... and {len(summary['errors']) - 50} more errors")
+def print_summary(summary: BatchResult) -> None:
+    from ml.pseudo_label import EDITED, EXISTING, NO_BOXES
+
+    print(f"pseudo-labelled {len(summary.done)} of {summary.total} images; "
+          f"skipped {len(summary.skipped_for(EDITED))} edited, "
+          f"{len(summary.skipped_for(EXISTING))} existing, "
+          f"{len(summary.skipped_for(NO_BOXES))} without boxes; {len(summary.failed)} errors")
+    print_items(summary)
 
 
 def cmd_pseudo_label(args: argparse.Namespace) -> int:
@@ -64,10 +66,9 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
         summary = pseudo_label_project(proj, teacher, only_missing=args.only_missing,
                                        progress=cb, should_stop=lambda: stop[0])
     print_summary(summary)
-    if summary["stopped"]:
+    if summary.stopped:
         print("stopped early; run again with --only-missing to finish", file=sys.stderr)
-        return 130
-    if summary["errors"]:
-        raise CLIError(f"{len(summary['errors'])} image(s) could not be pseudo-labelled "
-                       f"(listed above)")
-    return 0
+    elif summary.failed:
+        print(f"{len(summary.failed)} image(s) could not be pseudo-labelled (listed above); "
+              f"the rest was done", file=sys.stderr)
+    return exit_code(summary)

@@ -13,6 +13,7 @@ from typing import Any
 
 from qtpy.QtCore import QObject, Signal
 
+from ml.batch import BatchResult
 from ml.progress import Cancelled, Progress
 
 
@@ -80,13 +81,5 @@ class Job(QObject):
 
 
 def _summary_errors(result: Any) -> list[str]:
-    """Per-image errors listed in a batch summary ({"failed"|"errors": {key: msg} | [...]})."""
-    if not isinstance(result, dict):
-        return []
-    errs = result.get("failed") or result.get("errors")
-    if isinstance(errs, dict):
-        return [f"{k}: {v}" for k, v in errs.items()]
-    if isinstance(errs, (list, tuple)):
-        return [str(e) if not isinstance(e, (list, tuple)) else ": ".join(map(str, e))
-                for e in errs]
-    return []
+    """Per-image failures of a batch job's :class:`ml.batch.BatchResult` (none otherwise)."""
+    return result.problems() if isinstance(result, BatchResult) else []

@@ -38,6 +38,20 @@ def _report(project, out, progress=None, should_stop=None):
     return write_report(project, out, progress=progress, should_stop=should_stop)
 
 
+def unreadable(project: Project) -> dict[str, str]:
+    """Key -> reason for each photo of ``project`` whose size could not be read."""
+    from ml.images import ImageError
+
+    out = {}
+    for key, rec in project.images.items():
+        if not rec.width:
+            try:
+                project.image_size(key)
+            except ImageError as e:
+                out[key] = e.reason
+    return out
+
+
 class Inspector(QObject):
     """Owns the docks and the image session; ``open_project`` and ``show_key`` drive it."""
 
@@ -149,9 +163,19 @@ class Inspector(QObject):
         self.projects.set_project(project)
         if project.keys():
             self.projects.step(0)  # selects the first image, which shows it
+        self._warn_unreadable(project)
         self.batch.sync()
         self.update_title()
         return project
+
+    def _warn_unreadable(self, project: Project) -> None:
+        """Name the photos that cannot be read (listed, skipped by every job) once on open."""
+        bad = unreadable(project)
+        if bad:
+            lines = [f"{k}: {why}" for k, why in list(bad.items())[:10]]
+            more = f"\n… and {len(bad) - 10} more" if len(bad) > 10 else ""
+            self._error(f"{len(bad)} photo(s) cannot be read; every job skips them:\n"
+                        + "\n".join(lines) + more)
 
     def show_key(self, key: str) -> None:
         if self.project is None:

@@ -5,20 +5,18 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from PIL import Image, ImageOps
 from qtpy.QtCore import QObject, Signal
 from qtpy.QtGui import QImage
 
+from ml.images import ImageError, thumbnail
+
 
 def make_thumbnail(path: Path, size: int) -> QImage:
-    """A ``size``-bounded RGB QImage of the photo (JPEG draft mode keeps big files fast)."""
-    with Image.open(path) as im:
-        im.draft("RGB", (size * 2, size * 2))
-        im = ImageOps.exif_transpose(im).convert("RGB")
-        im.thumbnail((size, size))
-        data = im.tobytes()
-        qimg = QImage(data, im.width, im.height, 3 * im.width, QImage.Format.Format_RGB888)
-        return qimg.copy()  # own the pixels: ``data`` dies with this frame
+    """A ``size``-bounded RGB QImage of the photo; ml.images.ImageError names a bad file."""
+    im = thumbnail(path, size)
+    data = im.tobytes()
+    qimg = QImage(data, im.width, im.height, 3 * im.width, QImage.Format.Format_RGB888)
+    return qimg.copy()  # own the pixels: ``data`` dies with this frame
 
 
 class ThumbnailLoader(QObject):
@@ -46,7 +44,7 @@ class ThumbnailLoader(QObject):
                 return
             try:
                 img = make_thumbnail(path, self.size)
-            except Exception:  # an unreadable photo keeps its placeholder; opening names it
+            except ImageError:  # an unreadable photo keeps its placeholder; opening names it
                 continue
             self.ready.emit(key, img)
 

@@ -178,7 +178,12 @@ def collect(project: Project, source: str = "student", gsd: float | None = None,
     rep = Reporter(len(keys), progress, should_stop)
     for key in keys:
         rep.check()
-        entry = _collect_entry(project, key, source, settings, gsd)
+        try:
+            entry = _collect_entry(project, key, source, settings, gsd)
+        except _images.ImageError as e:  # a damaged mask file: named, the report goes on
+            data.failed[key] = str(e)
+            rep.step(message=key, error=str(e))
+            continue
         if entry is None:
             data.not_inspected.append(key)
         else:

@@ -35,6 +35,7 @@ class ReportData:
     class_colors: dict[str, str]
     entries: list[ImageEntry] = field(default_factory=list)
     not_inspected: list[str] = field(default_factory=list)  # images without any mask
+    failed: dict[str, str] = field(default_factory=dict)  # key -> why it could not be read
     provenance: list[tuple[str, str]] = field(default_factory=list)
     metrics: dict | None = None
 

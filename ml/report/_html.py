@@ -90,6 +90,9 @@ def _summary(data: ReportData, chart: bytes) -> str:
     if data.not_inspected:
         out.append(f'<p class="muted">{len(data.not_inspected)} image(s) have no '
                    f"{e(data.source)} mask and are not part of this report.</p>")
+    if data.failed:
+        out.append(f'<p class="muted">{len(data.failed)} image(s) could not be read and are '
+                   f"not part of this report: {e(', '.join(data.failed))}.</p>")
     rows = [[e(r["turbine"]), e(r["blade"]), str(r["images"]), str(r["regions"]),
              _sev(r["max"]) if r["max"] else "–"] +
             [str(r["levels"].get(lv, "")) for lv in range(5, 0, -1)]

@@ -140,6 +140,9 @@ def _summary(data: ReportData, chart: bytes) -> list[Flowable]:
     if data.not_inspected:
         out.append(_p(f"{len(data.not_inspected)} image(s) have no {data.source} mask and are "
                       f"not part of this report.", 8, MUTED))
+    if data.failed:
+        out.append(_p(f"{len(data.failed)} image(s) could not be read and are not part of this "
+                      f"report: {', '.join(data.failed)}.", 8, MUTED))
     out += _heading("Defects by class and severity")
     out += [_picture(chart, 170), Spacer(1, 6)]
     out.append(_table(["Class", "Regions", "Total area"], [0.4, 0.2, 0.4],

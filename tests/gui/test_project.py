@@ -63,3 +63,39 @@ def test_dropping_a_folder_opens_it_and_bad_folders_are_reported(inspector, tmp_
     # reopening an existing project keeps its data
     data = json.loads((other / "project.json").read_text())
     assert set(data["images"]) == {"img0.png", "img1.png"}
+
+
+def test_a_folder_with_a_bomb_and_broken_photos_opens_and_names_them(inspector, photos, qtbot):
+    from tests.test_hostile_photos import bomb_png
+
+    bomb_png(photos / "bomb.png")
+    (photos / "empty.png").write_bytes(b"")
+    project = inspector.open_project(photos)  # the bomb is first in the list: none is shown
+    assert project is not None and "bomb.png" in project.keys()
+    assert "2 photo(s) cannot be read" in inspector.viewer.status
+    status = inspector.viewer.status
+    assert "bomb.png: too large" in status and "empty.png: file is empty" in status
+    seen: list[str] = []
+    panel = inspector.projects
+    panel.thumbs.ready.connect(lambda k, _img: seen.append(k))
+    panel.thumbs.start([(k, project.image_path(k)) for k in project.keys()])
+    qtbot.waitUntil(lambda: len(seen) == 5, timeout=10000)  # the two broken keep placeholders
+    assert "bomb.png" not in seen
+    inspector.show_key("bomb.png")
+    assert "Cannot show bomb.png" in inspector.viewer.status and "200 MP" in inspector.viewer.status
+    assert inspector.session.key != "bomb.png"
+
+
+def test_job_lists_the_failed_items_of_a_batch_result(qtbot):
+    from app.gui._jobs import Job
+    from ml.batch import BatchResult
+
+    def batch(progress=None, should_stop=None):
+        return BatchResult(action="done", total=2, done=("a",), failed={"b.png": "file is empty"})
+
+    job = Job("test", batch)
+    errors: list[str] = []
+    job.item_error.connect(errors.append)
+    with qtbot.waitSignal(job.finished, timeout=5000):
+        job.start()
+    assert errors == ["b.png: file is empty"]
