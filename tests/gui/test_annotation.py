@@ -9,6 +9,7 @@ import pytest
 from qtpy.QtCore import Qt
 
 from app.gui._class_manager import ClassManager
+from ml.pseudo_label import EDITED
 from tests.gui.helpers import focus_canvas, save_shot
 
 pytestmark = pytest.mark.gui
@@ -78,7 +79,7 @@ def test_grabcut_pseudo_label_and_person_edits_survive_batch(inspector, photos, 
     job = batch.pseudo_label(all_images=False)
     with qtbot.waitSignal(batch.job_finished, timeout=30000):
         pass
-    assert job.result["done"] == 1
+    assert len(job.result.done) == 1
     teacher = project.load_mask("img0.png", "teacher")
     assert teacher is not None and set(np.unique(teacher)) <= {0, 1, 2} and teacher.any()
     assert np.array_equal(inspector.layers.teacher.data, teacher)
@@ -99,7 +100,7 @@ def test_grabcut_pseudo_label_and_person_edits_survive_batch(inspector, photos, 
     job = batch.pseudo_label(all_images=True)
     with qtbot.waitSignal(batch.job_finished, timeout=60000):
         pass
-    assert job.result["skipped_edited"] == 1 and job.result["done"] == 4
+    assert len(job.result.skipped_for(EDITED)) == 1 and len(job.result.done) == 4
     assert np.array_equal(project.load_mask("img0.png", "teacher"), edited)
     assert np.array_equal(inspector.layers.teacher.data, edited)
     assert all(project.record(k).teacher is not None for k in project.keys())
