@@ -354,8 +354,7 @@ def _fill_cache(run: _Run) -> bool:
 def _epochs(run: _Run) -> tuple[int, bool, bool]:
     """Run epochs until the end, early stopping or a stop request: (epochs done, stopped, early)."""
     cfg = run.cfg
-    rep = Reporter(run.total_steps, run.progress, run.should_stop)
-    rep.done = run.global_step
+    rep = Reporter(run.total_steps, run.progress, run.should_stop, done=run.global_step)
     n_items = run.n_items
     for epoch in range(run.start_epoch, cfg.epochs):
         t_epoch = time.monotonic()

@@ -179,6 +179,30 @@ def test_resume_continues_from_the_saved_epoch(trained, tmp_path):
     assert all(e.extra["epoch"] == 3 for e in steps)
 
 
+def test_eta_after_resume_counts_only_this_sessions_steps(trained, tmp_path, monkeypatch):
+    import types
+
+    import ml.progress
+    from ml.train import train
+
+    proj, out, first, _ = trained
+    copy = tmp_path / "model"
+    shutil.copytree(out, copy)
+    now = [0.0]
+
+    def should_stop() -> bool:  # asked once before every training step: each step takes 10 s
+        now[0] += 10.0
+        return False
+
+    monkeypatch.setattr(ml.progress, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    events = []
+    train(proj, copy, StudentConfig(), cfg(epochs=4), resume=True, progress=events.append,
+          should_stop=should_stop)
+    steps = [e for e in events if e.extra.get("phase") == "train"]
+    assert len(steps) == 4 and steps[0].done == 5  # 4 steps were done before the resume
+    assert [e.eta_s for e in steps] == pytest.approx([10.0 * (e.total - e.done) for e in steps])
+
+
 def test_cancel_stops_within_a_step_and_saves(tmp_path):
     from ml.train import train
 
