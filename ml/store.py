@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import images as _images
-from ._atomic import atomic_write_json
+from ._atomic import atomic_write_json, remove_stale_temps
 from .classes import DEFAULT_CLASSES, ClassInfo, palette
 from .records import Box, ImageRecord, MaskRecord, boxes_to_arrays, now
 
@@ -38,6 +38,13 @@ MASK_KINDS = ("teacher", "student")
 
 class ProjectError(RuntimeError):
     """A project that cannot be created, opened or changed as asked."""
+
+
+def _remove_leftovers(root: Path) -> None:
+    """Temp files of writes killed part-way: never read as data, but they would pile up."""
+    remove_stale_temps(root, INDEX_NAME)
+    for kind in MASK_KINDS:
+        remove_stale_temps(root / "masks" / kind)
 
 
 def _mask_name(key: str) -> str:
@@ -100,6 +107,7 @@ class Project:
         if not isinstance(schema, int) or schema > SCHEMA_VERSION:
             raise ProjectError(f"{index}: schema {schema!r} is newer than this app "
                                f"understands ({SCHEMA_VERSION}); update the app")
+        _remove_leftovers(root)
         return cls(root, data)
 
     @property
