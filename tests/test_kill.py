@@ -282,3 +282,67 @@ def test_checkpoint_save_clears_leftovers_of_a_killed_save(tmp_path):
     save_checkpoint(out, torch.nn.Linear(2, 2), ModelCard(), extra_state={"n": 1})
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors",
                                                       "train_state.pt"]
+
+
+class _Worker:
+    """``python -m app.worker`` with its JSON-lines stdout read on a thread (no hang on a stall)."""
+
+    def __init__(self, *args: str) -> None:
+        import queue
+        import threading
+
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self.proc = subprocess.Popen([sys.executable, "-m", "app.worker", *args], env=env,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(json.loads(line))
+        self.lines.put(None)
+
+    def events(self, timeout_s: float = 120):
+        """Events as they come, until the process ends."""
+        while (ev := self.lines.get(timeout=timeout_s)) is not None:
+            yield ev
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_epoch_resumes_from_its_last_checkpoint(tmp_path):
+    from ml.checkpoint import load_train_state
+    from tests.test_train import make_project
+
+    proj = make_project(tmp_path, 6)
+    out = tmp_path / "model"
+    student = {"input_size": 56, "backbone_weights": "none", "decoder_channels": 32,
+               "taps": [0, 1]}
+    args = [str(proj.root), "--out", str(out), "--student", json.dumps(student), "--threads", "1",
+            "--train", json.dumps({"epochs": 3, "batch_size": 4, "device": "cpu",
+                                   "patience": 50})]
+    first = _Worker(*args)
+    try:
+        for ev in first.events():
+            # a step of epoch 2 or later: epoch 1's checkpoint is written, this epoch is not
+            if ev.get("phase") == "train" and ev["epoch"] >= 2:
+                killed_at = ev["done"]
+                first.proc.kill()
+                break
+        else:
+            pytest.fail("the worker ended before its second epoch")
+    finally:
+        first.proc.kill()
+        first.proc.wait()
+    state = load_train_state(out / "last")
+    saved_epoch, saved_step = state["epoch"], state["global_step"]
+    assert 1 <= saved_epoch < 3 and saved_step < killed_at
+    second = _Worker(*args, "--resume")
+    events = list(second.events())
+    assert second.proc.wait(timeout=60) == 0
+    steps = [e for e in events if e.get("phase") == "train"]
+    assert steps[0]["epoch"] == saved_epoch + 1 and steps[0]["done"] == saved_step + 1
+    done = events[-1]
+    assert done["event"] == "done" and not done["stopped"]
+    assert done["result"]["epochs_run"] == 3
+    assert [h["epoch"] for h in done["result"]["history"]] == [1, 2, 3]
