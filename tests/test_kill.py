@@ -309,7 +309,6 @@ class _Worker:
             yield ev
 
 
-@pytest.mark.slow
 def test_worker_killed_mid_epoch_resumes_from_its_last_checkpoint(tmp_path):
     from ml.checkpoint import load_train_state
     from tests.test_train import make_project
