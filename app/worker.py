@@ -3,8 +3,9 @@
 Started by the GUI as ``python -m app.worker ...`` (or ``b2p worker ...`` when frozen). Every
 line on stdout is one training event of :mod:`ml.train_events` as :func:`ml.train_events.to_json`
 writes it (``setup``, ``cache_progress``, ``step``, ``validation``, ``checkpoint``, then ``done``
-or ``stopped``, or ``error``); the GUI reads them back with ``from_json``. It stops cleanly,
-saving its state for resume, when it reads ``stop`` on stdin or receives SIGTERM; with
+or ``stopped``, or ``error``; ``note`` says something went wrong that does not stop training);
+the GUI reads them back with ``from_json``. It stops cleanly, saving its state for resume, when
+it reads ``stop`` on stdin or receives SIGTERM; with
 ``--parent-watch`` the end of stdin (the parent died) stops it too. ``--nice`` and ``--threads``
 keep it from starving the GUI on a small machine (the GUI passes them). Exit code 0 after
 ``done`` or ``stopped``, 1 after ``error``, 2 for bad arguments.
@@ -22,7 +23,7 @@ import traceback
 from pathlib import Path
 from typing import IO
 
-from ml.train_events import Error, TrainEvent, to_json
+from ml.train_events import Error, Note, TrainEvent, to_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,19 +43,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def be_nice(increment: int) -> None:
-    """Lower our CPU priority so the GUI that started us gets the CPU first when it needs it."""
+def be_nice(increment: int) -> str | None:
+    """Lower our CPU priority so the GUI that started us gets the CPU first when it needs it.
+
+    Returns None when done, else why it could not be done (the caller reports it).
+    """
     if increment <= 0:
-        return
+        return None
     try:
-        os.nice(increment)
-    except (AttributeError, OSError):  # Windows has no os.nice
-        try:
+        if hasattr(os, "nice"):
+            os.nice(increment)
+        else:  # Windows has no os.nice; psutil is a dependency there
             import psutil
 
             psutil.Process().nice(psutil.BELOW_NORMAL_PRIORITY_CLASS)
-        except Exception:  # best effort: priority is a courtesy, never a reason to fail
-            pass
+    except Exception as e:  # reported by the caller; priority is a courtesy, not a reason to fail
+        return (f"could not lower the worker's CPU priority ({type(e).__name__}: {e}); "
+                "training runs at normal priority")
+    return None
 
 
 def limit_threads(n: int) -> None:
@@ -115,11 +121,14 @@ def run(args: argparse.Namespace, emit: Emitter, stop: threading.Event) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    be_nice(args.nice)
-    limit_threads(args.threads)
     # The protocol owns stdout; anything else printed (libraries, warnings) goes to stderr.
     emit = Emitter(sys.stdout)
     sys.stdout = sys.stderr
+    nice_failed = be_nice(args.nice)
+    if nice_failed:
+        print(f"warning: {nice_failed}", file=sys.stderr)
+        emit(Note(nice_failed))
+    limit_threads(args.threads)
     stop = threading.Event()
     try:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -1,10 +1,15 @@
-"""Atomic file writes: temp file in the same folder, fsync, rename."""
+"""Atomic file writes: temp file in the same folder, fsync, rename.
+
+A killed process leaves its temp file (``.NAME.XXXXXXXX.tmp``) behind, never a half-written
+``NAME``; :func:`remove_stale_temps` clears such leftovers.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -23,6 +28,35 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+# A temp file older than this is a leftover of a killed write: none of ours takes minutes, and
+# a younger one may be another process's write in flight (the GUI and the worker share a project).
+STALE_AFTER_S = 600.0
+
+
+def _temp_name(path: Path) -> tuple[str, str]:
+    return f".{path.name}.", ".tmp"
+
+
+def remove_stale_temps(folder: str | os.PathLike, name: str = "*",
+                       older_than_s: float = STALE_AFTER_S, recursive: bool = False) -> list[Path]:
+    """Delete leftover temp files of atomic writes to ``folder/name`` (a glob); return them.
+
+    ``recursive`` looks in subfolders too (mask files mirror the photos' folders).
+    """
+    prefix, suffix = _temp_name(Path(name))
+    cutoff = time.time() - older_than_s
+    removed = []
+    find = Path(folder).rglob if recursive else Path(folder).glob
+    for p in find(f"{prefix}*{suffix}"):
+        try:
+            if p.is_file() and p.stat().st_mtime < cutoff:
+                p.unlink()
+                removed.append(p)
+        except OSError:  # renamed by its writer meanwhile, or a read-only folder: leave it
+            continue
+    return removed
+
+
 def _umask() -> int:
     old = os.umask(0)
     os.umask(old)
@@ -33,7 +67,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     """Call ``write(fh)`` on a temp file beside ``path``, fsync it, then rename over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    prefix, suffix = _temp_name(path)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)

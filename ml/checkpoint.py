@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._atomic import atomic_write_bytes
+from ._atomic import atomic_write_bytes, remove_stale_temps
 from .config import ModelCard
 
 WEIGHTS_NAME = "model.safetensors"
@@ -40,6 +40,8 @@ def save_checkpoint(model_dir: str | Path, model: nn.Module, card: ModelCard,
 
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
+    for name in (WEIGHTS_NAME, CARD_NAME, TRAIN_STATE_NAME):  # left by a killed earlier save
+        remove_stale_temps(model_dir, name)
     atomic_write_bytes(model_dir / WEIGHTS_NAME, save(_plain_tensors(model.state_dict()),
                                                       metadata={"format": "pt"}))
     card.save(model_dir / CARD_NAME)

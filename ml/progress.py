@@ -41,15 +41,22 @@ def ignore_progress(_: Progress) -> None:
 
 
 class Reporter:
-    """Helper that counts units, estimates the ETA and forwards to a callback."""
+    """Helper that counts units, estimates the ETA and forwards to a callback.
+
+    ``done`` starts a resumed run part-way: the ETA then comes from this session's rate only
+    (units done since it started over the time since), not from units an earlier run did.
+    """
 
     def __init__(self, total: int, progress: ProgressFn | None = None,
-                 should_stop: StopFn | None = None) -> None:
+                 should_stop: StopFn | None = None, done: int = 0,
+                 clock: Callable[[], float] | None = None) -> None:
         self.total = total
-        self.done = 0
+        self.done = done
+        self._start = done
         self._progress = progress or ignore_progress
         self._should_stop = should_stop or never_stop
-        self._t0 = time.monotonic()
+        self._clock = clock or time.monotonic
+        self._t0 = self._clock()
 
     def check(self) -> None:
         """Raise :class:`Cancelled` if the caller asked to stop."""
@@ -61,6 +68,7 @@ class Reporter:
 
     def step(self, n: int = 1, message: str = "", **extra: Any) -> None:
         self.done += n
-        elapsed = time.monotonic() - self._t0
-        eta = elapsed / self.done * (self.total - self.done) if self.done else None
+        ran = self.done - self._start
+        elapsed = self._clock() - self._t0
+        eta = elapsed / ran * max(self.total - self.done, 0) if ran > 0 else None
         self._progress(Progress(self.done, self.total, message, dict(extra), eta))

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import images as _images
-from ._atomic import atomic_write_json
+from ._atomic import atomic_write_json, remove_stale_temps
 from .batch import BatchResult
 from .classes import DEFAULT_CLASSES, ClassInfo, palette
 from .records import Box, ImageRecord, MaskRecord, box_problem, boxes_to_arrays, now
@@ -62,6 +62,13 @@ def mask_rel(kind: str, key: str, suffix: str = "") -> str:
     if not parts or key.startswith("/") or any(p in ("..", ".") for p in parts):
         raise ProjectError(f"'{key}' is not a photo key a mask can be named after")
     return f"masks/{kind}/{key}{suffix}.png"
+
+
+def _remove_leftovers(root: Path) -> None:
+    """Temp files of writes killed part-way: never read as data, but they would pile up."""
+    remove_stale_temps(root, INDEX_NAME)
+    for kind in MASK_KINDS:
+        remove_stale_temps(root / "masks" / kind, recursive=True)
 
 
 class Project:
@@ -135,6 +142,7 @@ class Project:
         if not isinstance(schema, int) or schema > SCHEMA_VERSION:
             raise ProjectError(f"{index}: schema {schema!r} is newer than this app "
                                f"understands ({SCHEMA_VERSION}); update the app")
+        _remove_leftovers(root)
         proj = cls(root, data)
         if schema < SCHEMA_VERSION:
             from ._migrate import migrate

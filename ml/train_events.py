@@ -136,9 +136,17 @@ class Error:
         return cls(f"{type(e).__name__}: {e}", details)
 
 
-TrainEvent = Setup | CacheProgress | Step | Validation | Checkpoint | Done | Stopped | Error
+@dataclass(frozen=True)
+class Note:
+    """Something went wrong that does not stop training (e.g. the worker kept its priority)."""
+
+    message: str
+
+
+TrainEvent = (Setup | CacheProgress | Step | Validation | Checkpoint | Done | Stopped | Error
+              | Note)
 EVENT_TYPES: tuple[type, ...] = (Setup, CacheProgress, Step, Validation, Checkpoint, Done,
-                                 Stopped, Error)
+                                 Stopped, Error, Note)
 
 
 def event_name(cls: type) -> str:

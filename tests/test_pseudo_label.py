@@ -131,13 +131,8 @@ def test_cli_reports_bad_images_with_nonzero_exit(proj, capsys):
     assert Project.open(proj.root).record("c.png").teacher is not None  # the rest went on
 
 
-def test_cli_sam_without_checkpoint_says_how_to_get_it(proj, capsys, monkeypatch):
-    import sys
-
-    import ml
-
-    monkeypatch.setitem(sys.modules, "ml.weights", None)  # no cached weights anywhere
-    monkeypatch.delattr(ml, "weights", raising=False)
+def test_cli_sam_without_checkpoint_says_how_to_get_it(proj, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("B2P_WEIGHTS_DIR", str(tmp_path / "empty"))  # no cached weights anywhere
     rc = main(["pseudo-label", str(proj.root), "--teacher", "sam", "--device", "cpu"])
     err = capsys.readouterr().err
     assert rc == 1

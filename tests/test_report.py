@@ -98,7 +98,6 @@ def test_findings_csv_has_one_row_per_region_with_fallback_and_override(inspecte
 
 
 def test_teacher_source_report_and_metrics_against_ground_truth(inspected, tmp_path):
-    pytest.importorskip("ml.metrics")
     from ml.images import save_label
 
     gt = tmp_path / "gt"

@@ -326,23 +326,22 @@ class _NotATensor:
 
 
 def _fake_weights(monkeypatch, module) -> None:
-    """Replace ml.weights (None: as if it were not installed)."""
+    """Replace ml.weights by ``module``."""
     import sys
 
     import ml
 
     monkeypatch.setitem(sys.modules, "ml.weights", module)
-    if module is None:
-        monkeypatch.delattr(ml, "weights", raising=False)
-    else:
-        monkeypatch.setattr(ml, "weights", module, raising=False)
+    monkeypatch.setattr(ml, "weights", module, raising=False)
 
 
 def test_sam_without_checkpoint_says_how_to_get_it(monkeypatch):
+    import types
+
     import ml.teachers.sam as sam_mod
 
     monkeypatch.setattr(sam_mod, "build_sam", lambda model_type: tiny_sam())
-    _fake_weights(monkeypatch, None)
+    _fake_weights(monkeypatch, types.SimpleNamespace(find=lambda name: None))  # none cached
     with pytest.raises(RuntimeError, match="b2p weights download sam_vit_b"):
         make_teacher("sam", device="cpu")
     with pytest.raises(FileNotFoundError, match="not found"):

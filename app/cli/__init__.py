@@ -27,28 +27,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"b2p {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _MODULES:
-        try:
-            mod = importlib.import_module(f"app.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"app.cli.{name}":
-                continue  # that part of the app is not built yet
-            raise
-        mod.register(sub)
+        importlib.import_module(f"app.cli.{name}").register(sub)
     return parser
-
-
-def _choices(parser: argparse.ArgumentParser) -> dict:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action.choices
-    return {}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    if not argv:  # `b2p` alone opens the GUI where it is installed
-        argv = ["gui"] if "gui" in _choices(parser) else ["--help"]
+    if not argv:  # `b2p` alone opens the GUI
+        argv = ["gui"]
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -27,17 +27,14 @@ from ._resources import icon
 def teacher_choices() -> list[tuple[str, str, dict]]:
     """(label, teacher name, options) for every teacher usable now: SAM types whose weights
     are installed, GrabCut and box fill."""
-    out: list[tuple[str, str, dict]] = []
-    try:
-        from ml.weights import SOURCES, list_status
+    from ml.weights import SOURCES, list_status
 
-        sams = [n for n, s in SOURCES.items() if s.kind == "sam"]
-        for row in list_status(sams):
-            if row.present:
-                out.append((f"SAM {SOURCES[row.name].arch}", "sam",
-                            {"model_type": SOURCES[row.name].arch}))
-    except Exception:  # the weights registry is optional for pseudo-labelling
-        pass
+    out: list[tuple[str, str, dict]] = []
+    sams = [n for n, s in SOURCES.items() if s.kind == "sam"]
+    for row in list_status(sams):
+        if row.present:
+            out.append((f"SAM {SOURCES[row.name].arch}", "sam",
+                        {"model_type": SOURCES[row.name].arch}))
     return out + [("GrabCut", "grabcut", {}), ("Box fill", "box", {})]
 
 

@@ -11,12 +11,6 @@ from ._recent import recent_projects
 from ._resources import icon
 
 
-def _has(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
-
-
 class ProjectMenu(QMenu):
     """Actions call back into the parent; the recent list is rebuilt each time it opens."""
 
@@ -34,10 +28,8 @@ class ProjectMenu(QMenu):
         self.addSeparator()
         self.export_act = self.addAction(icon("fa5s.file-export"), "Export masks…",
                                          handlers["export"])
-        self.export_act.setEnabled(_has("ml.export"))
         self.report_act = self.addAction(icon("fa5s.file-alt"), "Write report…",
                                          handlers["report"])
-        self.report_act.setEnabled(_has("ml.report"))
         bar.addMenu(self)
 
     def _fill_recent(self) -> None:

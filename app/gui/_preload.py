@@ -15,13 +15,7 @@ _MODULES = ("torch", "torchvision", "timm")
 
 
 def torch_loaded() -> bool:
-    return all(m in sys.modules for m in _MODULES if _importable(m))
-
-
-def _importable(name: str) -> bool:
-    import importlib.util
-
-    return name in sys.modules or importlib.util.find_spec(name) is not None
+    return all(m in sys.modules for m in _MODULES)
 
 
 def preload_torch(extra: tuple[str, ...] = ()) -> None:
@@ -31,7 +25,7 @@ def preload_torch(extra: tuple[str, ...] = ()) -> None:
     from qtpy.QtCore import Qt
     from qtpy.QtWidgets import QApplication
 
-    todo = [m for m in (*_MODULES, *extra) if m not in sys.modules and _importable(m)]
+    todo = [m for m in (*_MODULES, *extra) if m not in sys.modules]
     if not todo:
         return
     if "torch" not in sys.modules:

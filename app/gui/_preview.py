@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from PIL import Image
 from qtpy.QtCore import QRectF, Qt
 from qtpy.QtGui import QColor, QImage, QPainter
 from qtpy.QtWidgets import QApplication, QWidget
@@ -38,7 +39,7 @@ class FirstImagePreview(QWidget):
         later)."""
         try:
             return cls(make_thumbnail(path, PREVIEW_PX), caption)
-        except Exception:
+        except (OSError, ValueError, Image.DecompressionBombError):  # Pillow's unreadable photos
             return None
 
     def show_now(self, timeout_s: float = 1.0) -> bool:

@@ -23,12 +23,10 @@ PROBE_CODE = ("import os, sys; getattr(os, 'nice', lambda n: 0)(10); "  # below 
 
 
 def installed_backbones() -> dict[str, bool]:
-    try:
-        from ml.weights import list_status
+    """Whether each backbone choice's weights are in the cache ("none" needs none)."""
+    from ml.weights import list_status
 
-        rows = {r.name: r.present for r in list_status(n for n in BACKBONE_WEIGHTS.values() if n)}
-    except Exception:
-        rows = {}
+    rows = {r.name: r.present for r in list_status(n for n in BACKBONE_WEIGHTS.values() if n)}
     return {k: (True if not name else rows.get(name, False))
             for k, name in BACKBONE_WEIGHTS.items()}
 

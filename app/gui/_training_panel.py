@@ -22,6 +22,7 @@ from ml.train_events import (
     CacheProgress,
     Checkpoint,
     Done,
+    Note,
     Setup,
     Step,
     Stopped,
@@ -202,4 +203,6 @@ def describe(ev: TrainEvent) -> tuple[int, int, str]:
                     f"epoch {ev.epoch}: val anomaly mIoU {ev.val_anomaly_miou:.3f}")
         case Checkpoint():
             return 0, 0, f"epoch {ev.epoch} saved" + (" (best so far)" if ev.best else "")
+        case Note():
+            return 0, 0, f"note: {ev.message}"
     return 0, 0, ""

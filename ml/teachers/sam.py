@@ -38,12 +38,9 @@ def resolve_checkpoint(model_type: str, checkpoint: str | os.PathLike | None = N
         if not path.is_file():
             raise FileNotFoundError(f"{path}: SAM checkpoint not found")
         return path
-    found = None
-    try:
-        from ml import weights  # written separately; optional here
-        found = weights.find(f"sam_{model_type}")
-    except (ImportError, AttributeError, KeyError):
-        found = None
+    from ml import weights
+
+    found = weights.find(f"sam_{model_type}")
     if found is None:
         raise RuntimeError(weights_hint(model_type))
     return Path(found)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 from qtpy.QtCore import Qt
@@ -13,7 +11,6 @@ from ml.pseudo_label import EDITED
 from tests.gui.helpers import focus_canvas, save_shot
 
 pytestmark = pytest.mark.gui
-HAVE_TEACHERS = importlib.util.find_spec("ml.pseudo_label") is not None
 
 
 def _rect(y0, x0, y1, x1):
@@ -66,7 +63,6 @@ def test_draw_classify_undo_and_manage_classes(inspector, photos, qtbot):
     dlg.deleteLater()
 
 
-@pytest.mark.skipif(not HAVE_TEACHERS, reason="ml.pseudo_label not built yet")
 def test_grabcut_pseudo_label_and_person_edits_survive_batch(inspector, photos, qtbot, tmp_path):
     from ml.store import Box
 

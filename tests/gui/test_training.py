@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -15,8 +14,6 @@ from ml.train_events import Done, Error, Step, Stopped, from_json
 from tests.gui.helpers import save_shot
 
 pytestmark = pytest.mark.gui
-HAVE_ML = all(importlib.util.find_spec(m) is not None
-              for m in ("ml.train", "ml.predict", "ml.pseudo_label"))
 TINY = ({"input_size": 56, "backbone_weights": "none", "decoder_channels": 32},
         {"batch_size": 2, "device": "cpu", "num_workers": 0})
 
@@ -55,7 +52,6 @@ def _prepare(inspector, photos, qtbot):
     return project
 
 
-@pytest.mark.skipif(not HAVE_ML, reason="ml.train / ml.predict not built yet")
 def test_train_predict_and_review_corrections(inspector, photos, qtbot, tmp_path):
     project = _prepare(inspector, photos, qtbot)
     panel = inspector.training
@@ -110,7 +106,6 @@ def test_train_predict_and_review_corrections(inspector, photos, qtbot, tmp_path
     assert np.array_equal(inspector.layers.teacher.data, before)
 
 
-@pytest.mark.skipif(not HAVE_ML, reason="ml.train not built yet")
 def test_stop_a_run_then_a_crash_is_reported(inspector, photos, qtbot):
     _prepare(inspector, photos, qtbot)
     panel = inspector.training
