@@ -29,9 +29,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ml.backbone import set_trainable
 from ml.config import StudentConfig
-from ml.student import Student, build_model, count_parameters
+from ml.models import Student, build_model, count_parameters
+from ml.models.backbone import set_trainable
 
 
 class ReferenceStudent(nn.Module):

@@ -61,7 +61,7 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu"
     """Rebuild the model from its card, load its weights and return it in eval mode."""
     from safetensors.torch import load_file
 
-    from .student import build_model
+    from .models import build_model
 
     model_dir = Path(model_dir)
     _require(model_dir)

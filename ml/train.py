@@ -162,7 +162,7 @@ class _Run:
 
     def build_model(self, init_from: Path | None, state: dict | None) -> None:
         """The model, with weights from ``state`` (resume) or ``init_from`` when given."""
-        from .student import build_model, count_parameters
+        from .models import build_model, count_parameters
 
         torch.manual_seed(self.cfg.seed)
         from_file = state is not None or init_from is not None

@@ -103,7 +103,7 @@ def test_views_shapes_padding_and_defect_biased_crops(tmp_path):
 # ---------------------------------------------------------------- training
 def test_loss_falls_on_a_fixed_batch(tmp_path):
     from ml.losses import B2PLoss
-    from ml.student import build_model
+    from ml.models import build_model
 
     proj = make_project(tmp_path, 4)
     samples = D.load_samples(proj, proj.keys(), long_side=224)
@@ -195,7 +195,7 @@ def test_cancel_stops_within_a_step_and_saves(tmp_path):
 
 
 def test_frozen_mode_encodes_each_view_once(tmp_path, monkeypatch):
-    import ml.student as student_mod
+    import ml.models as student_mod
     from ml.train import train
 
     encoded = []

@@ -36,7 +36,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 def _hf_to_timm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A Hugging Face ``Dinov2Model`` state dict (or a model wrapping it) in timm's layout."""
-    from .dinov2_onnx import hf_to_timm
+    from ..dinov2_onnx import hf_to_timm
 
     sd = {k.removeprefix("dinov2."): v for k, v in sd.items()}
     try:
@@ -48,7 +48,7 @@ def _hf_to_timm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _source_path(weights: str) -> tuple[Path, str]:
     """(file, layout) for a weight source name; layout is 'timm' or 'hf'."""
     if weights in ("official", "offline"):
-        from . import weights as _weights  # lazy: only when real weights are wanted
+        from .. import weights as _weights  # lazy: only when real weights are wanted
 
         name = "dinov2_vits14" if weights == "official" else "dinov2_vits14_offline"
         return Path(_weights.ensure(name)), "timm"
