@@ -5,9 +5,9 @@ the weights (the EMA model is validated and saved), early stopping on validation
 bf16 autocast on CUDA. In ``frozen`` mode the backbone features of every fixed view are computed
 once (:class:`FeatureCache`) and only the decoder runs per step.
 
-Output folder: ``model.safetensors`` + ``config.json`` hold the best EMA weights (what
-``ml.checkpoint.load_model`` and prediction read); ``last/`` holds the latest state with
-``train_state.pt`` (optimizer, raw and EMA weights, scheduler, epoch, RNG) for ``resume``.
+Output folder (layout and format: ``ml/checkpoint.py``): the best EMA weights and their card
+(what ``ml.checkpoint.load_model`` and prediction read); ``last/`` holds the latest state with
+the resume state (optimizer, raw and EMA weights, scheduler, epoch, RNG) for ``resume``.
 """
 
 from __future__ import annotations
@@ -22,16 +22,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, checkpoint, models
 from . import data as D
+from .checkpoint import LAST_NAME as LAST
 from .config import ModelCard, StudentConfig, TrainConfig
 from .losses import B2PLoss
 from .metrics import confusion, scores
 from .progress import Progress, ProgressFn, Reporter, StopFn
 from .store import Project
 
-LAST = "last"
-STATE = "train_state.pt"
 _BACKBONE_SOURCES = {"official": "official Meta DINOv2 ViT-S/14",
                      "offline": "offline DINOv2 ViT-S/14 (converted)", "none": "random init"}
 
@@ -74,9 +73,7 @@ def _finite(v: float | None) -> float:
 
 def load_train_state(model_dir: str | Path) -> dict[str, Any]:
     """The resume state beside the last checkpoint: ``optimizer`` plus our ``extra_state``."""
-    from .checkpoint import load_train_state as load
-
-    state = load(Path(model_dir) / LAST)
+    state = checkpoint.load_train_state(Path(model_dir) / LAST)
     if state is None:
         raise FileNotFoundError(f"{Path(model_dir) / LAST}: nothing to resume (train without "
                                 "--resume first)")
@@ -111,10 +108,11 @@ class Ema:
                 b.copy_(sb)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "updates": self.updates}
+        # as a checkpoint: what the backbone's weights file holds is left out
+        return {"model": checkpoint.saved_state(self.model), "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        checkpoint.load_state(self.model, state["model"], "EMA state")
         self.updates = int(state["updates"])
 
 
@@ -162,19 +160,17 @@ class _Run:
 
     def build_model(self, init_from: Path | None, state: dict | None) -> None:
         """The model, with weights from ``state`` (resume) or ``init_from`` when given."""
-        from .models import build_model, count_parameters
-
         torch.manual_seed(self.cfg.seed)
         from_file = state is not None or init_from is not None
-        # Weights that come from a file need no backbone download or conversion first.
-        self.model = build_model(replace(self.student, backbone_weights="none")
-                                 if from_file else self.student)
+        # Weights that come from a model folder: it names the backbone file it needs.
+        self.model = models.build_model(replace(self.student, backbone_weights="none")
+                                        if from_file else self.student)
         if state is not None:  # before the feature cache: its backbone must be the saved one
-            self.model.load_state_dict(state["raw_model"])
+            checkpoint.load_weights(self.model, self.out_dir / LAST, state["raw_model"])
         elif init_from is not None:
             self._init_from(Path(init_from))
         self.model.to(self.device)
-        self.trainable, self.total = count_parameters(self.model)
+        self.trainable, self.total = models.count_parameters(self.model)
 
     def build_optimizer(self) -> None:
         """AdamW, the per-step cosine schedule and the EMA; after the cache sets the epoch."""
@@ -188,15 +184,13 @@ class _Run:
         self.ema = Ema(self.model, self.cfg.ema)
 
     def _init_from(self, src: Path) -> None:
-        from .checkpoint import load_model
-
-        other, card = load_model(src, "cpu")
+        card = checkpoint.load_card(src)
         if (card.student.arch, card.student.num_classes) != (self.student.arch,
                                                              self.num_classes):
             raise ValueError(f"{src}: model is {card.student.arch} with "
                              f"{card.student.num_classes} classes; cannot fine-tune it as "
                              f"{self.student.arch} with {self.num_classes}")
-        self.model.load_state_dict(other.state_dict())
+        checkpoint.load_weights(self.model, src)
 
     def resume(self, state: dict[str, Any]) -> None:
         """Optimizer, EMA, schedule, counters and RNG from the saved state."""
@@ -275,19 +269,17 @@ class _Run:
                          list(self.history), __version__)
 
     def save(self, epoch: int, improved: bool) -> None:
-        from .checkpoint import save_checkpoint
-
         rng = {"torch": torch.get_rng_state(), "numpy": self.rng.bit_generator.state}
         extra = {"epoch": epoch, "global_step": self.global_step,
-                 "raw_model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                 "raw_model": checkpoint.saved_state(self.model), "ema": self.ema.state_dict(),
                  "scheduler": self.sched.state_dict(), "history": self.history,
                  "best_metric": self.best_metric, "best_epoch": self.best_epoch, "rng": rng}
-        save_checkpoint(self.out_dir / LAST, self.ema.model, self.card(epoch, False),
-                        optimizer_state=self.opt.state_dict(), extra_state=extra)
-        if improved or not (self.out_dir / "model.safetensors").exists():
-            save_checkpoint(self.out_dir, self.ema.model, self.card(epoch, True))
+        checkpoint.save_checkpoint(self.out_dir / LAST, self.ema.model, self.card(epoch, False),
+                                   optimizer_state=self.opt.state_dict(), extra_state=extra)
+        if improved or not checkpoint.is_model(self.out_dir):
+            checkpoint.save_checkpoint(self.out_dir, self.ema.model, self.card(epoch, True))
         else:  # same best weights; the card gains this epoch's history
-            self.card(epoch, True).save(self.out_dir / "config.json")
+            checkpoint.save_card(self.out_dir, self.card(epoch, True))
 
 
 def train(project: Project, out_dir: str | Path, student: StudentConfig, cfg: TrainConfig,
@@ -305,7 +297,7 @@ def train(project: Project, out_dir: str | Path, student: StudentConfig, cfg: Tr
     t0 = time.monotonic()
     out_dir = Path(out_dir)
     if resume:
-        student = ModelCard.load(out_dir / LAST / "config.json").student
+        student = checkpoint.load_card(out_dir / LAST).student
     student = replace(student, num_classes=student.num_classes or project.num_classes)
     if student.num_classes != project.num_classes and labels is None:
         raise ValueError(f"student has {student.num_classes} classes, project "
