@@ -68,7 +68,7 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
     bw = _backbone_weights(backbone)
     print(f"4/6 training the student ({epochs} epochs, input {input_size}, frozen backbone "
           f"with feature cache, backbone weights: {bw})")
-    model_dir = proj_dir / "models" / "demo"
+    model_dir = project.models_dir() / "demo"
     scfg = StudentConfig(num_classes=project.num_classes, input_size=input_size,
                          backbone_weights=bw, mode="frozen")
     tcfg = TrainConfig(epochs=epochs, batch_size=4, patience=max(5, epochs // 2))

@@ -29,10 +29,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ml.backbone import set_trainable
 from ml.config import StudentConfig
 from ml.device import resolve_device
-from ml.student import Student, build_model, count_parameters
+from ml.models import Student, build_model, count_parameters
+from ml.models.backbone import set_trainable
 
 
 class ReferenceStudent(nn.Module):

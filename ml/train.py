@@ -9,9 +9,9 @@ every fixed view are computed once (:class:`FeatureCache`) and only the decoder 
 state) and :meth:`Trainer.fit` yields typed events (:mod:`ml.train_events`) while it trains;
 :func:`train` drives it for callers that only want the result.
 
-Output folder: ``model.safetensors`` + ``config.json`` hold the best EMA weights (what
-``ml.checkpoint.load_model`` and prediction read); ``last/`` holds the latest state with
-``train_state.pt`` (optimizer, raw and EMA weights, scheduler, epoch, RNG) for ``resume``.
+Output folder (layout and format: ``ml/checkpoint.py``): the best EMA weights and their card
+(what ``ml.checkpoint.load_model`` and prediction read); ``last/`` holds the latest state with
+the resume state (optimizer, raw and EMA weights, scheduler, epoch, RNG) for ``resume``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ import numpy as np
 import torch
 from timm.utils.model_ema import ModelEmaV3
 
-from . import __version__
+from . import __version__, checkpoint, models
 from . import data as D
+from .checkpoint import LAST_NAME as LAST
 from .config import ModelCard, StudentConfig, TrainConfig
 from .device import resolve_device
 from .losses import B2PLoss
@@ -49,8 +50,6 @@ from .train_events import (
     Validation,
 )
 
-LAST = "last"
-STATE = "train_state.pt"
 _BACKBONE_SOURCES = {"official": "official Meta DINOv2 ViT-S/14",
                      "offline": "offline DINOv2 ViT-S/14 (converted)", "none": "random init"}
 
@@ -68,9 +67,7 @@ def _finite(v: float | None) -> float:
 
 def load_train_state(model_dir: str | Path) -> dict[str, Any]:
     """The resume state beside the last checkpoint: ``optimizer`` plus our ``extra_state``."""
-    from .checkpoint import load_train_state as load
-
-    state = load(Path(model_dir) / LAST)
+    state = checkpoint.load_train_state(Path(model_dir) / LAST)
     if state is None:
         raise FileNotFoundError(f"{Path(model_dir) / LAST}: nothing to resume (train without "
                                 "--resume first)")
@@ -95,7 +92,7 @@ class Trainer:
         self.should_stop = should_stop or (lambda: False)
         state = load_train_state(self.out_dir) if resume else None
         if resume:
-            student = ModelCard.load(self.out_dir / LAST / "config.json").student
+            student = checkpoint.load_card(self.out_dir / LAST).student
         student = replace(student, num_classes=student.num_classes or project.num_classes)
         if student.num_classes != project.num_classes and labels is None:
             raise ValueError(f"student has {student.num_classes} classes, project "
@@ -140,19 +137,17 @@ class Trainer:
 
     def _build_model(self, init_from: Path | None, state: dict | None) -> None:
         """The model, with weights from ``state`` (resume) or ``init_from`` when given."""
-        from .student import build_model, count_parameters
-
         torch.manual_seed(self.cfg.seed)
         from_file = state is not None or init_from is not None
-        # Weights that come from a file need no backbone download or conversion first.
-        self.model = build_model(replace(self.student, backbone_weights="none")
-                                 if from_file else self.student)
+        # Weights that come from a model folder: it names the backbone file it needs.
+        self.model = models.build_model(replace(self.student, backbone_weights="none")
+                                        if from_file else self.student)
         if state is not None:  # before the feature cache: its backbone must be the saved one
-            self.model.load_state_dict(state["raw_model"])
+            checkpoint.load_weights(self.model, self.out_dir / LAST, state["raw_model"])
         elif init_from is not None:
             self._init_from(Path(init_from))
         self.model.to(self.device)
-        self.trainable, self.total = count_parameters(self.model)
+        self.trainable, self.total = models.count_parameters(self.model)
         self.caches_features = (self.student.mode == "frozen"
                                 and getattr(self.model, "features_cacheable", False))
         if self.caches_features:  # training views first, then the validation views not among them
@@ -178,19 +173,17 @@ class Trainer:
                               warmup_gamma=10.0, warmup_power=1.0)
 
     def _init_from(self, src: Path) -> None:
-        from .checkpoint import load_model
-
-        other, card = load_model(src, "cpu")
+        card = checkpoint.load_card(src)
         if (card.student.arch, card.student.num_classes) != (self.student.arch,
                                                              self.num_classes):
             raise ValueError(f"{src}: model is {card.student.arch} with "
                              f"{card.student.num_classes} classes; cannot fine-tune it as "
                              f"{self.student.arch} with {self.num_classes}")
-        self.model.load_state_dict(other.state_dict())
+        checkpoint.load_weights(self.model, src)
 
     def _resume(self, st: dict[str, Any]) -> None:
         """Optimizer, EMA, schedule, counters and RNG from the saved state."""
-        self.ema.module.load_state_dict(st["ema"]["model"])
+        checkpoint.load_state(self.ema.module, st["ema"]["model"], "EMA state")
         if st.get("optimizer") is not None:
             self.opt.load_state_dict(st["optimizer"])
         self.sched.load_state_dict(st["scheduler"])
@@ -347,20 +340,20 @@ class Trainer:
                          list(self.history), __version__)
 
     def _save(self, epoch: int, improved: bool) -> Checkpoint:
-        from .checkpoint import save_checkpoint
-
         rng = {"torch": torch.get_rng_state(), "numpy": self.rng.bit_generator.state}
         extra = {"epoch": epoch, "global_step": self.global_step,
-                 "raw_model": self.model.state_dict(),
-                 "ema": {"model": self.ema.module.state_dict(), "updates": self.global_step},
+                 "raw_model": checkpoint.saved_state(self.model),
+                 # as a checkpoint: what the backbone's weights file holds is left out
+                 "ema": {"model": checkpoint.saved_state(self.ema.module),
+                         "updates": self.global_step},
                  "scheduler": self.sched.state_dict(), "history": self.history,
                  "best_metric": self.best_metric, "best_epoch": self.best_epoch, "rng": rng}
-        save_checkpoint(self.out_dir / LAST, self.ema.module, self._card(epoch, False),
-                        optimizer_state=self.opt.state_dict(), extra_state=extra)
-        if improved or not (self.out_dir / "model.safetensors").exists():
-            save_checkpoint(self.out_dir, self.ema.module, self._card(epoch, True))
+        checkpoint.save_checkpoint(self.out_dir / LAST, self.ema.module, self._card(epoch, False),
+                                   optimizer_state=self.opt.state_dict(), extra_state=extra)
+        if improved or not checkpoint.is_model(self.out_dir):
+            checkpoint.save_checkpoint(self.out_dir, self.ema.module, self._card(epoch, True))
         else:  # same best weights; the card gains this epoch's history
-            self._card(epoch, True).save(self.out_dir / "config.json")
+            checkpoint.save_card(self.out_dir, self._card(epoch, True))
         return Checkpoint(epoch, self.out_dir / LAST, improved)
 
 

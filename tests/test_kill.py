@@ -119,15 +119,23 @@ out, log = sys.argv[1], open(sys.argv[2], "a", buffering=1)
 state = load_train_state(out)
 n = 0 if state is None else state["n"]
 model = torch.nn.Linear(64, 64)
-log.write("ready\\n")
-while True:
-    n += 1
+
+
+def save(n):
     with torch.no_grad():
         model.weight.fill_(n)
     log.write(f"start ckpt last {n}\\n")
     save_checkpoint(out, model, ModelCard(epoch=n), optimizer_state={"step": n},
                     extra_state={"n": n, "pad": torch.zeros(20000)})
     log.write(f"done ckpt last {n}\\n")
+
+
+n += 1
+save(n)  # one whole save before the kills start: its first run also loads what it imports
+log.write("ready\\n")
+while True:
+    n += 1
+    save(n)
 """
 
 

@@ -10,10 +10,9 @@ import pytest
 torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
 
-from ml.backbone import Backbone  # noqa: E402
 from ml.checkpoint import load_model, load_train_state, model_id, save_checkpoint  # noqa: E402
 from ml.config import ModelCard, StudentConfig  # noqa: E402
-from ml.student import MODELS, build_model, count_parameters  # noqa: E402
+from ml.models import MODELS, Backbone, build_model, count_parameters  # noqa: E402
 
 SMALL = StudentConfig(input_size=56, backbone_weights="none")
 TINY = replace(SMALL, taps=(0, 1), decoder_channels=32)  # 2 blocks, narrow decoder

@@ -105,7 +105,7 @@ def test_views_shapes_padding_and_defect_biased_crops(tmp_path):
 # ---------------------------------------------------------------- training
 def test_loss_falls_on_a_fixed_batch(tmp_path):
     from ml.losses import B2PLoss
-    from ml.student import build_model
+    from ml.models import build_model
 
     proj = make_project(tmp_path, 4)
     samples = D.load_samples(proj, proj.keys(), long_side=224)
@@ -240,7 +240,7 @@ def test_cancel_stops_within_a_step_and_saves(tmp_path):
 
 
 def test_frozen_mode_encodes_each_view_once(tmp_path, monkeypatch):
-    import ml.student as student_mod
+    import ml.models as student_mod
     from ml.train import train
 
     encoded = []
@@ -287,3 +287,32 @@ def test_cli_trains_a_tiny_project(trained, tmp_path, capsys):
     assert card.student.taps == (0, 1)
     assert main(["train", str(proj.root), "--out", str(out), "--input-size", "50"]) == 1
     assert "multiple of 14" in capsys.readouterr().err
+
+
+def test_resume_state_keeps_only_what_trains_and_resumes(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    from ml.checkpoint import pretrained_keys
+    from ml.train import load_train_state, train
+
+    torch.manual_seed(1)
+    vit = timm.create_model(STUDENT.backbone, pretrained=False, img_size=56, num_classes=0,
+                            depth=2)
+    backbone = tmp_path / "backbone.safetensors"
+    save_file({k: v.contiguous() for k, v in vit.state_dict().items()}, backbone)
+    student = replace(STUDENT, backbone_weights=str(backbone))
+    proj = make_project(tmp_path, 5)
+    out = tmp_path / "m"
+    train(proj, out, student, cfg(epochs=1))
+    state = load_train_state(out)
+    frozen = "backbone.vit.blocks.0.attn.qkv.weight"  # read from the backbone file
+    for kept in (state["raw_model"], state["ema"]["model"]):
+        assert frozen not in kept and "backbone.vit.blocks.0.attn.qkv.bias" in kept
+        assert any(k.startswith("decoder.") for k in kept)
+    result = train(proj, out, StudentConfig(), cfg(epochs=2), resume=True)
+    assert result.epochs_run == 2 and [h["epoch"] for h in result.history] == [1, 2]
+    from ml.checkpoint import load_model
+
+    model, _ = load_model(out)
+    assert frozen in pretrained_keys(model)

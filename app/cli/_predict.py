@@ -38,18 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_eval)
 
 
-def _newest_model(project_root: Path) -> Path:
-    # best weights only: a run's latest state under last/ is for resuming, not predicting
-    found = sorted((p.parent for p in (project_root / "models").rglob("model.safetensors")
-                    if p.parent.name != "last"),
-                   key=lambda d: (d / "model.safetensors").stat().st_mtime)
-    if not found:
-        raise CLIError(f"no trained model under {project_root / 'models'}; pass --model")
-    return found[-1]
 
 
 def run_predict(args: argparse.Namespace) -> int:
     from ml import predict
+    from ml.checkpoint import current_model
     from ml.store import INDEX_NAME, Project
 
     target = Path(args.target)
@@ -60,10 +53,13 @@ def run_predict(args: argparse.Namespace) -> int:
         raise CLIError(f"{target} is not a project: give --out DIR for the predicted masks")
     if args.model is None and not is_project:
         raise CLIError("--model MODEL_DIR is needed for a photo folder")
-    model_dir = Path(args.model) if args.model else _newest_model(target)
+    project = Project.open(target) if is_project else None
+    model_dir = Path(args.model) if args.model else current_model(project)
+    if model_dir is None:
+        raise CLIError(f"no trained model under {project.models_dir()}; pass --model")
     with tqdm_progress("predict") as bar:
-        if is_project:
-            summary = predict.predict_project(Project.open(target), model_dir,
+        if project is not None:
+            summary = predict.predict_project(project, model_dir,
                                               tiled=args.tiled, box_constraint=args.box_constraint,
                                               device=args.device, progress=bar)
         else:

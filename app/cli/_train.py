@@ -37,15 +37,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _configs(args: argparse.Namespace, num_classes: int):
-    from ml.config import ModelCard, StudentConfig, TrainConfig
+    from ml.checkpoint import load_card
+    from ml.config import StudentConfig, TrainConfig
 
     student = StudentConfig(num_classes=num_classes)
     train = TrainConfig()
     if args.init_from is not None:
-        card_path = args.init_from / "config.json"
-        if not card_path.is_file():
-            raise CLIError(f"{args.init_from}: not a trained model (no config.json)")
-        student = ModelCard.load(card_path).student
+        try:
+            student = load_card(args.init_from).student
+        except FileNotFoundError as e:
+            raise CLIError(str(e)) from None
     s_over = {"mode": args.mode, "input_size": args.input_size,
               "backbone_weights": args.backbone_weights}
     t_over = {"epochs": args.epochs, "batch_size": args.batch_size, "crop": args.crop,
@@ -60,13 +61,14 @@ def _configs(args: argparse.Namespace, num_classes: int):
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ml.checkpoint import can_resume
     from ml.store import Project
     from ml.train import train
 
     project = Project.open(args.project)
     student, cfg = _configs(args, project.num_classes)
-    if args.resume and not (args.out / "last" / "train_state.pt").is_file():
-        raise CLIError(f"{args.out}: nothing to resume (no last/train_state.pt)")
+    if args.resume and not can_resume(args.out):
+        raise CLIError(f"{args.out}: nothing to resume (no training state saved there)")
     bars = TrainBars()
     with stop_on_ctrl_c("this step") as flag:
         try:

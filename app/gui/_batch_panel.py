@@ -15,10 +15,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ml.checkpoint import current_model
 from ml.store import Project
 
 from ._jobs import Job
-from ._models import current_model
 from ._preload import preload_torch
 from ._progress_panel import ProgressPanel
 from ._resources import icon

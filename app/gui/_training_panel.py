@@ -17,6 +17,7 @@ from qtpy.QtWidgets import (
 )
 from superqt.utils import qthrottled
 
+from ml.checkpoint import current_model, is_model, new_model_dir, resumable_run
 from ml.store import Project
 from ml.train_events import (
     CacheProgress,
@@ -31,7 +32,6 @@ from ml.train_events import (
 )
 
 from . import _constants as C
-from ._models import current_model, new_model_dir, resumable_run
 from ._plot import TrainingPlot
 from ._progress_panel import format_eta
 from ._resources import icon
@@ -172,7 +172,7 @@ class TrainingPanel(QWidget):
         if self.bar.maximum() == 0:
             self.bar.setRange(0, 1)
         self._sync_buttons()
-        if self.out_dir is not None and (self.out_dir / "model.safetensors").exists():
+        if self.out_dir is not None and is_model(self.out_dir):
             self.model_ready.emit(str(self.out_dir))
 
     def _on_crash(self, message: str) -> None:

@@ -20,7 +20,7 @@ score, write), ``_html``, ``_pdf`` and ``_figures`` (the renderings); each impor
 ``_data``/``_figures`` from this package, ``_build`` imports them all.
 """
 
-from ._build import collect, find_model_dir, gt_metrics, provenance, write_report
+from ._build import collect, gt_metrics, provenance, write_report
 from ._data import (
     CSV_COLUMNS,
     ImageEntry,
@@ -34,5 +34,5 @@ from ._data import (
 )
 
 __all__ = ["CSV_COLUMNS", "ImageEntry", "ReportData", "by_class", "by_severity",
-           "by_turbine_blade", "collect", "find_model_dir", "findings_csv", "gt_metrics",
+           "by_turbine_blade", "collect", "findings_csv", "gt_metrics",
            "meta_of", "priority", "provenance", "write_report"]

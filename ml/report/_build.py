@@ -13,6 +13,7 @@ import numpy as np
 from .. import __version__
 from .. import images as _images
 from .._atomic import atomic_write_bytes, atomic_write_text
+from ..checkpoint import CARD_NAME, WEIGHTS_NAME, find_model
 from ..export import fit_to_record
 from ..metrics import score_masks
 from ..progress import Cancelled, ProgressFn, Reporter, StopFn
@@ -55,40 +56,19 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def find_model_dir(project: Project, model_id: str, settings: dict) -> Path | None:
-    """The folder (config.json + model.safetensors) of a student model id, if still there.
-
-    Tried in order: the ``model_dir`` the prediction recorded, ``PROJECT/models/<id>``, then
-    every folder under ``PROJECT/models`` whose weights hash to the id (ids are the first
-    hex digits of the weights' SHA-256).
-    """
-    named = [Path(p) for p in (settings.get("model_dir"),) if p]
-    named.append(project.models_dir() / model_id)
-    for d in named:
-        if (d / "config.json").is_file():
-            return d
-    root = project.models_dir()
-    for d in sorted(root.iterdir()) if model_id and root.is_dir() else []:
-        weights = d / "model.safetensors"
-        if (d / "config.json").is_file() and weights.is_file() and \
-                _sha256(weights).startswith(model_id):
-            return d
-    return None
-
-
 def _model_lines(project: Project, model_id: str, settings: dict, n: int) -> list[tuple]:
     out = [("Student model", f"{model_id} ({n} images)")]
-    d = find_model_dir(project, model_id, settings)
+    d = find_model(model_id, project, settings.get("model_dir"))
     if d is None:
         return out
     try:
-        card = json.loads((d / "config.json").read_text(encoding="utf-8"))
+        card = json.loads((d / CARD_NAME).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return out
     student = card.get("student", {}) if isinstance(card, dict) else {}
-    weights = d / "model.safetensors"
+    weights = d / WEIGHTS_NAME
     if weights.is_file():
-        out.append(("Model weights", f"{d.name}/model.safetensors, sha256 {_sha256(weights)}"))
+        out.append(("Model weights", f"{d.name}/{WEIGHTS_NAME}, sha256 {_sha256(weights)}"))
     arch = " ".join(str(student.get(k, "")) for k in ("arch", "backbone", "mode") if k in student)
     if arch:
         out.append(("Model architecture", arch))

@@ -15,12 +15,8 @@ import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
-from .config import StudentConfig
-from .student import conv_bn_relu
-
-
-def _double(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(conv_bn_relu(cin, cout), conv_bn_relu(cout, cout))
+from ..config import StudentConfig
+from ._blocks import double_conv
 
 
 class UNet(nn.Module):
@@ -33,11 +29,11 @@ class UNet(nn.Module):
         self.cfg = cfg
         widths = [base * 2**i for i in range(levels)]  # 32 64 128 256
         self.stride = 2**levels
-        self.down = nn.ModuleList(_double(a, b) for a, b in pairwise([3, *widths]))
-        self.bottom = _double(widths[-1], widths[-1] * 2)
+        self.down = nn.ModuleList(double_conv(a, b) for a, b in pairwise([3, *widths]))
+        self.bottom = double_conv(widths[-1], widths[-1] * 2)
         self.upconv = nn.ModuleList(nn.ConvTranspose2d(w * 2, w, 2, stride=2)
                                     for w in reversed(widths))
-        self.up = nn.ModuleList(_double(w * 2, w) for w in reversed(widths))
+        self.up = nn.ModuleList(double_conv(w * 2, w) for w in reversed(widths))
         self.fine_head = nn.Conv2d(base, cfg.num_classes, 1)
         self.binary_head = nn.Conv2d(base, 2, 1) if cfg.binary else None
         # Same ImageNet statistics as the student's weights, taken from timm's constants.

@@ -16,20 +16,14 @@ of the 37x37 tokens at 518 px.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
 from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import StudentConfig
-
-
-def conv_bn_relu(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+from ..config import StudentConfig
+from ._blocks import conv_bn_relu
 
 
 class FuseBlock(nn.Module):
@@ -121,43 +115,3 @@ class Student(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.decode(self.encode(x), x)
-
-
-def _build_b2p(cfg: StudentConfig) -> Student:
-    from .backbone import Backbone
-
-    backbone = Backbone(cfg.backbone, cfg.input_size, tuple(cfg.taps), cfg.backbone_weights,
-                        cfg.mode)
-    decoder = B2PDecoder(backbone.out_channels, len(cfg.taps), cfg.num_classes,
-                         cfg.decoder_channels, cfg.detail, cfg.binary)
-    return Student(backbone, decoder, cfg)
-
-
-def build_b2p(cfg: StudentConfig) -> nn.Module:
-    """The paper's student (use ``cfg.detail`` / ``cfg.binary`` / ``cfg.mode`` for ablations)."""
-    return _build_b2p(replace(cfg, arch="b2p"))
-
-
-def build_unet(cfg: StudentConfig) -> nn.Module:
-    """The from-scratch U-Net baseline with the same output heads."""
-    from .unet import UNet
-
-    return UNet(replace(cfg, arch="unet"))
-
-
-MODELS: dict[str, Callable[[StudentConfig], nn.Module]] = {"b2p": build_b2p, "unet": build_unet}
-
-
-def build_model(cfg: StudentConfig) -> nn.Module:
-    """Build the model registered under ``cfg.arch``."""
-    try:
-        builder = MODELS[cfg.arch]
-    except KeyError:
-        raise ValueError(f"unknown model '{cfg.arch}' (known: {', '.join(MODELS)})") from None
-    return builder(cfg)
-
-
-def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    params = list(model.parameters())
-    return (sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params))

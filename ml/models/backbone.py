@@ -8,22 +8,39 @@ Weight sources (``StudentConfig.backbone_weights``): ``none`` (random, for tests
 (Meta's .pth), ``offline`` (safetensors already in timm's layout), ``hf:PATH`` (a Hugging Face
 ``Dinov2Model`` state dict) or a PATH to a timm-layout safetensors/.pth file. Every source goes
 through timm's checkpoint filter, which also resamples the position embeddings to the input size.
+
+The backbone remembers which file its weights came from (:class:`BackboneWeights`: source and
+SHA-256) and which of its parameters still hold that file's values, so a checkpoint can leave
+them out and read them back from the file (see ``ml/checkpoint.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .. import weights as _weights
+
 MODES = ("bitfit", "frozen", "full")
+# Parameters that timm's checkpoint filter computes rather than copies (position embeddings are
+# resampled to the input size): never "as in the file", so checkpoints always keep them.
+_DERIVED = ("vit.pos_embed",)
+
+
+@dataclass(frozen=True)
+class BackboneWeights:
+    """The file a backbone's pretrained weights were read from."""
+
+    source: str  # StudentConfig.backbone_weights: official | offline | hf:PATH | PATH
+    sha256: str  # of the file read
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a safetensors or torch file (read with ``weights_only``: no code runs)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: backbone weights not found")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -36,7 +53,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 def _hf_to_timm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A Hugging Face ``Dinov2Model`` state dict (or a model wrapping it) in timm's layout."""
-    from .dinov2_onnx import hf_to_timm
+    from ..dinov2_onnx import hf_to_timm
 
     sd = {k.removeprefix("dinov2."): v for k, v in sd.items()}
     try:
@@ -45,23 +62,33 @@ def _hf_to_timm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         raise ValueError(f"not a Hugging Face Dinov2Model state dict (no tensor {e})") from None
 
 
-def _source_path(weights: str) -> tuple[Path, str]:
-    """(file, layout) for a weight source name; layout is 'timm' or 'hf'."""
+def _source_path(weights: str) -> tuple[Path, str, str]:
+    """(file, layout, SHA-256) for a weight source name; layout is 'timm' or 'hf'."""
     if weights in ("official", "offline"):
-        from . import weights as _weights  # lazy: only when real weights are wanted
-
         name = "dinov2_vits14" if weights == "official" else "dinov2_vits14_offline"
-        return Path(_weights.ensure(name)), "timm"
-    if weights.startswith("hf:"):
-        return Path(weights[3:]).expanduser(), "hf"
-    return Path(weights).expanduser(), "timm"
+        path = Path(_weights.ensure(name))  # verified against the registry's hash
+        return path, "timm", _weights.expected_sha256(name)
+    path = Path(weights[3:] if weights.startswith("hf:") else weights).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: backbone weights not found")
+    return path, "hf" if weights.startswith("hf:") else "timm", _weights.sha256_file(path)
 
 
-def load_backbone_weights(vit: nn.Module, weights: str) -> str:
-    """Load ``weights`` into the (possibly truncated) timm ViT; return a readable source."""
+def load_backbone_weights(vit: nn.Module, weights: str, sha256: str | None = None
+                          ) -> tuple[str, BackboneWeights]:
+    """Load ``weights`` into the (possibly truncated) timm ViT: (readable source, its file).
+
+    With ``sha256`` the file must have that hash (a checkpoint names the file it was trained
+    on); a different file is refused before anything is loaded.
+    """
     from timm.models.vision_transformer import checkpoint_filter_fn
 
-    path, layout = _source_path(weights)
+    path, layout, digest = _source_path(weights)
+    if sha256 is not None and digest != sha256:
+        raise ValueError(f"backbone weights '{weights}' ({path}) have SHA-256 {digest[:16]}..., "
+                         f"but the model was trained on {sha256[:16]}...: put the original "
+                         "file back (b2p weights import) or use the model on the machine "
+                         "that trained it")
     sd = _read_state_dict(path)
     if layout == "hf":
         sd = _hf_to_timm(sd)
@@ -77,18 +104,21 @@ def load_backbone_weights(vit: nn.Module, weights: str) -> str:
                          f"unexpected: {unexpected[:4]})")
     labels = {"official": "official Meta DINOv2 ViT-S/14",
               "offline": "offline DINOv2-derived ViT-S/14"}
-    return labels.get(weights, f"{layout} weights from {path.name}")
+    return labels.get(weights, f"{layout} weights from {path.name}"), BackboneWeights(weights,
+                                                                                     digest)
+
+
+def _trains(module: nn.Module, pname: str, mode: str) -> bool:
+    """bitfit: only biases and LayerNorm scales train; frozen: nothing; full: everything."""
+    return mode == "full" or (mode == "bitfit" and (pname == "bias"
+                                                    or isinstance(module, nn.LayerNorm)))
 
 
 def set_trainable(vit: nn.Module, mode: str) -> None:
-    """bitfit: only biases and LayerNorm scales train; frozen: nothing; full: everything."""
-    for p in vit.parameters():
-        p.requires_grad_(mode == "full")
-    if mode == "bitfit":
-        for module in vit.modules():
-            for pname, p in module.named_parameters(recurse=False):
-                if pname == "bias" or isinstance(module, nn.LayerNorm):
-                    p.requires_grad_(True)
+    """Set ``requires_grad`` of every ViT parameter by the fine-tuning ``mode``."""
+    for module in vit.modules():
+        for pname, p in module.named_parameters(recurse=False):
+            p.requires_grad_(_trains(module, pname, mode))
 
 
 class Backbone(nn.Module):
@@ -120,8 +150,11 @@ class Backbone(nn.Module):
         if len(self.vit.blocks) != max(taps) + 1:
             raise RuntimeError(f"truncation kept {len(self.vit.blocks)} blocks, "
                                f"expected {max(taps) + 1}")
-        self.source = "random init" if weights == "none" else load_backbone_weights(
-            self.vit, weights)
+        self.source = "random init"
+        self.weights: BackboneWeights | None = None  # the file the weights came from
+        self._as_in_file: set[str] = set()  # parameters still holding that file's values
+        if weights != "none":
+            self.load_weights(weights)
         self.out_channels = int(self.vit.embed_dim)
         self.mode = mode
         set_trainable(self.vit, mode)
@@ -130,6 +163,29 @@ class Backbone(nn.Module):
         self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, -1, 1, 1),
                              persistent=False)
         self.register_buffer("std", torch.tensor(cfg["std"]).view(1, -1, 1, 1), persistent=False)
+
+    def load_weights(self, weights: str, sha256: str | None = None) -> None:
+        """Read pretrained ``weights`` (checked against ``sha256`` when given) into the ViT."""
+        self.source, self.weights = load_backbone_weights(self.vit, weights, sha256)
+        self._as_in_file = {n for n, _ in self.named_parameters()} - set(_DERIVED)
+
+    def overwritten(self, names: Iterable[str]) -> None:
+        """Note that parameters ``names`` no longer hold the weights file's values."""
+        self._as_in_file.difference_update(names)
+
+    def file_keys(self) -> set[str]:
+        """Parameters that still hold the weights file's values (frozen or not)."""
+        return set(self._as_in_file) if self.weights is not None else set()
+
+    def pretrained_keys(self) -> set[str]:
+        """Parameters that equal the weights file and that ``mode`` keeps frozen."""
+        if self.weights is None:
+            return set()
+        return {f"{mname}.{pname}" if mname else pname
+                for mname, module in self.named_modules()
+                for pname, _ in module.named_parameters(recurse=False)
+                if not _trains(module, pname, self.mode)
+                and (f"{mname}.{pname}" if mname else pname) in self._as_in_file}
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Float RGB in [0, 1] -> the normalisation the weights were trained with."""

@@ -1,0 +1,60 @@
+"""The trainable models: a registry of builders, as segment-anything's ``build_sam``.
+
+``build_model(cfg)`` looks ``cfg.arch`` up in :data:`MODELS`, a plain dict of small builders
+that pass their settings to one private assembler per architecture:
+
+    b2p   the Boxes2Pixels student (``b2p.py``: DINOv2 backbone + decoder; ablations through
+          ``cfg.detail`` / ``cfg.binary`` / ``cfg.mode``)
+    unet  the from-scratch U-Net baseline with the same output heads (``unet.py``)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from torch import nn
+
+from ..config import StudentConfig
+from .b2p import B2PDecoder, Student
+from .backbone import Backbone
+from .unet import UNet
+
+__all__ = ["MODELS", "Backbone", "B2PDecoder", "Student", "UNet", "build_model",
+           "count_parameters"]
+
+
+def _build_student(cfg: StudentConfig) -> Student:
+    backbone = Backbone(cfg.backbone, cfg.input_size, tuple(cfg.taps), cfg.backbone_weights,
+                        cfg.mode)
+    decoder = B2PDecoder(backbone.out_channels, len(cfg.taps), cfg.num_classes,
+                         cfg.decoder_channels, cfg.detail, cfg.binary)
+    return Student(backbone, decoder, cfg)
+
+
+def build_b2p(cfg: StudentConfig) -> nn.Module:
+    """The paper's student (use ``cfg.detail`` / ``cfg.binary`` / ``cfg.mode`` for ablations)."""
+    return _build_student(replace(cfg, arch="b2p"))
+
+
+def build_unet(cfg: StudentConfig) -> nn.Module:
+    """The from-scratch U-Net baseline with the same output heads."""
+    return UNet(replace(cfg, arch="unet"))
+
+
+MODELS: dict[str, Callable[[StudentConfig], nn.Module]] = {"b2p": build_b2p, "unet": build_unet}
+
+
+def build_model(cfg: StudentConfig) -> nn.Module:
+    """Build the model registered under ``cfg.arch``."""
+    try:
+        builder = MODELS[cfg.arch]
+    except KeyError:
+        raise ValueError(f"unknown model '{cfg.arch}' (known: {', '.join(MODELS)})") from None
+    return builder(cfg)
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    params = list(model.parameters())
+    return (sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params))
