@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from . import images as _images
 from ._atomic import atomic_write_bytes
+from .project_files import EXTRA_SUFFIXES, MASK_KINDS, ProjectError, mask_rel
 from .records import ImageRecord
 
 if TYPE_CHECKING:
@@ -22,8 +23,6 @@ _User = tuple[ImageRecord, str]  # a record and which of its masks (teacher | st
 
 def migrate(project: Project, schema: int) -> list[str]:
     """Bring ``project`` from ``schema`` to the current one and save it; returns warnings."""
-    from .store import ProjectError
-
     old_files = _referenced(project)
     warnings: list[str] = []
     try:
@@ -54,8 +53,6 @@ def _referenced(project: Project) -> set[str]:
 
 def _v1_to_v2(project: Project) -> list[str]:
     """Schema 1 joined key folders with "__", so ``a/b.png`` and ``a__b.png`` shared a file."""
-    from .store import EXTRA_SUFFIXES, MASK_KINDS, mask_rel
-
     warnings = _resolve_shared(project)
     for rec in project.images.values():
         for kind in MASK_KINDS:

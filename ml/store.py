@@ -22,46 +22,32 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import images as _images
 from ._atomic import atomic_write_json, remove_stale_temps
+from ._migrate import migrate
 from .batch import BatchResult
 from .classes import DEFAULT_CLASSES, ClassInfo, palette
+from .project_files import (
+    EXTRA_SUFFIXES,
+    INDEX_NAME,
+    MASK_KINDS,
+    STORE_DIRS,
+    ProjectError,
+    ProjectWarning,
+    mask_rel,
+)
 from .records import Box, ImageRecord, MaskRecord, box_problem, boxes_to_arrays, now
 
-__all__ = ["Box", "ImageRecord", "MaskRecord", "Project", "ProjectError", "ProjectWarning",
-           "boxes_to_arrays", "mask_rel"]
+__all__ = ["EXTRA_SUFFIXES", "INDEX_NAME", "MASK_KINDS", "STORE_DIRS", "Box", "ImageRecord",
+           "MaskRecord", "Project", "ProjectError", "ProjectWarning", "boxes_to_arrays",
+           "mask_rel"]
 
 SCHEMA_VERSION = 2  # 2: mask files mirror the key's folders instead of joining them with "__"
-INDEX_NAME = "project.json"
-STORE_DIRS = ("masks", "models", "exports", "reports")
-MASK_KINDS = ("teacher", "student")
-EXTRA_SUFFIXES = {"confidence": "_conf", "corrections": "_corr"}  # student side maps
-
-
-class ProjectError(RuntimeError):
-    """A project that cannot be created, opened or changed as asked."""
-
-
-class ProjectWarning(UserWarning):
-    """Something opening a project had to repair; also kept in ``Project.warnings``."""
-
-
-def mask_rel(kind: str, key: str, suffix: str = "") -> str:
-    """Where ``key``'s mask of ``kind`` lives, relative to the project folder.
-
-    The key keeps its folders and its extension, so distinct keys give distinct files; an
-    extra map's name (``KEY_conf.png``) never equals a mask's (``KEY.png``) because keys end
-    in an image extension, never in ``_conf``.
-    """
-    parts = PurePosixPath(key).parts
-    if not parts or key.startswith("/") or any(p in ("..", ".") for p in parts):
-        raise ProjectError(f"'{key}' is not a photo key a mask can be named after")
-    return f"masks/{kind}/{key}{suffix}.png"
 
 
 def _remove_leftovers(root: Path) -> None:
@@ -145,12 +131,20 @@ class Project:
         _remove_leftovers(root)
         proj = cls(root, data)
         if schema < SCHEMA_VERSION:
-            from ._migrate import migrate
-
             proj.warnings.extend(migrate(proj, schema))
         for w in proj.warnings:  # every caller (CLI, worker, GUI console) gets to see them
             warnings.warn(f"{root}: {w}", ProjectWarning, stacklevel=2)
         return proj
+
+    @classmethod
+    def open_or_create(cls, folder: str | os.PathLike) -> Project:
+        """Open the project in ``folder``, making one over its photos if there is none."""
+        folder = Path(folder)
+        if (folder / INDEX_NAME).exists():
+            return cls.open(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: not a folder")
+        return cls.create(folder)
 
     @property
     def image_root(self) -> Path:

@@ -20,10 +20,9 @@ from ._project_panel import ProjectPanel
 from ._recent import add_recent
 from ._review_panel import ReviewPanel
 from ._session import ImageSession
-from ._startup import open_or_create
 from ._training_panel import TrainingPanel
 
-__all__ = ["Inspector", "open_or_create"]
+__all__ = ["Inspector"]
 
 
 def _export(project, fmt, source, out, progress=None, should_stop=None):
@@ -150,7 +149,7 @@ class Inspector(QObject):
 
     def open_project(self, folder: str | Path) -> Project | None:
         try:
-            project = open_or_create(folder)
+            project = Project.open_or_create(folder)
         except Exception as e:  # shown, never raised into the event loop
             self._error(f"Cannot open {folder}: {e}")
             return None

@@ -12,19 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from ml.store import INDEX_NAME, Project
+from ml.store import Project
 
 from . import _constants as C
-
-
-def open_or_create(folder: str | Path) -> Project:
-    """Open the project in ``folder``, making one over its photos if there is none."""
-    folder = Path(folder)
-    if (folder / INDEX_NAME).exists():
-        return Project.open(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a folder")
-    return Project.create(folder)
 
 
 def make_qapp():
@@ -60,7 +50,7 @@ class Startup:
         from ._preview import FirstImagePreview
 
         try:
-            project = open_or_create(folder)
+            project = Project.open_or_create(folder)
         except Exception:  # the viewer reports it when it opens the folder
             return
         keys = project.keys()
