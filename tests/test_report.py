@@ -150,3 +150,16 @@ def test_provenance_names_the_student_model_from_its_folder(inspected, tmp_path)
     assert "offline DINOv2-derived" in text and "b2p vit_small_patch14_dinov2 bitfit" in text
     assert hashlib.sha256(b"weights").hexdigest() in text
     assert "grabcut {&quot;iters&quot;: 5}" in text
+
+
+def test_pdf_severity_badges_are_not_painted_over_by_the_row_stripes():
+    from reportlab.lib import colors
+
+    from ml.report._pdf import SEVERITY_COLORS, _table
+
+    table = _table(["Severity"], [1.0], [[5], [4], [3], [2]], sev_col=0)
+    for row, level in enumerate([5, 4, 3, 2], start=1):
+        # reportlab paints BACKGROUND commands in order: the last one covering a cell shows
+        last = [c[3] for c in table._bkgrndcmds
+                if c[0] == "BACKGROUND" and c[1][1] <= row <= c[2][1] and c[1][0] <= 0]
+        assert last[-1] == colors.HexColor(SEVERITY_COLORS[level]), row

@@ -80,6 +80,8 @@ def _table(head: list[str], widths: list[float], rows: list[list],
              ("LINEBELOW", (0, -1), (-1, -1), 0.6, colors.HexColor(LINE)),
              ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2)]
     for i, row in enumerate(rows, start=1):
+        if i % 2 == 0:  # the stripe first: a later BACKGROUND paints over an earlier one
+            style.append(("BACKGROUND", (0, i), (-1, i), colors.HexColor(SOFT)))
         cells = []
         for j, cell in enumerate(row):
             if j == sev_col and isinstance(cell, int):
@@ -91,8 +93,6 @@ def _table(head: list[str], widths: list[float], rows: list[list],
             else:
                 cells.append(_p(cell))
         body.append(cells)
-        if i % 2 == 0:
-            style.append(("BACKGROUND", (0, i), (-1, i), colors.HexColor(SOFT)))
     return Table(body, colWidths=[w * WIDTH for w in widths], repeatRows=1, hAlign="LEFT",
                  style=TableStyle(style), spaceAfter=8)
 
