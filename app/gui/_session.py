@@ -11,10 +11,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 from qtpy.QtCore import QObject, QTimer, Signal
 
+from ml.corrections import fold_corrections
 from ml.store import Box, Project
 
 from . import _constants as C
-from ._fold import fold_corrections
 from ._layers import ImageLayers
 
 
