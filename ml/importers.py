@@ -21,6 +21,7 @@ import numpy as np
 from . import images as _images
 from .batch import BatchResult
 from .progress import ProgressFn, Reporter, StopFn
+from .regions import boxes_from_mask
 from .store import Box, Project, ProjectError
 
 NO_LABELS = "no labels"  # why an image was skipped (ImportResult.skipped values)
@@ -348,23 +349,6 @@ def read_dataset_classes(masks_dir: Path) -> list[str] | None:
             if isinstance(classes, list):
                 return [str(c) for c in classes]
     return None
-
-
-def boxes_from_mask(label: np.ndarray, pad: int = 0) -> list[Box]:
-    """One box per 8-connected defect component; its class is the component's majority class."""
-    import cv2
-
-    fg = (label > 0).astype(np.uint8)
-    n, comp, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
-    h, w = label.shape
-    out = []
-    for i in range(1, n):
-        x, y, bw, bh, _area = stats[i]
-        vals = label[y:y + bh, x:x + bw][comp[y:y + bh, x:x + bw] == i]
-        cls = int(np.bincount(vals).argmax())
-        out.append(Box(float(max(x - pad, 0)), float(max(y - pad, 0)), float(min(x + bw + pad, w)),
-                       float(min(y + bh + pad, h)), cls, "imported"))
-    return out
 
 
 def import_masks(project: Project, masks_dir: str | Path, pad: int = 0, replace: bool = True,

@@ -19,6 +19,7 @@ from ._atomic import atomic_write, atomic_write_json, atomic_write_text
 from .classes import DEFAULT_CLASSES, palette
 from .images import save_label
 from .progress import ProgressFn, Reporter, StopFn
+from .regions import boxes_from_mask
 from .store import Box
 
 DIRT, DAMAGE = 1, 2
@@ -289,17 +290,12 @@ def _finish(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
 
 def mask_boxes(mask: np.ndarray, min_area: int = MIN_AREA) -> list[Box]:
     """One tight box per 8-connected component of each class; smaller specks are erased."""
-    boxes = []
     for cls in range(1, int(mask.max(initial=0)) + 1):
         n, comp, stats, _ = cv2.connectedComponentsWithStats((mask == cls).astype(np.uint8),
                                                              connectivity=8)
-        for i in range(1, n):
-            x, y, bw, bh, area = (int(v) for v in stats[i])
-            if area < min_area:
-                mask[y:y + bh, x:x + bw][comp[y:y + bh, x:x + bw] == i] = 0
-                continue
-            boxes.append(Box(float(x), float(y), float(x + bw), float(y + bh), cls, "imported"))
-    return boxes
+        specks = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < min_area)
+        mask[np.isin(comp, specks[specks > 0])] = 0
+    return boxes_from_mask(mask, by_class=True)
 
 
 def make_sample(rng: np.random.Generator, size: int = 512, name: str = "") -> Sample:
