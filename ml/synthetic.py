@@ -21,6 +21,7 @@ from .images import save_label
 from .progress import ProgressFn, Reporter, StopFn
 from .regions import boxes_from_mask
 from .store import Box
+from .yolo import boxes_text
 
 DIRT, DAMAGE = 1, 2
 CLASS_NAMES = ["background", "dirt", "damage"]
@@ -331,16 +332,6 @@ def generate(n: int = 8, size: int = 512, seed: int = 0) -> list[Sample]:
     return [make_sample(np.random.default_rng([seed, i]), size, sample_name(i)) for i in range(n)]
 
 
-def yolo_lines(boxes: list[Box], width: int, height: int) -> str:
-    """YOLO text: 'cls cx cy w h' normalised, cls zero-based over defect classes (id - 1)."""
-    rows = []
-    for b in boxes:
-        cx, cy = (b.x0 + b.x1) / 2 / width, (b.y0 + b.y1) / 2 / height
-        bw, bh = (b.x1 - b.x0) / width, (b.y1 - b.y0) / height
-        rows.append(f"{b.cls - 1} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}\n")
-    return "".join(rows)
-
-
 def _save_jpeg(path: Path, image: np.ndarray, quality: int = 92) -> None:
     from PIL import Image
 
@@ -369,7 +360,7 @@ def write_dataset(out: Path, n: int = 8, size: int = 512, seed: int = 0,
         h, w = s.mask.shape
         _save_jpeg(out / "images" / f"{s.name}.jpg", s.image)
         save_label(out / "masks" / f"{s.name}.png", s.mask, pal)
-        atomic_write_text(out / "labels" / f"{s.name}.txt", yolo_lines(s.boxes, w, h))
+        atomic_write_text(out / "labels" / f"{s.name}.txt", boxes_text(s.boxes, w, h))
         done += 1
         rep.step(message=s.name, boxes=len(s.boxes))
     atomic_write_json(out / "dataset.json", dataset_info(done, size, seed))
