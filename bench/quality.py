@@ -154,7 +154,7 @@ def figure(path: Path, title: str, proj: Project, keys: list[str], gts: dict, te
            student: dict) -> None:
     from quality_figure import pick_examples, write_figure
 
-    from ml.predict import corrections
+    from ml.corrections import corrections
 
     rows = []
     for k in pick_examples(keys, gts, 4):

@@ -7,6 +7,7 @@ from pathlib import Path
 from ._atomic import atomic_write_json, atomic_write_text
 from .outnames import OutputNames
 from .store import Project
+from .yolo import CLASSES_FILE, boxes_text, write_class_names
 
 
 def export_boxes_yolo(project: Project, out_dir: str | Path) -> int:
@@ -15,20 +16,16 @@ def export_boxes_yolo(project: Project, out_dir: str | Path) -> int:
     A photo whose stem another one already took keeps its extension (``a.jpg.txt``).
     """
     out_dir = Path(out_dir)
-    names = OutputNames((".txt",), reserved=("classes.txt",))
+    names = OutputNames((".txt",), reserved=(CLASSES_FILE,))
     n = 0
     for key in project.keys():
         rec = project.record(key)
         if not rec.boxes or not rec.width:
             continue
-        lines = []
-        for b in rec.boxes:
-            cx, cy = (b.x0 + b.x1) / 2 / rec.width, (b.y0 + b.y1) / 2 / rec.height
-            w, h = (b.x1 - b.x0) / rec.width, (b.y1 - b.y0) / rec.height
-            lines.append(f"{b.cls - 1} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
-        atomic_write_text(out_dir / f"{names(key)}.txt", "\n".join(lines) + "\n")
+        atomic_write_text(out_dir / f"{names(key)}.txt",
+                          boxes_text(rec.boxes, rec.width, rec.height))
         n += 1
-    atomic_write_text(out_dir / "classes.txt", "\n".join(project.class_names()[1:]) + "\n")
+    write_class_names(out_dir, project.class_names()[1:])
     return n
 
 

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 _PALETTE = ["#f0b400", "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4",
             "#42d4f4", "#f032e6", "#bfef45", "#9a6324"]
 BACKGROUND = "background"
+IGNORE = 255  # label value of pixels that count nowhere (padding outside the image)
 
 
 @dataclass(frozen=True)

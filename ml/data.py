@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-from .losses import IGNORE
+from .classes import IGNORE
 from .store import Project
 
 MIN_VAL_IMAGES = 5  # fewer labelled images than this: no val split, validate on train

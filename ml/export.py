@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, yolo
 from . import images as _images
 from ._atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .batch import BatchResult
@@ -136,19 +136,15 @@ def _yolo_lines(regions: RegionSet, fmt: str) -> list[str]:
     lines = []
     for r in regions:
         if fmt == "yolo":
-            x0, y0, x1, y1 = r.bbox
-            vals = [(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h]
-            lines.append(f"{r.cls - 1} " + " ".join(f"{v:.6f}" for v in vals))
+            lines.append(yolo.box_line(r.cls, r.bbox, w, h))
             continue
-        for poly in region_polygons(regions, r):
-            xy = " ".join(f"{x / w:.6f} {y / h:.6f}" for x, y in poly)
-            lines.append(f"{r.cls - 1} {xy}")
+        lines += [yolo.polygon_line(r.cls, poly, w, h) for poly in region_polygons(regions, r)]
     return lines
 
 
 def _write_yolo_names(project: Project, out: Path) -> None:
     names = project.class_names()[1:]
-    atomic_write_text(out / "classes.txt", "\n".join(names) + "\n")
+    yolo.write_class_names(out, names)
     yaml = [f"# YOLO labels written by b2p {__version__}; cls = project class id - 1.",
             f"# The photos stay in {json.dumps(str(project.image_root))}.",
             f"path: {json.dumps(str(out))}", f"nc: {len(names)}", "names:"]

@@ -21,7 +21,9 @@ import numpy as np
 from . import images as _images
 from .batch import BatchResult
 from .progress import ProgressFn, Reporter, StopFn
+from .regions import boxes_from_mask
 from .store import Box, Project, ProjectError
+from .yolo import from_yolo_class, parse_line
 
 NO_LABELS = "no labels"  # why an image was skipped (ImportResult.skipped values)
 
@@ -136,20 +138,6 @@ def _label_file(labels_dir: Path, key: str) -> Path | None:
     return None
 
 
-def _yolo_line(parts: list[str]) -> tuple[int, float, float, float, float]:
-    """cls cx cy w h, or a segmentation polygon 'cls x1 y1 x2 y2 ...' turned into its box."""
-    cls = int(float(parts[0]))
-    vals = [float(v) for v in parts[1:]]
-    if len(vals) == 4 or len(vals) == 5:  # 5: trailing confidence from detectors
-        cx, cy, w, h = vals[:4]
-        return cls, cx, cy, w, h
-    if len(vals) >= 6 and len(vals) % 2 == 0:
-        xs, ys = vals[0::2], vals[1::2]
-        return cls, (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, max(xs) - min(xs), \
-            max(ys) - min(ys)
-    raise ValueError(f"expected 'cls cx cy w h', got {len(parts)} fields")
-
-
 def import_yolo(project: Project, labels_dir: str | Path, class_map: dict[int, int] | None = None,
                 replace: bool = True, progress: ProgressFn | None = None,
                 should_stop: StopFn | None = None) -> ImportResult:
@@ -182,17 +170,15 @@ def _yolo_box(line: str, where: str, width: int, height: int, class_map: dict[in
     if not line.strip() or line.lstrip().startswith("#"):
         return None
     try:
-        c, cx, cy, w, h = _yolo_line(line.split())
+        lab = parse_line(line)
     except (ValueError, OverflowError) as e:  # Overflow: int(float("inf")) as a class
         report.warnings.append(f"{where}: malformed line skipped ({e})")
         return None
-    cid = class_map.get(c) if class_map is not None else c + 1
+    cid = class_map.get(lab.cls) if class_map is not None else from_yolo_class(lab.cls)
     if cid is None or not 0 < cid < num_classes:
-        report.warnings.append(f"{where}: unknown class {c} skipped")
+        report.warnings.append(f"{where}: unknown class {lab.cls} skipped")
         return None
-    W, H = width, height
-    b = Box((cx - w / 2) * W, (cy - h / 2) * H, (cx + w / 2) * W, (cy + h / 2) * H, cid)
-    return clip_box(b, W, H, where, report)
+    return clip_box(Box(*lab.xyxy(width, height), cid), width, height, where, report)
 
 
 def _was_stopped(should_stop: StopFn | None) -> bool:
@@ -348,23 +334,6 @@ def read_dataset_classes(masks_dir: Path) -> list[str] | None:
             if isinstance(classes, list):
                 return [str(c) for c in classes]
     return None
-
-
-def boxes_from_mask(label: np.ndarray, pad: int = 0) -> list[Box]:
-    """One box per 8-connected defect component; its class is the component's majority class."""
-    import cv2
-
-    fg = (label > 0).astype(np.uint8)
-    n, comp, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
-    h, w = label.shape
-    out = []
-    for i in range(1, n):
-        x, y, bw, bh, _area = stats[i]
-        vals = label[y:y + bh, x:x + bw][comp[y:y + bh, x:x + bw] == i]
-        cls = int(np.bincount(vals).argmax())
-        out.append(Box(float(max(x - pad, 0)), float(max(y - pad, 0)), float(min(x + bw + pad, w)),
-                       float(min(y + bh + pad, h)), cls, "imported"))
-    return out
 
 
 def import_masks(project: Project, masks_dir: str | Path, pad: int = 0, replace: bool = True,

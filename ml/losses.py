@@ -9,10 +9,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .classes import default_class_weights
+from .classes import IGNORE, default_class_weights
 from .config import TrainConfig
 
-IGNORE = 255
 LOSS_KINDS = ("b2p", "ce")
 
 

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .classes import IGNORE
 from .images import label_file, list_images, load_label
 
 if TYPE_CHECKING:
     from .store import Project
 
-IGNORE = 255
 MaskFn = Callable[[str], "np.ndarray | None"]
 
 

@@ -37,12 +37,11 @@ from .batch import BatchResult
 from .checkpoint import load_model, model_id
 from .classes import ClassInfo, palette
 from .config import ModelCard
+from .corrections import corrections
 from .device import resolve_device
 from .outnames import OutputNames
 from .progress import ProgressFn, Reporter, StopFn
 from .store import Project, boxes_to_arrays
-
-AGREE, RECOVERED, REJECTED, RECLASSIFIED = 0, 1, 2, 3  # corrections map codes
 
 
 @dataclass
@@ -235,18 +234,6 @@ def constrain_to_boxes(probs: np.ndarray, boxes: np.ndarray, teacher: np.ndarray
     else:
         empty = []
     return out, len(empty)
-
-
-def corrections(student: np.ndarray, teacher: np.ndarray) -> np.ndarray:
-    """uint8 map: 0 agree, 1 recovered, 2 rejected, 3 reclassified (student vs teacher)."""
-    if student.shape != teacher.shape:
-        raise ValueError(f"student {student.shape} and teacher {teacher.shape} masks differ")
-    s, t = student > 0, teacher > 0
-    out = np.zeros(student.shape, np.uint8)
-    out[s & ~t] = RECOVERED
-    out[t & ~s] = REJECTED
-    out[s & t & (student != teacher)] = RECLASSIFIED
-    return out
 
 
 def _check_classes(card: ModelCard, num_classes: int, names: list[str]) -> list[str]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .store import Project, ProjectError
+from .store import Box, Project, ProjectError
 
 SOURCES = ("teacher", "student", "reviewed")
 
@@ -110,6 +110,34 @@ def find_regions(label: np.ndarray, confidence: np.ndarray | None = None,
             regions.append(Region(rid, cls, area, bbox, conf, i))
     regions.sort(key=lambda r: (r.cls, -r.area, r.bbox[1], r.bbox[0]))
     return RegionSet(regions, shape, components)
+
+
+def boxes_from_mask(label: np.ndarray, pad: int = 0, by_class: bool = False,
+                    min_area: int = 1) -> list[Box]:
+    """One "imported" box per 8-connected component of ``min_area`` px or more.
+
+    Components are of all defect pixels together, each boxed with its majority class, or with
+    ``by_class`` of each class alone (touching defects of two classes give two boxes). Boxes
+    grow by ``pad`` px, clipped to the image.
+    """
+    import cv2
+
+    h, w = label.shape
+    layers = ([(c, label == c) for c in range(1, int(label.max(initial=0)) + 1)] if by_class
+              else [(0, label > 0)])
+    out = []
+    for cls, fg in layers:
+        n, comp, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
+        for i in range(1, n):
+            x, y, bw, bh, area = (int(v) for v in stats[i])
+            if area < min_area:
+                continue
+            c = cls or int(np.bincount(label[y:y + bh, x:x + bw][comp[y:y + bh, x:x + bw] == i])
+                           .argmax())
+            out.append(Box(float(max(x - pad, 0)), float(max(y - pad, 0)),
+                           float(min(x + bw + pad, w)), float(min(y + bh + pad, h)), c,
+                           "imported"))
+    return out
 
 
 @dataclass

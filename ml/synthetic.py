@@ -19,7 +19,9 @@ from ._atomic import atomic_write, atomic_write_json, atomic_write_text
 from .classes import DEFAULT_CLASSES, palette
 from .images import save_label
 from .progress import ProgressFn, Reporter, StopFn
+from .regions import boxes_from_mask
 from .store import Box
+from .yolo import boxes_text
 
 DIRT, DAMAGE = 1, 2
 CLASS_NAMES = ["background", "dirt", "damage"]
@@ -289,17 +291,12 @@ def _finish(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
 
 def mask_boxes(mask: np.ndarray, min_area: int = MIN_AREA) -> list[Box]:
     """One tight box per 8-connected component of each class; smaller specks are erased."""
-    boxes = []
     for cls in range(1, int(mask.max(initial=0)) + 1):
         n, comp, stats, _ = cv2.connectedComponentsWithStats((mask == cls).astype(np.uint8),
                                                              connectivity=8)
-        for i in range(1, n):
-            x, y, bw, bh, area = (int(v) for v in stats[i])
-            if area < min_area:
-                mask[y:y + bh, x:x + bw][comp[y:y + bh, x:x + bw] == i] = 0
-                continue
-            boxes.append(Box(float(x), float(y), float(x + bw), float(y + bh), cls, "imported"))
-    return boxes
+        specks = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < min_area)
+        mask[np.isin(comp, specks[specks > 0])] = 0
+    return boxes_from_mask(mask, by_class=True)
 
 
 def make_sample(rng: np.random.Generator, size: int = 512, name: str = "") -> Sample:
@@ -335,16 +332,6 @@ def generate(n: int = 8, size: int = 512, seed: int = 0) -> list[Sample]:
     return [make_sample(np.random.default_rng([seed, i]), size, sample_name(i)) for i in range(n)]
 
 
-def yolo_lines(boxes: list[Box], width: int, height: int) -> str:
-    """YOLO text: 'cls cx cy w h' normalised, cls zero-based over defect classes (id - 1)."""
-    rows = []
-    for b in boxes:
-        cx, cy = (b.x0 + b.x1) / 2 / width, (b.y0 + b.y1) / 2 / height
-        bw, bh = (b.x1 - b.x0) / width, (b.y1 - b.y0) / height
-        rows.append(f"{b.cls - 1} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}\n")
-    return "".join(rows)
-
-
 def _save_jpeg(path: Path, image: np.ndarray, quality: int = 92) -> None:
     from PIL import Image
 
@@ -373,7 +360,7 @@ def write_dataset(out: Path, n: int = 8, size: int = 512, seed: int = 0,
         h, w = s.mask.shape
         _save_jpeg(out / "images" / f"{s.name}.jpg", s.image)
         save_label(out / "masks" / f"{s.name}.png", s.mask, pal)
-        atomic_write_text(out / "labels" / f"{s.name}.txt", yolo_lines(s.boxes, w, h))
+        atomic_write_text(out / "labels" / f"{s.name}.txt", boxes_text(s.boxes, w, h))
         done += 1
         rep.step(message=s.name, boxes=len(s.boxes))
     atomic_write_json(out / "dataset.json", dataset_info(done, size, seed))

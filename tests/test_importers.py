@@ -7,7 +7,8 @@ from PIL import Image
 from ml.box_export import export_boxes_coco, export_boxes_yolo
 from ml.classes import make_classes
 from ml.images import save_label
-from ml.importers import boxes_from_mask, import_coco, import_masks, import_yolo, parse_class_map
+from ml.importers import import_coco, import_masks, import_yolo, parse_class_map
+from ml.regions import boxes_from_mask
 from ml.store import Box, Project, ProjectError
 
 

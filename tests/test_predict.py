@@ -122,15 +122,6 @@ def test_box_without_student_defect_falls_back_to_the_teacher():
     assert fallbacks == 0 and np.count_nonzero(label) == 9
 
 
-def test_corrections_codes():
-    teacher = np.array([[0, 1, 2, 0, 1]], np.uint8)
-    student = np.array([[0, 1, 1, 2, 0]], np.uint8)
-    assert P.corrections(student, teacher).tolist() == [[P.AGREE, P.AGREE, P.RECLASSIFIED,
-                                                         P.RECOVERED, P.REJECTED]]
-    with pytest.raises(ValueError):
-        P.corrections(student, teacher.T)
-
-
 def test_predict_project_stores_masks_and_records_failures(project, model_dir):
     key_a = project.find_key("a")
     project.set_boxes(key_a, [Box(10, 10, 30, 30, 1)])

@@ -15,8 +15,8 @@ from ml.synthetic import (
     make_sample,
     mask_boxes,
     write_dataset,
-    yolo_lines,
 )
+from ml.yolo import boxes_text as yolo_lines
 
 SIZE = 128
 

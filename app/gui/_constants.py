@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ml.corrections import RECLASSIFIED, RECOVERED, REJECTED
+
 # napari layer names (one of each; the app replaces their data when the image changes)
 LAYER_IMAGE = "image"
 LAYER_BOXES = "boxes"
@@ -9,12 +11,8 @@ LAYER_TEACHER = "pseudo-mask"
 LAYER_STUDENT = "student"
 LAYER_CORRECTIONS = "corrections"
 
-# corrections map codes written by ml.predict (0 = student agrees with the pseudo-mask)
-CORR_AGREE, CORR_RECOVERED, CORR_REJECTED, CORR_RECLASSIFIED = 0, 1, 2, 3
-CORRECTION_NAMES = {CORR_RECOVERED: "recovered", CORR_REJECTED: "rejected",
-                    CORR_RECLASSIFIED: "reclassified"}
-CORRECTION_COLORS = {CORR_RECOVERED: "#00e5ff", CORR_REJECTED: "#ff2d55",
-                     CORR_RECLASSIFIED: "#ffd60a"}
+# colours of the corrections map codes (codes and names: ml.corrections)
+CORRECTION_COLORS = {RECOVERED: "#00e5ff", REJECTED: "#ff2d55", RECLASSIFIED: "#ffd60a"}
 
 # list colours per image status (ml.store.ImageRecord.status)
 STATUS_COLORS = {"no boxes": "#8e8e93", "boxed": "#f0b400", "pseudo-labelled": "#64d2ff",

@@ -12,6 +12,7 @@ from napari.utils.colormaps import DirectLabelColormap
 from qtpy.QtCore import QObject, Signal
 
 from ml.classes import ClassInfo
+from ml.corrections import NAMES
 from ml.store import Box
 
 from . import _constants as C
@@ -80,7 +81,7 @@ class ImageLayers(QObject):
         self.classes: list[ClassInfo] = []
         self.size = (0, 0)  # (height, width)
         self._loading = False
-        self.corrections_shown = set(C.CORRECTION_NAMES)
+        self.corrections_shown = set(NAMES)
         z = np.zeros((1, 1), np.uint8)
         self.image = viewer.add_image(np.zeros((1, 1, 3), np.uint8), name=C.LAYER_IMAGE, rgb=True)
         self.teacher = viewer.add_labels(z, name=C.LAYER_TEACHER, opacity=C.TEACHER_OPACITY)

@@ -1,29 +1,29 @@
-"""Find bundled resources whether run from a checkout, installed, or frozen by PyInstaller."""
+"""Find bundled resources whether installed, frozen by PyInstaller, or run from a checkout."""
 
 from __future__ import annotations
 
-import sys
+import importlib.resources
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 
-def resource_dirs() -> list[Path]:
-    """Folders that may hold our ``resources/``, most specific first."""
-    dirs = []
-    bundle = getattr(sys, "_MEIPASS", None)
-    if bundle:  # PyInstaller unpacks data files here (add it as 'resources' in the spec)
-        dirs.append(Path(bundle) / "resources")
-    dirs.append(Path(__file__).resolve().parents[2] / "resources")  # checkout / editable
-    dirs.append(Path(sys.prefix) / "share" / "boxes2pixels" / "resources")  # wheel data-files
-    return dirs
+def resources() -> Traversable:
+    """The top-level ``resources/`` folder, installed (wheel, editable, bundle) as app.resources."""
+    try:
+        return importlib.resources.files("app.resources")
+    except ModuleNotFoundError:  # a checkout run without installing it (PYTHONPATH=.)
+        return Path(__file__).resolve().parents[2] / "resources"
 
 
 def resource_path(name: str) -> Path:
     """Path of ``resources/<name>``; raises FileNotFoundError naming where it looked."""
-    for d in resource_dirs():
-        if (d / name).exists():
-            return d / name
-    looked = ", ".join(str(d) for d in resource_dirs())
-    raise FileNotFoundError(f"resource '{name}' not found (looked in {looked})")
+    found = resources() / name
+    if not found.is_file():
+        raise FileNotFoundError(f"resource '{name}' not found in {resources()}")
+    return Path(str(found))
 
 
 def icon(name: str, color: str | None = None):

@@ -6,6 +6,8 @@ import numpy as np
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QWidget
 
+from ml.corrections import NAMES
+
 from . import _constants as C
 from ._resources import icon
 
@@ -22,7 +24,7 @@ class ReviewPanel(QWidget):
         grid = QGridLayout(self)
         self.toggles: dict[int, QCheckBox] = {}
         self.counts: dict[int, QLabel] = {}
-        for row, (code, name) in enumerate(C.CORRECTION_NAMES.items()):
+        for row, (code, name) in enumerate(NAMES.items()):
             swatch = QLabel()
             swatch.setFixedSize(14, 14)
             swatch.setStyleSheet(f"background: {C.CORRECTION_COLORS[code]};")
@@ -43,7 +45,7 @@ class ReviewPanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.accept_btn)
         row.addWidget(self.undo_btn)
-        grid.addLayout(row, len(C.CORRECTION_NAMES), 0, 1, 3)
+        grid.addLayout(row, len(NAMES), 0, 1, 3)
         self.set_corrections(None)
         self.set_can_undo(False)
 

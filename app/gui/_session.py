@@ -11,10 +11,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 from qtpy.QtCore import QObject, QTimer, Signal
 
+from ml.corrections import fold_corrections
 from ml.store import Box, Project
 
 from . import _constants as C
-from ._fold import fold_corrections
 from ._layers import ImageLayers
 
 
@@ -131,19 +131,17 @@ class ImageSession(QObject):
         self.saved.emit(self.key)
 
     def undo_boxes(self) -> bool:
-        if not self._undo or self.key is None:
-            return False
-        self._redo.append(self._boxes)
-        boxes = self._undo.pop()
-        self.layers.set_boxes(boxes)
-        self._store_boxes(boxes)
-        return True
+        return self._restore_boxes(self._undo, self._redo)
 
     def redo_boxes(self) -> bool:
-        if not self._redo or self.key is None:
+        return self._restore_boxes(self._redo, self._undo)
+
+    def _restore_boxes(self, source: list[list[Box]], other: list[list[Box]]) -> bool:
+        """Show and store the last boxes of ``source``; the current ones go onto ``other``."""
+        if not source or self.key is None:
             return False
-        self._undo.append(self._boxes)
-        boxes = self._redo.pop()
+        other.append(self._boxes)
+        boxes = source.pop()
         self.layers.set_boxes(boxes)
         self._store_boxes(boxes)
         return True

@@ -9,23 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from app.gui._fold import fold_corrections
+from ml.corrections import fold_corrections
 from ml.train_events import Done, Error, Step, Stopped, from_json
 from tests.gui.helpers import save_shot
 
 pytestmark = pytest.mark.gui
 TINY = ({"input_size": 56, "backbone_weights": "none", "decoder_channels": 32},
         {"batch_size": 2, "device": "cpu", "num_workers": 0})
-
-
-def test_fold_corrections_follows_the_codes():
-    teacher = np.array([[1, 1, 0, 2]], np.uint8)
-    student = np.array([[2, 0, 1, 1]], np.uint8)
-    corr = np.array([[3, 2, 1, 0]], np.uint8)  # reclassified, rejected, recovered, agree
-    assert fold_corrections(teacher, student, corr).tolist() == [[2, 0, 1, 2]]
-    assert fold_corrections(None, student, corr).tolist() == [[2, 0, 1, 0]]
-    with pytest.raises(ValueError):
-        fold_corrections(teacher, student, corr[:, :2])
 
 
 def test_worker_reports_bad_input_as_one_error_event(tmp_path):
