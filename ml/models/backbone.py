@@ -24,6 +24,8 @@ import torch
 from torch import nn
 
 from .. import weights as _weights
+from .._hashing import sha256_file
+from .._torch_load import load_torch_checkpoint
 
 MODES = ("bitfit", "frozen", "full")
 # Parameters that timm's checkpoint filter computes rather than copies (position embeddings are
@@ -45,7 +47,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    sd = torch.load(path, map_location="cpu", weights_only=True)
+    sd = load_torch_checkpoint(path)
     if not isinstance(sd, dict):
         raise ValueError(f"{path}: not a state dict")
     return sd  # "model" / "state_dict" wrappers are unwrapped by timm's checkpoint filter
@@ -71,7 +73,7 @@ def _source_path(weights: str) -> tuple[Path, str, str]:
     path = Path(weights[3:] if weights.startswith("hf:") else weights).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"{path}: backbone weights not found")
-    return path, "hf" if weights.startswith("hf:") else "timm", _weights.sha256_file(path)
+    return path, "hf" if weights.startswith("hf:") else "timm", sha256_file(path)
 
 
 def load_backbone_weights(vit: nn.Module, weights: str, sha256: str | None = None
