@@ -29,7 +29,6 @@ parameters.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import io
 from collections.abc import Mapping
 from dataclasses import replace
@@ -37,6 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._atomic import atomic_write_bytes, remove_stale_temps
+from ._hashing import sha256_file
+from ._torch_load import load_torch_checkpoint
 from .config import ModelCard
 
 # torch, safetensors and the models load inside the functions that need them: the GUI and the
@@ -196,20 +197,14 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu"
 
 def load_train_state(model_dir: str | Path) -> dict[str, Any] | None:
     """The saved optimizer / EMA / epoch state, or None if there is none."""
-    import torch
-
     path = Path(model_dir) / TRAIN_STATE_NAME
     if not path.is_file():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_torch_checkpoint(path)
 
 
 def _weights_sha256(model_dir: Path) -> str:
-    h = hashlib.sha256()
-    with open(model_dir / WEIGHTS_NAME, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(model_dir / WEIGHTS_NAME)
 
 
 def model_id(model_dir: str | Path) -> str:

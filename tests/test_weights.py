@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ml import weights
+from ml import _hashing, weights
 from ml.progress import Cancelled, Progress
 from ml.weights import WeightsError, WeightSource
 
@@ -161,8 +161,8 @@ def test_find_caches_the_hash_by_size_and_mtime(
         cache: Path, sources: None, monkeypatch: pytest.MonkeyPatch) -> None:
     path = weights.download("tiny")
     calls: list[Path] = []
-    real = weights.sha256_file
-    monkeypatch.setattr(weights, "sha256_file", lambda p: calls.append(Path(p)) or real(p))
+    real = _hashing.sha256_file
+    monkeypatch.setattr(_hashing, "sha256_file", lambda p: calls.append(Path(p)) or real(p))
     assert weights.find("tiny") == path and calls == []  # no re-hash of an unchanged file
     path.write_bytes(PAYLOAD[::-1])  # same size, new content
     st = path.stat()

@@ -24,8 +24,12 @@ import torch
 from torch import nn
 
 from .. import weights as _weights
+from .._hashing import sha256_file
+from .._torch_load import load_torch_checkpoint
 
 MODES = ("bitfit", "frozen", "full")
+# Backbone weight sources with a registry entry; other files share the arch's reference one.
+_REGISTERED = {"official": "dinov2_vits14", "offline": "dinov2_vits14_offline"}
 # Parameters that timm's checkpoint filter computes rather than copies (position embeddings are
 # resampled to the input size): never "as in the file", so checkpoints always keep them.
 _DERIVED = ("vit.pos_embed",)
@@ -45,7 +49,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    sd = torch.load(path, map_location="cpu", weights_only=True)
+    sd = load_torch_checkpoint(path)
     if not isinstance(sd, dict):
         raise ValueError(f"{path}: not a state dict")
     return sd  # "model" / "state_dict" wrappers are unwrapped by timm's checkpoint filter
@@ -64,14 +68,24 @@ def _hf_to_timm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _source_path(weights: str) -> tuple[Path, str, str]:
     """(file, layout, SHA-256) for a weight source name; layout is 'timm' or 'hf'."""
-    if weights in ("official", "offline"):
-        name = "dinov2_vits14" if weights == "official" else "dinov2_vits14_offline"
+    if weights in _REGISTERED:
+        name = _REGISTERED[weights]
         path = Path(_weights.ensure(name))  # verified against the registry's hash
         return path, "timm", _weights.expected_sha256(name)
     path = Path(weights[3:] if weights.startswith("hf:") else weights).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"{path}: backbone weights not found")
-    return path, "hf" if weights.startswith("hf:") else "timm", _weights.sha256_file(path)
+    return path, "hf" if weights.startswith("hf:") else "timm", sha256_file(path)
+
+
+def pretrained_source(arch: str, weights: str) -> _weights.WeightSource:
+    """The registry entry whose preprocessing a backbone of ``arch`` with ``weights`` uses.
+
+    Random, ``hf:`` and PATH weights are taken to follow the arch's reference source.
+    """
+    if weights in _REGISTERED:
+        return _weights.get_source(_REGISTERED[weights])
+    return _weights.source_for_arch(arch)
 
 
 def load_backbone_weights(vit: nn.Module, weights: str, sha256: str | None = None
@@ -121,15 +135,26 @@ def set_trainable(vit: nn.Module, mode: str) -> None:
             p.requires_grad_(_trains(module, pname, mode))
 
 
+def _channels(values: tuple[float, ...]) -> torch.Tensor:
+    """Per-channel constants shaped to broadcast over an NCHW batch."""
+    return torch.tensor(values, dtype=torch.float32).view(1, -1, 1, 1)
+
+
 class Backbone(nn.Module):
     """DINOv2 ViT truncated after the deepest tap; returns the tapped features as NCHW maps."""
 
-    def __init__(self, name: str = "vit_small_patch14_dinov2", input_size: int = 518,
+    def __init__(self, name: str = "vit_small_patch14_dinov2", input_size: int | None = None,
                  taps: tuple[int, ...] = (1, 2, 4, 7), weights: str = "none",
                  mode: str = "bitfit") -> None:
         super().__init__()
         import timm
 
+        # Preprocessing (and the default input size) come from the weights' registry entry,
+        # as timm's PretrainedCfg: never re-typed here.
+        self.pretrained = pretrained_source(name, weights)
+        self.register_buffer("mean", _channels(self.pretrained.mean), persistent=False)
+        self.register_buffer("std", _channels(self.pretrained.std), persistent=False)
+        input_size = input_size or self.pretrained.input_size
         if mode not in MODES:
             raise ValueError(f"unknown backbone mode '{mode}' (choose from {', '.join(MODES)})")
         with torch.device("meta"):  # the full model's depth, without allocating it
@@ -158,15 +183,13 @@ class Backbone(nn.Module):
         self.out_channels = int(self.vit.embed_dim)
         self.mode = mode
         set_trainable(self.vit, mode)
-        # Preprocessing is derived from the weights' pretrained config, not re-typed.
-        cfg = self.vit.pretrained_cfg
-        self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, -1, 1, 1),
-                             persistent=False)
-        self.register_buffer("std", torch.tensor(cfg["std"]).view(1, -1, 1, 1), persistent=False)
 
     def load_weights(self, weights: str, sha256: str | None = None) -> None:
         """Read pretrained ``weights`` (checked against ``sha256`` when given) into the ViT."""
         self.source, self.weights = load_backbone_weights(self.vit, weights, sha256)
+        self.pretrained = pretrained_source(self.pretrained.arch, weights)
+        self.mean.copy_(_channels(self.pretrained.mean))
+        self.std.copy_(_channels(self.pretrained.std))
         self._as_in_file = {n for n, _ in self.named_parameters()} - set(_DERIVED)
 
     def overwritten(self, names: Iterable[str]) -> None:

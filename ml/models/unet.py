@@ -12,10 +12,10 @@ from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
 from ..config import StudentConfig
+from ..weights import IMAGENET_MEAN, IMAGENET_STD
 from ._blocks import double_conv
 
 
@@ -36,10 +36,10 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(double_conv(w * 2, w) for w in reversed(widths))
         self.fine_head = nn.Conv2d(base, cfg.num_classes, 1)
         self.binary_head = nn.Conv2d(base, 2, 1) if cfg.binary else None
-        # Same ImageNet statistics as the student's weights, taken from timm's constants.
-        self.register_buffer("mean", torch.tensor(IMAGENET_DEFAULT_MEAN).view(1, 3, 1, 1),
+        # Same ImageNet statistics as the student's weights, from the weights registry.
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
                              persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_DEFAULT_STD).view(1, 3, 1, 1),
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
                              persistent=False)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 from .. import __version__
 from .. import images as _images
 from .._atomic import atomic_write_bytes, atomic_write_text
+from .._hashing import sha256_file
 from ..checkpoint import CARD_NAME, WEIGHTS_NAME, find_model
 from ..export import fit_to_record
 from ..metrics import score_masks
@@ -48,14 +48,6 @@ def _collect_entry(project: Project, key: str, source: str, settings: SeveritySe
                       image_gsd(rec, gsd), thumb, image is None)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _model_lines(project: Project, model_id: str, settings: dict, n: int) -> list[tuple]:
     out = [("Student model", f"{model_id} ({n} images)")]
     d = find_model(model_id, project, settings.get("model_dir"))
@@ -68,7 +60,7 @@ def _model_lines(project: Project, model_id: str, settings: dict, n: int) -> lis
     student = card.get("student", {}) if isinstance(card, dict) else {}
     weights = d / WEIGHTS_NAME
     if weights.is_file():
-        out.append(("Model weights", f"{d.name}/{WEIGHTS_NAME}, sha256 {_sha256(weights)}"))
+        out.append(("Model weights", f"{d.name}/{WEIGHTS_NAME}, sha256 {sha256_file(weights)}"))
     arch = " ".join(str(student.get(k, "")) for k in ("arch", "backbone", "mode") if k in student)
     if arch:
         out.append(("Model architecture", arch))

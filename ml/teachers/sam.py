@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._torch_load import load_torch_checkpoint
 from ..device import resolve_device
 from ._base import Region, Teacher
 
@@ -57,11 +58,9 @@ def build_sam(model_type: str) -> torch.nn.Module:
 
 def load_checkpoint(sam: torch.nn.Module, path: str | os.PathLike) -> None:
     """Load a state dict into ``sam`` with ``weights_only=True``: pickled code is refused."""
-    import torch
-
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_torch_checkpoint(path)
     except pickle.UnpicklingError as e:
         raise RuntimeError(f"{path}: refused to load, the file holds more than tensors "
                            f"({str(e).splitlines()[0]})") from e
