@@ -161,3 +161,14 @@ def test_cli_prints_the_plan_then_trains_it(tiny_project, tmp_path, capsys, monk
     assert card.student.mode == "frozen" and card.student.input_size == 56
     assert card.train.epochs == 2 and card.train.budget_s == 600
     assert card.train.budget_plan["epochs"] == 2 and len(card.history) == 2
+
+
+def test_planner_prints_one_json_line_for_the_gui(tiny_project, monkeypatch, capsys):
+    import json
+
+    _fake_measure(monkeypatch, step_s=100.0)
+    assert B.main([str(tiny_project.root), "--budget", "10m", "--device", "cpu"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["epochs"] == 2 and d["text"] == B.TrainPlan.from_dict(d).describe()
+    assert B.main([str(tiny_project.root), "--budget", "abc"]) == 1
+    assert "not a duration" in json.loads(capsys.readouterr().out)["error"]
