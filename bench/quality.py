@@ -3,8 +3,11 @@
 Box-only supervision on photos with pixel ground truth: boxes come from the ground-truth
 masks' connected components (padded), a teacher turns them into pseudo-masks, every model
 learns from those pseudo-masks only, and every row is scored against the ground-truth masks
-of a held-out split. At test time every model gets the same boxes (the product's
-box-constrained prediction); scores without the box constraint are kept as ``nobox_*``.
+of a held-out split. At test time every model gets the same boxes. A learned row's scores are
+the student alone, box-constrained with no teacher fallback (with the fallback, a student that
+finds nothing would score as its teacher); the product's output (a box the student leaves
+empty takes the teacher's mask) is kept as ``product_*`` beside ``fallback_share``, the share
+of boxes that fell back, and scores without the box constraint as ``nobox_*``.
 
     python bench/quality.py --data ../shared/data/magnetic_tile [--quick]
         [--teachers grabcut,box] [--out DIR] [--rows b2p,unet,...]
@@ -38,6 +41,7 @@ from ml.store import Project, boxes_to_arrays  # noqa: E402
 
 METRICS = ["miou", "anomaly_miou", "anomaly_f1", "binary_iou", "binary_recall",
            "binary_precision"]
+QUICK_NOTE = "quick run: rows are smoke tests, not results"
 
 
 @dataclass
@@ -134,20 +138,24 @@ def train_row(spec: RowSpec, proj: Project, labels: dict[str, np.ndarray], out: 
 def eval_model(model_dir: Path, proj: Project, test: list[str], masks_dir: Path,
                teacher: dict, names: list[str], tiled: bool,
                device: str) -> tuple[dict, dict[str, np.ndarray]]:
-    """(scores with and without the box constraint, box-constrained masks by key)."""
+    """(scores of the student alone, of the product and unboxed; the student's masks by key)."""
     from ml.predict import Predictor
 
     pred = Predictor.from_dir(model_dir, device=device, tiled=tiled)
-    boxed, free = {}, {}
+    alone, product, free = {}, {}, {}
+    n_boxes = n_fell_back = 0
     for k in test:
         xyxy, cls = boxes_to_arrays(proj.record(k).boxes)
-        res = pred.predict(proj.load_image(k), xyxy, teacher.get(k), return_probs=True,
-                           box_classes=cls)
-        boxed[k] = res.label  # the product's box-constrained mask
-        free[k] = res.probs.argmax(axis=0).astype(np.uint8)
-    row = score_labels(boxed, masks_dir, names)
+        probs = pred.probabilities(proj.load_image(k))
+        alone[k], _ = pred.constrain(probs, xyxy, None, cls, fallback=False)
+        product[k], fell_back = pred.constrain(probs, xyxy, teacher.get(k), cls)
+        free[k] = probs.argmax(axis=0).astype(np.uint8)
+        n_boxes, n_fell_back = n_boxes + len(xyxy), n_fell_back + fell_back
+    row = score_labels(alone, masks_dir, names)
+    row.update({f"product_{m}": v for m, v in score_labels(product, masks_dir, names).items()})
+    row["fallback_share"] = n_fell_back / max(n_boxes, 1)
     row.update({f"nobox_{m}": v for m, v in score_labels(free, masks_dir, names).items()})
-    return row, boxed
+    return row, alone
 
 
 def figure(path: Path, title: str, proj: Project, keys: list[str], gts: dict, teacher: dict,
@@ -178,16 +186,21 @@ def box_fill(proj: Project, keys: list[str]) -> dict[str, np.ndarray]:
 
 
 def markdown(result: dict) -> str:
-    cols = ["name", "teacher", "mode", *METRICS, "nobox_binary_iou", "trainable_params",
-            "train_seconds"]
-    lines = [f"### {result['dataset']} — held-out {len(result['split']['test'])} images",
-             "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    scored = [*METRICS, "product_binary_iou", "fallback_share", "nobox_binary_iou"]
+    cols = ["name", "teacher", "mode", *scored, "trainable_params", "train_seconds"]
+    lines = [f"### {result['dataset']} — held-out {len(result['split']['test'])} images", ""]
+    if result.get("note"):
+        lines += [f"**{result['note']}**", ""]
+    lines += ["Learned rows score the student alone (boxes, no teacher fallback); "
+              "`product_binary_iou` is the product's output, where a box the student leaves "
+              "empty takes the teacher's mask (`fallback_share` of the boxes).", "",
+              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in result["rows"]:
         cells = []
         for c in cols:
             v = r.get(c)
             cells.append("–" if v is None else f"{v:.3f}" if isinstance(v, float) and c in
-                         METRICS + ["nobox_binary_iou"] else str(v))
+                         scored else str(v))
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"Settings: {json.dumps(result['settings'])}", f"Machine: {result['machine']}",
               f"Command: `{result['command']}`"]
@@ -197,7 +210,8 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--quick", action="store_true", help="small subset, few epochs (< 5 min)")
+    ap.add_argument("--quick", action="store_true",
+                    help="small subset, few epochs (< 5 min): a smoke test, its rows are no result")
     ap.add_argument("--teachers", default="grabcut,box")
     ap.add_argument("--rows", default=",".join(r.name for r in ROWS),
                     help="rows trained from the first teacher")
@@ -241,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
 
     def emit() -> None:
-        result = {"dataset": dataset, "split": {"seed": a.seed, "train": len(train_keys),
-                                                "test": test},
+        result = {"dataset": dataset, "note": QUICK_NOTE if a.quick else None,
+                  "split": {"seed": a.seed, "train": len(train_keys), "test": test},
                   "rows": rows, "settings": {**base_student, **base_train, "pad": a.pad,
                                              "ablation_mode": a.ablation_mode or a.mode,
                                              "tiled": a.tiled, "quick": a.quick},
@@ -289,8 +303,9 @@ def main(argv: list[str] | None = None) -> int:
                        f"(binary IoU {row['binary_iou']:.3f} on {len(test)} held-out photos)",
                        proj, test, gts, tl, boxed)
                 figure_done = True
-            print(f"    binary IoU {row['binary_iou']:.3f}, anomaly mIoU "
-                  f"{row['anomaly_miou']:.3f} ({info['train_seconds']} s)")
+            print(f"    binary IoU {row['binary_iou']:.3f} (product "
+                  f"{row['product_binary_iou']:.3f}, {row['fallback_share']:.0%} of boxes fell "
+                  f"back), anomaly mIoU {row['anomaly_miou']:.3f} ({info['train_seconds']} s)")
             emit()
     emit()
     print(markdown(json.loads((out / "quality.json").read_text())))

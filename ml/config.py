@@ -74,6 +74,9 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # bf16 autocast on CUDA
     num_workers: int = 0
+    # a wall-clock budget (``b2p train --budget``, the GUI's choice) and what ml.budget planned
+    budget_s: float = 0.0  # 0: none given
+    budget_plan: dict = field(default_factory=dict)  # ml.budget.TrainPlan.to_dict()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -9,8 +9,10 @@ px) may be defects. A pixel there is a defect when the student's defect probabil
 (1 - p(background)) exceeds 0.5. Its class is the box's class: the person said what the defect
 is, the student says where. Where boxes of different classes overlap, the student picks the
 likelier of their classes; a box whose class the model does not know lets the student pick any
-defect class. Fallback: a box in which the student finds no defect pixel takes the teacher's
-mask inside the box (nothing when there is no teacher mask). Outside the boxes: background.
+defect class. Fallback (the product's default, ``fallback=False`` turns it off): a box in which
+the student finds no defect pixel takes the teacher's mask inside the box (nothing when there is
+no teacher mask). Outside the boxes: background. Scoring the student itself needs the fallback
+off, or a student that finds nothing scores as its teacher.
 
 Inside boxes the decision uses *prior-corrected* probabilities: the class-weighted
 cross-entropy (0.4, 4, 4) shifts the student's posteriors towards defects by the weight ratio,
@@ -150,19 +152,26 @@ class Predictor:
         p = self._probs_tiled(image) if self.tiled else self._probs_resize(image)
         return p.cpu().numpy()
 
+    def constrain(self, probs: np.ndarray, boxes: np.ndarray,
+                  teacher: np.ndarray | None = None, box_classes: np.ndarray | None = None,
+                  fallback: bool = True) -> tuple[np.ndarray, int]:
+        """(box-constrained label, boxes that fell back) of :meth:`probabilities`' output."""
+        return constrain_to_boxes(undo_class_weights(probs, self.class_weights), boxes, teacher,
+                                  self.box_pad, box_classes, fallback)
+
     def predict(self, image: np.ndarray, boxes: np.ndarray | None = None,
                 teacher: np.ndarray | None = None, return_probs: bool = False,
-                box_classes: np.ndarray | None = None) -> PredictResult:
+                box_classes: np.ndarray | None = None, fallback: bool = True) -> PredictResult:
         """Label and confidence maps; with ``boxes`` ((N, 4) xyxy) the box-constrained mask.
 
-        ``box_classes`` ((N,) class ids) gives the boxed pixels their box's class.
+        ``box_classes`` ((N,) class ids) gives the boxed pixels their box's class;
+        ``fallback=False`` leaves a box the student finds empty empty (no teacher mask).
         """
         probs = self.probabilities(image)
         confidence = np.round(probs.max(axis=0) * 255.0).astype(np.uint8)
         fallbacks = 0
         if boxes is not None and len(boxes):
-            label, fallbacks = constrain_to_boxes(undo_class_weights(probs, self.class_weights),
-                                                  boxes, teacher, self.box_pad, box_classes)
+            label, fallbacks = self.constrain(probs, boxes, teacher, box_classes, fallback)
         else:
             label = probs.argmax(axis=0).astype(np.uint8)
         return PredictResult(label, confidence, probs.astype(np.float16) if return_probs else None,
@@ -194,11 +203,13 @@ def _box_slices(box: np.ndarray, pad: float, h: int, w: int) -> tuple[slice, sli
 
 
 def constrain_to_boxes(probs: np.ndarray, boxes: np.ndarray, teacher: np.ndarray | None = None,
-                       pad: float = 4, classes: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+                       pad: float = 4, classes: np.ndarray | None = None,
+                       fallback: bool = True) -> tuple[np.ndarray, int]:
     """(label, number of boxes that fell back to the teacher); see the module docstring.
 
     ``classes`` ((N,) class ids of the boxes) sets each box's pixel class; without it the
-    student's most likely defect class is taken everywhere.
+    student's most likely defect class is taken everywhere. ``fallback=False``: the student
+    alone, the teacher's mask is never used (and 0 boxes fall back).
     """
     n_cls, h, w = probs.shape
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -225,7 +236,7 @@ def constrain_to_boxes(probs: np.ndarray, boxes: np.ndarray, teacher: np.ndarray
         take = inside & (p > score[ys, xs])  # overlapping boxes: the likelier class wins
         out[ys, xs][take] = cls_map[take]
         score[ys, xs][take] = p[take]
-    if teacher is not None and teacher.shape == (h, w):
+    if fallback and teacher is not None and teacher.shape == (h, w):
         for box in empty:  # after all student pixels, so a fallback never overwrites them
             ys, xs = _box_slices(box, 0, h, w)
             region, t = out[ys, xs], teacher[ys, xs]
@@ -247,15 +258,15 @@ def _check_classes(card: ModelCard, num_classes: int, names: list[str]) -> list[
     return []
 
 
-def _predict_key(project: Project, key: str, predictor: Predictor, box_constraint: bool
-                 ) -> tuple[PredictResult, np.ndarray | None]:
+def _predict_key(project: Project, key: str, predictor: Predictor, box_constraint: bool,
+                 fallback: bool = True) -> tuple[PredictResult, np.ndarray | None]:
     image = project.load_image(key)
     teacher = project.load_mask(key, "teacher")
     if teacher is not None and teacher.shape != image.shape[:2]:
         teacher = None  # stale mask of another size: neither fallback nor corrections
     boxes, classes = boxes_to_arrays(project.record(key).boxes) if box_constraint else (None,
                                                                                         None)
-    result = predictor.predict(image, boxes, teacher, box_classes=classes)
+    result = predictor.predict(image, boxes, teacher, box_classes=classes, fallback=fallback)
     corr = corrections(result.label, teacher) if teacher is not None else None
     return result, corr
 
@@ -277,18 +288,19 @@ def _why(e: Exception) -> str:
 def predict_project(project: Project, model_dir: str | Path, keys: list[str] | None = None,
                     tiled: bool = False, box_constraint: bool = True, device: str = "auto",
                     progress: ProgressFn | None = None, should_stop: StopFn | None = None,
-                    **options: Any) -> Predictions:
+                    fallback: bool = True, **options: Any) -> Predictions:
     """Predict photos of a project and store the student masks.
 
     A photo that fails is named in ``failed`` and the batch goes on; stopping keeps what is
-    finished. ``options`` go to :class:`Predictor` (overlap, batch_size, box_pad).
+    finished. ``fallback=False``: boxes the student finds empty stay empty (no teacher mask).
+    ``options`` go to :class:`Predictor` (overlap, batch_size, box_pad).
     """
     predictor = Predictor.from_dir(model_dir, device, tiled=tiled, **options)
     warnings = _check_classes(predictor.card, project.num_classes, project.class_names())
     mid = model_id(model_dir)
     keys = project.keys() if keys is None else list(keys)
     settings = {**predictor.settings(), "box_constraint": box_constraint,
-                "model_dir": str(model_dir)}
+                "fallback": fallback, "model_dir": str(model_dir)}
     done: list[str] = []
     failed: dict[str, str] = {}
     fallbacks, stopped = 0, False
@@ -300,7 +312,7 @@ def predict_project(project: Project, model_dir: str | Path, keys: list[str] | N
                 stopped = True
                 break
             try:
-                result, corr = _predict_key(project, key, predictor, box_constraint)
+                result, corr = _predict_key(project, key, predictor, box_constraint, fallback)
                 project.save_student(key, result.label, model=mid,
                                      confidence=result.confidence, corrections=corr,
                                      settings=settings)

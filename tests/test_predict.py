@@ -120,6 +120,9 @@ def test_box_without_student_defect_falls_back_to_the_teacher():
     assert label[18, 1] == 0 and np.count_nonzero(label) == 9 + 4
     label, fallbacks = P.constrain_to_boxes(probs, boxes, None, pad=0)
     assert fallbacks == 0 and np.count_nonzero(label) == 9
+    # the student alone: box B stays empty though the teacher has a mask there
+    label, fallbacks = P.constrain_to_boxes(probs, boxes, teacher, pad=0, fallback=False)
+    assert fallbacks == 0 and np.count_nonzero(label) == 9 and not label[10:16, 10:16].any()
 
 
 def test_predict_project_stores_masks_and_records_failures(project, model_dir):
@@ -194,6 +197,33 @@ def test_cli_predict_and_eval(project, model_dir, tmp_path, capsys):
     assert printed["pixel_accuracy"] == 1.0
     assert sum(map(sum, printed["confusion"])) == pred.size
     assert main(["predict", str(tmp_path / "gt")]) == 1  # not a project and no --out
+
+
+def test_cli_predict_no_fallback_stores_the_student_alone(project, model_dir, capsys):
+    from app.cli import main
+
+    key = project.find_key("a")
+    boxes = [Box(2, 2, 20, 20, 1), Box(30, 10, 60, 40, 2)]
+    project.set_boxes(key, boxes)
+    teacher = np.zeros((48, 64), np.uint8)
+    teacher[4:18, 4:18], teacher[12:38, 32:58] = 1, 2
+    project.save_teacher_mask(key, teacher, "box")
+    assert main(["predict", str(project.root), "--model", str(model_dir), "--device", "cpu",
+                 "--no-fallback"]) == 0
+    assert "predicted 3/3" in capsys.readouterr().out
+    reopened = type(project).open(project.root)
+    assert reopened.record(key).student.settings["fallback"] is False
+    predictor = P.Predictor.from_dir(model_dir, "cpu")
+    xyxy, cls = P.boxes_to_arrays(boxes)
+    image = reopened.load_image(key)
+    alone = predictor.predict(image, xyxy, teacher, box_classes=cls, fallback=False)
+    np.testing.assert_array_equal(reopened.load_mask(key, "student"), alone.label)
+    product = predictor.predict(image, xyxy, teacher, box_classes=cls)
+    # where the student left a box empty, only the product's mask holds the teacher's pixels
+    assert alone.fallbacks == 0
+    assert np.count_nonzero(product.label) >= np.count_nonzero(alone.label)
+    assert product.fallbacks == 0 or np.count_nonzero(product.label) > np.count_nonzero(
+        alone.label)
 
 
 def test_undo_class_weights_removes_the_weighted_ce_prior():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -36,14 +37,62 @@ def test_quick_run_writes_the_documented_json_split_and_figure(tmp_path, quality
     assert names == [("box fill", None), ("b2p", "box"), ("b2p oracle", None)]
     for row in result["rows"]:
         assert KEYS <= row.keys()
-        assert all(0.0 <= row[k] <= 1.0 for k in KEYS - {"name", "teacher"})
+        # NaN: precision of a student that marks no pixel (one epoch) is undefined
+        assert all(0.0 <= row[k] <= 1.0 or (k == "binary_precision" and math.isnan(row[k]))
+                   for k in KEYS - {"name", "teacher"})
     trained = [r for r in result["rows"] if r["name"].startswith("b2p")]
     assert all(r["trainable_params"] > 0 and r["train_seconds"] > 0 for r in trained)
+    for r in trained:  # the student alone, and the product's output beside it
+        assert {f"product_{k}" for k in quality.METRICS} <= r.keys()
+        assert 0.0 <= r["fallback_share"] <= 1.0
+        assert all(0.0 <= r[f"product_{k}"] <= 1.0 or math.isnan(r[f"product_{k}"])
+                   for k in quality.METRICS)
+        if r["fallback_share"] == 0.0:  # no box fell back: the product is the student alone
+            assert r["product_binary_iou"] == r["binary_iou"]
+    assert result["note"] == quality.QUICK_NOTE
     split = json.loads((out / "split.json").read_text())
     assert split["test"] == result["split"]["test"] and not set(split["test"]) & set(
         split["train"])
     assert (out / "examples_synthetic_blades.png").stat().st_size > 10_000
-    assert "| b2p | box |" in (out / "quality.md").read_text()
+    md = (out / "quality.md").read_text()
+    assert "| b2p | box |" in md and quality.QUICK_NOTE in md and "fallback_share" in md
+
+
+def test_student_alone_is_scored_without_the_teachers_fallback(tmp_path, quality):
+    """A student that finds nothing scores nothing; the product column holds the teacher."""
+    import numpy as np
+    import torch
+
+    from ml.checkpoint import save_checkpoint
+    from ml.classes import DEFAULT_CLASSES
+    from ml.config import ModelCard, StudentConfig
+    from ml.images import save_label
+    from ml.models import build_model
+    from ml.store import Box, Project
+    from tests.conftest import write_photo
+
+    photos = tmp_path / "photos"
+    write_photo(photos / "a.png", 64, 48)
+    proj = Project.create(tmp_path / "p", photos, DEFAULT_CLASSES)
+    key = proj.keys()[0]
+    proj.set_boxes(key, [Box(10, 10, 30, 30, 1)])
+    gt = np.zeros((48, 64), np.uint8)
+    gt[12:28, 12:28] = 1
+    save_label(tmp_path / "gt" / "a.png", gt)
+    cfg = StudentConfig(input_size=28, backbone_weights="none", taps=(0, 1),
+                        decoder_channels=32)
+    model = build_model(cfg)
+    with torch.no_grad():  # a student that finds nothing: background everywhere
+        head = model.decoder.fine_head
+        head.weight.zero_()
+        head.bias.copy_(torch.tensor([50.0, 0.0, 0.0]))
+    d = save_checkpoint(tmp_path / "m", model, ModelCard(student=cfg, classes=[
+        c.to_json() for c in DEFAULT_CLASSES]))
+    row, alone = quality.eval_model(d, proj, [key], tmp_path / "gt", {key: gt},
+                                    ["background", "dirt", "damage"], False, "cpu")
+    assert not alone[key].any()
+    assert row["binary_iou"] == 0.0 and row["fallback_share"] == 1.0
+    assert row["product_binary_iou"] == 1.0  # the teacher's (here perfect) mask
 
 
 def test_merge_keeps_each_row_once_and_refuses_other_splits(quality):

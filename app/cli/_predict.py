@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sliding-window prediction at native resolution (default: resize)")
     p.add_argument("--no-box-constraint", dest="box_constraint", action="store_false",
                    help="keep defects outside the drawn boxes too")
+    p.add_argument("--no-fallback", dest="fallback", action="store_false",
+                   help="a box where the student finds no defect stays empty (default: it "
+                        "takes the teacher's mask)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     p.add_argument("--out", metavar="DIR", help="output folder when predicting a photo folder")
     p.set_defaults(func=run_predict)
@@ -61,11 +64,15 @@ def run_predict(args: argparse.Namespace) -> int:
         if project is not None:
             summary = predict.predict_project(project, model_dir,
                                               tiled=args.tiled, box_constraint=args.box_constraint,
-                                              device=args.device, progress=bar)
+                                              device=args.device, progress=bar,
+                                              fallback=args.fallback)
         else:
             summary = predict.predict_folder(target, model_dir, args.out, tiled=args.tiled,
                                              device=args.device, progress=bar)
     print_items(summary)
+    if summary.fallback_boxes:
+        print(f"{summary.fallback_boxes} boxes where the student found no defect took the "
+              "teacher's mask (--no-fallback leaves them empty)")
     where = "stored in the project" if is_project else f"written to {args.out}"
     print(f"predicted {len(summary.done)}/{summary.total} photos with model {summary.model}, "
           f"{where}" + (f"; {len(summary.failed)} failed" if summary.failed else ""))

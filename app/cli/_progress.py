@@ -83,19 +83,23 @@ class TrainBars:
                 post = {"epoch": ev.epoch, "loss": f"{ev.loss:.4f}"}
                 if self.val is not None:
                     post["val_aMIoU"] = f"{self.val:.3f}"
-                self._show("train", "step", ev.step, ev.total_steps, post)
+                if ev.eta_s is not None:  # this session's pace, validation included
+                    post["eta"] = _clock(ev.eta_s)
+                # a resumed run starts past step 0: only this session's steps set tqdm's rate
+                self._show("train", "step", ev.step, ev.total_steps, post, initial=ev.step - 1)
             case Validation():
                 self.val = ev.val_anomaly_miou
             case _:
                 pass
 
-    def _show(self, name: str, unit: str, done: int, total: int, post: dict) -> None:
+    def _show(self, name: str, unit: str, done: int, total: int, post: dict,
+              initial: int = 0) -> None:
         from tqdm import tqdm
 
         if name != self.name:
             self.close()
             self.name, self.bar = name, tqdm(total=total, desc=name, unit=unit,
-                                             dynamic_ncols=True)
+                                             dynamic_ncols=True, initial=max(initial, 0))
         self.bar.total = total
         self.bar.update(done - self.bar.n)
         self.bar.set_postfix(post, refresh=False)
@@ -105,6 +109,11 @@ class TrainBars:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(max(seconds, 0)))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def _write(line: str) -> None:

@@ -21,6 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("bitfit", "frozen", "full"),
                    help="what trains in the backbone (default: bitfit)")
     p.add_argument("--epochs", type=int)
+    p.add_argument("--budget", metavar="TIME",
+                   help="fit the run to a wall-clock budget (90s, 10m, 1h): picks the mode, "
+                        "input size, crop and epochs for this device, prints the plan first; "
+                        "--mode/--input-size/--crop given too are kept")
     p.add_argument("--input-size", type=int, help="network input in pixels, multiple of 14")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--crop", type=int,
@@ -37,11 +41,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _configs(args: argparse.Namespace, num_classes: int):
-    from ml.checkpoint import load_card
+    from ml.checkpoint import LAST_NAME, load_card
     from ml.config import StudentConfig, TrainConfig
 
     student = StudentConfig(num_classes=num_classes)
     train = TrainConfig()
+    if args.resume:  # continue the saved run's settings (a budget run keeps its planned epochs)
+        try:
+            train = load_card(args.out / LAST_NAME).train
+        except FileNotFoundError:
+            pass  # run_train says there is nothing to resume
     if args.init_from is not None:
         try:
             student = load_card(args.init_from).student
@@ -60,15 +69,52 @@ def _configs(args: argparse.Namespace, num_classes: int):
     return student, train
 
 
+def _budget_seconds(args: argparse.Namespace) -> float | None:
+    """The --budget in seconds (None without one); CLIError for a bad or conflicting one."""
+    if args.budget is None:
+        return None
+    from ml.budget import parse_budget
+
+    try:
+        seconds = parse_budget(args.budget)
+    except ValueError as e:
+        raise CLIError(f"--budget: {e}") from None
+    if args.epochs is not None:
+        raise CLIError("give --budget or --epochs, not both")
+    if args.resume:
+        raise CLIError("--resume continues the saved plan; drop --budget")
+    return seconds
+
+
+def _plan(args: argparse.Namespace, project, student, cfg, budget_s: float):
+    """Configs fitted to the budget by ml.budget; prints the plan before training starts."""
+    from ml.budget import BudgetError, apply_plan, plan_project
+
+    if student.arch != "b2p":
+        raise CLIError(f"--budget plans the b2p student, not {student.arch}")
+    print(f"measuring a training step for --budget {args.budget} ...",
+          flush=True)
+    try:
+        p = plan_project(project, budget_s, cfg.device, args.source, cfg.batch_size,
+                         args.mode, args.input_size, args.crop)
+    except BudgetError as e:
+        raise CLIError(str(e)) from None
+    print(f"{p.describe()} on {p.device}", flush=True)
+    return apply_plan(p, student, cfg)
+
+
 def run_train(args: argparse.Namespace) -> int:
     from ml.checkpoint import can_resume
     from ml.store import Project
     from ml.train import train
 
+    budget_s = _budget_seconds(args)
     project = Project.open(args.project)
     student, cfg = _configs(args, project.num_classes)
     if args.resume and not can_resume(args.out):
         raise CLIError(f"{args.out}: nothing to resume (no training state saved there)")
+    if budget_s is not None:
+        student, cfg = _plan(args, project, student, cfg, budget_s)
     bars = TrainBars()
     with stop_on_ctrl_c("this step") as flag:
         try:
@@ -78,6 +124,12 @@ def run_train(args: argparse.Namespace) -> int:
         finally:
             bars.close()
     best = "n/a" if result.best_metric is None else f"{result.best_metric:.3f}"
+    if cfg.budget_plan:
+        from ml.budget import format_duration
+
+        print(f"budget {format_duration(cfg.budget_s)}: planned "
+              f"{format_duration(cfg.budget_plan['expected_s'])}, the run took "
+              f"{format_duration(result.seconds)}")
     print(f"{'stopped' if result.stopped else 'done'} after {result.epochs_run} epochs "
           f"({result.seconds:.0f} s); best val anomaly mIoU {best} at epoch {result.best_epoch}; "
           f"model in {args.out}")

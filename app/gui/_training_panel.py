@@ -88,6 +88,7 @@ class TrainingPanel(QWidget):
 
     def set_project(self, project: Project | None) -> None:
         self.project = project
+        self.settings.set_project(project.root if project is not None else None)
         self._sync_buttons()
 
     def _sync_buttons(self) -> None:

@@ -1,0 +1,57 @@
+"""The Train panel's settings follow the device: a planned budget on a CPU, the paper's on a GPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ml.budget import TrainPlan
+
+pytestmark = pytest.mark.gui
+
+
+def _plan_line(budget_s, **kw) -> str:
+    p = TrainPlan(**{"mode": "frozen", "input_size": 224, "crop": 0, "epochs": 12,
+                     "batch_size": 4, "device": "cpu", "budget_s": budget_s,
+                     "expected_s": 580.0, "setup_s": 6.0, "cache_s": 30.0, "epoch_s": 45.0,
+                     **kw})
+    return json.dumps({**p.to_dict(), "text": p.describe()})
+
+
+@pytest.fixture
+def form(qtbot):
+    from app.gui._train_settings import TrainSettings
+
+    w = TrainSettings()
+    qtbot.addWidget(w)
+    return w
+
+
+def test_cpu_default_is_a_fifteen_minute_budget_planned_before_start(form):
+    form._on_device("cpu (no CUDA found)")
+    assert form.budget.currentText() == "15 min" and form.mode.currentText() == "frozen"
+    assert form.input_size.value() == 224  # usable before the plan is measured
+    form.on_plan_json(_plan_line(900.0), form._plan_key)
+    assert form.plan_label.text() == "plan: frozen, 224 px, 12 epochs, expected 9 min 40 s"
+    assert form.epochs.value() == 12 and not form.epochs.isEnabled()
+    student, cfg = form.configs(3)
+    assert (student.mode, student.input_size, cfg.epochs) == ("frozen", 224, 12)
+    assert cfg.budget_s == 900.0 and cfg.budget_plan["expected_s"] == 580.0
+
+
+def test_a_plan_for_another_budget_is_dropped(form):
+    form._on_device("cpu (no CUDA found)")
+    form.budget.setCurrentText("5 min")
+    form.on_plan_json(_plan_line(900.0))  # answer to the 15 min question, arriving late
+    assert form.plan is None and form.epochs.isEnabled()
+    form.on_plan_json(json.dumps({"error": "a budget of 5 min is too short"}))
+    assert form.plan_label.text() == "no plan: a budget of 5 min is too short"
+    assert form.configs(3)[1].budget_s == 0.0
+
+
+def test_gpu_default_is_the_papers_settings_until_converged(form):
+    form._on_device("cuda (NVIDIA H200)")
+    assert form.budget.currentText() == "until converged"
+    student, cfg = form.configs(3)
+    assert (student.mode, student.input_size, cfg.epochs) == ("bitfit", 518, 100)

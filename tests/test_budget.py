@@ -1,0 +1,174 @@
+"""The wall-clock budget planner (pure, with injected step times) and ``b2p train --budget``."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ml import budget as B
+from ml.config import ModelCard, StudentConfig, TrainConfig
+
+SQUARE = [(512, 512)] * 50  # 40 train + 10 val photos
+
+
+def costs(step_at_224: float = 1.0, encode_at_224: float = 0.1, calls: list | None = None):
+    """Step times growing with the input's pixel count, as a ViT's roughly do."""
+    def cost(c: B.Candidate) -> B.StepCost:
+        if calls is not None:
+            calls.append(c)
+        k = (c.input_size / 224) ** 2 * (3.0 if c.mode == "bitfit" else 1.0)
+        return B.StepCost(encode_at_224 * k, step_at_224 * k, step_at_224 * k / 3)
+    return cost
+
+
+@pytest.mark.parametrize("text,seconds", [("90s", 90), ("10m", 600), ("1h", 3600),
+                                          ("1.5h", 5400), ("45", 45), (" 2 min ", 120)])
+def test_parse_budget_reads_seconds_minutes_and_hours(text, seconds):
+    assert B.parse_budget(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["0", "0m", "abc", "-5m", "", "10 parsecs"])
+def test_parse_budget_refuses_nonsense_with_one_line(text):
+    with pytest.raises(ValueError) as e:
+        B.parse_budget(text)
+    assert "\n" not in str(e.value) and repr(text) in str(e.value)
+
+
+def test_format_duration_is_for_people():
+    assert [B.format_duration(s) for s in (45, 580, 600, 3900, 7200)] == [
+        "45 s", "9 min 40 s", "10 min", "1 h 5 min", "2 h"]
+
+
+def test_estimate_counts_the_views_the_trainer_steps_through():
+    cost = B.StepCost(encode_s=1.0, step_s=10.0, eval_s=100.0)
+    setup, cache, epoch = B.estimate(B.Candidate("frozen", 56), cost, [(64, 64)] * 5)
+    # 4 train photos and their flipped twins plus the 1 val photo are encoded once
+    assert cache == 4 * 2 + 1
+    assert epoch == math.ceil(8 / 4) * 10 + 1 * 100 + B.SAVE_S_PER_EPOCH
+    assert setup == B.SETUP_S + 5 * B.LOAD_S_PER_IMAGE
+    _, cache, epoch = B.estimate(B.Candidate("bitfit", 56), cost, [(64, 64)] * 5)
+    assert cache == 0 and epoch == 10 + 100 + B.SAVE_S_PER_EPOCH
+
+
+def test_cpu_plan_is_frozen_and_shrinks_the_input_to_fit_the_budget():
+    calls: list = []
+    big = B.plan(3600, "cpu", SQUARE, costs(calls=calls))
+    assert (big.mode, big.input_size) == ("frozen", 448) and big.epochs >= B.MIN_EPOCHS
+    assert calls == [B.Candidate("frozen", 448)]  # nothing else measured
+    small = B.plan(300, "cpu", SQUARE, costs())
+    assert small.mode == "frozen" and small.input_size < big.input_size
+    for p in (big, small):
+        assert p.expected_s <= p.budget_s
+        assert p.expected_s == pytest.approx(p.setup_s + p.cache_s + p.epochs * p.epoch_s)
+        # one more epoch would not have fitted (or the plan is at its epoch cap)
+        assert p.epochs == B.MAX_EPOCHS or p.expected_s + p.epoch_s > p.budget_s
+    assert small.describe().startswith(f"plan: frozen, {small.input_size} px, {small.epochs} "
+                                       "epochs, expected ")
+
+
+def test_gpu_plan_is_the_papers_settings_when_they_fit():
+    p = B.plan(None, "cuda", SQUARE, costs(step_at_224=0.01, encode_at_224=0.001))
+    assert (p.mode, p.input_size, p.epochs) == ("bitfit", 518, B.MAX_EPOCHS)
+    assert p.budget_s is None and p.expected_s > 0
+
+
+def test_budget_below_one_epoch_is_refused_with_the_minimum():
+    cost = costs()
+    with pytest.raises(B.BudgetError) as e:
+        B.plan(20, "cpu", SQUARE, cost)
+    setup, cache, epoch = B.estimate(B.Candidate("frozen", 224), cost(B.Candidate("frozen", 224)),
+                                     SQUARE)
+    assert e.value.minimum_s == pytest.approx(setup + cache + epoch)
+    assert B.format_duration(e.value.minimum_s) in str(e.value)
+    # the minimum itself is accepted: one epoch at the cheapest setting
+    assert B.plan(e.value.minimum_s + 0.01, "cpu", SQUARE, cost).epochs == 1
+
+
+def test_large_photos_get_crop_candidates_and_their_views():
+    ladder = B.default_ladder("cpu", [(4000, 3000)] * 3)
+    assert ladder[0] == B.Candidate("frozen", 448, 896) and B.Candidate("frozen", 448) in ladder
+    assert B.default_ladder("cpu", SQUARE) == [B.Candidate("frozen", s) for s in (448, 336, 224)]
+    # cached at 4 x 896 = 3584 px long side: 4 x 3 crops of 896
+    assert B.views_per_photo((4000, 3000), B.Candidate("frozen", 448, 896)) == 12
+    assert B.views_per_photo((4000, 3000), B.Candidate("frozen", 448)) == 1
+
+
+def test_restrict_keeps_what_a_person_fixed():
+    ladder = B.default_ladder("cpu", SQUARE)
+    assert B.restrict(ladder, input_size=336) == [B.Candidate("frozen", 336)]
+    assert B.restrict(ladder, mode="bitfit") == [B.Candidate("bitfit", 448)]
+    assert B.restrict(ladder) == ladder
+
+
+def test_plan_is_recorded_in_the_model_card(tmp_path):
+    p = B.plan(600, "cpu", SQUARE, costs())
+    student, cfg = B.apply_plan(p, StudentConfig(), TrainConfig())
+    assert (student.mode, student.input_size, cfg.epochs, cfg.crop) == (
+        p.mode, p.input_size, p.epochs, p.crop)
+    ModelCard(student, cfg).save(tmp_path / "config.json")
+    back = ModelCard.load(tmp_path / "config.json").train
+    assert back.budget_s == 600 and B.TrainPlan.from_dict(back.budget_plan) == p
+
+
+# ---------------------------------------------------------------- b2p train --budget
+@pytest.fixture
+def tiny_project(tmp_path):
+    from tests.test_train import make_project
+
+    return make_project(tmp_path, 5)
+
+
+def _train(project, out, *extra):
+    from app.cli import main
+
+    return main(["train", str(project.root), "--out", str(out), "--device", "cpu",
+                 "--backbone-weights", "none", *extra])
+
+
+@pytest.mark.parametrize("budget,message", [("0", "more than 0"), ("abc", "not a duration")])
+def test_cli_refuses_a_bad_budget_in_one_line(tiny_project, tmp_path, capsys, budget, message):
+    assert _train(tiny_project, tmp_path / "m", "--budget", budget) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_cli_refuses_a_budget_with_epochs(tiny_project, tmp_path, capsys):
+    assert _train(tiny_project, tmp_path / "m", "--budget", "10m", "--epochs", "3") == 1
+    assert "not both" in capsys.readouterr().err
+
+
+def _fake_measure(monkeypatch, step_s: float) -> None:
+    monkeypatch.setattr(B, "default_ladder", lambda device, sizes: [B.Candidate("frozen", 56)])
+    monkeypatch.setattr(B, "measured_costs",
+                        lambda *a, **k: lambda c: B.StepCost(0.5, step_s, 1.0))
+
+
+def test_cli_refuses_a_budget_below_one_epoch(tiny_project, tmp_path, capsys, monkeypatch):
+    _fake_measure(monkeypatch, step_s=100.0)
+    assert _train(tiny_project, tmp_path / "m", "--budget", "30s") == 1
+    err = capsys.readouterr().err
+    assert "too short" in err and "needs at least 3 min 31 s" in err
+
+
+def test_cli_prints_the_plan_then_trains_it(tiny_project, tmp_path, capsys, monkeypatch):
+    _fake_measure(monkeypatch, step_s=100.0)  # one epoch: 2 steps of 100 s + validation
+    out = tmp_path / "m"
+    assert _train(tiny_project, out, "--budget", "10m") == 0
+    text = capsys.readouterr().out
+    assert "plan: frozen, 56 px, 2 epochs, expected 6 min 53 s on cpu" in text
+    card = ModelCard.load(out / "config.json")
+    assert card.student.mode == "frozen" and card.student.input_size == 56
+    assert card.train.epochs == 2 and card.train.budget_s == 600
+    assert card.train.budget_plan["epochs"] == 2 and len(card.history) == 2
+
+
+def test_planner_prints_one_json_line_for_the_gui(tiny_project, monkeypatch, capsys):
+    import json
+
+    _fake_measure(monkeypatch, step_s=100.0)
+    assert B.main([str(tiny_project.root), "--budget", "10m", "--device", "cpu"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["epochs"] == 2 and d["text"] == B.TrainPlan.from_dict(d).describe()
+    assert B.main([str(tiny_project.root), "--budget", "abc"]) == 1
+    assert "not a duration" in json.loads(capsys.readouterr().out)["error"]
