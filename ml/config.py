@@ -74,6 +74,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # bf16 autocast on CUDA
     num_workers: int = 0
+    teacher_confidence: bool = True  # weight the loss by the teacher's per-pixel confidence
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

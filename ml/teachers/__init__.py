@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._base import EMPTY_COVER, Teacher, TeacherOutput, paint_order
+from .auto import AutoTeacher
 from .boxfill import BoxTeacher
 from .grabcut import GrabCutTeacher
 from .ridge import RidgeTeacher
@@ -42,6 +43,7 @@ TEACHERS: dict[str, Callable[..., Teacher]] = {
     "grabcut": GrabCutTeacher,
     "box": BoxTeacher,
     "ridge": RidgeTeacher,
+    "auto": AutoTeacher,
 }
 
 
@@ -66,7 +68,7 @@ def teacher_options(name: str) -> set[str]:
 
 
 def make_teacher(name: str, **options: Any) -> Teacher:
-    """Build the teacher registered as ``name`` (sam, grabcut, box) with ``options``."""
+    """Build the teacher registered as ``name`` (sam, grabcut, box, ridge, auto)."""
     if name not in TEACHERS:
         raise ValueError(f"unknown teacher '{name}' (known: {', '.join(TEACHERS)})")
     unknown = set(options) - teacher_options(name)
@@ -76,5 +78,6 @@ def make_teacher(name: str, **options: Any) -> Teacher:
     return TEACHERS[name](**options)
 
 
-__all__ = ["EMPTY_COVER", "TEACHERS", "BoxTeacher", "GrabCutTeacher", "RidgeTeacher", "Teacher",
-           "TeacherOutput", "make_teacher", "paint_order", "teacher_options"]
+__all__ = ["EMPTY_COVER", "TEACHERS", "AutoTeacher", "BoxTeacher", "GrabCutTeacher",
+           "RidgeTeacher", "Teacher", "TeacherOutput", "make_teacher", "paint_order",
+           "teacher_options"]
