@@ -146,7 +146,8 @@ class AutoTeacher(Teacher):
         placed[BOX] = (fill, np.where(fill, LOW, 255).astype(np.uint8))
         scores = {n: tightness(m[in_box]) * separation(feats, m, ~m)
                   for n, (m, _) in placed.items()}
-        best = max(scores, key=lambda n: scores[n])  # dict order breaks ties: ridge first
+        # ties (nothing to see: a flat box) go to the humble guess, the box fill
+        best = max([BOX, *(n for n in scores if n != BOX)], key=lambda n: scores[n])
         self.choices.append(best)
         mask, conf = placed[best]
         others = [m for n, (m, _) in placed.items() if n not in (best, BOX)]
