@@ -35,7 +35,7 @@ def teacher_choices() -> list[tuple[str, str, dict]]:
         if row.present:
             out.append((f"SAM {SOURCES[row.name].arch}", "sam",
                         {"model_type": SOURCES[row.name].arch}))
-    return out + [("Auto (per box)", "auto", {}), ("GrabCut", "grabcut", {}),
+    return out + [("GrabCut", "grabcut", {}), ("Auto (per box)", "auto", {}),
                   ("Ridge (thin cracks)", "ridge", {}), ("Box fill", "box", {})]
 
 
