@@ -212,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--quick", action="store_true",
                     help="small subset, few epochs (< 5 min): a smoke test, its rows are no result")
-    ap.add_argument("--teachers", default="grabcut,box")
+    ap.add_argument("--teachers", default="grabcut,box",
+                    help="teachers, comma-separated: grabcut, box, ridge, auto, sam")
     ap.add_argument("--rows", default=",".join(r.name for r in ROWS),
                     help="rows trained from the first teacher")
     ap.add_argument("--other-rows", default="b2p", help="rows trained from the other teachers")

@@ -77,6 +77,7 @@ class TrainConfig:
     # a wall-clock budget (``b2p train --budget``, the GUI's choice) and what ml.budget planned
     budget_s: float = 0.0  # 0: none given
     budget_plan: dict = field(default_factory=dict)  # ml.budget.TrainPlan.to_dict()
+    teacher_confidence: bool = True  # weight the loss by the teacher's per-pixel confidence
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,6 +14,10 @@ targets (255 = padding outside the image):
 :class:`RandomViews` draws fresh views every epoch (random crops, two thirds of them centred
 on a defect pixel, flips and mild colour jitter). :class:`FixedViews` lists deterministic
 views (a grid of crops, optional horizontal flip) for validation and the feature cache.
+
+With ``confidence`` the teacher's per-pixel confidence is loaded too and travels with the
+target through every crop, resize and flip; views then give a third tensor, float (S, S)
+weights in [0, 1] (1 outside the boxes, on padding and where no confidence was stored).
 """
 
 from __future__ import annotations
@@ -85,23 +89,44 @@ class Sample:
 
     image: np.ndarray  # (h, w, 3) uint8
     label: np.ndarray  # (h, w) uint8
+    weight: np.ndarray | None = None  # (h, w) uint8 teacher confidence, 255 = sure
+
+    def target(self) -> np.ndarray:
+        """The label, or (h, w, 2) label and weight stacked so that both are cut alike."""
+        return self.label if self.weight is None else np.dstack([self.label, self.weight])
 
 
-def _downscale(image: np.ndarray, label: np.ndarray, long_side: int) -> Sample:
+def _downscale(image: np.ndarray, label: np.ndarray, long_side: int,
+               weight: np.ndarray | None = None) -> Sample:
     h, w = image.shape[:2]
     s = long_side / max(h, w)
     if s < 1:
         size = (max(1, round(w * s)), max(1, round(h * s)))
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         label = cv2.resize(label, size, interpolation=cv2.INTER_NEAREST)
-    return Sample(np.ascontiguousarray(image), np.ascontiguousarray(label))
+        if weight is not None:
+            weight = cv2.resize(weight, size, interpolation=cv2.INTER_NEAREST)
+    return Sample(np.ascontiguousarray(image), np.ascontiguousarray(label),
+                  None if weight is None else np.ascontiguousarray(weight))
+
+
+def load_confidence(project: Project, key: str, shape: tuple[int, int]) -> np.ndarray:
+    """``key``'s teacher confidence (uint8), or all 255 where none was stored."""
+    conf = project.load_teacher_confidence(key)
+    if conf is None or conf.shape != shape:
+        return np.full(shape, 255, np.uint8)  # an old project, or a mask edited by a person
+    return conf
 
 
 def load_samples(project: Project, keys: list[str], source: str = "teacher",
                  labels: dict[str, np.ndarray] | None = None, long_side: int = 2072,
                  num_classes: int | None = None,
-                 on_loaded: Callable[[str], None] | None = None) -> dict[str, Sample]:
-    """Read and downscale the images and targets of ``keys``; errors name the image."""
+                 on_loaded: Callable[[str], None] | None = None,
+                 confidence: bool = False) -> dict[str, Sample]:
+    """Read and downscale the images and targets of ``keys``; errors name the image.
+
+    ``confidence``: also load the teacher's per-pixel confidence (teacher masks only).
+    """
     n = num_classes or project.num_classes
     out: dict[str, Sample] = {}
     for key in keys:
@@ -115,7 +140,9 @@ def load_samples(project: Project, keys: list[str], source: str = "teacher",
         bad = (label >= n) & (label != IGNORE)
         if bad.any():
             raise ValueError(f"{key}: mask has class ids >= {n}")
-        out[key] = _downscale(image, label, long_side)
+        weight = (load_confidence(project, key, label.shape)
+                  if confidence and labels is None and source == "teacher" else None)
+        out[key] = _downscale(image, label, long_side, weight)
         if on_loaded:
             on_loaded(key)
     return out
@@ -156,21 +183,25 @@ def fixed_views(samples: dict[str, Sample], keys: list[str], crop: int = 0,
 
 def _cut(sample: Sample, y0: int, x0: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """A size x size window; parts outside the image are black with IGNORE targets."""
+    target = sample.target()
     img = np.zeros((size, size, 3), np.uint8)
-    lab = np.full((size, size), IGNORE, np.uint8)
+    lab = np.full((size, size, *target.shape[2:]), IGNORE, np.uint8)  # weight 255 there too
     h, w = sample.label.shape
     y1, x1 = min(y0 + size, h), min(x0 + size, w)
     img[: y1 - y0, : x1 - x0] = sample.image[y0:y1, x0:x1]
-    lab[: y1 - y0, : x1 - x0] = sample.label[y0:y1, x0:x1]
+    lab[: y1 - y0, : x1 - x0] = target[y0:y1, x0:x1]
     return img, lab
 
 
 def render(sample: Sample, view: View, input_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The view as a uint8 (S, S, 3) image and uint8 (S, S) target, S = ``input_size``."""
+    """The view as a uint8 (S, S, 3) image and uint8 (S, S) target, S = ``input_size``.
+
+    A sample with a weight gives an (S, S, 2) target: label and weight.
+    """
     if view.size > 0:
         img, lab = _cut(sample, view.y0, view.x0, view.size)
     else:
-        img, lab = sample.image, sample.label
+        img, lab = sample.image, sample.target()
     if img.shape[:2] != (input_size, input_size):
         shrink = max(img.shape[:2]) > input_size
         img = cv2.resize(img, (input_size, input_size),
@@ -181,16 +212,22 @@ def render(sample: Sample, view: View, input_size: int) -> tuple[np.ndarray, np.
     return img, lab
 
 
-def to_tensors(img: np.ndarray, lab: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 (H, W, 3) / (H, W) arrays to float (3, H, W) in [0, 1] and long (H, W)."""
+def to_tensors(img: np.ndarray, lab: np.ndarray) -> tuple[torch.Tensor, ...]:
+    """uint8 (H, W, 3) / (H, W) arrays to float (3, H, W) in [0, 1] and long (H, W).
+
+    An (H, W, 2) target (label and weight) adds float (H, W) weights in [0, 1].
+    """
     # np.require copies only arrays that are views, flipped or read-only (torch needs writable)
     x = torch.from_numpy(np.require(img, requirements=["C", "W"])).permute(2, 0, 1)
-    return x.float().div_(255.0), torch.from_numpy(np.require(lab, requirements=["C", "W"])).long()
+    t = torch.from_numpy(np.require(lab, requirements=["C", "W"]))
+    if t.ndim == 3:
+        return x.float().div_(255.0), t[..., 0].long(), t[..., 1].float().div_(255.0)
+    return x.float().div_(255.0), t.long()
 
 
-def collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack (image, target) pairs into a batch."""
-    return torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])
+def collate(items: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
+    """Stack (image, target[, weight]) items into a batch."""
+    return tuple(torch.stack(list(col)) for col in zip(*items, strict=True))
 
 
 class FixedViews(torch.utils.data.Dataset):
@@ -202,7 +239,7 @@ class FixedViews(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.views)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         v = self.views[i]
         return to_tensors(*render(self.samples[v.key], v, self.input_size))
 
@@ -241,7 +278,7 @@ class RandomViews(torch.utils.data.Dataset):
         grey = x.mean(dim=0, keepdim=True)
         return ((x - grey) * s + grey).clamp_(0.0, 1.0)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         key = self.keys[i % len(self.keys)]
         sample = self.samples[key]
         y0, x0 = self._window(sample) if self.crop > 0 else (0, 0)
@@ -251,8 +288,8 @@ class RandomViews(torch.utils.data.Dataset):
                 img, lab = img[:, ::-1], lab[:, ::-1]
             if self.rng.random() < 0.5:
                 img, lab = img[::-1], lab[::-1]
-        x, y = to_tensors(img, lab)
-        return (self._jitter(x) if self.augment else x), y
+        x, *target = to_tensors(img, lab)
+        return (self._jitter(x) if self.augment else x), *target
 
 
 class FeatureCache:
@@ -270,6 +307,7 @@ class FeatureCache:
         self.feats: list[torch.Tensor] = []
         self.images = torch.empty(0)
         self.labels = torch.empty(0)
+        self.weights: torch.Tensor | None = None  # uint8 confidence, when the samples have it
 
     def __len__(self) -> int:
         return len(self.views)
@@ -284,10 +322,11 @@ class FeatureCache:
         """
         model.eval()
         chunks: list[list[torch.Tensor]] = []
-        images, labels = [], []
+        images, labels, weights = [], [], []
         n = len(self.views)
         for i in range(0, n, batch_size):
-            x, y = collate([self._set[j] for j in range(i, min(i + batch_size, n))])
+            x, y, *w = collate([self._set[j] for j in range(i, min(i + batch_size, n))])
+            weights.extend(v.mul(255).round_().to(torch.uint8) for v in w)
             with autocast():
                 feats = model.encode(x.to(device))
             chunks.append([f.detach().to("cpu", torch.float16) for f in feats])
@@ -296,6 +335,7 @@ class FeatureCache:
             yield min(i + batch_size, n), n
         self.feats = [torch.cat([c[level] for c in chunks]) for level in range(len(chunks[0]))]
         self.images, self.labels = torch.cat(images), torch.cat(labels)
+        self.weights = torch.cat(weights) if weights else None
 
     def batch(self, idx: list[int], device: torch.device
               ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
@@ -304,3 +344,10 @@ class FeatureCache:
         feats = [f[t].to(device).float() for f in self.feats]
         x = self.images[t].to(device).float().div_(255.0)
         return feats, x, self.labels[t].to(device).long()
+
+    def weight_batch(self, idx: list[int], device: torch.device) -> torch.Tensor | None:
+        """Float [0, 1] weights of the views ``idx`` on ``device``, or None without any."""
+        if self.weights is None:
+            return None
+        t = torch.as_tensor(idx, dtype=torch.long)
+        return self.weights[t].to(device).float().div_(255.0)

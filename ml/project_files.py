@@ -11,7 +11,7 @@ from pathlib import PurePosixPath
 INDEX_NAME = "project.json"
 STORE_DIRS = ("masks", "models", "exports", "reports")
 MASK_KINDS = ("teacher", "student")
-EXTRA_SUFFIXES = {"confidence": "_conf", "corrections": "_corr"}  # student side maps
+EXTRA_SUFFIXES = {"confidence": "_conf", "corrections": "_corr"}  # maps beside a mask
 
 
 class ProjectError(RuntimeError):

@@ -314,8 +314,12 @@ class Project:
     # ----------------------------------------------------------------- masks
     def save_teacher_mask(self, key: str, label: np.ndarray, source: str,
                           settings: dict | None = None, edited: bool = False,
-                          force: bool = False) -> bool:
-        """Store a pseudo-mask; a person-edited mask is kept unless ``force``. True if written."""
+                          force: bool = False, confidence: np.ndarray | None = None) -> bool:
+        """Store a pseudo-mask; a person-edited mask is kept unless ``force``. True if written.
+
+        ``confidence`` (uint8, the label's shape) is the teacher's per-pixel confidence,
+        stored beside the mask; a mask saved without one (a person's edit) drops the old one.
+        """
         rec = self.record(key)
         with self._lock:
             if rec.teacher is not None and rec.teacher.edited and not edited and not force:
@@ -323,7 +327,17 @@ class Project:
             self._check_shape(rec, label)
             rel = mask_rel("teacher", key)
             _images.save_label(self.root / rel, label, self.palette())
-            rec.teacher = MaskRecord(rel, source, dict(settings or {}), edited)
+            extra: dict[str, Any] = {}
+            conf_rel = mask_rel("teacher", key, EXTRA_SUFFIXES["confidence"])
+            if confidence is not None:
+                if confidence.shape != label.shape[:2]:
+                    raise ProjectError(f"{key}: confidence shape {confidence.shape} does not "
+                                       f"match mask {label.shape[:2]}")
+                _images.save_label(self.root / conf_rel, np.asarray(confidence, np.uint8))
+                extra["confidence"] = conf_rel
+            else:
+                (self.root / conf_rel).unlink(missing_ok=True)
+            rec.teacher = MaskRecord(rel, source, dict(settings or {}), edited, extra=extra)
             self._changed()
         return True
 
@@ -381,10 +395,16 @@ class Project:
 
     def load_student_extra(self, key: str, what: str) -> np.ndarray | None:
         """The student's ``confidence`` or ``corrections`` map, if stored."""
-        rec = self.record(key)
-        if rec.student is None or what not in rec.student.extra:
+        return self._load_extra(self.record(key).student, what)
+
+    def load_teacher_confidence(self, key: str) -> np.ndarray | None:
+        """The teacher's uint8 per-pixel confidence, if its mask was saved with one."""
+        return self._load_extra(self.record(key).teacher, "confidence")
+
+    def _load_extra(self, m: MaskRecord | None, what: str) -> np.ndarray | None:
+        if m is None or what not in m.extra:
             return None
-        return _images.load_label(self.root / rec.student.extra[what])
+        return _images.load_label(self.root / m.extra[what])
 
     def set_reviewed(self, key: str, reviewed: bool = True) -> None:
         with self._lock:

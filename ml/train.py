@@ -127,7 +127,7 @@ class Trainer:
         self.val_keys = val_keys or self.train_keys
         long_side = D.cache_long_side(self.student.input_size, self.cfg.crop)
         self.samples = D.load_samples(self.project, keys, source, labels, long_side,
-                                      self.num_classes)
+                                      self.num_classes, confidence=self.cfg.teacher_confidence)
         self.val_views = D.fixed_views(self.samples, self.val_keys, self.cfg.crop)
         self.val_set = D.FixedViews(self.samples, self.val_views, self.student.input_size)
         # Random crops: as many per epoch as a grid would give, so epochs compare across modes.
@@ -289,11 +289,14 @@ class Trainer:
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp)
 
-    def _batch(self, idx: list[int]) -> tuple[list | None, torch.Tensor, torch.Tensor]:
+    def _weighted_batch(self, idx: list[int]
+                        ) -> tuple[list | None, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(features or None, images, targets, confidence weights or None) of train items."""
         if self.cache is not None:
-            return self.cache.batch(idx, self.device)
-        x, y = D.collate([self.train_set[i] for i in idx])
-        return None, x.to(self.device), y.to(self.device)
+            feats, x, y = self.cache.batch(idx, self.device)
+            return feats, x, y, self.cache.weight_batch(idx, self.device)
+        x, y, *w = D.collate([self.train_set[i] for i in idx])
+        return None, x.to(self.device), y.to(self.device), w[0].to(self.device) if w else None
 
     def _forward(self, model, feats, x) -> dict[str, torch.Tensor]:
         with self._autocast():
@@ -301,9 +304,9 @@ class Trainer:
 
     def _train_step(self, idx: list[int], epoch: int) -> dict[str, float]:
         self.model.train()
-        feats, x, y = self._batch(idx)
+        feats, x, y, w = self._weighted_batch(idx)
         out = self._forward(self.model, feats, x)
-        loss, parts = self.loss(out, y, epoch)
+        loss, parts = self.loss(out, y, epoch, weight=w)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip > 0:
@@ -325,7 +328,7 @@ class Trainer:
             if self.cache is not None:
                 feats, x, y = self.cache.batch([self.cache.index[v] for v in views], self.device)
             else:
-                x, y = D.collate([self.val_set[j] for j in range(i, i + len(views))])
+                x, y, *_ = D.collate([self.val_set[j] for j in range(i, i + len(views))])
                 feats, x = None, x.to(self.device)
             pred = self._forward(model, feats, x)["fine"].argmax(1)
             cm += confusion(pred, y, self.num_classes)

@@ -13,10 +13,14 @@ from ml.batch import BatchResult
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pseudo-label",
-                       help="make pseudo-masks from the boxes with a teacher (sam, grabcut, box)")
+                       help="make pseudo-masks from the boxes with a teacher (sam, grabcut, "
+                            "ridge, auto, box)")
     p.add_argument("project", type=Path)
-    p.add_argument("--teacher", choices=["sam", "grabcut", "box"], default="grabcut",
-                   help="sam (needs a checkpoint), grabcut (offline, default) or box (fill)")
+    p.add_argument("--teacher", choices=["sam", "grabcut", "ridge", "auto", "box"],
+                   default="grabcut",
+                   help="sam (needs a checkpoint), grabcut (offline, default), ridge (thin "
+                        "cracks and scratches), auto (per box: ridge, grabcut, sam if its "
+                        "checkpoint is cached, or a box fill) or box (fill)")
     p.add_argument("--checkpoint", type=Path, help="SAM checkpoint (default: the cached one)")
     p.add_argument("--model-type", choices=["vit_b", "vit_l", "vit_h"], default="vit_b",
                    help="SAM model size (default: vit_b)")
@@ -38,18 +42,25 @@ def teacher_options(args: argparse.Namespace) -> dict:
     if args.teacher == "sam":
         opts.update(model_type=args.model_type, checkpoint=args.checkpoint,
                     device=args.device, multimask=args.multimask)
+    elif args.teacher == "auto":
+        opts.update(model_type=args.model_type, device=args.device)
+        if args.checkpoint is not None:
+            raise CLIError("--teacher auto uses SAM only from the cached checkpoint; "
+                           "use --teacher sam --checkpoint FILE for another one")
     elif args.checkpoint is not None:
         raise CLIError(f"--checkpoint applies to --teacher sam, not {args.teacher}")
     return opts
 
 
 def print_summary(summary: BatchResult) -> None:
-    from ml.pseudo_label import EDITED, EXISTING, NO_BOXES
+    from ml.pseudo_label import EDITED, EXISTING, NO_BOXES, PseudoLabelResult
 
     print(f"pseudo-labelled {len(summary.done)} of {summary.total} images; "
           f"skipped {len(summary.skipped_for(EDITED))} edited, "
           f"{len(summary.skipped_for(EXISTING))} existing, "
           f"{len(summary.skipped_for(NO_BOXES))} without boxes; {len(summary.failed)} errors")
+    if isinstance(summary, PseudoLabelResult):
+        print(summary.empty_line())
     print_items(summary)
 
 
@@ -60,6 +71,9 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
     from ml.teachers import make_teacher
 
     proj = Project.open(args.project)
+    if args.teacher == "auto" and not any(proj.record(k).boxes for k in proj.keys()):
+        raise CLIError(f"{args.project}: no photo has a box; --teacher auto chooses per box, "
+                       f"so draw or import boxes first (b2p import)")
     teacher = make_teacher(args.teacher, **teacher_options(args))
     with (stop_on_ctrl_c("the current image") as stop,
           tqdm_progress(f"pseudo-label ({teacher.name})") as cb):

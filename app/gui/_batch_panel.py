@@ -35,7 +35,8 @@ def teacher_choices() -> list[tuple[str, str, dict]]:
         if row.present:
             out.append((f"SAM {SOURCES[row.name].arch}", "sam",
                         {"model_type": SOURCES[row.name].arch}))
-    return out + [("GrabCut", "grabcut", {}), ("Box fill", "box", {})]
+    return out + [("GrabCut", "grabcut", {}), ("Auto (per box)", "auto", {}),
+                  ("Ridge (thin cracks)", "ridge", {}), ("Box fill", "box", {})]
 
 
 def _pseudo_label(project: Project, teacher: str, options: dict, keys: list[str] | None,

@@ -100,7 +100,12 @@ class ProgressPanel(QWidget):
         n_err = self.errors.count()
         state = "cancelled" if job.cancelled else "done"
         count = f" · {self.bar.value()}/{self.bar.maximum()}" if self.bar.maximum() else ""
-        self._finish(f"{job.name}: {state}{count}" + (f" · {n_err} error(s)" if n_err else ""))
+        from ml.pseudo_label import PseudoLabelResult
+
+        # pseudo-labelling also says how many boxes each teacher left (nearly) empty
+        empty = f" · {_result.empty_line()}" if isinstance(_result, PseudoLabelResult) else ""
+        self._finish(f"{job.name}: {state}{count}" + (f" · {n_err} error(s)" if n_err else "")
+                     + empty)
 
     def _on_failed(self, message: str) -> None:
         self._throttle.flush()

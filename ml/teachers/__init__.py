@@ -1,8 +1,10 @@
 """Box-to-mask teachers: turn the boxes of a photo into a (noisy) pixel mask.
 
-    t = make_teacher("grabcut")          # or "box", or "sam" (model_type=, checkpoint=, ...)
+    t = make_teacher("grabcut")          # or "box", "ridge" (thin lines), "auto" (picks per box),
+                                         # or "sam" (model_type=, checkpoint=, ...)
     t.set_image(image)                   # once per image; SAM computes its embedding here
     label = t.predict(boxes_xyxy, cls)   # uint8 (H, W) class ids, 0 = background
+    out = t.predict_with_confidence(boxes_xyxy, cls)  # + uint8 confidence, per-box coverage
     t.settings()                         # name + options, stored with the mask
 
 Common options: ``pad`` (pixels around each box a mask may reach), ``clip_to_box``,
@@ -17,9 +19,11 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from ._base import Teacher, paint_order
+from ._base import EMPTY_COVER, Teacher, TeacherOutput, paint_order
+from .auto import AutoTeacher
 from .boxfill import BoxTeacher
 from .grabcut import GrabCutTeacher
+from .ridge import RidgeTeacher
 
 
 def _build_sam(**options: Any) -> Teacher:
@@ -38,6 +42,8 @@ TEACHERS: dict[str, Callable[..., Teacher]] = {
     "sam": _build_sam,
     "grabcut": GrabCutTeacher,
     "box": BoxTeacher,
+    "ridge": RidgeTeacher,
+    "auto": AutoTeacher,
 }
 
 
@@ -62,7 +68,7 @@ def teacher_options(name: str) -> set[str]:
 
 
 def make_teacher(name: str, **options: Any) -> Teacher:
-    """Build the teacher registered as ``name`` (sam, grabcut, box) with ``options``."""
+    """Build the teacher registered as ``name`` (sam, grabcut, box, ridge, auto)."""
     if name not in TEACHERS:
         raise ValueError(f"unknown teacher '{name}' (known: {', '.join(TEACHERS)})")
     unknown = set(options) - teacher_options(name)
@@ -72,5 +78,6 @@ def make_teacher(name: str, **options: Any) -> Teacher:
     return TEACHERS[name](**options)
 
 
-__all__ = ["TEACHERS", "BoxTeacher", "GrabCutTeacher", "Teacher", "make_teacher",
-           "paint_order", "teacher_options"]
+__all__ = ["EMPTY_COVER", "TEACHERS", "AutoTeacher", "BoxTeacher", "GrabCutTeacher",
+           "RidgeTeacher", "Teacher", "TeacherOutput", "make_teacher", "paint_order",
+           "teacher_options"]

@@ -12,6 +12,7 @@ class id wins. With no ``priority`` the higher class id always wins (damage over
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -19,6 +20,40 @@ import numpy as np
 
 # A region of the image in pixels: x0, y0, x1, y1 with x1 / y1 exclusive.
 Region = tuple[int, int, int, int]
+
+EMPTY_COVER = 0.02  # a box whose mask covers less than this share of it counts as left empty
+HIGH, LOW = 255, 64  # confidence of a sure pixel, and of a guess (a box fill, an edge band)
+
+
+@dataclass(frozen=True)
+class TeacherOutput:
+    """A teacher's answer for one image: labels, per-pixel confidence and box coverage.
+
+    ``confidence`` is uint8 (H, W): 255 where the teacher is sure (everywhere outside the
+    boxes), lower where it guessed. ``coverage`` is each input box's share covered by its own
+    mask (0 for a box with no pixel). ``empty`` counts boxes under :data:`EMPTY_COVER` per
+    teacher (an ``auto`` teacher also counts its candidates').
+    """
+
+    label: np.ndarray
+    confidence: np.ndarray
+    coverage: tuple[float, ...] = ()
+    empty: dict[str, int] = field(default_factory=dict)
+
+
+def band_confidence(mask: np.ndarray, band: float, low: int = LOW,
+                    high: int = HIGH) -> np.ndarray:
+    """uint8 confidence rising from ``low`` at the mask's edge to ``high`` ``band`` px away."""
+    m = mask.astype(np.uint8)
+    if m.size == 0:
+        return np.zeros(mask.shape, np.uint8)
+    if not m.any() or m.all():
+        return np.full(mask.shape, high, np.uint8)
+    # distance to the other side, inside and outside the mask (zeros are the targets)
+    d = np.where(m > 0, cv2.distanceTransform(m, cv2.DIST_L2, 3),
+                 cv2.distanceTransform(1 - m, cv2.DIST_L2, 3))
+    t = np.clip((d - 0.5) / max(band, 1e-6), 0.0, 1.0)
+    return (low + (high - low) * t).round().astype(np.uint8)
 
 
 def check_image(image: np.ndarray) -> np.ndarray:
@@ -116,26 +151,35 @@ class Teacher:
 
     def predict(self, boxes_xyxy: Any, classes: Any) -> np.ndarray:
         """uint8 (H, W) class-id map of the current image from (N, 4) boxes and (N,) ids."""
+        return self.predict_with_confidence(boxes_xyxy, classes).label
+
+    def predict_with_confidence(self, boxes_xyxy: Any, classes: Any) -> TeacherOutput:
+        """Labels, per-pixel confidence and per-box coverage of the current image."""
         if self._image is None:
             raise RuntimeError(f"{self.name} teacher: call set_image(image) before "
                                f"predict(boxes, classes)")
         boxes, cls = check_prompts(boxes_xyxy, classes)
         h, w = self._image.shape[:2]
         label = np.zeros((h, w), dtype=np.uint8)
+        conf = np.full((h, w), HIGH, dtype=np.uint8)
+        coverage = [0.0] * len(boxes)
         padded = [box_region(b, self.pad, w, h) for b in boxes]
         keep = [i for i, r in enumerate(padded) if not region_empty(box_region(boxes[i], 0, w, h))
                 and not region_empty(r)]
-        if not keep:
-            return label
-        boxes, cls = boxes[keep], cls[keep]
-        padded = [padded[i] for i in keep]
-        masks = self._box_masks(boxes, padded)
-        for i in paint_order(cls, self.priority):
-            region, mask = self._finish(masks[i], padded[i], boxes[i])
-            x0, y0, x1, y1 = region
-            if mask.any():
-                label[y0:y1, x0:x1][mask] = cls[i]
-        return label
+        if keep:
+            sub = boxes[keep]
+            items = self._box_masks(sub, [padded[i] for i in keep])
+            for j in paint_order(cls[keep], self.priority):
+                i = keep[j]
+                region, mask, c = self._finish_item(items[j], padded[i], sub[j])
+                x0, y0, x1, y1 = region
+                if mask.any():
+                    label[y0:y1, x0:x1][mask] = cls[i]
+                if c is not None and c.size:
+                    np.minimum(conf[y0:y1, x0:x1], c, out=conf[y0:y1, x0:x1])
+                coverage[i] = box_coverage(region, mask, box_region(sub[j], 0, w, h))
+        empty = {self.name: sum(c < EMPTY_COVER for c in coverage), **self._extra_empty()}
+        return TeacherOutput(label, conf, tuple(coverage), empty)
 
     def settings(self) -> dict[str, Any]:
         """Name and options, stored with every mask this teacher makes."""
@@ -153,10 +197,32 @@ class Teacher:
 
     def _box_masks(self, boxes: np.ndarray,
                    padded: list[Region]) -> list[tuple[Region, np.ndarray]]:
-        """Per box: a region of the image and a bool mask of that region's shape."""
+        """Per box: a region of the image and a bool mask of that region's shape.
+
+        A third element, a uint8 confidence map of the same shape, may follow; without it the
+        confidence is derived from the finished mask (:meth:`_confidence`).
+        """
         raise NotImplementedError
 
+    def _extra_empty(self) -> dict[str, int]:
+        """Empty-box counts of other teachers consulted for the last image (auto: candidates)."""
+        return {}
+
+    def _confidence(self, box: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Confidence of a box's finished mask when the teacher gives none: low at its edge."""
+        side = min(float(box[2] - box[0]), float(box[3] - box[1]))
+        return band_confidence(mask, max(1.0, 0.05 * side))
+
     # ----------------------------------------------------------------- helpers
+    def _finish_item(self, item: tuple, padded: Region,
+                     box: np.ndarray) -> tuple[Region, np.ndarray, np.ndarray | None]:
+        """A finished box mask and its confidence (the teacher's, clipped alike, or derived)."""
+        region, mask = self._finish(item[:2], padded, box)
+        if len(item) > 2 and item[2] is not None:
+            _, c = _intersect(item[0], item[2], region)
+            return region, mask, c
+        return region, mask, self._confidence(box, mask)
+
     def _finish(self, item: tuple[Region, np.ndarray], padded: Region,
                 box: np.ndarray) -> tuple[Region, np.ndarray]:
         """Clip a box mask to its padded box and fill its small holes."""
@@ -179,3 +245,12 @@ def _intersect(region: Region, mask: np.ndarray, clip: Region) -> tuple[Region, 
         return (x0, y0, x0, y0), np.zeros((0, 0), dtype=bool)
     sub = mask[y0 - region[1]:y1 - region[1], x0 - region[0]:x1 - region[0]]
     return (x0, y0, x1, y1), sub
+
+
+def box_coverage(region: Region, mask: np.ndarray, box: Region) -> float:
+    """Share of ``box``'s pixels that ``mask`` (placed at ``region``) covers."""
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    if area <= 0 or mask.size == 0:
+        return 0.0
+    _, inside = _intersect(region, mask, box)
+    return float(inside.sum()) / area

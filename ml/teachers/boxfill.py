@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Region, Teacher, box_region
+from ._base import LOW, Region, Teacher, box_region
 
 
 class BoxTeacher(Teacher):
-    """Fills each box (every pixel it touches) with its class; overlaps follow ``priority``."""
+    """Fills each box (every pixel it touches) with its class; overlaps follow ``priority``.
+
+    Its confidence is low over every box: a box fill is a guess at where the defect is.
+    """
 
     name = "box"
 
@@ -23,5 +26,6 @@ class BoxTeacher(Teacher):
         out = []
         for b in boxes:
             r = box_region(b, 0, w, h)
-            out.append((r, np.ones((r[3] - r[1], r[2] - r[0]), dtype=bool)))
+            shape = (r[3] - r[1], r[2] - r[0])
+            out.append((r, np.ones(shape, dtype=bool), np.full(shape, LOW, np.uint8)))
         return out

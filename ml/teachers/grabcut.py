@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ._base import Region, Teacher, box_region
+from ._base import LOW, Region, Teacher, box_region
 
 
 class GrabCutTeacher(Teacher):
@@ -14,6 +14,10 @@ class GrabCutTeacher(Teacher):
     Crops whose long side exceeds ``max_side`` are shrunk for speed and the mask is scaled
     back. Boxes with a side under ``min_side`` pixels, and boxes where GrabCut fails or finds
     nothing, fall back to filling the box (counted in ``fallbacks`` for the last image).
+
+    Confidence: inside its rectangle GrabCut only ever says "probably" (GC_PR_FGD or
+    GC_PR_BGD), so it is lowest on the edge between the two and rises away from it; a
+    fallback box fill is low throughout.
     """
 
     name = "grabcut"
@@ -39,12 +43,12 @@ class GrabCutTeacher(Teacher):
                 "max_side": self.max_side, "seed": self.seed}
 
     def _box_masks(self, boxes: np.ndarray,
-                   padded: list[Region]) -> list[tuple[Region, np.ndarray]]:
+                   padded: list[Region]) -> list[tuple]:
         assert self._image is not None
         self.fallbacks = 0
         return [self._one(b) for b in boxes]
 
-    def _one(self, box: np.ndarray) -> tuple[Region, np.ndarray]:
+    def _one(self, box: np.ndarray) -> tuple:
         img = self._image
         assert img is not None
         h, w = img.shape[:2]
@@ -85,6 +89,7 @@ class GrabCutTeacher(Teacher):
             fg = cv2.resize(fg * 255, (cw, ch), interpolation=cv2.INTER_LINEAR) >= 128
         return crop_r, fg.astype(bool)
 
-    def _fallback(self, bx: Region) -> tuple[Region, np.ndarray]:
+    def _fallback(self, bx: Region) -> tuple[Region, np.ndarray, np.ndarray]:
         self.fallbacks += 1
-        return bx, np.ones((bx[3] - bx[1], bx[2] - bx[0]), dtype=bool)
+        shape = (bx[3] - bx[1], bx[2] - bx[0])
+        return bx, np.ones(shape, dtype=bool), np.full(shape, LOW, np.uint8)

@@ -1,0 +1,85 @@
+"""Teacher quality alone (no training): binary IoU of each teacher's pseudo-masks.
+
+Boxes come from the ground-truth masks' connected components (padded), exactly as in
+``bench/quality.py``; every teacher labels every photo and is scored against the truth.
+
+    python bench/teacher_quality.py --data DIR [--teachers ridge,auto,grabcut,box]
+        [--limit N] [--pad 2] [--work DIR] [--out FILE.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from quality import make_project, score_labels  # noqa: E402
+
+from ml._atomic import atomic_write_text  # noqa: E402
+from ml.importers import read_dataset_classes  # noqa: E402
+from ml.pseudo_label import pseudo_label_project  # noqa: E402
+from ml.teachers import make_teacher  # noqa: E402
+
+
+def teacher_row(proj, keys: list[str], name: str, masks_dir: Path, names: list[str]) -> dict:
+    """Scores, seconds and empty-box counts of teacher ``name`` over ``keys``."""
+    t0 = time.monotonic()
+    res = pseudo_label_project(proj, make_teacher(name), keys=keys)
+    secs = time.monotonic() - t0
+    labels = {k: proj.load_mask(k) for k in keys if proj.record(k).teacher is not None}
+    return {"teacher": name, **score_labels(labels, masks_dir, names),
+            "boxes": res.boxes, "empty_boxes": dict(res.empty_boxes),
+            "seconds": round(secs, 1)}
+
+
+def markdown(dataset: str, rows: list[dict], command: str) -> str:
+    lines = [f"## {dataset}: teachers alone", "", f"`{command}`", "",
+             "| teacher | binary IoU | recall | precision | boxes | boxes < 2 % covered | s |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        empty = ", ".join(f"{k} {v}" for k, v in r["empty_boxes"].items())
+        lines.append(f"| {r['teacher']} | {r['binary_iou']:.3f} | {r['binary_recall']:.3f} | "
+                     f"{r['binary_precision']:.3f} | {r['boxes']} | {empty} | {r['seconds']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--teachers", default="ridge,auto,grabcut,box")
+    ap.add_argument("--limit", type=int, default=0, help="first N photos only (0: all)")
+    ap.add_argument("--pad", type=int, default=2, help="pixels around ground-truth boxes")
+    ap.add_argument("--work", type=Path, help="project folder parent (default: a temp dir)")
+    ap.add_argument("--out", type=Path, help="also write the table here")
+    a = ap.parse_args(argv)
+    names = read_dataset_classes(a.data / "masks") or ["background", "defect"]
+    meta = a.data / "dataset.json"
+    dataset = json.loads(meta.read_text()).get("name", a.data.name) if meta.exists() \
+        else a.data.name
+    with tempfile.TemporaryDirectory() as tmp:
+        proj = make_project(a.work or Path(tmp), a.data, names, a.pad)
+        keys = sorted(k for k in proj.keys() if proj.record(k).boxes)
+        keys = keys[:a.limit] if a.limit else keys
+        rows = []
+        for name in (t for t in a.teachers.split(",") if t):
+            rows.append(teacher_row(proj, keys, name, a.data / "masks", names))
+            print(f"  {name}: binary IoU {rows[-1]['binary_iou']:.3f} "
+                  f"({rows[-1]['seconds']} s)", flush=True)
+    md = markdown(dataset, rows, "python bench/teacher_quality.py " +
+                  shlex.join(argv if argv is not None else sys.argv[1:]))
+    print(md)
+    if a.out:
+        atomic_write_text(a.out, md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
