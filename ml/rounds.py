@@ -46,14 +46,10 @@ def round_dir(out_dir: str | Path, r: int) -> Path:
 def _box_classes(shape: tuple[int, int], boxes: np.ndarray, classes: np.ndarray
                  ) -> np.ndarray:
     """(H, W) int map of the box class per pixel (-1 outside boxes; smaller boxes on top)."""
-    h, w = shape
-    out = np.full((h, w), -1, np.int64)
+    out = np.full(shape, -1, np.int64)
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     for i in np.argsort(-areas, kind="stable"):
-        x0, y0, x1, y1 = (float(v) for v in boxes[i])
-        ys = slice(max(0, math.floor(y0)), min(h, max(math.floor(y0) + 1, math.ceil(y1))))
-        xs = slice(max(0, math.floor(x0)), min(w, max(math.floor(x0) + 1, math.ceil(x1))))
-        out[ys, xs] = int(classes[i])
+        out[_box_slices(boxes[i], shape)] = int(classes[i])
     return out
 
 
