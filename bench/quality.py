@@ -39,6 +39,7 @@ from ml.importers import import_masks, read_dataset_classes  # noqa: E402
 from ml.metrics import score_masks  # noqa: E402
 from ml.store import Project, boxes_to_arrays  # noqa: E402
 
+BOX_LOSS = 0.5  # box-term weight of the box-loss rows: as heavy as each teacher term
 METRICS = ["miou", "anomaly_miou", "anomaly_f1", "binary_iou", "binary_recall",
            "binary_precision"]
 QUICK_NOTE = "quick run: rows are smoke tests, not results"
@@ -53,6 +54,7 @@ class RowSpec:
     train: dict = field(default_factory=dict)
     oracle: bool = False
     ablation: bool = False  # may run in --ablation-mode (the fast mode within a CPU budget)
+    rounds: int = 1  # > 1: later rounds learn from the previous round's fused masks
 
 
 # The full method first; every other row changes one thing.
@@ -66,6 +68,12 @@ ROWS = [
     RowSpec("b2p -binary", {"binary": False}, ablation=True),
     RowSpec("b2p -detail", {"detail": False}, ablation=True),
     RowSpec("b2p frozen", {"mode": "frozen"}),
+    # beyond the paper: learn from the box itself (ml/box_loss.py), its ablation, two rounds
+    # (ml/rounds.py) and whole photos instead of the auto crops (--crop auto)
+    RowSpec("b2p +box loss", train={"box_loss": BOX_LOSS}),
+    RowSpec("b2p +box loss -pairwise", train={"box_loss": BOX_LOSS, "box_pairwise": 0.0}),
+    RowSpec("b2p 2 rounds", rounds=2),
+    RowSpec("b2p whole image", train={"crop": 0}),
     RowSpec("b2p oracle", oracle=True),
 ]
 
@@ -122,14 +130,14 @@ def teacher_labels(proj: Project, teacher_name: str) -> dict[str, np.ndarray]:
 
 def train_row(spec: RowSpec, proj: Project, labels: dict[str, np.ndarray], out: Path,
               base_student: dict, base_train: dict, ablation_mode: str) -> tuple[Path, dict]:
-    from ml.train import train
+    from ml.rounds import train_rounds
 
     scfg = StudentConfig(**{**base_student, **spec.student})
     if spec.ablation:
         scfg = replace(scfg, mode=ablation_mode)
     tcfg = TrainConfig(**{**base_train, **spec.train})
-    res = train(proj, out, scfg, tcfg, labels=labels)
-    return out, {"mode": scfg.mode if scfg.arch == "b2p" else "scratch",
+    res = train_rounds(proj, out, scfg, tcfg, rounds=spec.rounds, labels=labels)
+    return res.out_dir, {"mode": scfg.mode if scfg.arch == "b2p" else "scratch",
                  "trainable_params": int(res.trainable_params),
                  "train_seconds": round(float(res.seconds), 1), "epochs_run": res.epochs_run,
                  "best_epoch": res.best_epoch}
@@ -220,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--input-size", type=int, default=224)
-    ap.add_argument("--crop", type=int, default=0)
+    ap.add_argument("--crop", type=lambda t: -1 if t == "auto" else int(t), default="auto",
+                    help="training crops: auto (native crops where photos are >= 2x the "
+                         "input; prediction then tiles at that scale), 0 (whole photos) or N")
     ap.add_argument("--backbone-weights", default="offline")
     ap.add_argument("--mode", default="bitfit", help="backbone mode of the B2P rows")
     ap.add_argument("--ablation-mode", help="mode of the ablation rows (default: --mode)")

@@ -32,7 +32,6 @@ LOAD_S_PER_IMAGE = 0.05  # read and downscale one photo into the training cache
 SAVE_S_PER_EPOCH = 0.5  # last/ state and, when improved, the best model
 MIN_EPOCHS = 10  # fewer than this at a setting: try a cheaper one
 MAX_EPOCHS = 100  # the paper's; the plan never asks for more
-LARGE_PHOTO = 4  # photos whose long side is this many input sizes get crop candidates too
 
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600}
 
@@ -121,18 +120,19 @@ def format_duration(seconds: float) -> str:
 def default_ladder(device: str, image_sizes: Sequence[tuple[int, int]]) -> list[Candidate]:
     """Candidates best first: frozen + cache on a CPU, the paper's BitFit at 518 px on a GPU.
 
-    Where photos are much larger than the input, a crop candidate (crops of twice the input,
-    twice the detail of a whole-photo resize, several views per photo) comes before each size.
+    Where photos are much larger than the input, the native-crop candidate that training's
+    ``crop=auto`` would pick (:func:`ml.data.resolve_crop`) comes before each size.
     """
+    from .data import CROP_AUTO, resolve_crop
+
     base = ([Candidate("bitfit", 518), Candidate("frozen", 518), Candidate("frozen", 224)]
             if device == "cuda" else
             [Candidate("frozen", 448), Candidate("frozen", 336), Candidate("frozen", 224)])
-    sides = sorted(max(w, h) for w, h in image_sizes) or [0]
-    median = sides[len(sides) // 2]
     out = []
     for c in base:
-        if median >= LARGE_PHOTO * c.input_size:
-            out.append(Candidate(c.mode, c.input_size, 2 * c.input_size))
+        crop = resolve_crop(CROP_AUTO, c.input_size, [(h, w) for w, h in image_sizes])
+        if crop > 0:
+            out.append(Candidate(c.mode, c.input_size, crop))
         out.append(c)
     return out
 
@@ -310,6 +310,8 @@ def plan_project(project, budget_s: float | None, device: str = "auto",
     if not sizes:
         raise ValueError(f"no photos with {source} masks to train on (run pseudo-labelling "
                          "first)")
+    if crop is not None and crop < 0:  # crop=auto: the ladder holds what auto would pick
+        crop = None
     ladder = restrict(default_ladder(dev, sizes), mode, input_size, crop)
     cost = cost or measured_costs(dev, project.num_classes, batch_size)
     return plan(budget_s, dev, sizes, cost, batch_size, ladder)

@@ -70,7 +70,9 @@ class TrainConfig:
     val_fraction: float = 0.2
     seed: int = 0
     augment: bool = True
-    crop: int = 0  # 0: resize whole image to input_size; >0: random native crops of this size
+    # -1 (auto): native crops of the input size when photos are >= 2x the input, else 0;
+    # 0: resize whole image to input_size; >0: random native crops of this size
+    crop: int = -1
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # bf16 autocast on CUDA
     num_workers: int = 0
@@ -78,6 +80,11 @@ class TrainConfig:
     budget_s: float = 0.0  # 0: none given
     budget_plan: dict = field(default_factory=dict)  # ml.budget.TrainPlan.to_dict()
     teacher_confidence: bool = True  # weight the loss by the teacher's per-pixel confidence
+    # box consistency (beyond the paper: ml/box_loss.py); 0 keeps the paper's loss
+    box_loss: float = 0.0  # weight of the box terms beside the teacher's loss
+    box_pairwise: float = 1.0  # colour-pairwise term, relative to the projection term
+    box_outside: float = 1.0  # background outside boxes on photos whose defects are all boxed
+    box_color_sim: float = 0.3  # Lab similarity above which neighbours should agree (BoxInst)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -12,34 +12,58 @@ targets (255 = padding outside the image):
 * a ``crop`` x ``crop`` window of the cached image resized to the input (``crop > 0``).
 
 :class:`RandomViews` draws fresh views every epoch (random crops, two thirds of them centred
-on a defect pixel, flips and mild colour jitter). :class:`FixedViews` lists deterministic
-views (a grid of crops, optional horizontal flip) for validation and the feature cache.
+on a defect pixel, flips and mild colour jitter; on photos with boxes, three quarters of the
+crops hold a whole box and the rest are drawn anywhere, for background). :class:`FixedViews`
+lists deterministic views (a grid of crops, optional horizontal flip) for validation and the
+feature cache.
+With ``with_boxes`` both also give each view's box raster (:mod:`ml.box_raster`), for the
+box-consistency loss.
 
 With ``confidence`` the teacher's per-pixel confidence is loaded too and travels with the
-target through every crop, resize and flip; views then give a third tensor, float (S, S)
-weights in [0, 1] (1 outside the boxes, on padding and where no confidence was stored).
+target through every crop, resize and flip; views then give a weight tensor after the target,
+float (S, S) in [0, 1] (1 outside the boxes, on padding and where no confidence was stored).
+Items are ``(image, target[, weight][, box raster])``.
+
+``TrainConfig.crop`` = :data:`CROP_AUTO` picks the sampler from the photos
+(:func:`resolve_crop`): native-resolution crops where photos are much larger than the input.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 import torch
 
+from .box_raster import box_raster, box_window
 from .classes import IGNORE
-from .store import Project
+from .store import Project, boxes_to_arrays
 
 MIN_VAL_IMAGES = 5  # fewer labelled images than this: no val split, validate on train
-DEFECT_CENTRED = 2 / 3  # share of random crops centred on a defect pixel
+DEFECT_CENTRED = 2 / 3  # share of random crops centred on a defect pixel (photos without boxes)
+BOX_CENTRED = 0.75  # share of random crops holding a box (the rest: anywhere, for background)
+CROP_AUTO = -1  # TrainConfig.crop: native crops where photos are much larger than the input
+AUTO_CROP_RATIO = 2.0  # "much larger": the median photo's long side over the input size
 
 
 def cache_long_side(input_size: int, crop: int = 0) -> int:
     """Long side (pixels) images are downscaled to, at most, in the training cache."""
     return 4 * max(input_size, crop)
+
+
+def resolve_crop(crop: int, input_size: int, sizes: list[tuple[int, int]]) -> int:
+    """The crop a run uses: ``crop`` itself, or for :data:`CROP_AUTO` the input size (native
+    crops) when the median photo's long side, as cached, is at least
+    :data:`AUTO_CROP_RATIO` x the input, else 0 (whole photos resized, the paper)."""
+    if crop != CROP_AUTO:
+        return crop
+    longs = [min(max(h, w), cache_long_side(input_size, input_size)) for h, w in sizes if h * w]
+    if longs and float(np.median(longs)) >= AUTO_CROP_RATIO * input_size:
+        return input_size
+    return 0
 
 
 # ---------------------------------------------------------------- which images, which split
@@ -89,6 +113,8 @@ class Sample:
 
     image: np.ndarray  # (h, w, 3) uint8
     label: np.ndarray  # (h, w) uint8
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))  # xyxy
+    all_boxed: bool = False  # every defect of the photo is boxed
     weight: np.ndarray | None = None  # (h, w) uint8 teacher confidence, 255 = sure
 
     def target(self) -> np.ndarray:
@@ -97,16 +123,19 @@ class Sample:
 
 
 def _downscale(image: np.ndarray, label: np.ndarray, long_side: int,
+               boxes: np.ndarray | None = None, all_boxed: bool = False,
                weight: np.ndarray | None = None) -> Sample:
     h, w = image.shape[:2]
     s = long_side / max(h, w)
+    boxes = np.zeros((0, 4), np.float32) if boxes is None else boxes.astype(np.float32)
     if s < 1:
         size = (max(1, round(w * s)), max(1, round(h * s)))
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         label = cv2.resize(label, size, interpolation=cv2.INTER_NEAREST)
+        boxes = boxes * np.array([size[0] / w, size[1] / h] * 2, np.float32)
         if weight is not None:
             weight = cv2.resize(weight, size, interpolation=cv2.INTER_NEAREST)
-    return Sample(np.ascontiguousarray(image), np.ascontiguousarray(label),
+    return Sample(np.ascontiguousarray(image), np.ascontiguousarray(label), boxes, all_boxed,
                   None if weight is None else np.ascontiguousarray(weight))
 
 
@@ -140,9 +169,11 @@ def load_samples(project: Project, keys: list[str], source: str = "teacher",
         bad = (label >= n) & (label != IGNORE)
         if bad.any():
             raise ValueError(f"{key}: mask has class ids >= {n}")
+        rec = project.record(key)
         weight = (load_confidence(project, key, label.shape)
                   if confidence and labels is None and source == "teacher" else None)
-        out[key] = _downscale(image, label, long_side, weight)
+        out[key] = _downscale(image, label, long_side, boxes_to_arrays(rec.boxes)[0],
+                              rec.every_defect_boxed(), weight)
         if on_loaded:
             on_loaded(key)
     return out
@@ -212,6 +243,21 @@ def render(sample: Sample, view: View, input_size: int) -> tuple[np.ndarray, np.
     return img, lab
 
 
+def view_window(sample: Sample, view: View) -> tuple[int, int, int, int]:
+    """(y0, x0, height, width) of the image part a view shows, before it is resized."""
+    if view.size > 0:
+        return view.y0, view.x0, view.size, view.size
+    h, w = sample.label.shape
+    return 0, 0, h, w
+
+
+def render_boxes(sample: Sample, view: View, input_size: int) -> np.ndarray:
+    """The view's (S, S) int32 box raster, transformed as :func:`render` transforms the label."""
+    r = box_raster(sample.boxes, sample.all_boxed, sample.label.shape,
+                   view_window(sample, view), input_size)
+    return r[:, ::-1] if view.flip else r
+
+
 def to_tensors(img: np.ndarray, lab: np.ndarray) -> tuple[torch.Tensor, ...]:
     """uint8 (H, W, 3) / (H, W) arrays to float (3, H, W) in [0, 1] and long (H, W).
 
@@ -226,32 +272,46 @@ def to_tensors(img: np.ndarray, lab: np.ndarray) -> tuple[torch.Tensor, ...]:
 
 
 def collate(items: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
-    """Stack (image, target[, weight]) items into a batch."""
-    return tuple(torch.stack(list(col)) for col in zip(*items, strict=True))
+    """Stack ``(image, target[, weight][, box raster])`` items into a batch."""
+    return tuple(torch.stack(list(parts)) for parts in zip(*items, strict=True))
+
+
+def raster_tensor(raster: np.ndarray) -> torch.Tensor:
+    """A box raster (maybe a flipped view) as a long tensor."""
+    return torch.from_numpy(np.ascontiguousarray(raster)).long()
 
 
 class FixedViews(torch.utils.data.Dataset):
-    """Deterministic views (validation, feature cache)."""
+    """Deterministic views (validation, feature cache); ``with_boxes`` adds the box raster."""
 
-    def __init__(self, samples: dict[str, Sample], views: list[View], input_size: int) -> None:
+    def __init__(self, samples: dict[str, Sample], views: list[View], input_size: int,
+                 with_boxes: bool = False) -> None:
         self.samples, self.views, self.input_size = samples, views, input_size
+        self.with_boxes = with_boxes
 
     def __len__(self) -> int:
         return len(self.views)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         v = self.views[i]
-        return to_tensors(*render(self.samples[v.key], v, self.input_size))
+        item = to_tensors(*render(self.samples[v.key], v, self.input_size))
+        if self.with_boxes:
+            return (*item, raster_tensor(render_boxes(self.samples[v.key], v, self.input_size)))
+        return item
 
 
 class RandomViews(torch.utils.data.Dataset):
-    """Augmented training views; item ``i`` uses image ``i % len(keys)``, drawn from ``rng``."""
+    """Augmented training views; item ``i`` uses image ``i % len(keys)``, drawn from ``rng``.
+
+    ``with_boxes``: items are (image, target, box raster).
+    """
 
     def __init__(self, samples: dict[str, Sample], keys: list[str], input_size: int,
                  crop: int = 0, augment: bool = True, length: int | None = None,
-                 rng: np.random.Generator | None = None) -> None:
+                 rng: np.random.Generator | None = None, with_boxes: bool = False) -> None:
         self.samples, self.keys = samples, list(keys)
         self.input_size, self.crop, self.augment = input_size, crop, augment
+        self.with_boxes = with_boxes
         self.length = length or len(self.keys)
         self.rng = rng or np.random.default_rng(0)
 
@@ -261,6 +321,12 @@ class RandomViews(torch.utils.data.Dataset):
     def _window(self, sample: Sample) -> tuple[int, int]:
         h, w = sample.label.shape
         c = self.crop
+        if len(sample.boxes):  # box-centred: the crop holds a whole box (where it fits)
+            if self.rng.random() < BOX_CENTRED:
+                j = int(self.rng.integers(len(sample.boxes)))
+                return box_window(sample.boxes[j], (h, w), c, self.rng)
+            return (int(self.rng.integers(0, max(h - c, 0) + 1)),
+                    int(self.rng.integers(0, max(w - c, 0) + 1)))
         ys, xs = np.nonzero((sample.label > 0) & (sample.label != IGNORE))
         if len(ys) and self.rng.random() < DEFECT_CENTRED:
             j = int(self.rng.integers(len(ys)))
@@ -282,14 +348,19 @@ class RandomViews(torch.utils.data.Dataset):
         key = self.keys[i % len(self.keys)]
         sample = self.samples[key]
         y0, x0 = self._window(sample) if self.crop > 0 else (0, 0)
-        img, lab = render(sample, View(key, y0, x0, self.crop), self.input_size)
+        view = View(key, y0, x0, self.crop)
+        img, lab = render(sample, view, self.input_size)
+        boxes = render_boxes(sample, view, self.input_size) if self.with_boxes else None
         if self.augment:
             if self.rng.random() < 0.5:
                 img, lab = img[:, ::-1], lab[:, ::-1]
+                boxes = boxes[:, ::-1] if boxes is not None else None
             if self.rng.random() < 0.5:
                 img, lab = img[::-1], lab[::-1]
+                boxes = boxes[::-1] if boxes is not None else None
         x, *target = to_tensors(img, lab)
-        return (self._jitter(x) if self.augment else x), *target
+        x = self._jitter(x) if self.augment else x
+        return (x, *target) if boxes is None else (x, *target, raster_tensor(boxes))
 
 
 class FeatureCache:
@@ -298,16 +369,20 @@ class FeatureCache:
     Features are kept on the CPU in float16 (half the memory; they come out of a LayerNorm,
     well inside its range) with the uint8 view and target, and moved per batch. Colour jitter
     cannot apply to cached features: cached training sees crops and horizontal flips only.
+    ``with_boxes`` also keeps each view's box raster (:meth:`box_batch`).
     """
 
-    def __init__(self, samples: dict[str, Sample], views: list[View], input_size: int) -> None:
+    def __init__(self, samples: dict[str, Sample], views: list[View], input_size: int,
+                 with_boxes: bool = False) -> None:
         self.views = list(views)
         self.index = {v: i for i, v in enumerate(self.views)}
-        self._set = FixedViews(samples, self.views, input_size)
+        self._set = FixedViews(samples, self.views, input_size, with_boxes)
         self.feats: list[torch.Tensor] = []
         self.images = torch.empty(0)
         self.labels = torch.empty(0)
+        self.boxes: torch.Tensor | None = None
         self.weights: torch.Tensor | None = None  # uint8 confidence, when the samples have it
+        self.with_boxes = with_boxes
 
     def __len__(self) -> int:
         return len(self.views)
@@ -322,11 +397,13 @@ class FeatureCache:
         """
         model.eval()
         chunks: list[list[torch.Tensor]] = []
-        images, labels, weights = [], [], []
+        images, labels, boxes, weights = [], [], [], []
         n = len(self.views)
         for i in range(0, n, batch_size):
-            x, y, *w = collate([self._set[j] for j in range(i, min(i + batch_size, n))])
-            weights.extend(v.mul(255).round_().to(torch.uint8) for v in w)
+            x, y, *rest = collate([self._set[j] for j in range(i, min(i + batch_size, n))])
+            if self.with_boxes:
+                boxes.append(rest.pop().to(torch.int32))
+            weights.extend(v.mul(255).round_().to(torch.uint8) for v in rest)
             with autocast():
                 feats = model.encode(x.to(device))
             chunks.append([f.detach().to("cpu", torch.float16) for f in feats])
@@ -335,6 +412,7 @@ class FeatureCache:
             yield min(i + batch_size, n), n
         self.feats = [torch.cat([c[level] for c in chunks]) for level in range(len(chunks[0]))]
         self.images, self.labels = torch.cat(images), torch.cat(labels)
+        self.boxes = torch.cat(boxes) if boxes else None
         self.weights = torch.cat(weights) if weights else None
 
     def batch(self, idx: list[int], device: torch.device
@@ -344,6 +422,12 @@ class FeatureCache:
         feats = [f[t].to(device).float() for f in self.feats]
         x = self.images[t].to(device).float().div_(255.0)
         return feats, x, self.labels[t].to(device).long()
+
+    def box_batch(self, idx: list[int], device: torch.device) -> torch.Tensor:
+        """The long box rasters of the views ``idx`` on ``device`` (cache built with boxes)."""
+        if self.boxes is None:
+            raise RuntimeError("the feature cache was built without box rasters")
+        return self.boxes[torch.as_tensor(idx, dtype=torch.long)].to(device).long()
 
     def weight_batch(self, idx: list[int], device: torch.device) -> torch.Tensor | None:
         """Float [0, 1] weights of the views ``idx`` on ``device``, or None without any."""

@@ -3,6 +3,10 @@
 Modes: ``resize`` (the paper: the photo is resized to ``input_size`` squared, class
 probabilities are resized back) and ``tiled`` (native resolution: overlapping ``input_size``
 tiles blended with a linear-ramp window; photos smaller than a tile are reflect-padded).
+A model trained on crops (``card.train.crop`` > 0) is always tiled at its training scale: the
+photo is scaled as the training cache scaled it (long side at most
+:func:`ml.data.cache_long_side`) and by input size / crop, tiled, and the probabilities are
+resized back, so training and prediction see defects at the same pixel size.
 
 Box constraint, where a person drew boxes: only pixels inside the boxes (padded by ``box_pad``
 px) may be defects. A pixel there is a defect when the student's defect probability
@@ -84,6 +88,7 @@ class Predictor:
         self.card = card
         self.tile = int(card.student.input_size)
         self.tiled = tiled
+        self.crop = max(int(card.train.crop), 0)  # > 0: tile at the training crops' scale
         self.overlap = int(round(self.tile * overlap))
         self.batch_size = max(1, int(batch_size))
         self.box_pad = int(box_pad)
@@ -97,8 +102,10 @@ class Predictor:
 
     def settings(self) -> dict[str, Any]:
         """What made a prediction, stored beside each mask."""
-        return {"mode": "tiled" if self.tiled else "resize", "input_size": self.tile,
-                "overlap": self.overlap if self.tiled else 0, "box_pad": self.box_pad,
+        tiles = self.tiled or self.crop > 0
+        return {"mode": "tiled" if tiles else "resize", "input_size": self.tile,
+                "train_crop": self.crop,
+                "overlap": self.overlap if tiles else 0, "box_pad": self.box_pad,
                 "box_prior_correction": self.class_weights is not None, "box_classes": True}
 
     @torch.inference_mode()
@@ -149,7 +156,10 @@ class Predictor:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} "
                              f"{image.dtype}")
-        p = self._probs_tiled(image) if self.tiled else self._probs_resize(image)
+        if self.crop > 0:
+            p = self._probs_crop_scale(image)
+        else:
+            p = self._probs_tiled(image) if self.tiled else self._probs_resize(image)
         return p.cpu().numpy()
 
     def constrain(self, probs: np.ndarray, boxes: np.ndarray,
@@ -158,6 +168,26 @@ class Predictor:
         """(box-constrained label, boxes that fell back) of :meth:`probabilities`' output."""
         return constrain_to_boxes(undo_class_weights(probs, self.class_weights), boxes, teacher,
                                   self.box_pad, box_classes, fallback)
+
+    def crop_scale(self, hw: tuple[int, int]) -> float:
+        """Factor a photo of size ``hw`` is resized by so its pixels match the training crops."""
+        from .data import cache_long_side
+
+        cached = min(1.0, cache_long_side(self.tile, self.crop) / max(max(hw), 1))
+        return cached * self.tile / self.crop
+
+    def _probs_crop_scale(self, image: np.ndarray) -> torch.Tensor:
+        import cv2
+
+        h, w = image.shape[:2]
+        f = self.crop_scale((h, w))
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        if size == (w, h):
+            return self._probs_tiled(image)
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA if f < 1
+                           else cv2.INTER_LINEAR)
+        p = self._probs_tiled(small)
+        return F.interpolate(p[None], size=(h, w), mode="bilinear", align_corners=False)[0]
 
     def predict(self, image: np.ndarray, boxes: np.ndarray | None = None,
                 teacher: np.ndarray | None = None, return_probs: bool = False,

@@ -90,6 +90,9 @@ class ImageRecord:
     reviewed: bool = False
     meta: dict = field(default_factory=dict)  # turbine, blade, side, distance_m, date
     findings: dict = field(default_factory=dict)  # severity overrides per region, etc.
+    # Every defect of the photo is boxed (so nothing outside the boxes is one); None: the
+    # default, true for reviewed photos and photos with imported boxes (see every_defect_boxed)
+    all_defects_boxed: bool | None = None
 
     @property
     def status(self) -> str:
@@ -102,12 +105,19 @@ class ImageRecord:
             return "edited" if self.teacher.edited else "pseudo-labelled"
         return "boxed" if self.boxes else "no boxes"
 
+    def every_defect_boxed(self) -> bool:
+        """The ``all_defects_boxed`` flag, or its default: reviewed or imported boxes."""
+        if self.all_defects_boxed is not None:
+            return bool(self.all_defects_boxed)
+        return self.reviewed or any(b.source == "imported" for b in self.boxes)
+
     def to_json(self) -> dict:
         return {"width": self.width, "height": self.height,
                 "boxes": [b.to_json() for b in self.boxes],
                 "teacher": self.teacher.to_json() if self.teacher else None,
                 "student": self.student.to_json() if self.student else None,
-                "reviewed": self.reviewed, "meta": self.meta, "findings": self.findings}
+                "reviewed": self.reviewed, "meta": self.meta, "findings": self.findings,
+                "all_defects_boxed": self.all_defects_boxed}
 
     @classmethod
     def from_json(cls, key: str, d: dict) -> ImageRecord:
@@ -116,4 +126,9 @@ class ImageRecord:
                    MaskRecord.from_json(d["teacher"]) if d.get("teacher") else None,
                    MaskRecord.from_json(d["student"]) if d.get("student") else None,
                    bool(d.get("reviewed", False)), dict(d.get("meta", {})),
-                   dict(d.get("findings", {})))
+                   dict(d.get("findings", {})), _flag(d.get("all_defects_boxed")))
+
+
+def _flag(v: object) -> bool | None:
+    """An optional boolean read from JSON (None when absent)."""
+    return None if v is None else bool(v)

@@ -417,11 +417,11 @@ class Project:
             self._changed()
 
     def update(self, key: str, **fields: Any) -> None:
-        """Set plain record fields (``findings``, ``meta``) and save."""
+        """Set plain record fields (``findings``, ``meta``, ``all_defects_boxed``) and save."""
         with self._lock:
             rec = self.record(key)
             for k, v in fields.items():
-                if k not in ("findings", "meta", "reviewed"):
+                if k not in ("findings", "meta", "reviewed", "all_defects_boxed"):
                     raise ProjectError(f"field '{k}' cannot be set this way")
                 setattr(rec, k, v)
             self._changed()

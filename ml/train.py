@@ -30,10 +30,11 @@ from timm.utils.model_ema import ModelEmaV3
 
 from . import __version__, checkpoint, models
 from . import data as D
+from .box_loss import BoxLoss
 from .checkpoint import LAST_NAME as LAST
 from .config import ModelCard, StudentConfig, TrainConfig
 from .device import resolve_device
-from .losses import B2PLoss
+from .losses import IGNORE, B2PLoss
 from .metrics import confusion, scores
 from .progress import StopFn
 from .store import Project
@@ -101,6 +102,7 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.amp = cfg.amp and self.device.type == "cuda"
         self.loss = B2PLoss(cfg, self.num_classes, loss_kind or cfg.loss)
+        self.box_loss = BoxLoss(cfg) if cfg.box_loss > 0 else None
         self.history: list[dict] = []
         self.best_metric: float | None = None
         self.best_epoch = 0
@@ -125,6 +127,10 @@ class Trainer:
                                                  self.cfg.seed)
         self.val_on_train = not val_keys
         self.val_keys = val_keys or self.train_keys
+        # the card records the crop this run used, so prediction sees the same pixel scale
+        sizes = [(r.height, r.width) for r in map(self.project.record, self.train_keys)]
+        self.cfg = replace(self.cfg, crop=D.resolve_crop(self.cfg.crop, self.student.input_size,
+                                                         sizes))
         long_side = D.cache_long_side(self.student.input_size, self.cfg.crop)
         self.samples = D.load_samples(self.project, keys, source, labels, long_side,
                                       self.num_classes, confidence=self.cfg.teacher_confidence)
@@ -133,7 +139,8 @@ class Trainer:
         # Random crops: as many per epoch as a grid would give, so epochs compare across modes.
         n_train = len(D.fixed_views(self.samples, self.train_keys, self.cfg.crop))
         self.train_set = D.RandomViews(self.samples, self.train_keys, self.student.input_size,
-                                       self.cfg.crop, self.cfg.augment, n_train, self.rng)
+                                       self.cfg.crop, self.cfg.augment, n_train, self.rng,
+                                       with_boxes=self.box_loss is not None)
 
     def _build_model(self, init_from: Path | None, state: dict | None) -> None:
         """The model, with weights from ``state`` (resume) or ``init_from`` when given."""
@@ -229,7 +236,8 @@ class Trainer:
 
     def _fill_cache(self) -> Iterator[TrainEvent]:
         """Frozen mode: encode every fixed view once. Returns True if asked to stop meanwhile."""
-        cache = D.FeatureCache(self.samples, self._cache_views, self.student.input_size)
+        cache = D.FeatureCache(self.samples, self._cache_views, self.student.input_size,
+                               with_boxes=self.box_loss is not None)
         for done, total in cache.fill(self.model, self.device, self.cfg.batch_size,
                                       self._autocast):
             yield CacheProgress(done, total)
@@ -264,7 +272,8 @@ class Trainer:
                 yield Step(self.global_step, self.total_steps, epoch + 1, cfg.epochs,
                            parts["loss"], parts["binary"], parts["fine"],
                            parts["corrected_frac"], lr,
-                           rate * max(self.total_steps - self.global_step, 0))
+                           rate * max(self.total_steps - self.global_step, 0),
+                           loss_box=parts.get("box", 0.0))
             train_s = time.monotonic() - t_epoch
             m = self._validate()
             metric = _finite(m["anomaly_miou"])
@@ -277,7 +286,7 @@ class Trainer:
                              avg.get("corrected_frac", 0.0), lr, metric,
                              _finite(m["anomaly_f1"]), _finite(m["binary_iou"]),
                              _finite(m["miou"]), self.val_on_train, improved, train_s,
-                             time.monotonic() - t_epoch)
+                             time.monotonic() - t_epoch, loss_box=avg.get("box", 0.0))
             self.history.append(val.history_entry())
             yield val
             yield self._save(epoch + 1, improved)
@@ -289,14 +298,21 @@ class Trainer:
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp)
 
-    def _weighted_batch(self, idx: list[int]
-                        ) -> tuple[list | None, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(features or None, images, targets, confidence weights or None) of train items."""
+    def _batch(self, idx: list[int]) -> tuple[list | None, torch.Tensor, torch.Tensor,
+                                               torch.Tensor | None, torch.Tensor | None]:
+        """(cached features or None, images, targets, confidence weights or None, box rasters
+        when the box loss is on)."""
+        boxes = None
         if self.cache is not None:
+            if self.box_loss is not None:
+                boxes = self.cache.box_batch(idx, self.device)
             feats, x, y = self.cache.batch(idx, self.device)
-            return feats, x, y, self.cache.weight_batch(idx, self.device)
-        x, y, *w = D.collate([self.train_set[i] for i in idx])
-        return None, x.to(self.device), y.to(self.device), w[0].to(self.device) if w else None
+            return feats, x, y, self.cache.weight_batch(idx, self.device), boxes
+        x, y, *rest = D.collate([self.train_set[i] for i in idx])
+        if self.train_set.with_boxes:
+            boxes = rest.pop().to(self.device)
+        w = rest[0].to(self.device) if rest else None
+        return None, x.to(self.device), y.to(self.device), w, boxes
 
     def _forward(self, model, feats, x) -> dict[str, torch.Tensor]:
         with self._autocast():
@@ -304,9 +320,13 @@ class Trainer:
 
     def _train_step(self, idx: list[int], epoch: int) -> dict[str, float]:
         self.model.train()
-        feats, x, y, w = self._weighted_batch(idx)
+        feats, x, y, w, boxes = self._batch(idx)
         out = self._forward(self.model, feats, x)
         loss, parts = self.loss(out, y, epoch, weight=w)
+        if self.box_loss is not None and boxes is not None:
+            box, box_parts = self.box_loss(out, boxes, x, y != IGNORE)
+            loss = loss + box
+            parts.update(box_parts)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip > 0:

@@ -70,6 +70,7 @@ class Step:
     corrected_frac: float
     lr: float
     eta_s: float | None
+    loss_box: float = 0.0  # the box-consistency terms (0 when off)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Validation:
     improved: bool
     train_seconds: float
     seconds: float
+    loss_box: float = 0.0
 
     def history_entry(self) -> dict[str, Any]:
         """The row this epoch adds to the model card's history."""

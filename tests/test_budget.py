@@ -86,9 +86,15 @@ def test_budget_below_one_epoch_is_refused_with_the_minimum():
 
 
 def test_large_photos_get_crop_candidates_and_their_views():
+    from ml.data import CROP_AUTO, resolve_crop
+
     ladder = B.default_ladder("cpu", [(4000, 3000)] * 3)
-    assert ladder[0] == B.Candidate("frozen", 448, 896) and B.Candidate("frozen", 448) in ladder
-    assert B.default_ladder("cpu", SQUARE) == [B.Candidate("frozen", s) for s in (448, 336, 224)]
+    # the crop the plan costs is the one training's crop=auto will use: one rule
+    crop = resolve_crop(CROP_AUTO, 448, [(3000, 4000)] * 3)
+    assert crop > 0
+    assert ladder[0] == B.Candidate("frozen", 448, crop) and B.Candidate("frozen", 448) in ladder
+    small = [(300, 300)] * 3  # no photo twice the input: whole photos only
+    assert B.default_ladder("cpu", small) == [B.Candidate("frozen", s) for s in (448, 336, 224)]
     # cached at 4 x 896 = 3584 px long side: 4 x 3 crops of 896
     assert B.views_per_photo((4000, 3000), B.Candidate("frozen", 448, 896)) == 12
     assert B.views_per_photo((4000, 3000), B.Candidate("frozen", 448)) == 1

@@ -234,3 +234,20 @@ def test_undo_class_weights_removes_the_weighted_ce_prior():
     # 0.2/0.4 = 0.5 vs 0.8/4 = 0.2: background wins once the 10x weight is taken out
     assert out[:, 0, 0] == pytest.approx([0.5 / 0.7, 0.2 / 0.7, 0.0])
     assert undo_class_weights(probs, None) is probs
+
+
+def test_a_crop_trained_model_is_tiled_at_its_training_scale(model_dir):
+    from ml.config import TrainConfig
+    from ml.data import cache_long_side
+
+    model, card = P.load_model(model_dir, "cpu")
+    card = replace(card, train=TrainConfig(crop=28))
+    pred = P.Predictor(model, card, "cpu")
+    seen = []
+    forward = pred._forward
+    pred._forward = lambda batch: (seen.append(batch.shape), forward(batch))[1]
+    probs = pred.probabilities(_photo(60, 100))  # larger than a tile: native 28 px tiles
+    assert probs.shape == (3, 60, 100) and seen and all(s[1:3] == (28, 28) for s in seen)
+    assert pred.crop_scale((60, 100)) == 1.0 and pred.settings()["mode"] == "tiled"
+    big = 4 * cache_long_side(28, 28)  # a photo the training cache would have shrunk 4x
+    assert pred.crop_scale((big // 2, big)) == pytest.approx(0.25)

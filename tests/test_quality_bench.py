@@ -108,3 +108,22 @@ def test_merge_keeps_each_row_once_and_refuses_other_splits(quality):
     assert [r["name"] for r in merge([a, b])["rows"]] == ["box fill", "b2p", "unet"]
     with pytest.raises(ValueError):
         merge([a, {**b, "split": {"seed": 1, "train": 3, "test": ["b"]}}])
+
+
+def test_box_loss_and_rounds_rows_run_in_the_quick_bench(tmp_path, quality):
+    from ml.synthetic import write_dataset
+
+    data = write_dataset(tmp_path / "data", n=6, size=96, seed=3)
+    out = tmp_path / "out"
+    rows = ["b2p +box loss", "b2p +box loss -pairwise", "b2p 2 rounds", "b2p whole image"]
+    rc = quality.main(["--data", str(data), "--quick", "--epochs", "1", "--input-size", "28",
+                       "--backbone-weights", "none", "--teachers", "box", "--mode", "frozen",
+                       "--crop", "0", "--rows", ",".join(rows), "--out", str(out)])
+    assert rc == 0
+    result = json.loads((out / "quality.json").read_text())
+    assert [r["name"] for r in result["rows"]] == ["box fill", *rows]
+    for row in result["rows"]:
+        # a student that finds nothing has no precision: NaN, never a made-up figure
+        assert all(0.0 <= row[k] <= 1.0 or (k == "binary_precision" and math.isnan(row[k]))
+                   for k in KEYS - {"name", "teacher"})
+    assert (out / "work" / "models" / "box_b2p_2_rounds" / "round2" / "config.json").is_file()

@@ -310,3 +310,18 @@ def test_migration_interrupted_before_the_index_write_loses_no_mask(tmp_path, mo
     monkeypatch.undo()
     assert json.loads((root / INDEX_NAME).read_text())["schema"] == 1
     assert Project.open(root).load_mask("x/y.png")[0, 0] == 3
+
+
+def test_all_defects_boxed_defaults_to_imported_or_reviewed_and_round_trips(project):
+    from ml.store import Box, Project
+
+    k = project.keys()[0]
+    rec = project.record(k)
+    assert rec.all_defects_boxed is None and not rec.every_defect_boxed()
+    project.set_boxes(k, [Box(1, 1, 5, 5, 1, "imported")])
+    assert project.record(k).every_defect_boxed()  # imported boxes: the default is on
+    project.update(k, all_defects_boxed=False)
+    project.set_reviewed(k)
+    assert not project.record(k).every_defect_boxed()  # an explicit flag wins
+    again = Project.open(project.root).record(k)
+    assert again.all_defects_boxed is False and not again.every_defect_boxed()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ml.progress import Progress, ProgressFn
-from ml.train_events import CacheProgress, Setup, Step, TrainEvent, Validation
+from ml.train_events import CacheProgress, Note, Setup, Step, TrainEvent, Validation
 
 
 @contextmanager
@@ -72,6 +72,7 @@ class TrainBars:
     def __call__(self, ev: TrainEvent) -> None:
         match ev:
             case Setup():
+                self.close()  # a later round starts its own bars
                 val = ("validating on the training images (fewer than 5 labelled)"
                        if ev.val_on_train else f"{ev.val_images} for validation")
                 start = f"; resuming at epoch {ev.start_epoch + 1}" if ev.start_step else ""
@@ -89,6 +90,8 @@ class TrainBars:
                 self._show("train", "step", ev.step, ev.total_steps, post, initial=ev.step - 1)
             case Validation():
                 self.val = ev.val_anomaly_miou
+            case Note():
+                _write(f"note: {ev.message}")
             case _:
                 pass
 

@@ -27,8 +27,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "--mode/--input-size/--crop given too are kept")
     p.add_argument("--input-size", type=int, help="network input in pixels, multiple of 14")
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--crop", type=int,
-                   help="random native-resolution crops of this size (default 0: whole image)")
+    p.add_argument("--crop", type=_crop, metavar="auto|0|N",
+                   help="training crops: auto (default: native crops of the input size where "
+                        "photos are at least twice as large, else whole photos), 0 (whole "
+                        "photo resized) or N (native crops of N px)")
+    p.add_argument("--box-loss", type=float, metavar="W",
+                   help="weight of the box-consistency loss (projection, pairwise, outside; "
+                        "default 0: off)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="2: a second round learns from round 1's box-constrained masks fused "
+                        "with the teacher's (into MODEL_DIR/round2)")
     p.add_argument("--backbone-weights", metavar="official|offline|none|PATH")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--source", choices=("teacher", "reviewed"), default="teacher",
@@ -38,6 +46,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fine-tune from a trained model")
     p.add_argument("--seed", type=int)
     p.set_defaults(func=run_train)
+
+
+def _crop(text: str) -> int:
+    """``auto`` -> -1, else a non-negative integer."""
+    if text.strip().lower() == "auto":
+        return -1
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"want auto or a number of pixels, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"want auto, 0 or a positive size, got {value}")
+    return value
 
 
 def _configs(args: argparse.Namespace, num_classes: int):
@@ -59,13 +80,15 @@ def _configs(args: argparse.Namespace, num_classes: int):
     s_over = {"mode": args.mode, "input_size": args.input_size,
               "backbone_weights": args.backbone_weights}
     t_over = {"epochs": args.epochs, "batch_size": args.batch_size, "crop": args.crop,
-              "device": args.device, "seed": args.seed}
+              "device": args.device, "seed": args.seed, "box_loss": args.box_loss}
     student = replace(student, **{k: v for k, v in s_over.items() if v is not None})
     train = replace(train, **{k: v for k, v in t_over.items() if v is not None})
     if student.arch == "b2p" and student.input_size % 14:
         raise CLIError(f"--input-size must be a multiple of 14 (got {student.input_size})")
-    if train.epochs < 1 or train.batch_size < 1 or train.crop < 0:
-        raise CLIError("--epochs and --batch-size must be >= 1, --crop >= 0")
+    if train.epochs < 1 or train.batch_size < 1:
+        raise CLIError("--epochs and --batch-size must be >= 1")
+    if train.box_loss < 0 or args.rounds < 1:
+        raise CLIError("--box-loss must be >= 0 and --rounds >= 1")
     return student, train
 
 
@@ -105,8 +128,8 @@ def _plan(args: argparse.Namespace, project, student, cfg, budget_s: float):
 
 def run_train(args: argparse.Namespace) -> int:
     from ml.checkpoint import can_resume
+    from ml.rounds import train_rounds
     from ml.store import Project
-    from ml.train import train
 
     budget_s = _budget_seconds(args)
     project = Project.open(args.project)
@@ -118,9 +141,10 @@ def run_train(args: argparse.Namespace) -> int:
     bars = TrainBars()
     with stop_on_ctrl_c("this step") as flag:
         try:
-            result = train(project, args.out, student, cfg, mask_source=args.source,
-                           resume=args.resume, init_from=args.init_from, on_event=bars,
-                           should_stop=lambda: flag[0])
+            result = train_rounds(project, args.out, student, cfg, rounds=args.rounds,
+                                  mask_source=args.source, resume=args.resume,
+                                  init_from=args.init_from, on_event=bars,
+                                  should_stop=lambda: flag[0])
         finally:
             bars.close()
     best = "n/a" if result.best_metric is None else f"{result.best_metric:.3f}"
@@ -132,7 +156,7 @@ def run_train(args: argparse.Namespace) -> int:
               f"{format_duration(result.seconds)}")
     print(f"{'stopped' if result.stopped else 'done'} after {result.epochs_run} epochs "
           f"({result.seconds:.0f} s); best val anomaly mIoU {best} at epoch {result.best_epoch}; "
-          f"model in {args.out}")
+          f"model in {result.out_dir}")
     if result.stopped:
         print(f"continue with: b2p train {args.project} --out {args.out} --resume")
         return 130

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from qtpy.QtCore import QProcess, QTimer
-from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSpinBox, QWidget
+from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QSpinBox, QWidget
 
 import ml
 from ml.budget import TrainPlan, apply_plan
@@ -60,6 +60,14 @@ class TrainSettings(QWidget):
         self.input_size.setRange(14, 14 * 200)
         self.input_size.setSingleStep(14)
         self.input_size.setValue(s.input_size)
+        self.box_loss = QDoubleSpinBox()  # weight of the box-consistency loss; 0 = off
+        self.box_loss.setRange(0.0, 10.0)
+        self.box_loss.setSingleStep(0.1)
+        self.box_loss.setValue(t.box_loss)
+        self.box_loss.setSpecialValueText("off")
+        self.box_loss.setToolTip("Also learn from the boxes themselves: each box's rows and "
+                                 "columns hold a defect, similar neighbours agree, nothing "
+                                 "outside boxes on fully boxed photos (0 = off)")
         self.device = QComboBox()
         self.device.addItems(["auto", "cuda", "cpu"])
         self.backbone = QComboBox()
@@ -71,6 +79,7 @@ class TrainSettings(QWidget):
         form.addRow("Mode", self.mode)
         form.addRow("Epochs", self.epochs)
         form.addRow("Input size", self.input_size)
+        form.addRow("Box loss", self.box_loss)
         form.addRow("Device", self.device)
         form.addRow("Backbone weights", self.backbone)
         self.budget = QComboBox()
@@ -214,7 +223,8 @@ class TrainSettings(QWidget):
                                 input_size=size,
                                 backbone_weights=self.backbone.currentData())
         cfg = TrainConfig(epochs=self.epochs.value(),
-                          device=self.device.currentText().split(" ")[0])
+                          device=self.device.currentText().split(" ")[0],
+                          box_loss=float(self.box_loss.value()))
         if self.plan is not None:  # the budget's plan, recorded in the model card
             student, cfg = apply_plan(self.plan, student, cfg)
         return student, cfg
