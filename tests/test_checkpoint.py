@@ -28,8 +28,8 @@ from ml.store import Project
 @pytest.fixture
 def tiny(tmp_path):
     """(config, backbone file) for a 2-block bitfit student whose backbone comes from a file."""
-    torch = pytest.importorskip("torch")
-    timm = pytest.importorskip("timm")
+    import timm
+    import torch
     from safetensors.torch import save_file
 
     from ml.config import StudentConfig
@@ -132,7 +132,6 @@ def test_model_folder_from_before_the_change_still_loads(tiny, tmp_path):
 
 
 def test_random_init_checkpoints_hold_the_full_state(tmp_path):
-    pytest.importorskip("torch")
     from safetensors import safe_open
 
     from ml.checkpoint import load_model, save_checkpoint

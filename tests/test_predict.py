@@ -8,15 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from ml import predict as P  # noqa: E402
-from ml.checkpoint import model_id, save_checkpoint  # noqa: E402
-from ml.classes import DEFAULT_CLASSES  # noqa: E402
-from ml.config import ModelCard, StudentConfig  # noqa: E402
-from ml.models import build_model  # noqa: E402
-from ml.store import Box  # noqa: E402
+from ml import predict as P
+from ml.checkpoint import model_id, save_checkpoint
+from ml.classes import DEFAULT_CLASSES
+from ml.config import ModelCard, StudentConfig
+from ml.models import build_model
+from ml.store import Box
 
 TINY = StudentConfig(input_size=28, backbone_weights="none", taps=(0, 1), decoder_channels=32)
 

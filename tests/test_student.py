@@ -6,13 +6,12 @@ import re
 from dataclasses import replace
 
 import pytest
+import timm
+import torch
 
-torch = pytest.importorskip("torch")
-timm = pytest.importorskip("timm")
-
-from ml.checkpoint import load_model, load_train_state, model_id, save_checkpoint  # noqa: E402
-from ml.config import ModelCard, StudentConfig  # noqa: E402
-from ml.models import MODELS, Backbone, build_model, count_parameters  # noqa: E402
+from ml.checkpoint import load_model, load_train_state, model_id, save_checkpoint
+from ml.config import ModelCard, StudentConfig
+from ml.models import MODELS, Backbone, build_model, count_parameters
 
 SMALL = StudentConfig(input_size=56, backbone_weights="none")
 TINY = replace(SMALL, taps=(0, 1), decoder_channels=32)  # 2 blocks, narrow decoder
