@@ -261,6 +261,10 @@ class Project:
                         (self.root / rel).unlink(missing_ok=True)
             self._changed()
 
+    def missing_keys(self) -> list[str]:
+        """Photos whose file is no longer under ``image_root`` (moved, deleted, drive absent)."""
+        return [k for k in self.images if not self.image_path(k).is_file()]
+
     def find_key(self, name: str) -> str | None:
         """Key of the image whose key or file stem equals ``name`` (stems must be unique)."""
         if name in self.images:

@@ -175,6 +175,14 @@ def test_cli_init_import_pseudo_label_export_masks(hostile, tmp_path, capsys):
 
     rc, out = _run(capsys, "rescan", str(proj_dir))
     assert rc == 1 and "0 new photos" in out and "bomb.png" in out
+    # a person can clear them: deleted files with --forget-missing, broken ones explicitly
+    (hostile / "bomb.png").unlink()
+    rc, out = _run(capsys, "rescan", str(proj_dir))
+    assert "bomb.png" in out and "bomb.png" in Project.open(proj_dir).keys()  # never automatic
+    rc, out = _run(capsys, "rescan", str(proj_dir), "--forget-missing", "--forget-unreadable")
+    assert rc == 0 and "forgot" in out and "bomb.png" in out
+    keys = set(Project.open(proj_dir).keys())
+    assert not set(BROKEN) & keys and set(GOOD) <= keys
 
 
 def test_report_names_a_damaged_mask_and_goes_on(hostile, tmp_path, capsys):

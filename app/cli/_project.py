@@ -21,6 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("rescan", help="add new photos of the image folder; name unreadable ones")
     p.add_argument("project", type=Path)
+    p.add_argument("--forget-missing", action="store_true",
+                   help="drop photos whose file is gone (their boxes and masks go with them)")
+    p.add_argument("--forget-unreadable", action="store_true",
+                   help="drop photos that cannot be read (their boxes and masks go with them)")
     p.set_defaults(func=cmd_rescan)
 
     p = sub.add_parser("import", help="import boxes (YOLO, COCO, or boxes from mask components)")
@@ -69,15 +73,28 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_rescan(args: argparse.Namespace) -> int:
-    scan = _open(args.project).scan()
+    proj = _open(args.project)
+    # never automatic: photos on a drive that is not plugged in look missing too
+    missing = proj.missing_keys()
+    gone = missing if args.forget_missing else []
+    for key in [] if args.forget_missing else missing:
+        print(f"warning: {key}: file not found (drop it with 'b2p rescan --forget-missing')")
+    scan = proj.scan()
+    gone += [k for k in scan.failed if args.forget_unreadable and k not in gone]
+    if gone:
+        proj.remove_images(gone)
+        print(f"forgot {len(gone)} photo(s): {', '.join(gone[:20])}"
+              + (" ..." if len(gone) > 20 else ""))
+        scan = BatchResult(action=scan.action, total=scan.total, done=scan.done,
+                           failed={k: v for k, v in scan.failed.items() if k not in gone})
     print(f"{len(scan.done)} new photos added")
     return _report_unreadable(scan)
 
 
 def _report_unreadable(scan: BatchResult) -> int:
     for key, why in scan.failed.items():
-        print(f"warning: {key}: {why} (it stays listed and every step skips it; fix or remove "
-              f"the file, then run 'b2p rescan')")
+        print(f"warning: {key}: {why} (it stays listed and every step skips it; fix the file "
+              f"and run 'b2p rescan', or drop it with 'b2p rescan --forget-unreadable')")
     if scan.failed:
         print(f"{len(scan.failed)} photo(s) could not be read (named above)", file=sys.stderr)
     return exit_code(scan)
