@@ -5,10 +5,10 @@ Layout of a project folder::
     PROJECT/project.json        schema-versioned index (boxes, mask records, metadata)
     PROJECT/masks/teacher/      pseudo-masks (class-id PNG), possibly edited by a person
     PROJECT/masks/student/      student predictions (+ *_conf.png, *_corr.png)
+    PROJECT/models/             trained students (safetensors + JSON config)
 
 A photo's mask is ``masks/KIND/KEY.png``, the key's folders kept and its own extension kept
 (``a/b.png`` -> ``masks/teacher/a/b.png.png``), so two photos never share a mask file.
-    PROJECT/models/             trained students (safetensors + JSON config)
 
 Photos stay where they are (``image_root``, which may be the project folder itself) and are
 never modified. Every write is atomic, so a crash leaves the last good state readable.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from app.cli import CLIError
@@ -76,7 +77,7 @@ def cmd_rescan(args: argparse.Namespace) -> int:
     proj = _open(args.project)
     # never automatic: photos on a drive that is not plugged in look missing too
     missing = proj.missing_keys()
-    gone = missing if args.forget_missing else []
+    gone = list(missing) if args.forget_missing else []
     for key in [] if args.forget_missing else missing:
         print(f"warning: {key}: file not found (drop it with 'b2p rescan --forget-missing')")
     scan = proj.scan()
@@ -85,8 +86,7 @@ def cmd_rescan(args: argparse.Namespace) -> int:
         proj.remove_images(gone)
         print(f"forgot {len(gone)} photo(s): {', '.join(gone[:20])}"
               + (" ..." if len(gone) > 20 else ""))
-        scan = BatchResult(action=scan.action, total=scan.total, done=scan.done,
-                           failed={k: v for k, v in scan.failed.items() if k not in gone})
+        scan = replace(scan, failed={k: v for k, v in scan.failed.items() if k not in gone})
     print(f"{len(scan.done)} new photos added")
     return _report_unreadable(scan)
 
