@@ -7,7 +7,8 @@ of a held-out split. At test time every model gets the same boxes. A learned row
 the student alone, box-constrained with no teacher fallback (with the fallback, a student that
 finds nothing would score as its teacher); the product's output (a box the student leaves
 empty takes the teacher's mask) is kept as ``product_*`` beside ``fallback_share``, the share
-of boxes that fell back, and scores without the box constraint as ``nobox_*``.
+of boxes that fell back, the old box rule (0.5 posterior, :mod:`ml.box_decode`) as
+``posterior_binary_iou``, and scores without the box constraint as ``nobox_*``.
 
     python bench/quality.py --data ../shared/data/magnetic_tile [--quick]
         [--teachers grabcut,box] [--out DIR] [--rows b2p,unet,...]
@@ -147,21 +148,24 @@ def eval_model(model_dir: Path, proj: Project, test: list[str], masks_dir: Path,
                teacher: dict, names: list[str], tiled: bool,
                device: str) -> tuple[dict, dict[str, np.ndarray]]:
     """(scores of the student alone, of the product and unboxed; the student's masks by key)."""
-    from ml.predict import Predictor
+    from ml.predict import Predictor, constrain_to_boxes, undo_class_weights
 
     pred = Predictor.from_dir(model_dir, device=device, tiled=tiled)
-    alone, product, free = {}, {}, {}
+    alone, product, free, posterior = {}, {}, {}, {}
     n_boxes = n_fell_back = 0
     for k in test:
         xyxy, cls = boxes_to_arrays(proj.record(k).boxes)
         probs = pred.probabilities(proj.load_image(k))
         alone[k], _ = pred.constrain(probs, xyxy, None, cls, fallback=False)
+        posterior[k], _ = constrain_to_boxes(undo_class_weights(probs, pred.class_weights), xyxy,
+                                             None, pred.box_pad, cls, False, "posterior")
         product[k], fell_back = pred.constrain(probs, xyxy, teacher.get(k), cls)
         free[k] = probs.argmax(axis=0).astype(np.uint8)
         n_boxes, n_fell_back = n_boxes + len(xyxy), n_fell_back + fell_back
     row = score_labels(alone, masks_dir, names)
     row.update({f"product_{m}": v for m, v in score_labels(product, masks_dir, names).items()})
     row["fallback_share"] = n_fell_back / max(n_boxes, 1)
+    row["posterior_binary_iou"] = score_labels(posterior, masks_dir, names)["binary_iou"]
     row.update({f"nobox_{m}": v for m, v in score_labels(free, masks_dir, names).items()})
     return row, alone
 
@@ -194,14 +198,17 @@ def box_fill(proj: Project, keys: list[str]) -> dict[str, np.ndarray]:
 
 
 def markdown(result: dict) -> str:
-    scored = [*METRICS, "product_binary_iou", "fallback_share", "nobox_binary_iou"]
+    scored = [*METRICS, "product_binary_iou", "fallback_share", "posterior_binary_iou",
+              "nobox_binary_iou"]
     cols = ["name", "teacher", "mode", *scored, "trainable_params", "train_seconds"]
     lines = [f"### {result['dataset']} — held-out {len(result['split']['test'])} images", ""]
     if result.get("note"):
         lines += [f"**{result['note']}**", ""]
     lines += ["Learned rows score the student alone (boxes, no teacher fallback); "
               "`product_binary_iou` is the product's output, where a box the student leaves "
-              "empty takes the teacher's mask (`fallback_share` of the boxes).", "",
+              "empty takes the teacher's mask (`fallback_share` of the boxes); "
+              "`posterior_binary_iou` is the student alone under the first release's box rule "
+              "(prior-corrected probability > 0.5) instead of the tightness rule.", "",
               "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in result["rows"]:
         cells = []

@@ -9,20 +9,21 @@ photo is scaled as the training cache scaled it (long side at most
 resized back, so training and prediction see defects at the same pixel size.
 
 Box constraint, where a person drew boxes: only pixels inside the boxes (padded by ``box_pad``
-px) may be defects. A pixel there is a defect when the student's defect probability
-(1 - p(background)) exceeds 0.5. Its class is the box's class: the person said what the defect
-is, the student says where. Where boxes of different classes overlap, the student picks the
-likelier of their classes; a box whose class the model does not know lets the student pick any
-defect class. Fallback (the product's default, ``fallback=False`` turns it off): a box in which
-the student finds no defect pixel takes the teacher's mask inside the box (nothing when there is
-no teacher mask). Outside the boxes: background. Scoring the student itself needs the fallback
-off, or a student that finds nothing scores as its teacher.
+px) may be defects; which of them are is the box rule's call (:mod:`ml.box_decode`: by default
+the tightness prior, a threshold relative to the student's peak in the box; ``posterior``: the
+prior-corrected defect probability above 0.5). Its class is the box's class: the person said
+what the defect is, the student says where. Where boxes of different classes overlap, the
+student picks the likelier of their classes; a box whose class the model does not know lets the
+student pick any defect class. Fallback (the product's default, ``fallback=False`` turns it
+off): a box in which the student finds no defect pixel takes the teacher's mask inside the box
+(nothing when there is no teacher mask). Outside the boxes: background. Scoring the student
+itself needs the fallback off, or a student that finds nothing scores as its teacher.
 
-Inside boxes the decision uses *prior-corrected* probabilities: the class-weighted
-cross-entropy (0.4, 4, 4) shifts the student's posteriors towards defects by the weight ratio,
-which buys recall when it scans a whole photo; inside a person's box the box already supplies
-that recall, so the shift is undone (each class probability divided by its training weight,
-then renormalised) before the 0.5 decision. Outside boxes nothing changes.
+Prior correction (``posterior`` rule): the class-weighted cross-entropy (0.4, 4, 4) shifts the
+student's posteriors towards defects by the weight ratio, which buys recall when it scans a
+whole photo; inside a person's box the box already supplies that recall, so the shift is undone
+(each class probability divided by its training weight, then renormalised) before the 0.5
+decision. The ``tight`` rule is relative to the box's peak and needs no correction.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from torch import nn
 
 from . import images as _images
 from .batch import BatchResult
+from .box_decode import check_rule, tight_mask
 from .checkpoint import load_model, model_id
 from .classes import ClassInfo, palette
 from .config import ModelCard
@@ -80,7 +82,7 @@ class Predictor:
 
     def __init__(self, model: nn.Module, card: ModelCard, device: str | torch.device = "cpu",
                  tiled: bool = False, overlap: float = 0.25, batch_size: int = 4,
-                 box_pad: int = 4) -> None:
+                 box_pad: int = 4, box_rule: str = "tight") -> None:
         if not 0 <= overlap < 1:
             raise ValueError(f"tile overlap must be in [0, 1), got {overlap}")
         self.device = resolve_device(str(device))
@@ -92,6 +94,7 @@ class Predictor:
         self.overlap = int(round(self.tile * overlap))
         self.batch_size = max(1, int(batch_size))
         self.box_pad = int(box_pad)
+        self.box_rule = check_rule(box_rule)
         self.class_weights = _training_weights(card)
 
     @classmethod
@@ -106,7 +109,10 @@ class Predictor:
         return {"mode": "tiled" if tiles else "resize", "input_size": self.tile,
                 "train_crop": self.crop,
                 "overlap": self.overlap if tiles else 0, "box_pad": self.box_pad,
-                "box_prior_correction": self.class_weights is not None, "box_classes": True}
+                "box_rule": self.box_rule,
+                "box_prior_correction": (self.box_rule == "posterior"
+                                         and self.class_weights is not None),
+                "box_classes": True}
 
     @torch.inference_mode()
     def _forward(self, batch: np.ndarray) -> torch.Tensor:
@@ -166,8 +172,10 @@ class Predictor:
                   teacher: np.ndarray | None = None, box_classes: np.ndarray | None = None,
                   fallback: bool = True) -> tuple[np.ndarray, int]:
         """(box-constrained label, boxes that fell back) of :meth:`probabilities`' output."""
-        return constrain_to_boxes(undo_class_weights(probs, self.class_weights), boxes, teacher,
-                                  self.box_pad, box_classes, fallback)
+        if self.box_rule == "posterior":
+            probs = undo_class_weights(probs, self.class_weights)
+        return constrain_to_boxes(probs, boxes, teacher, self.box_pad, box_classes, fallback,
+                                  self.box_rule)
 
     def crop_scale(self, hw: tuple[int, int]) -> float:
         """Factor a photo of size ``hw`` is resized by so its pixels match the training crops."""
@@ -234,12 +242,13 @@ def _box_slices(box: np.ndarray, pad: float, h: int, w: int) -> tuple[slice, sli
 
 def constrain_to_boxes(probs: np.ndarray, boxes: np.ndarray, teacher: np.ndarray | None = None,
                        pad: float = 4, classes: np.ndarray | None = None,
-                       fallback: bool = True) -> tuple[np.ndarray, int]:
+                       fallback: bool = True, rule: str = "posterior") -> tuple[np.ndarray, int]:
     """(label, number of boxes that fell back to the teacher); see the module docstring.
 
     ``classes`` ((N,) class ids of the boxes) sets each box's pixel class; without it the
     student's most likely defect class is taken everywhere. ``fallback=False``: the student
-    alone, the teacher's mask is never used (and 0 boxes fall back).
+    alone, the teacher's mask is never used (and 0 boxes fall back). ``rule`` decides which
+    pixels of a box are defect (:mod:`ml.box_decode`).
     """
     n_cls, h, w = probs.shape
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -247,13 +256,20 @@ def constrain_to_boxes(probs: np.ndarray, boxes: np.ndarray, teacher: np.ndarray
                else np.asarray(classes, np.int64).reshape(-1))
     if len(box_cls) != len(boxes):
         raise ValueError(f"{len(boxes)} boxes but {len(box_cls)} box classes")
+    check_rule(rule)
     defect = probs[0] < 0.5
     out = np.zeros((h, w), np.uint8)
     score = np.full((h, w), -1.0, np.float32)  # probability of the class written to ``out``
     empty = []
     for box, c in zip(boxes, box_cls, strict=True):
         ys, xs = _box_slices(box, pad, h, w)
-        inside = defect[ys, xs]
+        if rule == "tight":
+            inner = _box_slices(box, 0, h, w)
+            inner = (slice(inner[0].start - ys.start, inner[0].stop - ys.start),
+                     slice(inner[1].start - xs.start, inner[1].stop - xs.start))
+            inside = tight_mask(1.0 - probs[0, ys, xs], inner)
+        else:
+            inside = defect[ys, xs]
         if not inside.any():
             empty.append(box)
             continue

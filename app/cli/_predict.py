@@ -26,6 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-fallback", dest="fallback", action="store_false",
                    help="a box where the student finds no defect stays empty (default: it "
                         "takes the teacher's mask)")
+    p.add_argument("--box-rule", choices=("tight", "posterior"), default="tight",
+                   help="which pixels of a box are defect: tight = the student's shape, "
+                        "thresholded relative to its peak in the box so the defect crosses the "
+                        "box (default); posterior = its defect probability above 0.5")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     p.add_argument("--out", metavar="DIR", help="output folder when predicting a photo folder")
     p.set_defaults(func=run_predict)
@@ -65,10 +69,12 @@ def run_predict(args: argparse.Namespace) -> int:
             summary = predict.predict_project(project, model_dir,
                                               tiled=args.tiled, box_constraint=args.box_constraint,
                                               device=args.device, progress=bar,
-                                              fallback=args.fallback)
+                                              fallback=args.fallback,
+                                              box_rule=args.box_rule)
         else:
             summary = predict.predict_folder(target, model_dir, args.out, tiled=args.tiled,
-                                             device=args.device, progress=bar)
+                                             device=args.device, progress=bar,
+                                             box_rule=args.box_rule)
     print_items(summary)
     if summary.fallback_boxes:
         print(f"{summary.fallback_boxes} boxes where the student found no defect took the "
