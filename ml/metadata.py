@@ -1,10 +1,17 @@
-"""Per-image inspection metadata: turbine, blade, side, distance and date.
+"""Per-image inspection metadata: turbine, blade, side, date, distance and GSD, with provenance.
 
-Stored in ``record.meta`` through :meth:`Project.set_meta` with the keys ``turbine`` (str),
-``blade`` ("A" | "B" | "C"), ``side`` (one of :data:`SIDES`), ``distance_m`` (float, optional)
-and ``date`` (ISO date, optional).
+Stored in ``record.meta`` with the keys ``turbine`` (str), ``blade`` ("A" | "B" | "C"),
+``side`` (one of :data:`SIDES`), ``date`` (ISO date), ``distance_m`` (camera to blade, m) and
+``gsd_mm`` (mm per pixel); ``capture`` holds what the photo itself recorded (EXIF/XMP:
+time, GPS, lens, camera, drone attitude; see :mod:`ml.photo_meta`).
 
-Folder convention (:func:`from_folders`), relative to the project's image root::
+A value that software guessed (folder names, EXIF date, a distance from the drone's XMP, the
+GSD estimate) is listed in ``meta["_guessed"]`` as ``{field: how}`` until a person sets or
+confirms it (:func:`set_values`, :func:`confirm`). :func:`auto_fill` never overwrites a value
+a person gave; values without an entry in ``_guessed`` (a CSV, the panel, older projects)
+count as given by a person.
+
+Folder convention (:func:`meta_from_path`), relative to the project's image root::
 
     TURBINE/BLADE/SIDE/photo.jpg      e.g. WTG07/B/LE/DJI_0042.JPG
 
@@ -12,8 +19,7 @@ Read from the photo upwards: the nearest folder is the side if it names one, the
 blade if it names one, the next the turbine. So ``TURBINE/BLADE/photo.jpg`` gives turbine and
 blade, and deeper trees (``SITE/TURBINE/BLADE/SIDE/photo.jpg``) work too. Sides may be written
 ``LE``/``TE``/``PS``/``SS``, ``leading edge``, ``Leading-Edge``, ``pressure``...; blades
-``A``/``B``/``C``, ``1``/``2``/``3`` or ``Blade A``. The date is taken from the photo's EXIF
-(DateTimeOriginal) where present.
+``A``/``B``/``C``, ``1``/``2``/``3`` or ``Blade A``.
 """
 
 from __future__ import annotations
@@ -21,15 +27,29 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io
+import math
 import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from .batch import BatchResult
+from .gsd import estimate_gsd
+from .images import ImageError
+from .photo_meta import PhotoMeta, read_photo_meta
+from .progress import ProgressFn, Reporter, StopFn
 from .store import Project, ProjectError
 
 SIDES = ("leading_edge", "trailing_edge", "pressure_side", "suction_side")
+SHORT_SIDES = {"leading_edge": "LE", "trailing_edge": "TE", "pressure_side": "PS",
+               "suction_side": "SS"}
 BLADES = ("A", "B", "C")
+FIELDS = ("turbine", "blade", "side", "date", "distance_m", "gsd_mm")  # a person can set these
 CSV_COLUMNS = ("image", "turbine", "blade", "side", "distance_m", "date")
+GUESSED = "_guessed"
+CAPTURE = "capture"
 
 _SIDE_ALIASES = {
     "le": "leading_edge", "leading": "leading_edge", "leadingedge": "leading_edge",
@@ -78,37 +98,232 @@ def meta_from_path(key: str) -> dict:
     return meta
 
 
-def exif_date(path: Path) -> str | None:
-    """The photo's EXIF DateTimeOriginal (or DateTime) as YYYY-MM-DD, if readable."""
-    from .images import ImageError, open_image
+def check_value(name: str, value: Any) -> Any:
+    """A person's value for field ``name``, normalised; ValueError naming what is wrong."""
+    text = str(value).strip()
+    if name == "turbine":
+        if not text:
+            raise ValueError("turbine is empty")
+        return text
+    if name == "blade":
+        if normalize_blade(text) is None:
+            raise ValueError(f"blade '{text}' is not A, B or C")
+        return normalize_blade(text)
+    if name == "side":
+        if normalize_side(text) is None:
+            raise ValueError(f"side '{text}' is not one of {', '.join(SIDES)} (or LE/TE/PS/SS)")
+        return normalize_side(text)
+    if name == "date":
+        try:
+            return _dt.date.fromisoformat(text[:10]).isoformat()
+        except ValueError:
+            raise ValueError(f"date '{text}' is not YYYY-MM-DD") from None
+    if name in ("distance_m", "gsd_mm"):
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"{name} '{text}' is not a number") from None
+        if not (math.isfinite(number) and number > 0):
+            raise ValueError(f"{name} must be a positive number, got {text}")
+        return number
+    raise ValueError(f"unknown field '{name}' (one of {', '.join(FIELDS)})")
 
+
+# ----------------------------------------------------------------- provenance
+def guessed(meta: Mapping) -> dict[str, str]:
+    """Field -> how it was guessed, for the fields of ``meta`` no person has confirmed."""
+    g = meta.get(GUESSED)
+    return {k: str(v) for k, v in g.items() if k in meta} if isinstance(g, Mapping) else {}
+
+
+def is_confirmed(meta: Mapping, name: str) -> bool:
+    """True when ``name`` holds a value a person gave or confirmed."""
+    return meta.get(name) not in (None, "") and name not in guessed(meta)
+
+
+def _with(meta: Mapping, values: Mapping[str, Any], guesses: Mapping[str, str]) -> dict:
+    """``meta`` with ``values`` set (None removes one); fields in ``guesses`` marked guessed."""
+    out = {k: v for k, v in meta.items() if k != GUESSED}
+    g = guessed(meta)
+    for name, v in values.items():
+        g.pop(name, None)
+        if v is None or v == "":
+            out.pop(name, None)
+        else:
+            out[name] = v
+    g.update({k: how for k, how in guesses.items() if k in out})
+    if g:
+        out[GUESSED] = g
+    return out
+
+
+def set_values(project: Project, keys: Iterable[str], **values: Any) -> None:
+    """A person's values (a bulk set over ``keys``): checked first, stored, no longer guessed.
+
+    An empty value ('' or None) clears the field. Raises ProjectError before storing anything.
+    """
     try:
-        with open_image(path) as im:
-            exif = im.getexif()
-            raw = exif.get_ifd(0x8769).get(0x9003) or exif.get(0x0132)
-    except ImageError:  # a broken or hostile photo (even a bomb) simply has no date
-        return None
-    m = re.match(r"(\d{4}):(\d{2}):(\d{2})", str(raw or ""))
-    return f"{m[1]}-{m[2]}-{m[3]}" if m else None
+        clean = {k: None if v is None or str(v).strip() == "" else check_value(k, v)
+                 for k, v in values.items()}
+    except ValueError as e:
+        raise ProjectError(str(e)) from None
+    with project.batch():
+        for key in keys:
+            project.update(key, meta=_with(project.record(key).meta, clean, {}))
+
+
+def confirm(project: Project, keys: Iterable[str], fields: Iterable[str] | None = None) -> int:
+    """A person says the guessed ``fields`` (default: all) are right; returns how many."""
+    n = 0
+    with project.batch():
+        for key in keys:
+            meta = project.record(key).meta
+            names = [f for f in (fields or FIELDS) if f in guessed(meta)]
+            if names:
+                project.update(key, meta=_with(meta, {f: meta[f] for f in names}, {}))
+                n += len(names)
+    return n
+
+
+def apply_guesses(project: Project, key: str, guesses: Mapping[str, tuple[Any, str]],
+                  facts: Mapping[str, Any] | None = None) -> tuple[list[str], list[str]]:
+    """Store ``{field: (value, how)}`` as guesses except over a person's value; ``facts`` as is.
+
+    Returns (fields filled, fields kept because a person set them).
+    """
+    meta = project.record(key).meta
+    kept = [f for f in guesses if is_confirmed(meta, f)]
+    new = {f: vh for f, vh in guesses.items() if f not in kept}
+    values = {f: v for f, (v, _) in new.items()} | dict(facts or {})
+    updated = _with(meta, values, {f: how for f, (_, how) in new.items()})
+    if updated != meta:
+        project.update(key, meta=updated)
+    return list(new), kept
+
+
+# ----------------------------------------------------------------- auto-fill
+_ALTITUDE_NOTE = ("the drone's height above take-off (XMP RelativeAltitude), not the distance "
+                  "to the blade: enter the real distance")
+
+
+def _distance(meta: Mapping, photo: PhotoMeta, entered: float | None) -> tuple[float, str] | None:
+    """The best camera-to-blade distance and how it was found, best source first."""
+    if is_confirmed(meta, "distance_m"):
+        return float(meta["distance_m"]), "confirmed distance"
+    if entered:
+        return entered, "entered distance"
+    if photo.laser_distance_m:
+        return photo.laser_distance_m, "laser rangefinder (XMP LRFTargetDistance)"
+    if photo.relative_alt_m and photo.relative_alt_m > 0:
+        return photo.relative_alt_m, _ALTITUDE_NOTE
+    return None
+
+
+def guesses_for(key: str, meta: Mapping, photo: PhotoMeta,
+                distance_m: float | None = None) -> dict[str, tuple[Any, str]]:
+    """``{field: (value, how)}`` that folders, EXIF/XMP and the GSD estimate suggest."""
+    out: dict[str, tuple[Any, str]] = {
+        k: (v, "folder name") for k, v in meta_from_path(key).items()}
+    if photo.date:
+        out["date"] = (photo.date, "photo's capture time (EXIF)")
+    dist = _distance(meta, photo, distance_m)
+    if dist and dist[1] not in ("confirmed distance", "entered distance"):
+        out["distance_m"] = (round(dist[0], 2), dist[1])
+    if dist:
+        est = estimate_gsd(photo, dist[0])
+        if est:
+            how = f"estimate: {est.how}" + ("; distance guessed" if dist[1] == _ALTITUDE_NOTE
+                                             else "")
+            out["gsd_mm"] = (round(est.gsd_mm, 4), how)
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class AutoFillResult(BatchResult):
+    """Per field: photos given a guess, and photos where a person's value was kept."""
+
+    filled: Mapping[str, int] = field(default_factory=dict)
+    kept: Mapping[str, int] = field(default_factory=dict)
+    guessed_now: Mapping[str, int] = field(default_factory=dict)  # still unconfirmed, after
+
+    def summary(self) -> str:
+        def counts(c: Mapping[str, int]) -> str:
+            return ", ".join(f"{k} {c[k]}" for k in FIELDS if c.get(k)) or "none"
+
+        return (f"{super().summary()}\nfilled: {counts(self.filled)}\n"
+                f"kept (set by a person): {counts(self.kept)}\n"
+                f"guessed, to confirm: {counts(self.guessed_now)}")
+
+
+def auto_fill(project: Project, keys: Iterable[str] | None = None,
+              distance_m: float | None = None, progress: ProgressFn | None = None,
+              should_stop: StopFn | None = None) -> AutoFillResult:
+    """Fill metadata from folders, EXIF/XMP and the GSD estimate, never over a person's value.
+
+    ``distance_m`` is a person's camera-to-blade distance for photos without one (stored as
+    theirs); otherwise the drone's laser rangefinder, then its height above take-off (a poor
+    stand-in, marked guessed) feed the GSD estimate.
+    """
+    if distance_m is not None:
+        distance_m = check_value("distance_m", distance_m)
+    keys = list(project.keys() if keys is None else keys)
+    rep = Reporter(len(keys), progress, should_stop)
+    filled: Counter = Counter()
+    kept: Counter = Counter()
+    done, failed, skipped, stopped = [], {}, {}, False
+    with project.batch():
+        for key in keys:
+            if rep.stopped():
+                stopped = True
+                break
+            try:
+                photo = read_photo_meta(project.image_path(key))
+            except ImageError as e:
+                failed[key] = e.reason
+                rep.step(message=key, error=e.reason)
+                continue
+            meta = project.record(key).meta
+            guesses = guesses_for(key, meta, photo, distance_m)
+            capture = photo.capture()
+            told = bool(set(capture) - {"width", "height"})  # the photo said something
+            facts: dict[str, Any] = {CAPTURE: capture} if told else {}
+            if distance_m and not is_confirmed(meta, "distance_m"):
+                facts["distance_m"] = distance_m
+            new, same = apply_guesses(project, key, guesses, facts)
+            filled.update(new)
+            kept.update(same)
+            if new or told:
+                done.append(key)
+            else:
+                skipped[key] = "no metadata in the photo or its folders"
+            rep.step(message=key)
+    now = Counter(f for k in keys for f in guessed(project.record(k).meta))
+    return AutoFillResult(action="photos given metadata", total=len(keys), done=tuple(done),
+                          failed=failed, skipped=skipped, stopped=stopped, filled=dict(filled),
+                          kept=dict(kept), guessed_now=dict(now))
 
 
 def from_folders(project: Project) -> MetaSummary:
-    """Set turbine / blade / side (and EXIF date) of every image from its folder path."""
+    """Guess turbine / blade / side (and the EXIF date) of every image from its folder path."""
     out = MetaSummary()
     with project.batch():
         for key in project.keys():
-            meta = meta_from_path(key)
-            date = exif_date(project.image_path(key))
+            guesses = {k: (v, "folder name") for k, v in meta_from_path(key).items()}
+            try:
+                date = read_photo_meta(project.image_path(key)).date
+            except ImageError:  # a broken or hostile photo (even a bomb) simply has no date
+                date = None
             if date:
-                meta["date"] = date
-            if not meta:
+                guesses["date"] = (date, "photo's capture time (EXIF)")
+            if not guesses:
                 out.skipped.append(key)
                 continue
-            project.set_meta(key, **meta)
+            apply_guesses(project, key, guesses)
             out.updated += 1
     return out
 
 
+# ----------------------------------------------------------------- CSV
 def _parse_row(project: Project, row: dict, where: str) -> tuple[str, dict]:
     name = (row.get("image") or "").strip()
     if not name:
@@ -117,30 +332,13 @@ def _parse_row(project: Project, row: dict, where: str) -> tuple[str, dict]:
     if key is None:
         raise ProjectError(f"{where}: no image '{name}' in the project")
     meta: dict = {}
-    turbine = (row.get("turbine") or "").strip()
-    if turbine:
-        meta["turbine"] = turbine
-    if (blade := (row.get("blade") or "").strip()):
-        meta["blade"] = normalize_blade(blade)
-        if meta["blade"] is None:
-            raise ProjectError(f"{where}: blade '{blade}' is not A, B or C")
-    if (side := (row.get("side") or "").strip()):
-        meta["side"] = normalize_side(side)
-        if meta["side"] is None:
-            raise ProjectError(f"{where}: side '{side}' is not one of {', '.join(SIDES)} "
-                               f"(or LE/TE/PS/SS)")
-    if (dist := (row.get("distance_m") or "").strip()):
-        try:
-            meta["distance_m"] = float(dist)
-        except ValueError:
-            raise ProjectError(f"{where}: distance_m '{dist}' is not a number") from None
-        if not meta["distance_m"] >= 0:
-            raise ProjectError(f"{where}: distance_m must be >= 0, got {dist}")
-    if (date := (row.get("date") or "").strip()):
-        try:
-            meta["date"] = _dt.date.fromisoformat(date[:10]).isoformat()
-        except ValueError:
-            raise ProjectError(f"{where}: date '{date}' is not YYYY-MM-DD") from None
+    for col in CSV_COLUMNS[1:]:
+        text = (row.get(col) or "").strip()
+        if text:
+            try:
+                meta[col] = check_value(col, text)
+            except ValueError as e:
+                raise ProjectError(f"{where}: {e}") from None
     return key, meta
 
 
@@ -149,6 +347,7 @@ def from_csv(project: Project, path: str | Path) -> MetaSummary:
 
     ``image`` is the image key (path under the image root) or a unique file name. Every row
     is checked before anything is stored; the first bad one raises an error naming its line.
+    The values count as a person's (they are no longer marked guessed).
     """
     path = Path(path)
     try:
@@ -173,7 +372,7 @@ def from_csv(project: Project, path: str | Path) -> MetaSummary:
     out = MetaSummary()
     with project.batch():
         for key, meta in rows:
-            project.set_meta(key, **meta)
+            project.update(key, meta=_with(project.record(key).meta, meta, {}))
         out.updated = len({k for k, _ in rows})
     out.skipped = [k for k in project.keys() if k not in {k2 for k2, _ in rows}]
     return out
