@@ -7,9 +7,10 @@ time, GPS, lens, camera, drone attitude; see :mod:`ml.photo_meta`).
 
 A value that software guessed (folder names, EXIF date, a distance from the drone's XMP, the
 GSD estimate) is listed in ``meta["_guessed"]`` as ``{field: how}`` until a person sets or
-confirms it (:func:`set_values`, :func:`confirm`). :func:`auto_fill` never overwrites a value
-a person gave; values without an entry in ``_guessed`` (a CSV, the panel, older projects)
-count as given by a person.
+confirms it (:func:`set_values`, :func:`confirm`). Guesses are stored by
+:func:`apply_guesses` (``ml.autofill`` and :func:`from_folders` use it), which never overwrites
+a value a person gave; values without an entry in ``_guessed`` (a CSV, the panel, older
+projects) count as given by a person.
 
 Folder convention (:func:`meta_from_path`), relative to the project's image root::
 
@@ -29,17 +30,14 @@ import datetime as _dt
 import io
 import math
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .batch import BatchResult
 from .gsd import estimate_gsd
 from .images import ImageError
 from .photo_meta import PhotoMeta, read_photo_meta
-from .progress import ProgressFn, Reporter, StopFn
 from .store import Project, ProjectError
 
 SIDES = ("leading_edge", "trailing_edge", "pressure_side", "suction_side")
@@ -169,7 +167,26 @@ def set_values(project: Project, keys: Iterable[str], **values: Any) -> None:
         raise ProjectError(str(e)) from None
     with project.batch():
         for key in keys:
-            project.update(key, meta=_with(project.record(key).meta, clean, {}))
+            meta = _with(project.record(key).meta, clean, {})
+            if clean.get("distance_m") and not is_confirmed(meta, "gsd_mm"):
+                meta = _with(meta, *_gsd_guess(meta, clean["distance_m"]))
+            project.update(key, meta=meta)
+
+
+def _gsd_guess(meta: Mapping, distance_m: float) -> tuple[dict, dict]:
+    """(values, guesses) re-estimating the GSD at a new distance from the stored capture."""
+    cap = meta.get(CAPTURE)
+    if not isinstance(cap, Mapping):
+        return {}, {}
+    names = PhotoMeta.__dataclass_fields__
+    try:
+        photo = PhotoMeta(**{k: v for k, v in cap.items() if k in names and k != "xmp"})
+        est = estimate_gsd(photo, distance_m)
+    except (TypeError, ValueError):  # a hand-edited index: no estimate rather than an error
+        return {}, {}
+    if est is None:
+        return {}, {}
+    return {"gsd_mm": round(est.gsd_mm, 4)}, {"gsd_mm": f"estimate: {est.how}"}
 
 
 def confirm(project: Project, keys: Iterable[str], fields: Iterable[str] | None = None) -> int:
@@ -199,108 +216,6 @@ def apply_guesses(project: Project, key: str, guesses: Mapping[str, tuple[Any, s
     if updated != meta:
         project.update(key, meta=updated)
     return list(new), kept
-
-
-# ----------------------------------------------------------------- auto-fill
-_ALTITUDE_NOTE = ("the drone's height above take-off (XMP RelativeAltitude), not the distance "
-                  "to the blade: enter the real distance")
-
-
-def _distance(meta: Mapping, photo: PhotoMeta, entered: float | None) -> tuple[float, str] | None:
-    """The best camera-to-blade distance and how it was found, best source first."""
-    if is_confirmed(meta, "distance_m"):
-        return float(meta["distance_m"]), "confirmed distance"
-    if entered:
-        return entered, "entered distance"
-    if photo.laser_distance_m:
-        return photo.laser_distance_m, "laser rangefinder (XMP LRFTargetDistance)"
-    if photo.relative_alt_m and photo.relative_alt_m > 0:
-        return photo.relative_alt_m, _ALTITUDE_NOTE
-    return None
-
-
-def guesses_for(key: str, meta: Mapping, photo: PhotoMeta,
-                distance_m: float | None = None) -> dict[str, tuple[Any, str]]:
-    """``{field: (value, how)}`` that folders, EXIF/XMP and the GSD estimate suggest."""
-    out: dict[str, tuple[Any, str]] = {
-        k: (v, "folder name") for k, v in meta_from_path(key).items()}
-    if photo.date:
-        out["date"] = (photo.date, "photo's capture time (EXIF)")
-    dist = _distance(meta, photo, distance_m)
-    if dist and dist[1] not in ("confirmed distance", "entered distance"):
-        out["distance_m"] = (round(dist[0], 2), dist[1])
-    if dist:
-        est = estimate_gsd(photo, dist[0])
-        if est:
-            how = f"estimate: {est.how}" + ("; distance guessed" if dist[1] == _ALTITUDE_NOTE
-                                             else "")
-            out["gsd_mm"] = (round(est.gsd_mm, 4), how)
-    return out
-
-
-@dataclass(frozen=True, kw_only=True)
-class AutoFillResult(BatchResult):
-    """Per field: photos given a guess, and photos where a person's value was kept."""
-
-    filled: Mapping[str, int] = field(default_factory=dict)
-    kept: Mapping[str, int] = field(default_factory=dict)
-    guessed_now: Mapping[str, int] = field(default_factory=dict)  # still unconfirmed, after
-
-    def summary(self) -> str:
-        def counts(c: Mapping[str, int]) -> str:
-            return ", ".join(f"{k} {c[k]}" for k in FIELDS if c.get(k)) or "none"
-
-        return (f"{super().summary()}\nfilled: {counts(self.filled)}\n"
-                f"kept (set by a person): {counts(self.kept)}\n"
-                f"guessed, to confirm: {counts(self.guessed_now)}")
-
-
-def auto_fill(project: Project, keys: Iterable[str] | None = None,
-              distance_m: float | None = None, progress: ProgressFn | None = None,
-              should_stop: StopFn | None = None) -> AutoFillResult:
-    """Fill metadata from folders, EXIF/XMP and the GSD estimate, never over a person's value.
-
-    ``distance_m`` is a person's camera-to-blade distance for photos without one (stored as
-    theirs); otherwise the drone's laser rangefinder, then its height above take-off (a poor
-    stand-in, marked guessed) feed the GSD estimate.
-    """
-    if distance_m is not None:
-        distance_m = check_value("distance_m", distance_m)
-    keys = list(project.keys() if keys is None else keys)
-    rep = Reporter(len(keys), progress, should_stop)
-    filled: Counter = Counter()
-    kept: Counter = Counter()
-    done, failed, skipped, stopped = [], {}, {}, False
-    with project.batch():
-        for key in keys:
-            if rep.stopped():
-                stopped = True
-                break
-            try:
-                photo = read_photo_meta(project.image_path(key))
-            except ImageError as e:
-                failed[key] = e.reason
-                rep.step(message=key, error=e.reason)
-                continue
-            meta = project.record(key).meta
-            guesses = guesses_for(key, meta, photo, distance_m)
-            capture = photo.capture()
-            told = bool(set(capture) - {"width", "height"})  # the photo said something
-            facts: dict[str, Any] = {CAPTURE: capture} if told else {}
-            if distance_m and not is_confirmed(meta, "distance_m"):
-                facts["distance_m"] = distance_m
-            new, same = apply_guesses(project, key, guesses, facts)
-            filled.update(new)
-            kept.update(same)
-            if new or told:
-                done.append(key)
-            else:
-                skipped[key] = "no metadata in the photo or its folders"
-            rep.step(message=key)
-    now = Counter(f for k in keys for f in guessed(project.record(k).meta))
-    return AutoFillResult(action="photos given metadata", total=len(keys), done=tuple(done),
-                          failed=failed, skipped=skipped, stopped=stopped, filled=dict(filled),
-                          kept=dict(kept), guessed_now=dict(now))
 
 
 def from_folders(project: Project) -> MetaSummary:

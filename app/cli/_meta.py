@@ -110,6 +110,7 @@ def _confirm_fields(names: list[str]) -> list[str] | None:
 
 def cmd_meta(args: argparse.Namespace) -> int:
     from ml import metadata
+    from ml.autofill import auto_fill
     from ml.store import Project
 
     proj = Project.open(args.project)
@@ -119,7 +120,7 @@ def cmd_meta(args: argparse.Namespace) -> int:
     rc = 0
     if args.auto:
         with tqdm_progress("meta") as bar:
-            result = metadata.auto_fill(proj, keys, distance_m=args.distance, progress=bar)
+            result = auto_fill(proj, keys, distance_m=args.distance, progress=bar)
         print_items(result)
         print(result.summary())
         rc = exit_code(result)
