@@ -199,3 +199,17 @@ def test_cli_auto_confirm_set_and_show(drone_project, capsys):
     assert main(["meta", root, "--confirm", "colour"]) == 1
     assert "unknown field(s) colour" in capsys.readouterr().err
     assert main(["meta", root, "--auto", "--where", "nope/*"]) == 1
+
+
+def test_a_broken_photo_is_named_and_the_rest_is_filled(drone_project, capsys):
+    from app.cli import main
+
+    bad = drone_project.image_root / "WTG07" / "B" / "TE" / "broken.jpg"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"\xff\xd8 truncated")
+    p = Project.open(drone_project.root)
+    p.scan()
+    r = auto_fill(p)
+    assert "WTG07/B/TE/broken.jpg" in r.failed and r.done == (DRONE_KEY,)
+    assert main(["meta", str(p.root), "--auto"]) == 1  # named, the rest saved
+    assert "error: WTG07/B/TE/broken.jpg" in capsys.readouterr().out

@@ -305,6 +305,7 @@ class Inspector(QObject):
     def shutdown(self) -> None:
         """Save pending edits, cancel jobs and stop a training worker (window closing)."""
         self.projects.thumbs.stop()
+        self.metadata.stop()
         if self.batch.job is not None:
             self.batch.job.cancel()
         if self.training.process.is_running():

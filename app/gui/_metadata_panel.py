@@ -200,6 +200,12 @@ class MetadataPanel(QWidget):
         self.refresh()
         return self.job
 
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Cancel a running auto-fill (window closing); what it read is still saved."""
+        if self.job is not None and self.job.is_running():
+            self.job.cancel()
+            self.job.wait(timeout_s)
+
     def _on_job_finished(self) -> None:
         job = self.job
         if job is None:
