@@ -1,10 +1,18 @@
-"""Per-image inspection metadata: turbine, blade, side, distance and date.
+"""Per-image inspection metadata: turbine, blade, side, date, distance and GSD, with provenance.
 
-Stored in ``record.meta`` through :meth:`Project.set_meta` with the keys ``turbine`` (str),
-``blade`` ("A" | "B" | "C"), ``side`` (one of :data:`SIDES`), ``distance_m`` (float, optional)
-and ``date`` (ISO date, optional).
+Stored in ``record.meta`` with the keys ``turbine`` (str), ``blade`` ("A" | "B" | "C"),
+``side`` (one of :data:`SIDES`), ``date`` (ISO date), ``distance_m`` (camera to blade, m) and
+``gsd_mm`` (mm per pixel); ``capture`` holds what the photo itself recorded (EXIF/XMP:
+time, GPS, lens, camera, drone attitude; see :mod:`ml.photo_meta`).
 
-Folder convention (:func:`from_folders`), relative to the project's image root::
+A value that software guessed (folder names, EXIF date, a distance from the drone's XMP, the
+GSD estimate) is listed in ``meta["_guessed"]`` as ``{field: how}`` until a person sets or
+confirms it (:func:`set_values`, :func:`confirm`). Guesses are stored by
+:func:`apply_guesses` (``ml.autofill`` and :func:`from_folders` use it), which never overwrites
+a value a person gave; values without an entry in ``_guessed`` (a CSV, the panel, older
+projects) count as given by a person.
+
+Folder convention (:func:`meta_from_path`), relative to the project's image root::
 
     TURBINE/BLADE/SIDE/photo.jpg      e.g. WTG07/B/LE/DJI_0042.JPG
 
@@ -12,8 +20,7 @@ Read from the photo upwards: the nearest folder is the side if it names one, the
 blade if it names one, the next the turbine. So ``TURBINE/BLADE/photo.jpg`` gives turbine and
 blade, and deeper trees (``SITE/TURBINE/BLADE/SIDE/photo.jpg``) work too. Sides may be written
 ``LE``/``TE``/``PS``/``SS``, ``leading edge``, ``Leading-Edge``, ``pressure``...; blades
-``A``/``B``/``C``, ``1``/``2``/``3`` or ``Blade A``. The date is taken from the photo's EXIF
-(DateTimeOriginal) where present.
+``A``/``B``/``C``, ``1``/``2``/``3`` or ``Blade A``.
 """
 
 from __future__ import annotations
@@ -21,15 +28,26 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io
+import math
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from .gsd import estimate_gsd
+from .images import ImageError
+from .photo_meta import PhotoMeta, read_photo_meta
 from .store import Project, ProjectError
 
 SIDES = ("leading_edge", "trailing_edge", "pressure_side", "suction_side")
+SHORT_SIDES = {"leading_edge": "LE", "trailing_edge": "TE", "pressure_side": "PS",
+               "suction_side": "SS"}
 BLADES = ("A", "B", "C")
+FIELDS = ("turbine", "blade", "side", "date", "distance_m", "gsd_mm")  # a person can set these
 CSV_COLUMNS = ("image", "turbine", "blade", "side", "distance_m", "date")
+GUESSED = "_guessed"
+CAPTURE = "capture"
 
 _SIDE_ALIASES = {
     "le": "leading_edge", "leading": "leading_edge", "leadingedge": "leading_edge",
@@ -78,37 +96,149 @@ def meta_from_path(key: str) -> dict:
     return meta
 
 
-def exif_date(path: Path) -> str | None:
-    """The photo's EXIF DateTimeOriginal (or DateTime) as YYYY-MM-DD, if readable."""
-    from .images import ImageError, open_image
+def check_value(name: str, value: Any) -> Any:
+    """A person's value for field ``name``, normalised; ValueError naming what is wrong."""
+    text = str(value).strip()
+    if name == "turbine":
+        if not text:
+            raise ValueError("turbine is empty")
+        return text
+    if name == "blade":
+        if normalize_blade(text) is None:
+            raise ValueError(f"blade '{text}' is not A, B or C")
+        return normalize_blade(text)
+    if name == "side":
+        if normalize_side(text) is None:
+            raise ValueError(f"side '{text}' is not one of {', '.join(SIDES)} (or LE/TE/PS/SS)")
+        return normalize_side(text)
+    if name == "date":
+        try:
+            return _dt.date.fromisoformat(text[:10]).isoformat()
+        except ValueError:
+            raise ValueError(f"date '{text}' is not YYYY-MM-DD") from None
+    if name in ("distance_m", "gsd_mm"):
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"{name} '{text}' is not a number") from None
+        if not (math.isfinite(number) and number > 0):
+            raise ValueError(f"{name} must be a positive number, got {text}")
+        return number
+    raise ValueError(f"unknown field '{name}' (one of {', '.join(FIELDS)})")
 
+
+# ----------------------------------------------------------------- provenance
+def guessed(meta: Mapping) -> dict[str, str]:
+    """Field -> how it was guessed, for the fields of ``meta`` no person has confirmed."""
+    g = meta.get(GUESSED)
+    return {k: str(v) for k, v in g.items() if k in meta} if isinstance(g, Mapping) else {}
+
+
+def is_confirmed(meta: Mapping, name: str) -> bool:
+    """True when ``name`` holds a value a person gave or confirmed."""
+    return meta.get(name) not in (None, "") and name not in guessed(meta)
+
+
+def _with(meta: Mapping, values: Mapping[str, Any], guesses: Mapping[str, str]) -> dict:
+    """``meta`` with ``values`` set (None removes one); fields in ``guesses`` marked guessed."""
+    out = {k: v for k, v in meta.items() if k != GUESSED}
+    g = guessed(meta)
+    for name, v in values.items():
+        g.pop(name, None)
+        if v is None or v == "":
+            out.pop(name, None)
+        else:
+            out[name] = v
+    g.update({k: how for k, how in guesses.items() if k in out})
+    if g:
+        out[GUESSED] = g
+    return out
+
+
+def set_values(project: Project, keys: Iterable[str], **values: Any) -> None:
+    """A person's values (a bulk set over ``keys``): checked first, stored, no longer guessed.
+
+    An empty value ('' or None) clears the field. Raises ProjectError before storing anything.
+    """
     try:
-        with open_image(path) as im:
-            exif = im.getexif()
-            raw = exif.get_ifd(0x8769).get(0x9003) or exif.get(0x0132)
-    except ImageError:  # a broken or hostile photo (even a bomb) simply has no date
-        return None
-    m = re.match(r"(\d{4}):(\d{2}):(\d{2})", str(raw or ""))
-    return f"{m[1]}-{m[2]}-{m[3]}" if m else None
+        clean = {k: None if v is None or str(v).strip() == "" else check_value(k, v)
+                 for k, v in values.items()}
+    except ValueError as e:
+        raise ProjectError(str(e)) from None
+    with project.batch():
+        for key in keys:
+            meta = _with(project.record(key).meta, clean, {})
+            if clean.get("distance_m") and not is_confirmed(meta, "gsd_mm"):
+                meta = _with(meta, *_gsd_guess(meta, clean["distance_m"]))
+            project.update(key, meta=meta)
+
+
+def _gsd_guess(meta: Mapping, distance_m: float) -> tuple[dict, dict]:
+    """(values, guesses) re-estimating the GSD at a new distance from the stored capture."""
+    cap = meta.get(CAPTURE)
+    if not isinstance(cap, Mapping):
+        return {}, {}
+    names = PhotoMeta.__dataclass_fields__
+    try:
+        photo = PhotoMeta(**{k: v for k, v in cap.items() if k in names and k != "xmp"})
+        est = estimate_gsd(photo, distance_m)
+    except (TypeError, ValueError):  # a hand-edited index: no estimate rather than an error
+        return {}, {}
+    if est is None:
+        return {}, {}
+    return {"gsd_mm": round(est.gsd_mm, 4)}, {"gsd_mm": f"estimate: {est.how}"}
+
+
+def confirm(project: Project, keys: Iterable[str], fields: Iterable[str] | None = None) -> int:
+    """A person says the guessed ``fields`` (default: all) are right; returns how many."""
+    n = 0
+    with project.batch():
+        for key in keys:
+            meta = project.record(key).meta
+            names = [f for f in (fields or FIELDS) if f in guessed(meta)]
+            if names:
+                project.update(key, meta=_with(meta, {f: meta[f] for f in names}, {}))
+                n += len(names)
+    return n
+
+
+def apply_guesses(project: Project, key: str, guesses: Mapping[str, tuple[Any, str]],
+                  facts: Mapping[str, Any] | None = None) -> tuple[list[str], list[str]]:
+    """Store ``{field: (value, how)}`` as guesses except over a person's value; ``facts`` as is.
+
+    Returns (fields filled, fields kept because a person set them).
+    """
+    meta = project.record(key).meta
+    kept = [f for f in guesses if is_confirmed(meta, f)]
+    new = {f: vh for f, vh in guesses.items() if f not in kept}
+    values = {f: v for f, (v, _) in new.items()} | dict(facts or {})
+    updated = _with(meta, values, {f: how for f, (_, how) in new.items()})
+    if updated != meta:
+        project.update(key, meta=updated)
+    return list(new), kept
 
 
 def from_folders(project: Project) -> MetaSummary:
-    """Set turbine / blade / side (and EXIF date) of every image from its folder path."""
+    """Guess turbine / blade / side (and the EXIF date) of every image from its folder path."""
     out = MetaSummary()
     with project.batch():
         for key in project.keys():
-            meta = meta_from_path(key)
-            date = exif_date(project.image_path(key))
+            guesses = {k: (v, "folder name") for k, v in meta_from_path(key).items()}
+            try:
+                date = read_photo_meta(project.image_path(key)).date
+            except ImageError:  # a broken or hostile photo (even a bomb) simply has no date
+                date = None
             if date:
-                meta["date"] = date
-            if not meta:
+                guesses["date"] = (date, "photo's capture time (EXIF)")
+            if not guesses:
                 out.skipped.append(key)
                 continue
-            project.set_meta(key, **meta)
+            apply_guesses(project, key, guesses)
             out.updated += 1
     return out
 
 
+# ----------------------------------------------------------------- CSV
 def _parse_row(project: Project, row: dict, where: str) -> tuple[str, dict]:
     name = (row.get("image") or "").strip()
     if not name:
@@ -117,30 +247,13 @@ def _parse_row(project: Project, row: dict, where: str) -> tuple[str, dict]:
     if key is None:
         raise ProjectError(f"{where}: no image '{name}' in the project")
     meta: dict = {}
-    turbine = (row.get("turbine") or "").strip()
-    if turbine:
-        meta["turbine"] = turbine
-    if (blade := (row.get("blade") or "").strip()):
-        meta["blade"] = normalize_blade(blade)
-        if meta["blade"] is None:
-            raise ProjectError(f"{where}: blade '{blade}' is not A, B or C")
-    if (side := (row.get("side") or "").strip()):
-        meta["side"] = normalize_side(side)
-        if meta["side"] is None:
-            raise ProjectError(f"{where}: side '{side}' is not one of {', '.join(SIDES)} "
-                               f"(or LE/TE/PS/SS)")
-    if (dist := (row.get("distance_m") or "").strip()):
-        try:
-            meta["distance_m"] = float(dist)
-        except ValueError:
-            raise ProjectError(f"{where}: distance_m '{dist}' is not a number") from None
-        if not meta["distance_m"] >= 0:
-            raise ProjectError(f"{where}: distance_m must be >= 0, got {dist}")
-    if (date := (row.get("date") or "").strip()):
-        try:
-            meta["date"] = _dt.date.fromisoformat(date[:10]).isoformat()
-        except ValueError:
-            raise ProjectError(f"{where}: date '{date}' is not YYYY-MM-DD") from None
+    for col in CSV_COLUMNS[1:]:
+        text = (row.get(col) or "").strip()
+        if text:
+            try:
+                meta[col] = check_value(col, text)
+            except ValueError as e:
+                raise ProjectError(f"{where}: {e}") from None
     return key, meta
 
 
@@ -149,6 +262,7 @@ def from_csv(project: Project, path: str | Path) -> MetaSummary:
 
     ``image`` is the image key (path under the image root) or a unique file name. Every row
     is checked before anything is stored; the first bad one raises an error naming its line.
+    The values count as a person's (they are no longer marked guessed).
     """
     path = Path(path)
     try:
@@ -173,7 +287,7 @@ def from_csv(project: Project, path: str | Path) -> MetaSummary:
     out = MetaSummary()
     with project.batch():
         for key, meta in rows:
-            project.set_meta(key, **meta)
+            project.update(key, meta=_with(project.record(key).meta, meta, {}))
         out.updated = len({k for k, _ in rows})
     out.skipped = [k for k in project.keys() if k not in {k2 for k2, _ in rows}]
     return out

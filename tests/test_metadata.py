@@ -28,7 +28,15 @@ def test_from_folders_sets_meta_on_matching_images(project):
     assert s.updated == 1 and sorted(s.skipped) == ["a.png", "b.jpg"]
     reopened = type(project).open(project.root)
     assert reopened.record("T01/A/LE/c.png").meta == {
-        "turbine": "T01", "blade": "A", "side": "leading_edge"}
+        "turbine": "T01", "blade": "A", "side": "leading_edge",
+        "_guessed": {"turbine": "folder name", "blade": "folder name", "side": "folder name"}}
+
+
+def test_from_folders_never_overwrites_a_persons_value(project):
+    project.set_meta("T01/A/LE/c.png", turbine="WTG99")  # no provenance: a person's value
+    from_folders(project)
+    meta = project.record("T01/A/LE/c.png").meta
+    assert meta["turbine"] == "WTG99" and set(meta["_guessed"]) == {"blade", "side"}
 
 
 def test_from_csv_sets_every_column(project, tmp_path):

@@ -163,3 +163,21 @@ def test_pdf_severity_badges_are_not_painted_over_by_the_row_stripes():
         last = [c[3] for c in table._bkgrndcmds
                 if c[0] == "BACKGROUND" and c[1][1] <= row <= c[2][1] and c[1][0] <= 0]
         assert last[-1] == colors.HexColor(SEVERITY_COLORS[level]), row
+
+
+def test_report_orders_by_turbine_blade_side_and_marks_guessed_metadata(inspected, tmp_path):
+    from ml.metadata import confirm, set_values
+    from ml.report import collect
+
+    # folder guesses everywhere; a person moves one photo to an earlier turbine and sets GSDs
+    set_values(inspected, ["WTG02/C/TE/<script>.png"], turbine="WTG00")
+    set_values(inspected, ["WTG01/A/LE/p1.png"], gsd_mm=2.5)
+    confirm(inspected, ["WTG01/B/PS/p2.png"])
+    data = collect(inspected)
+    assert [e.key for e in data.entries] == [
+        "WTG02/C/TE/<script>.png", "WTG01/A/LE/p1.png", "WTG01/B/PS/p2.png", "clean.png"]
+    text = write_report(inspected, tmp_path / "rep", pdf=True)["html"].read_text("utf-8")
+    assert "WTG01* / A* / leading edge*" in text and "· GSD: 2.5 mm/px<" in text
+    assert "WTG00 / C* / trailing edge*" in text  # the person's turbine carries no mark
+    assert "WTG01 / B / pressure side" in text  # all confirmed
+    assert "guessed from folder names" in text and "Guessed metadata" in text

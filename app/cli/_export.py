@@ -1,4 +1,4 @@
-"""Export, report and inspection-metadata commands: export, report, meta."""
+"""Export and report commands: export, report."""
 
 from __future__ import annotations
 
@@ -33,15 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", choices=SOURCES, default="student",
                    help="masks to report (default: student, else the teacher's)")
     p.set_defaults(func=cmd_report)
-
-    p = sub.add_parser("meta", help="set turbine / blade / side / distance / date per image")
-    p.add_argument("project", type=Path)
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--from-folders", action="store_true",
-                     help="read TURBINE/BLADE/SIDE/photo.jpg folder names")
-    src.add_argument("--csv", type=Path, metavar="FILE",
-                     help="CSV with columns image,turbine,blade,side,distance_m,date")
-    p.set_defaults(func=cmd_meta)
 
 
 def _open(path: Path):
@@ -87,14 +78,3 @@ def cmd_report(args: argparse.Namespace) -> int:
         if kind in paths:
             print(f"{kind:>4}: {paths[kind]}")
     return PARTIAL if errors else 0
-
-
-def cmd_meta(args: argparse.Namespace) -> int:
-    from ml.metadata import from_csv, from_folders
-
-    proj = _open(args.project)
-    summary = from_folders(proj) if args.from_folders else from_csv(proj, args.csv)
-    print(summary.summary())
-    if summary.updated == 0:
-        raise CLIError("no image got metadata; see 'b2p meta --help' for the folder convention")
-    return 0

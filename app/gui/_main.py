@@ -16,6 +16,7 @@ from ._batch_panel import BatchPanel
 from ._class_manager import ClassManager
 from ._jobs import Job
 from ._layers import ImageLayers
+from ._metadata_panel import MetadataPanel
 from ._project_panel import ProjectPanel
 from ._recent import add_recent
 from ._review_panel import ReviewPanel
@@ -66,9 +67,11 @@ class Inspector(QObject):
         self.review = ReviewPanel()
         self.batch = BatchPanel(lambda: (self.project, self.session.key))
         self.training = TrainingPanel()
+        self.metadata = MetadataPanel()
         win = viewer.window
         if dock:
             win.add_dock_widget(self.projects, name="Project", area="left")
+            win.add_dock_widget(self.metadata, name="Metadata", area="left")
             win.add_dock_widget(self.annotate, name="Annotate", area="right")
             win.add_dock_widget(self.review, name="Corrections", area="right")
             win.add_dock_widget(self.batch, name="Pseudo-label / predict", area="right")
@@ -89,6 +92,7 @@ class Inspector(QObject):
     def _wire(self) -> None:
         self.projects.key_selected.connect(self.show_key)
         self.projects.open_requested.connect(self.ask_open)
+        self.projects.selection_changed.connect(self.metadata.set_keys)
         self.annotate.picker.class_chosen.connect(self.choose_class)
         self.annotate.manage_classes.connect(self.manage_classes)
         self.annotate.undo_btn.clicked.connect(self.session.undo_boxes)
@@ -159,6 +163,7 @@ class Inspector(QObject):
         self.annotate.set_classes(project.classes)
         self.layers.set_draw_class(self.annotate.picker.current)
         self.training.set_project(project)
+        self.metadata.set_project(project)
         self.projects.set_project(project)
         if project.keys():
             self.projects.step(0)  # selects the first image, which shows it
@@ -300,6 +305,7 @@ class Inspector(QObject):
     def shutdown(self) -> None:
         """Save pending edits, cancel jobs and stop a training worker (window closing)."""
         self.projects.thumbs.stop()
+        self.metadata.stop()
         if self.batch.job is not None:
             self.batch.job.cancel()
         if self.training.process.is_running():

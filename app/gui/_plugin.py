@@ -62,6 +62,12 @@ class ProjectWidget(_PanelHost):
     PANEL = "projects"
 
 
+class MetadataWidget(_PanelHost):
+    """Turbine, blade, side, date, distance and GSD of the selected photos; auto-fill."""
+
+    PANEL = "metadata"
+
+
 class AnnotateWidget(_PanelHost):
     """Class picker, box undo/redo and the reviewed flag."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from qtpy.QtCore import QSize, Qt, Signal
 from qtpy.QtGui import QBrush, QColor, QIcon, QImage, QPixmap
 from qtpy.QtWidgets import (
+    QAbstractItemView,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -24,9 +25,13 @@ KEY_ROLE = Qt.ItemDataRole.UserRole
 
 
 class ProjectPanel(QWidget):
-    """Emits ``key_selected`` when the person picks an image; Open asks for a folder."""
+    """Emits ``key_selected`` when the person picks an image; Open asks for a folder.
+
+    Ctrl/Shift-click selects several photos (``selection_changed``) for bulk metadata edits.
+    """
 
     key_selected = Signal(str)
+    selection_changed = Signal(list)  # keys of the selected photos, in list order
     open_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -38,6 +43,9 @@ class ProjectPanel(QWidget):
         self.list = QListWidget()
         self.list.setIconSize(QSize(C.THUMB_PX, C.THUMB_PX))
         self.list.currentItemChanged.connect(self._on_current)
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.list.itemSelectionChanged.connect(
+            lambda: self.selection_changed.emit(self.selected_keys()))
         open_btn = QPushButton(icon("fa5s.folder-open"), "Open…")
         open_btn.clicked.connect(self.open_requested)
         self.prev_btn = QPushButton(icon("fa5s.chevron-left"), "")
@@ -102,6 +110,10 @@ class ProjectPanel(QWidget):
     def current_key(self) -> str | None:
         item = self.list.currentItem()
         return item.data(KEY_ROLE) if item else None
+
+    def selected_keys(self) -> list[str]:
+        return [self.list.item(i).data(KEY_ROLE) for i in range(self.list.count())
+                if self.list.item(i).isSelected()]
 
     def step(self, delta: int) -> None:
         n = self.list.count()

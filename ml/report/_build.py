@@ -15,12 +15,13 @@ from .._atomic import atomic_write_bytes, atomic_write_text
 from .._hashing import sha256_file
 from ..checkpoint import CARD_NAME, WEIGHTS_NAME, find_model
 from ..export import fit_to_record
+from ..metadata import guessed
 from ..metrics import score_masks
 from ..progress import Cancelled, ProgressFn, Reporter, StopFn
 from ..regions import find_regions, mask_for
 from ..severity import SeveritySettings, assess, image_gsd, load_settings
 from ..store import Project, ProjectError
-from ._data import ImageEntry, ReportData, findings_csv
+from ._data import GUESS_MARK, ImageEntry, ReportData, entry_order, findings_csv
 from ._figures import overlay_thumbnail, severity_chart
 from ._html import render_html
 from ._pdf import render_pdf
@@ -92,9 +93,15 @@ def provenance(project: Project, data: ReportData, gsd: float | None) -> list[tu
         out.append(("Teacher", f"{name} {settings} ({n} images)"))
     out.append(("Severity rule", data.settings.source))
     gsds = {e.gsd for e in data.entries}
+    n_gsd = sum("gsd_mm" in guessed(e.record.meta) for e in data.entries)
     out.append(("Ground sample distance",
-                f"{gsd} mm/px" if gsd else "per image (meta gsd_mm)" if gsds - {None}
+                f"{gsd} mm/px" if gsd else "per image (meta gsd_mm" +
+                (f"; {n_gsd} estimated, not confirmed)" if n_gsd else ")") if gsds - {None}
                 else "unknown: sizes relative to the image"))
+    g = [guessed(e.record.meta) for e in data.entries]
+    if any(g):
+        out.append(("Guessed metadata", f"{sum(map(len, g))} values on {sum(map(bool, g))} "
+                                        f"images, marked {GUESS_MARK}: not confirmed by a person"))
     out.append(("Images reviewed by a person",
                 f"{sum(e.record.reviewed for e in data.entries)} of {len(data.entries)}"))
     return out
@@ -161,6 +168,7 @@ def collect(project: Project, source: str = "student", gsd: float | None = None,
         else:
             data.entries.append(entry)
         rep.step(message=key)
+    data.entries.sort(key=entry_order)  # turbine, blade, side: the order an inspector walks
     data.provenance = provenance(project, data, gsd)
     return data
 

@@ -7,8 +7,13 @@ import io
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ..metadata import SHORT_SIDES, SIDES, guessed
 from ..records import ImageRecord
 from ..severity import Finding, SeveritySettings
+
+GUESS_MARK = "*"
+GUESS_NOTE = (f"{GUESS_MARK} guessed from folder names, the photo's EXIF/XMP or a GSD estimate; "
+              f"not confirmed by a person")
 
 
 @dataclass
@@ -50,6 +55,48 @@ class ReportData:
 # ----------------------------------------------------------------- aggregation
 def meta_of(entry: ImageEntry, name: str) -> str:
     return str(entry.record.meta.get(name, "") or "")
+
+
+def marked(entry: ImageEntry, name: str, text: str | None = None) -> str:
+    """``text`` (default: the value) with :data:`GUESS_MARK` when the value is a guess."""
+    text = meta_of(entry, name) if text is None else text
+    return text + GUESS_MARK if text and name in guessed(entry.record.meta) else text
+
+
+def where(entry: ImageEntry, short: bool = False) -> str:
+    """'WTG07 / B / leading edge' (``short``: 'LE'), guessed parts marked; '–' if unknown."""
+    side = meta_of(entry, "side")
+    side = SHORT_SIDES.get(side, side) if short else side.replace("_", " ")
+    parts = [marked(entry, "turbine"), marked(entry, "blade"), marked(entry, "side", side)]
+    return " / ".join(p for p in parts if p) or "–"
+
+
+def details(entry: ImageEntry) -> list[str]:
+    """Date, distance and GSD of an image, as far as known, guessed ones marked."""
+    meta = entry.record.meta
+    out = []
+    for name, label, fmt in (("date", "date", "{}"), ("distance_m", "distance", "{:g} m"),
+                             ("gsd_mm", "GSD", "{:.3g} mm/px")):
+        v = meta.get(name)
+        if v not in (None, ""):
+            try:
+                text = fmt.format(v)
+            except (TypeError, ValueError):
+                text = str(v)
+            out.append(f"{label}: {marked(entry, name, text)}")
+    return out
+
+
+def entry_order(entry: ImageEntry) -> tuple:
+    """Sort key: turbine, blade, side (LE, TE, PS, SS), then key; unknown parts last."""
+    side = meta_of(entry, "side")
+    return (not meta_of(entry, "turbine"), meta_of(entry, "turbine"),
+            not meta_of(entry, "blade"), meta_of(entry, "blade"),
+            SIDES.index(side) if side in SIDES else len(SIDES), entry.key)
+
+
+def any_guessed(data: ReportData) -> bool:
+    return any(guessed(e.record.meta) for e in data.entries)
 
 
 def by_turbine_blade(data: ReportData) -> list[dict]:

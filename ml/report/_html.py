@@ -7,13 +7,16 @@ import html
 
 from ..severity import Finding
 from ._data import (
+    GUESS_NOTE,
     ImageEntry,
     ReportData,
+    any_guessed,
     by_class,
     by_severity,
     by_turbine_blade,
-    meta_of,
+    details,
     priority,
+    where,
 )
 from ._figures import SEVERITY_COLORS
 
@@ -115,8 +118,7 @@ def _summary(data: ReportData, chart: bytes) -> str:
 
 
 def _where(entry: ImageEntry) -> str:
-    parts = [meta_of(entry, k) for k in ("turbine", "blade", "side")]
-    return " / ".join(p.replace("_", " ") for p in parts if p) or "–"
+    return where(entry)
 
 
 def _priority(data: ReportData, findings: list[Finding], limit: int = 50) -> str:
@@ -145,11 +147,7 @@ def _image(entry: ImageEntry) -> str:
     reviewed = ('<span class="tag yes">reviewed by a person</span>' if rec.reviewed else
                 '<span class="tag no">not reviewed</span>')
     meta = [_where(entry), f"{entry.shape[1]}×{entry.shape[0]} px",
-            f"mask: {entry.origin} ({entry.model})"]
-    for k in ("distance_m", "date"):
-        if rec.meta.get(k) not in (None, ""):
-            meta.append(f"{k.replace('_m', '')}: {rec.meta[k]}" + (" m" if k == "distance_m"
-                                                                    else ""))
+            f"mask: {entry.origin} ({entry.model})", *details(entry)]
     rows = []
     for n, f in enumerate(entry.findings, start=1):
         r = f.region
@@ -187,6 +185,8 @@ def render_html(data: ReportData, chart: bytes) -> str:
     clean = [x for x in data.entries if not x.findings]
     parts = [_summary(data, chart), _priority(data, priority(data))]
     parts.append("<h2>Images with findings</h2>")
+    if any_guessed(data):
+        parts.append(f'<p class="muted">{e(GUESS_NOTE)}.</p>')
     parts += [_image(x) for x in with_findings] or ["<p>None.</p>"]
     if clean:
         parts.append("<h2>Inspected without findings</h2>")

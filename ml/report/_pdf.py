@@ -32,7 +32,17 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from ._data import ImageEntry, ReportData, by_class, by_severity, by_turbine_blade, meta_of
+from ._data import (
+    GUESS_NOTE,
+    ImageEntry,
+    ReportData,
+    any_guessed,
+    by_class,
+    by_severity,
+    by_turbine_blade,
+    details,
+    where,
+)
 from ._data import priority as _priority
 from ._figures import SEVERITY_COLORS
 
@@ -40,8 +50,6 @@ BAND, INK, MUTED, LINE, SOFT = "#14324f", "#1d2733", "#5f6b7a", "#dfe3e8", "#f5f
 MARGIN = 16 * mm
 WIDTH = A4[0] - 2 * MARGIN  # text width, points
 PRIORITY_LIMIT = 50
-_SHORT_SIDES = {"leading_edge": "LE", "trailing_edge": "TE", "pressure_side": "PS",
-                "suction_side": "SS"}
 
 
 def _fonts() -> tuple[str, str]:
@@ -111,9 +119,7 @@ def _area(px: int, mm2: float | None) -> str:
 
 
 def _where(entry: ImageEntry, short: bool = False) -> str:
-    parts = [meta_of(entry, k) for k in ("turbine", "blade", "side")]
-    parts[2] = _SHORT_SIDES.get(parts[2], parts[2]) if short else parts[2].replace("_", " ")
-    return " / ".join(p for p in parts if p) or "–"
+    return where(entry, short)
 
 
 # ----------------------------------------------------------------- pages
@@ -163,6 +169,8 @@ def _overview(data: ReportData) -> list[Flowable]:
                       [[r["turbine"], r["blade"], r["images"], r["regions"], r["max"]] +
                        [r["levels"].get(lv, "") for lv in range(5, 0, -1)]
                        for r in by_turbine_blade(data)], sev_col=4))
+    if any_guessed(data):
+        out.append(_p(GUESS_NOTE + ".", 8, MUTED))
     top = _priority(data)
     out += _heading("Highest-severity findings")
     if not top:
@@ -190,7 +198,7 @@ def _image_page(entry: ImageEntry) -> list[Flowable]:
     rec = entry.record
     meta = [_where(entry), f"{entry.shape[1]}×{entry.shape[0]} px",
             f"mask: {entry.origin} ({entry.model})"]
-    meta += [f"{k}: {rec.meta[k]}" for k in ("distance_m", "date") if rec.meta.get(k)]
+    meta += details(entry)
     out = _heading(entry.key)
     out += [_p("  ·  ".join(meta), 8, MUTED), Spacer(1, 2),
             _p("Reviewed by a person" if rec.reviewed else "Not reviewed", 8,

@@ -13,6 +13,7 @@ MANIFEST = ROOT / "app" / "napari.yaml"
 PLUGIN = "boxes2pixels"
 WIDGETS = {  # display name in napari's Plugins menu -> the app's panel class it hosts
     "Project": "ProjectPanel",
+    "Metadata": "MetadataPanel",
     "Annotate": "AnnotatePanel",
     "Pseudo-label / predict": "BatchPanel",
     "Train": "TrainingPanel",
