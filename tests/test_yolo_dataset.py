@@ -189,7 +189,8 @@ def offline(monkeypatch):
 
 @pytest.mark.parametrize("fmt,task", [("yolo-seg", "segment"), ("yolo", "detect")])
 def test_ultralytics_accepts_and_loads_the_dataset(masked, tmp_path, offline, fmt, task):
-    pytest.importorskip("ultralytics", reason="ultralytics is not installed (optional)")
+    pytest.importorskip("ultralytics", reason="ultralytics is not installed (optional: "
+                        "pip install --no-deps ultralytics)")
     from ultralytics.data import YOLODataset
     from ultralytics.data.utils import check_det_dataset
 
