@@ -1,4 +1,7 @@
-"""Training data: which images, the persisted train/val split, and views of cached images.
+"""Training data: the in-memory cache of images and masks, and views of cached images.
+
+Which images are labelled and the persisted train/val split live in :mod:`ml.split` (no torch)
+and are re-exported here.
 
 Images are read once and kept in memory, downscaled (area interpolation; nearest for masks)
 so that their long side is at most :func:`cache_long_side` = 4 x max(input size, crop). That
@@ -40,9 +43,9 @@ import torch
 
 from .box_raster import box_raster, box_window
 from .classes import IGNORE
+from .split import MIN_VAL_IMAGES, labelled_keys, split_keys  # noqa: F401 (re-exported)
 from .store import Project, boxes_to_arrays
 
-MIN_VAL_IMAGES = 5  # fewer labelled images than this: no val split, validate on train
 DEFECT_CENTRED = 2 / 3  # share of random crops centred on a defect pixel (photos without boxes)
 BOX_CENTRED = 0.75  # share of random crops holding a box (the rest: anywhere, for background)
 CROP_AUTO = -1  # TrainConfig.crop: native crops where photos are much larger than the input
@@ -64,46 +67,6 @@ def resolve_crop(crop: int, input_size: int, sizes: list[tuple[int, int]]) -> in
     if longs and float(np.median(longs)) >= AUTO_CROP_RATIO * input_size:
         return input_size
     return 0
-
-
-# ---------------------------------------------------------------- which images, which split
-def labelled_keys(project: Project, source: str = "teacher",
-                  labels: dict[str, np.ndarray] | None = None) -> list[str]:
-    """Keys of images that have a mask of ``source`` (or an entry in ``labels``)."""
-    if labels is not None:
-        return [k for k in project.keys() if k in labels]
-    if source == "teacher":
-        return [k for k in project.keys() if project.record(k).teacher is not None]
-    if source == "reviewed":
-        return [k for k in project.keys() if project.record(k).reviewed]
-    if source == "student":
-        return [k for k in project.keys() if project.record(k).student is not None]
-    raise ValueError(f"unknown mask source '{source}' (teacher, reviewed, student)")
-
-
-def split_keys(project: Project, keys: list[str], val_fraction: float = 0.2,
-               seed: int = 0) -> tuple[list[str], list[str]]:
-    """(train, val) keys from the project's persisted split, creating and saving one if needed.
-
-    An existing split is kept: its val keys that are still labelled stay in val and every
-    other key (new images included) trains. A split is drawn (seeded) when there is none, or
-    when the stored one has no val images and there are now at least :data:`MIN_VAL_IMAGES`.
-    With fewer labelled images the val list is empty (the trainer validates on train).
-    """
-    stored = project.split.get("val") if project.split else None
-    if stored:
-        val = [k for k in keys if k in set(stored)]
-        return [k for k in keys if k not in set(val)], val
-    if stored is not None and len(keys) < MIN_VAL_IMAGES:
-        return list(keys), []
-    val: list[str] = []
-    if len(keys) >= MIN_VAL_IMAGES:
-        n_val = min(max(1, round(val_fraction * len(keys))), len(keys) - 1)
-        rng = np.random.default_rng(seed)
-        picked = set(rng.choice(len(keys), size=n_val, replace=False).tolist())
-        val = [k for i, k in enumerate(sorted(keys)) if i in picked]
-    project.set_split({"seed": int(seed), "val": val})
-    return [k for k in keys if k not in set(val)], val
 
 
 # ---------------------------------------------------------------- the in-memory cache

@@ -18,26 +18,29 @@ Formats:
   JSON file (or a folder, then ``OUT/annotations.json``).
 * ``yolo-seg``: ``cls x1 y1 x2 y2 ...`` per region, coordinates / image size, ``cls`` =
   class id - 1; holes inside a region are not representable and get filled.
-* ``yolo``: ``cls cx cy w h`` per region. Both YOLO formats add ``classes.txt`` and
-  ``data.yaml``; the photos are not copied.
+* ``yolo``: ``cls cx cy w h`` per region. Both YOLO formats write the dataset Ultralytics
+  trains from (:mod:`ml.yolo_dataset`): ``images/{train,val}/NAME.EXT`` (the photos, linked
+  or copied), ``labels/{train,val}/NAME.txt``, ``data.yaml`` and ``classes.txt``; the split is
+  the project's train/val split (:mod:`ml.split`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__, yolo
 from . import images as _images
-from ._atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from . import yolo_dataset as _yolo_dataset
+from ._atomic import atomic_write_bytes, atomic_write_json
 from .batch import BatchResult
 from .outnames import OutputNames
 from .progress import ProgressFn, Reporter, StopFn
-from .regions import SOURCES, Region, RegionSet, find_regions, mask_for
+from .regions import SOURCES, Region, RegionSet, SourceMask, find_regions, mask_for
 from .store import Project, ProjectError
 
 FORMATS = ("png", "coco", "yolo-seg", "yolo")
@@ -51,6 +54,8 @@ class ExportSummary(BatchResult):
     source: str
     out: Path
     regions: int = 0
+    split: Mapping[str, int] = field(default_factory=dict)  # yolo: photos per split
+    photos: Mapping[str, int] = field(default_factory=dict)  # yolo: how photos were placed
 
     @property
     def exported(self) -> int:
@@ -59,8 +64,13 @@ class ExportSummary(BatchResult):
     def summary(self) -> str:
         stop = " (stopped early)" if self.stopped else ""
         failed = f"; {len(self.failed)} failed" if self.failed else ""
+        split = ""
+        if self.split:
+            how = ", ".join(f"{n} {k}" for k, n in sorted(self.photos.items()))
+            split = (f" ({self.split.get('train', 0)} train, {self.split.get('val', 0)} val"
+                     f"{'; photos: ' + how if how else ''})")
         return (f"{self.exported} images, {self.regions} regions exported as {self.fmt} to "
-                f"{self.out}; {len(self.skipped)} without a {self.source} mask skipped"
+                f"{self.out}{split}; {len(self.skipped)} without a {self.source} mask skipped"
                 f"{failed}{stop}")
 
 
@@ -142,16 +152,6 @@ def _yolo_lines(regions: RegionSet, fmt: str) -> list[str]:
     return lines
 
 
-def _write_yolo_names(project: Project, out: Path) -> None:
-    names = project.class_names()[1:]
-    yolo.write_class_names(out, names)
-    yaml = [f"# YOLO labels written by b2p {__version__}; cls = project class id - 1.",
-            f"# The photos stay in {json.dumps(str(project.image_root))}.",
-            f"path: {json.dumps(str(out))}", f"nc: {len(names)}", "names:"]
-    yaml += [f"  {i}: {json.dumps(n)}" for i, n in enumerate(names)]
-    atomic_write_text(out / "data.yaml", "\n".join(yaml) + "\n")
-
-
 def _coco_document(project: Project, source: str, images: list[dict], anns: list[dict]) -> dict:
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     cats = [{"id": c.id, "name": c.name, "supercategory": "defect", "color": c.color}
@@ -162,29 +162,81 @@ def _coco_document(project: Project, source: str, images: list[dict], anns: list
             "licenses": [], "images": images, "annotations": anns, "categories": cats}
 
 
+class _Writer:
+    """Where one export's files go: label PNGs, a COCO document, or a YOLO dataset."""
+
+    def __init__(self, project: Project, fmt: str, source: str, out: Path,
+                 yolo_dataset: _yolo_dataset.YoloDatasetWriter | None) -> None:
+        self.project, self.fmt, self.source, self.out = project, fmt, source, out
+        self.yolo = yolo_dataset
+        self.names = OutputNames((".png", "_color.png"), reserved=("dataset.json",))
+        self.images: list[dict] = []
+        self.anns: list[dict] = []
+        self.regions = 0
+
+    def add(self, key: str, sm: SourceMask) -> None:
+        """Write one photo's mask; ImageError for an unreadable photo, OSError for a write."""
+        width, height = self.project.image_size(key)  # unreadable since its mask was made?
+        label = fit_to_record(sm.label, width, height)
+        conf = fit_to_record(sm.confidence, width, height) \
+            if sm.confidence is not None else None
+        if self.fmt == "png":
+            _write_png(self.project, self.out, self.names(key), label)
+            return
+        regions = find_regions(label, conf)
+        self.regions += len(regions)
+        if self.fmt == "coco":
+            rec = self.project.record(key)
+            image_id = len(self.images) + 1
+            self.images.append({"id": image_id, "file_name": key, "width": label.shape[1],
+                                "height": label.shape[0], "b2p_meta": rec.meta,
+                                "b2p_reviewed": rec.reviewed})
+            self.anns += _coco_annotations(regions, image_id, sm.origin, len(self.anns) + 1)
+        else:
+            self.yolo.add(key, _yolo_lines(regions, self.fmt))
+
+    def finish(self, split_note: str) -> None:
+        if self.fmt == "png":
+            atomic_write_json(self.out / "dataset.json",
+                              {"classes": self.project.class_names(),
+                               "palette": self.project.palette()})
+        elif self.fmt == "coco":
+            atomic_write_json(self.out, _coco_document(self.project, self.source, self.images,
+                                                       self.anns))
+        else:
+            self.yolo.finish(self.source, split_note)
+
+
 def export_masks(project: Project, fmt: str, source: str, out: str | Path,
-                 progress: ProgressFn | None = None,
-                 should_stop: StopFn | None = None) -> ExportSummary:
-    """Write the ``source`` masks of every image as ``fmt`` under ``out``; see module docs."""
+                 progress: ProgressFn | None = None, should_stop: StopFn | None = None, *,
+                 val_fraction: float = 0.2, seed: int = 0,
+                 copy_images: bool = False) -> ExportSummary:
+    """Write the ``source`` masks of every image as ``fmt`` under ``out``; see module docs.
+
+    The YOLO formats split the photos by the project's train/val split (drawn with
+    ``val_fraction`` and ``seed`` and saved when it has none) and hard-link the photos, or copy
+    them with ``copy_images``.
+    """
     if fmt not in FORMATS:
         raise ProjectError(f"unknown export format '{fmt}' ({', '.join(FORMATS)})")
     if source not in SOURCES:
         raise ProjectError(f"unknown mask source '{source}' ({', '.join(SOURCES)})")
     out = Path(out)
-    coco_file = None
+    dataset, split_note = None, ""
     if fmt == "coco":
-        coco_file = out if out.suffix.lower() == ".json" else out / "annotations.json"
-    elif out.is_file():
+        out = out if out.suffix.lower() == ".json" else out / "annotations.json"
+    elif fmt == "png" and out.is_file():
         raise ProjectError(f"{out}: is a file; give a folder for {fmt} export")
-    endings = (".png", "_color.png") if fmt == "png" else (".txt",)
-    names = OutputNames(endings, reserved=("dataset.json", "classes.txt", "data.yaml"))
-    images: list[dict] = []
-    anns: list[dict] = []
+    else:
+        _yolo_dataset.check_folder(project, out)  # before a split is drawn and saved
+        val, split_note = _yolo_dataset.plan_split(project, source, val_fraction, seed)
+        dataset = _yolo_dataset.YoloDatasetWriter(project, out, val, copy_images)
+    writer = _Writer(project, fmt, source, out, dataset)
     keys = project.keys()
     done: list[str] = []
     failed: dict[str, str] = {}
     skipped: dict[str, str] = {}
-    n_regions, stopped = 0, False
+    stopped = False
     rep = Reporter(len(keys), progress, should_stop)
     for key in keys:
         if rep.stopped():
@@ -200,37 +252,17 @@ def export_masks(project: Project, fmt: str, source: str, out: str | Path,
             skipped[key] = f"no {source} mask"
             continue
         try:
-            width, height = project.image_size(key)
-        except _images.ImageError as e:  # unreadable since its mask was made
+            writer.add(key, sm)
+        except _images.ImageError as e:
             failed[key] = e.reason
             continue
-        rec = project.record(key)
-        label = fit_to_record(sm.label, width, height)
-        conf = fit_to_record(sm.confidence, width, height) \
-            if sm.confidence is not None else None
-        rel = names(key)
-        done.append(key)
-        if fmt == "png":
-            _write_png(project, out, rel, label)
+        except OSError as e:
+            failed[key] = f"could not write its files ({e})"
             continue
-        regions = find_regions(label, conf)
-        n_regions += len(regions)
-        if fmt == "coco":
-            image_id = len(images) + 1
-            images.append({"id": image_id, "file_name": key, "width": label.shape[1],
-                           "height": label.shape[0], "b2p_meta": rec.meta,
-                           "b2p_reviewed": rec.reviewed})
-            anns += _coco_annotations(regions, image_id, sm.origin, len(anns) + 1)
-        else:
-            lines = _yolo_lines(regions, fmt)
-            atomic_write_text(out / _with(rel, ".txt"), "".join(f"{s}\n" for s in lines))
-    if fmt == "png":
-        atomic_write_json(out / "dataset.json", {"classes": project.class_names(),
-                                                 "palette": project.palette()})
-    elif fmt == "coco":
-        atomic_write_json(coco_file, _coco_document(project, source, images, anns))
-    else:
-        _write_yolo_names(project, out)
+        done.append(key)
+    writer.finish(split_note)
     return ExportSummary(action="exported", total=len(keys), done=tuple(done), failed=failed,
-                         skipped=skipped, stopped=stopped, fmt=fmt, source=source,
-                         out=coco_file or out, regions=n_regions)
+                         skipped=skipped, stopped=stopped, fmt=fmt, source=source, out=out,
+                         regions=writer.regions,
+                         split=dict(dataset.counts) if dataset else {},
+                         photos=dict(dataset.photos) if dataset else {})

@@ -43,6 +43,14 @@ def masked(project):
     return project
 
 
+def _yolo_labels(out: Path, key: str) -> Path:
+    """The label file of photo ``key`` in a YOLO dataset export, in whichever split it went."""
+    found = [out / "labels" / s / Path(key).with_suffix(".txt") for s in ("train", "val")]
+    found = [p for p in found if p.is_file()]
+    assert len(found) == 1, found
+    return found[0]
+
+
 def _regions_mask(label: np.ndarray) -> dict[int, np.ndarray]:
     return {c: label == c for c in (1, 2)}
 
@@ -127,7 +135,7 @@ def test_yolo_seg_polygons_rasterise_back_within_a_pixel(masked, tmp_path):
         lab = masked.load_mask(key, "teacher")
         h, w = lab.shape
         rebuilt = np.zeros_like(lab)
-        for line in (out / Path(key).with_suffix(".txt")).read_text().splitlines():
+        for line in _yolo_labels(out, key).read_text().splitlines():
             vals = line.split()
             pts = np.array(vals[1:], float).reshape(-1, 2) * [w, h]
             cv2.fillPoly(rebuilt, [np.round(pts).astype(np.int32)], int(vals[0]) + 1)
@@ -147,7 +155,7 @@ def test_yolo_boxes_match_region_bboxes(masked, tmp_path):
     lab = masked.load_mask(key, "teacher")
     h, w = lab.shape
     got = []
-    for line in (out / "T01/A/LE/c.txt").read_text().splitlines():
+    for line in _yolo_labels(out, key).read_text().splitlines():
         c, cx, cy, bw, bh = (float(v) for v in line.split())
         got.append((int(c) + 1, round((cx - bw / 2) * w), round((cy - bh / 2) * h),
                     round((cx + bw / 2) * w), round((cy + bh / 2) * h)))

@@ -19,7 +19,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", choices=SOURCES, default="student",
                    help="which masks (default: student; images without one are skipped)")
     p.add_argument("--out", type=Path, required=True,
-                   help="folder (png, yolo) or .json file / folder (coco)")
+                   help="folder (png, yolo, yolo-seg) or .json file / folder (coco)")
+    yolo = p.add_argument_group("yolo, yolo-seg", "an Ultralytics dataset: images/{train,val}, "
+                                "labels/{train,val}, data.yaml")
+    yolo.add_argument("--val-fraction", type=float, default=0.2, metavar="F",
+                      help="share of photos for val when the project has no train/val split "
+                           "yet (default: 0.2; the split drawn is kept for training)")
+    yolo.add_argument("--seed", type=int, default=0, help="seed of that split (default: 0)")
+    yolo.add_argument("--copy-images", action="store_true",
+                      help="copy the photos (default: hard links, else symbolic links, else "
+                           "copies)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("report", help="inspection report: HTML (+ PDF) and findings.csv")
@@ -44,9 +53,15 @@ def _open(path: Path):
 def cmd_export(args: argparse.Namespace) -> int:
     from ml.export import export_masks
 
+    if not args.format.startswith("yolo") and args.copy_images:
+        raise CLIError("--copy-images is for the yolo and yolo-seg formats")
+    if not 0 < args.val_fraction < 1:
+        raise CLIError(f"--val-fraction must lie between 0 and 1, got {args.val_fraction}")
     proj = _open(args.project)
     with tqdm_progress(f"export {args.format}") as bar:
-        summary = export_masks(proj, args.format, args.source, args.out, progress=bar)
+        summary = export_masks(proj, args.format, args.source, args.out, progress=bar,
+                               val_fraction=args.val_fraction, seed=args.seed,
+                               copy_images=args.copy_images)
     print_items(summary)
     print(summary.summary())
     if summary.exported == 0 and not summary.failed:

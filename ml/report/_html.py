@@ -51,7 +51,8 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .yes{background:#e3f2e5;color:#1b5e20}.no{background:#fdecea;color:#8e2420}
 .muted{color:var(--muted)}
 footer{color:var(--muted);font-size:12px;margin-top:32px}
-@media print{body{background:#fff}main{max-width:none}}
+@media print{body{background:#fff}main{max-width:none}
+ tr,.card{break-inside:avoid}h2,h3{break-after:avoid}}
 """
 
 
