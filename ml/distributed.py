@@ -27,6 +27,7 @@ The choices, each so that every rank holds the same state without broadcasting d
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 
@@ -115,8 +116,12 @@ class Dist:
         if not self.active:
             return step
         ids = [self.local_rank] if self.device is not None and self.device.type == "cuda" else None
-        # buffers: averaged after each step (average_buffers), not copied from rank 0
-        return nn.parallel.DistributedDataParallel(step, device_ids=ids, broadcast_buffers=False)
+        ddp = nn.parallel.DistributedDataParallel
+        # buffers: averaged after each step (average_buffers), not copied from rank 0 before
+        # each forward (newer torch renamed the switch; both still copy them once at the start)
+        off = ("forward_sync_buffers" if "forward_sync_buffers"
+               in inspect.signature(ddp.__init__).parameters else "broadcast_buffers")
+        return ddp(step, device_ids=ids, **{off: False})
 
     def sampler(self, n: int, seed: int) -> torch.utils.data.DistributedSampler | None:
         """A DistributedSampler over ``range(n)`` (every rank a different share, as many items
