@@ -58,7 +58,10 @@ def init_from_env(device: str | None = "auto") -> Dist:
             raise RuntimeError(f"local rank {local} has no GPU ({torch.cuda.device_count()} "
                                "found): start at most one process per GPU")
         torch.cuda.set_device(local)
-        tdist.init_process_group("nccl", device_id=torch.device("cuda", local))
+        # device_id (torch >= 2.3) binds the group to this GPU at once
+        bind = ({"device_id": torch.device("cuda", local)} if "device_id"
+                in inspect.signature(tdist.init_process_group).parameters else {})
+        tdist.init_process_group("nccl", **bind)
     else:
         tdist.init_process_group("gloo")
     return current()
