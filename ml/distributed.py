@@ -140,8 +140,8 @@ class Dist:
         if not self.active:
             return list(range(n))
         order = np.random.default_rng(seed).permutation(n).tolist()
-        if pad and n % self.world:
-            order += order[: self.world - n % self.world]
+        if pad and n % self.world:  # cycle through the order again (n may be below world)
+            order = (order * self.world)[: -(-n // self.world) * self.world]
         return order[self.rank::self.world]
 
     def reseed(self, rng: np.random.Generator, seed: int, epoch: int) -> None:

@@ -161,3 +161,16 @@ def test_ddp_without_torchrun_says_how_to_launch(tmp_path, monkeypatch, capsys):
     assert rc == 2
     assert "torchrun --nproc-per-node N -m app.cli train PROJECT" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("n,world", [(6, 2), (7, 3), (2, 8)])
+def test_padded_shares_cover_everything_with_as_many_items_per_rank(n, world):
+    from ml.distributed import Dist
+
+    shares = [Dist(r, world, r, torch.device("cpu"), True).share(n, pad=True)
+              for r in range(world)]
+    assert len({len(s) for s in shares}) == 1  # as many steps on every rank
+    assert sorted({i for s in shares for i in s}) == list(range(n))
+    if n % world == 0:
+        assert sorted(i for s in shares for i in s) == list(range(n))  # no repeats needed
+    assert Dist().share(n, pad=True) == list(range(n))  # one process: all, in order
