@@ -76,6 +76,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # bf16 autocast on CUDA
     num_workers: int = 0
+    world_size: int = 1  # processes that trained it (torchrun --ddp); batch_size is per process
     # a wall-clock budget (``b2p train --budget``, the GUI's choice) and what ml.budget planned
     budget_s: float = 0.0  # 0: none given
     budget_plan: dict = field(default_factory=dict)  # ml.budget.TrainPlan.to_dict()

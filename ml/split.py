@@ -29,13 +29,14 @@ def labelled_keys(project: Project, source: str = "teacher",
 
 
 def split_keys(project: Project, keys: list[str], val_fraction: float = 0.2,
-               seed: int = 0) -> tuple[list[str], list[str]]:
+               seed: int = 0, save: bool = True) -> tuple[list[str], list[str]]:
     """(train, val) keys from the project's persisted split, creating and saving one if needed.
 
     An existing split is kept: its val keys that are still labelled stay in val and every
     other key (new images included) trains. A split is drawn (seeded) when there is none, or
     when the stored one has no val images and there are now at least :data:`MIN_VAL_IMAGES`.
     With fewer labelled images the val list is empty (the trainer validates on train).
+    ``save`` False draws the same split without writing it (DDP ranks other than 0).
     """
     stored = project.split.get("val") if project.split else None
     if stored:
@@ -49,5 +50,6 @@ def split_keys(project: Project, keys: list[str], val_fraction: float = 0.2,
         rng = np.random.default_rng(seed)
         picked = set(rng.choice(len(keys), size=n_val, replace=False).tolist())
         val = [k for i, k in enumerate(sorted(keys)) if i in picked]
-    project.set_split({"seed": int(seed), "val": val})
+    if save:
+        project.set_split({"seed": int(seed), "val": val})
     return [k for k in keys if k not in set(val)], val

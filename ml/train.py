@@ -11,7 +11,12 @@ state) and :meth:`Trainer.fit` yields typed events (:mod:`ml.train_events`) whil
 
 Output folder (layout and format: ``ml/checkpoint.py``): the best EMA weights and their card
 (what ``ml.checkpoint.load_model`` and prediction read); ``last/`` holds the latest state with
-the resume state (optimizer, raw and EMA weights, scheduler, epoch, RNG) for ``resume``.
+the resume state (optimizer, raw and EMA weights, scheduler, epoch, RNG) for ``resume``
+(written and read back by :class:`ml.train_state.SavedRun`).
+
+Under ``torchrun`` (``b2p train --ddp``) the same loop trains data-parallel: a process group is
+up, and :mod:`ml.distributed` shares the items, wraps the student in DDP, sums validation and
+lets rank 0 alone write (its docstring lists the choices).
 """
 
 from __future__ import annotations
@@ -28,11 +33,12 @@ import numpy as np
 import torch
 from timm.utils.model_ema import ModelEmaV3
 
-from . import __version__, checkpoint, models
+from . import checkpoint, models
 from . import data as D
+from . import distributed as dist
 from .box_loss import BoxLoss
 from .checkpoint import LAST_NAME as LAST
-from .config import ModelCard, StudentConfig, TrainConfig
+from .config import StudentConfig, TrainConfig
 from .device import resolve_device
 from .losses import IGNORE, B2PLoss
 from .metrics import confusion, scores
@@ -50,9 +56,7 @@ from .train_events import (
     TrainResult,
     Validation,
 )
-
-_BACKBONE_SOURCES = {"official": "official Meta DINOv2 ViT-S/14",
-                     "offline": "offline DINOv2 ViT-S/14 (converted)", "none": "random init"}
+from .train_state import SavedRun, load_train_state
 
 
 def cosine_lambda(total_steps: int):
@@ -66,16 +70,7 @@ def _finite(v: float | None) -> float:
     return 0.0 if v is None or math.isnan(v) else float(v)
 
 
-def load_train_state(model_dir: str | Path) -> dict[str, Any]:
-    """The resume state beside the last checkpoint: ``optimizer`` plus our ``extra_state``."""
-    state = checkpoint.load_train_state(Path(model_dir) / LAST)
-    if state is None:
-        raise FileNotFoundError(f"{Path(model_dir) / LAST}: nothing to resume (train without "
-                                "--resume first)")
-    return state
-
-
-class Trainer:
+class Trainer(SavedRun):
     """One training run. ``__init__`` builds everything; :meth:`fit` trains and yields events.
 
     ``labels`` (key -> label map) replaces the project's masks (oracle runs). ``resume``
@@ -99,7 +94,9 @@ class Trainer:
             raise ValueError(f"student has {student.num_classes} classes, project "
                              f"{project.num_classes}")
         self.student, self.num_classes = student, student.num_classes
-        self.device = resolve_device(cfg.device)
+        self.dist = dist.current()  # a process group is up: train data-parallel (ml/distributed)
+        self.device = self.dist.device if self.dist.active else resolve_device(cfg.device)
+        self.cfg = replace(self.cfg, world_size=self.dist.world)
         self.amp = cfg.amp and self.device.type == "cuda"
         self.loss = B2PLoss(cfg, self.num_classes, loss_kind or cfg.loss)
         self.box_loss = BoxLoss(cfg) if cfg.box_loss > 0 else None
@@ -124,7 +121,7 @@ class Trainer:
             raise ValueError(f"no images with {source if labels is None else 'given'} masks "
                              "to train on (run pseudo-labelling first)")
         self.train_keys, val_keys = D.split_keys(self.project, keys, self.cfg.val_fraction,
-                                                 self.cfg.seed)
+                                                 self.cfg.seed, save=self.dist.is_main)
         self.val_on_train = not val_keys
         self.val_keys = val_keys or self.train_keys
         # the card records the crop this run used, so prediction sees the same pixel scale
@@ -135,6 +132,7 @@ class Trainer:
         self.samples = D.load_samples(self.project, keys, source, labels, long_side,
                                       self.num_classes, confidence=self.cfg.teacher_confidence)
         self.val_views = D.fixed_views(self.samples, self.val_keys, self.cfg.crop)
+        self.val_share = self.dist.share(len(self.val_views))  # the views this rank scores
         self.val_set = D.FixedViews(self.samples, self.val_views, self.student.input_size)
         # Random crops: as many per epoch as a grid would give, so epochs compare across modes.
         n_train = len(D.fixed_views(self.samples, self.train_keys, self.cfg.crop))
@@ -158,11 +156,13 @@ class Trainer:
         self.caches_features = (self.student.mode == "frozen"
                                 and getattr(self.model, "features_cacheable", False))
         if self.caches_features:  # training views first, then the validation views not among them
-            self.cache_train_views = D.fixed_views(self.samples, self.train_keys, self.cfg.crop,
-                                                   flips=self.cfg.augment)
+            views = D.fixed_views(self.samples, self.train_keys, self.cfg.crop,
+                                  flips=self.cfg.augment)  # DDP: each rank caches its share
+            self.cache_train_views = [views[i] for i in self.dist.share(len(views), True,
+                                                                        self.cfg.seed)]
             known = set(self.cache_train_views)
-            self._cache_views = (self.cache_train_views
-                                 + [v for v in self.val_views if v not in known])
+            self._cache_views = self.cache_train_views + [
+                v for v in (self.val_views[i] for i in self.val_share) if v not in known]
 
     def _build_optimizer(self) -> None:
         """AdamW, the per-step cosine schedule and the EMA."""
@@ -171,6 +171,10 @@ class Trainer:
                                      weight_decay=self.cfg.weight_decay)
         self.n_items = (len(self.cache_train_views) if self.caches_features
                         else len(self.train_set))
+        self.sampler = None if self.caches_features else self.dist.sampler(self.n_items,
+                                                                           self.cfg.seed)
+        self.n_items = len(self.sampler) if self.sampler is not None else self.n_items
+        self.net = self.dist.wrap(self.model)  # step(feats, x); DDP when a group is up
         self.total_steps = math.ceil(self.n_items / self.cfg.batch_size) * self.cfg.epochs
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt,
                                                        cosine_lambda(self.total_steps))
@@ -187,23 +191,6 @@ class Trainer:
                              f"{card.student.num_classes} classes; cannot fine-tune it as "
                              f"{self.student.arch} with {self.num_classes}")
         checkpoint.load_weights(self.model, src)
-
-    def _resume(self, st: dict[str, Any]) -> None:
-        """Optimizer, EMA, schedule, counters and RNG from the saved state."""
-        checkpoint.load_state(self.ema.module, st["ema"]["model"], "EMA state")
-        if st.get("optimizer") is not None:
-            self.opt.load_state_dict(st["optimizer"])
-        self.sched.load_state_dict(st["scheduler"])
-        self.start_epoch = int(st["epoch"])
-        self.global_step = int(st.get("global_step", 0))
-        self.history = list(st.get("history", []))
-        self.best_metric = st.get("best_metric")
-        self.best_epoch = int(st.get("best_epoch", 0))
-        rng = st.get("rng", {})
-        if "torch" in rng:
-            torch.set_rng_state(rng["torch"])
-        if "numpy" in rng:
-            self.rng.bit_generator.state = rng["numpy"]
 
     # ------------------------------------------------------------ the run
     def fit(self) -> Iterator[TrainEvent]:
@@ -222,6 +209,7 @@ class Trainer:
             if self.caches_features:
                 stopped = yield from self._fill_cache()
             epoch, early = self.start_epoch, False
+            stopped = self.dist.any(stopped)
             if not stopped:
                 epoch, stopped, early = yield from self._epochs()
             if stopped:
@@ -256,11 +244,11 @@ class Trainer:
         t_start, session_steps = time.monotonic(), 0
         for epoch in range(self.start_epoch, cfg.epochs):
             t_epoch = time.monotonic()
-            order = self.rng.permutation(self.n_items).tolist()
+            order = self._order(epoch)
             sums: dict[str, float] = {}
             n = 0
             for i in range(0, self.n_items, cfg.batch_size):
-                if self.should_stop():
+                if self.dist.any(self.should_stop()):
                     return epoch, True, False
                 parts = self._train_step(order[i:i + cfg.batch_size], epoch)
                 n += 1
@@ -295,6 +283,14 @@ class Trainer:
         return max(cfg.epochs, self.start_epoch), False, False
 
     # ------------------------------------------------------------ steps
+    def _order(self, epoch: int) -> list[int]:
+        """The items this process trains on in ``epoch``, in order (DDP: its own share)."""
+        self.dist.reseed(self.rng, self.cfg.seed, epoch)
+        if self.sampler is None:
+            return self.rng.permutation(self.n_items).tolist()
+        self.sampler.set_epoch(epoch)
+        return list(self.sampler)
+
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp)
 
@@ -321,7 +317,8 @@ class Trainer:
     def _train_step(self, idx: list[int], epoch: int) -> dict[str, float]:
         self.model.train()
         feats, x, y, w, boxes = self._batch(idx)
-        out = self._forward(self.model, feats, x)
+        with self._autocast():
+            out = self.net(feats, x)
         loss, parts = self.loss(out, y, epoch, weight=w)
         if self.box_loss is not None and boxes is not None:
             box, box_parts = self.box_loss(out, boxes, x, y != IGNORE)
@@ -334,8 +331,9 @@ class Trainer:
         self.opt.step()
         self.sched.step()
         self.global_step += 1
+        self.dist.average_buffers(self.model)  # every rank: same weights, so the same EMA
         self.ema.update(self.model, step=self.global_step)
-        return {"loss": float(loss.detach()), **parts}
+        return self.dist.mean({"loss": float(loss.detach()), **parts})
 
     @torch.no_grad()
     def _validate(self) -> dict[str, Any]:
@@ -343,41 +341,26 @@ class Trainer:
         model.eval()
         cm = np.zeros((self.num_classes, self.num_classes), np.int64)
         bs = self.cfg.batch_size
-        for i in range(0, len(self.val_views), bs):
-            views = self.val_views[i:i + bs]
+        for i in range(0, len(self.val_share), bs):  # DDP: this rank's share, then summed
+            chunk = self.val_share[i:i + bs]
             if self.cache is not None:
-                feats, x, y = self.cache.batch([self.cache.index[v] for v in views], self.device)
+                feats, x, y = self.cache.batch([self.cache.index[self.val_views[j]]
+                                                for j in chunk], self.device)
             else:
-                x, y, *_ = D.collate([self.val_set[j] for j in range(i, i + len(views))])
+                x, y, *_ = D.collate([self.val_set[j] for j in chunk])
                 feats, x = None, x.to(self.device)
             pred = self._forward(model, feats, x)["fine"].argmax(1)
             cm += confusion(pred, y, self.num_classes)
+        cm = self.dist.sum(cm)
         return scores(cm, self.project.class_names()[: self.num_classes])
 
-    # ------------------------------------------------------------ saving
-    def _card(self, epoch: int, best: bool) -> ModelCard:
-        return ModelCard(self.student, self.cfg, [c.to_json() for c in self.project.classes],
-                         _BACKBONE_SOURCES.get(self.student.backbone_weights,
-                                               self.student.backbone_weights),
-                         self.best_epoch if best else epoch, self.best_metric,
-                         list(self.history), __version__)
-
     def _save(self, epoch: int, improved: bool) -> Checkpoint:
-        rng = {"torch": torch.get_rng_state(), "numpy": self.rng.bit_generator.state}
-        extra = {"epoch": epoch, "global_step": self.global_step,
-                 "raw_model": checkpoint.saved_state(self.model),
-                 # as a checkpoint: what the backbone's weights file holds is left out
-                 "ema": {"model": checkpoint.saved_state(self.ema.module),
-                         "updates": self.global_step},
-                 "scheduler": self.sched.state_dict(), "history": self.history,
-                 "best_metric": self.best_metric, "best_epoch": self.best_epoch, "rng": rng}
-        checkpoint.save_checkpoint(self.out_dir / LAST, self.ema.module, self._card(epoch, False),
-                                   optimizer_state=self.opt.state_dict(), extra_state=extra)
-        if improved or not checkpoint.is_model(self.out_dir):
-            checkpoint.save_checkpoint(self.out_dir, self.ema.module, self._card(epoch, True))
-        else:  # same best weights; the card gains this epoch's history
-            checkpoint.save_card(self.out_dir, self._card(epoch, True))
+        """Rank 0 writes; every rank then waits for it, so the folder is whole for all."""
+        if self.dist.is_main:
+            self._write(epoch, improved)
+        self.dist.barrier()
         return Checkpoint(epoch, self.out_dir / LAST, improved)
+
 
 
 def train(project: Project, out_dir: str | Path, student: StudentConfig, cfg: TrainConfig,

@@ -1,13 +1,21 @@
-"""``b2p train``: train the student on a project's masks; Ctrl-C stops with a checkpoint."""
+"""``b2p train``: train the student on a project's masks; Ctrl-C stops with a checkpoint.
+
+``--ddp`` trains data-parallel in processes started by torchrun (one per GPU, or CPU processes
+on gloo); rank 0 alone prints and writes (``ml/distributed.py``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 from app.cli import CLIError
 from app.cli._progress import TrainBars, stop_on_ctrl_c
+
+DDP_LAUNCH = "torchrun --nproc-per-node N -m app.cli train PROJECT --out MODEL_DIR --ddp"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +53,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from", dest="init_from", type=Path, metavar="MODEL_DIR",
                    help="fine-tune from a trained model")
     p.add_argument("--seed", type=int)
+    p.add_argument("--ddp", action="store_true",
+                   help="data-parallel over the processes torchrun starts: "
+                        f"{DDP_LAUNCH} (--batch-size is per process)")
     p.set_defaults(func=run_train)
+
+
+@contextmanager
+def _ddp_group(args: argparse.Namespace):
+    """Joins torchrun's process group under --ddp (and leaves it); yields True on the process
+    that prints (rank 0, or the only one)."""
+    if not args.ddp:
+        yield True
+        return
+    from ml import distributed
+
+    if args.budget is not None:
+        raise CLIError("--budget plans a run on one device; drop --budget or --ddp")
+    try:
+        group = distributed.init_from_env(args.device)
+        yield group.is_main
+    finally:
+        distributed.teardown()
+
+
+def _open_project(path: Path, ddp: bool):
+    """The project; under --ddp rank 0 opens it first (an older one is upgraded once)."""
+    from ml.store import Project
+
+    if not ddp:
+        return Project.open(path)
+    from ml import distributed
+
+    group = distributed.current()
+    project = Project.open(path) if group.is_main else None
+    group.barrier()
+    return project if project is not None else Project.open(path)
 
 
 def _crop(text: str) -> int:
@@ -127,18 +170,29 @@ def _plan(args: argparse.Namespace, project, student, cfg, budget_s: float):
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if args.ddp:
+        from ml.distributed import launched
+
+        if not launched():  # exit 2 as argparse does: the command line is wrong
+            print("b2p train: error: --ddp trains in the processes torchrun starts; launch it "
+                  f"as: {DDP_LAUNCH} (N: processes, one per GPU)", file=sys.stderr)
+            return 2
+    with _ddp_group(args) as main:
+        return _train(args, main)
+
+
+def _train(args: argparse.Namespace, main: bool) -> int:
     from ml.checkpoint import can_resume
     from ml.rounds import train_rounds
-    from ml.store import Project
 
     budget_s = _budget_seconds(args)
-    project = Project.open(args.project)
+    project = _open_project(args.project, args.ddp)
     student, cfg = _configs(args, project.num_classes)
     if args.resume and not can_resume(args.out):
         raise CLIError(f"{args.out}: nothing to resume (no training state saved there)")
     if budget_s is not None:
         student, cfg = _plan(args, project, student, cfg, budget_s)
-    bars = TrainBars()
+    bars = TrainBars() if main else None  # under --ddp rank 0 alone reports
     with stop_on_ctrl_c("this step") as flag:
         try:
             result = train_rounds(project, args.out, student, cfg, rounds=args.rounds,
@@ -146,7 +200,10 @@ def run_train(args: argparse.Namespace) -> int:
                                   init_from=args.init_from, on_event=bars,
                                   should_stop=lambda: flag[0])
         finally:
-            bars.close()
+            if bars is not None:
+                bars.close()
+    if not main:
+        return 130 if result.stopped else 0
     best = "n/a" if result.best_metric is None else f"{result.best_metric:.3f}"
     if cfg.budget_plan:
         from ml.budget import format_duration
