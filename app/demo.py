@@ -3,6 +3,10 @@
 generate -> project -> import boxes -> GrabCut pseudo-labels -> train the student ->
 predict -> metrics against the synthetic ground truth. Every step is the same ``ml``
 call the CLI and the GUI make.
+
+A quarter of the photos is held out: the student never trains on them, and the teacher and
+the student are scored there, the student alone (``fallback=False``: a box it leaves empty
+stays empty instead of taking the teacher's mask).
 """
 
 from __future__ import annotations
@@ -13,12 +17,20 @@ import sys
 import time
 from pathlib import Path
 
+HELD_OUT = 0.25  # share of the photos the student never trains on; both are scored there
 
-def _scores(project, source: str, gt_dir: Path) -> dict:
+
+def _scores(project, source: str, gt_dir: Path, keys: list[str]) -> dict:
     from ml.metrics import score_project
 
     # a photo the teacher left without a mask predicted background everywhere
-    return score_project(project, gt_dir, source, missing_as_background=True).scores
+    return score_project(project, gt_dir, source, keys, missing_as_background=True).scores
+
+
+def _held_out(keys: list[str]) -> list[str]:
+    """Every fourth photo (at least one): the demo's test photos, fixed for a given ``n``."""
+    step = max(2, round(1 / HELD_OUT))
+    return sorted(keys)[::step]
 
 
 def _backbone_weights(requested: str) -> str:
@@ -64,25 +76,29 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
     print("3/6 pseudo-labelling with the GrabCut teacher")
     with tqdm_progress("grabcut") as cb:
         pseudo_label_project(project, make_teacher("grabcut"), progress=cb)
-    teacher = _scores(project, "teacher", data / "masks")
+    test = _held_out(project.keys())
+    teacher = _scores(project, "teacher", data / "masks", test)
+    labels = {k: m for k in project.keys() if k not in set(test)
+              and (m := project.load_mask(k, "teacher")) is not None}
     bw = _backbone_weights(backbone)
-    print(f"4/6 training the student ({epochs} epochs, input {input_size}, frozen backbone "
-          f"with feature cache, backbone weights: {bw})")
+    print(f"4/6 training the student on {len(labels)} photos ({epochs} epochs, input "
+          f"{input_size}, frozen backbone with feature cache, backbone weights: {bw}); "
+          f"{len(test)} held out")
     model_dir = project.models_dir() / "demo"
     scfg = StudentConfig(num_classes=project.num_classes, input_size=input_size,
                          backbone_weights=bw, mode="frozen")
     tcfg = TrainConfig(epochs=epochs, batch_size=4, patience=max(5, epochs // 2))
     bars = TrainBars()
     try:
-        result = train(project, model_dir, scfg, tcfg, on_event=bars)
+        result = train(project, model_dir, scfg, tcfg, labels=labels, on_event=bars)
     finally:
         bars.close()
-    print("5/6 predicting (refined inside the boxes)")
+    print("5/6 predicting (refined inside the boxes, no teacher fallback)")
     with tqdm_progress("predict") as cb:
-        predict_project(project, model_dir, progress=cb)
-    student = _scores(project, "student", data / "masks")
-    print("6/6 metrics against the synthetic ground truth (all images; the student saw only "
-          "GrabCut masks made from boxes)")
+        predict_project(project, model_dir, progress=cb, fallback=False)
+    student = _scores(project, "student", data / "masks", test)
+    print(f"6/6 metrics against the synthetic ground truth on the {len(test)} held-out photos "
+          "(the student saw only GrabCut masks of the others, made from boxes)")
     rows = {"teacher (GrabCut)": teacher, "student (Boxes2Pixels)": student}
     print(f"    {'':24s} {'binary IoU':>10s} {'anomaly mIoU':>12s} {'recall':>7s} {'prec.':>7s}")
     for name, s in rows.items():
@@ -90,6 +106,7 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
               f"{s['binary_recall']:7.3f} {s['binary_precision']:7.3f}")
     summary = {"data": str(data), "project": str(proj_dir), "model": str(model_dir),
                "backbone_weights": bw, "epochs_run": result.epochs_run,
+               "held_out": test,
                "teacher": teacher, "student": student,
                "seconds": round(time.monotonic() - t0, 1)}
     (out / "demo_metrics.json").write_text(json.dumps(summary, indent=1, default=float))

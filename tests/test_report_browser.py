@@ -149,10 +149,12 @@ def _row_text(n: int, f: dict) -> str:
 
 def _priority_row(key: str, n: int, f: dict) -> str:
     """How finding ``n`` of ``key`` reads as a row of the highest-severity table."""
-    where = " / ".join(f[k].replace("_", " ") for k in ("turbine", "blade", "side") if f[k])
-    cells = [f["severity_name"], f["action"], f["time_frame"], f["class"], f"{key} #{n}",
-             where, f"{int(f['area_px']):,} px"]
-    return r"\s*".join(re.escape(c) for c in cells)
+    # values read from folder names are guesses, which the report marks with a *
+    where = r"\s*/\s*".join(re.escape(f[k].replace("_", " ")) + r"\*?"
+                            for k in ("turbine", "blade", "side") if f[k])
+    cells = [re.escape(c) for c in (f["severity_name"], f["action"], f["time_frame"],
+                                    f["class"], f"{key} #{n}")]
+    return r"\s*".join([*cells, where, re.escape(f"{int(f['area_px']):,} px")])
 
 
 def _pdf_pages(pdf: bytes) -> list[str]:
