@@ -38,14 +38,15 @@ class ModelDiff:
     photos_changed: int = 0  # of which at least one pixel differs
 
     def summary(self, class_names: list[str]) -> str:
-        """``dirt +120 / -30 px, damage +0 / -12 px`` (only classes that changed)."""
+        """``dirt: 120 px gained, 30 lost; damage: 0 px gained, 12 lost`` (classes that
+        changed)."""
         parts = []
         for c in sorted(set(self.gained) | set(self.lost)):
             g, lo = self.gained.get(c, 0), self.lost.get(c, 0)
             if g or lo:
                 name = class_names[c] if 0 <= c < len(class_names) else f"class {c}"
-                parts.append(f"{name} +{g:,} / -{lo:,} px")
-        return ", ".join(parts) if parts else "no change"
+                parts.append(f"{name}: {g:,} px gained, {lo:,} lost")
+        return "; ".join(parts) if parts else "no change"
 
 
 def _defect(mask: np.ndarray) -> np.ndarray:

@@ -24,8 +24,8 @@ def test_change_map_and_per_class_counts():
     assert d.changes.tolist() == [[D.GAINED, 0, D.LOST, D.CHANGED, 0, 0, 0]]
     assert d.gained == {1: 2} and d.lost == {1: 1, 2: 1}
     assert (d.photos, d.photos_changed) == (1, 1)
-    assert d.summary(["background", "dirt", "damage"]) == ("dirt +2 / -1 px, "
-                                                            "damage +0 / -1 px")
+    assert d.summary(["background", "dirt", "damage"]) == ("dirt: 2 px gained, 1 lost; "
+                                                            "damage: 0 px gained, 1 lost")
     same = D.model_diff(previous, previous)
     assert not same.changes.any() and same.photos_changed == 0
     assert same.summary(["background", "dirt", "damage"]) == "no change"
