@@ -44,7 +44,7 @@ def _referenced(project: Project) -> set[str]:
     """Every file the index points at (masks and their extra maps)."""
     out: set[str] = set()
     for rec in project.images.values():
-        for m in (rec.teacher, rec.student):
+        for m in (getattr(rec, kind) for kind in MASK_KINDS):
             if m is not None:
                 out.add(m.path)
                 out.update(v for v in m.extra.values() if isinstance(v, str))

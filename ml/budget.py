@@ -10,8 +10,11 @@ The expected time counts the setup, the cache fill, every epoch's steps and vali
 the checkpoints.
 
     python -m ml.budget PROJECT --budget 15m [--device auto]   # one JSON line: the plan
+    python -m ml.budget PROJECT --budget 15m --budget 5m --budget converged   # a line each
 
-(the GUI runs this in a child process, so torch never loads in the GUI for it).
+(the GUI runs this in a child process, so torch never loads in the GUI for it; it asks for
+every budget it offers at once, each setting measured once, so switching the choice is
+instant).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 
 from .config import StudentConfig, TrainConfig
@@ -34,6 +37,7 @@ MIN_EPOCHS = 10  # fewer than this at a setting: try a cheaper one
 MAX_EPOCHS = 100  # the paper's; the plan never asks for more
 
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600}
+CONVERGED = "converged"  # the budget choice without a time: train until early stopping ends it
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,20 @@ class TrainPlan:
         return (f"plan: {self.mode}, {self.input_size} px{crop}, {self.epochs} epochs, "
                 f"expected {format_duration(self.expected_s)}")
 
+    def about(self) -> str:
+        """``about 14 min on this CPU`` (until converged: at most that, it may end sooner)."""
+        where = "this GPU" if self.device == "cuda" else "this CPU"
+        text = f"about {rough_duration(self.expected_s)} on {where}"
+        if self.budget_s is None:
+            return f"at most {text} (early stopping may end it sooner)"
+        return text
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def to_json(self) -> str:
+        """One line for the GUI: the fields, ``text`` (:meth:`describe`) and ``about``."""
+        return json.dumps({**self.to_dict(), "text": self.describe(), "about": self.about()})
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainPlan:
@@ -103,6 +119,21 @@ def parse_budget(text: str) -> float:
     if not seconds > 0:
         raise ValueError(f"budget {text!r} must be more than 0")
     return seconds
+
+
+def parse_budget_choice(text: str) -> float | None:
+    """:func:`parse_budget`, or None for ``converged`` (no time limit)."""
+    if str(text).strip().lower() in (CONVERGED, "until converged", "none"):
+        return None
+    return parse_budget(text)
+
+
+def rough_duration(seconds: float) -> str:
+    """An estimate for people: ``40 s``, ``14 min``, ``1 h 5 min`` (whole minutes, 5 over 1 h)."""
+    if seconds < 60:
+        return format_duration(seconds)
+    step = 60 if seconds < 3600 else 300
+    return format_duration(round(seconds / step) * step)
 
 
 def format_duration(seconds: float) -> str:
@@ -317,6 +348,25 @@ def plan_project(project, budget_s: float | None, device: str = "auto",
     return plan(budget_s, dev, sizes, cost, batch_size, ladder)
 
 
+def plan_budgets(project, budgets: Iterable[float | None], device: str = "auto",
+                 source: str = "teacher", batch_size: int = 4,
+                 cost: Callable[[Candidate], StepCost] | None = None
+                 ) -> Iterator[tuple[float | None, TrainPlan | BudgetError]]:
+    """(budget, its plan or its :class:`BudgetError`) for each budget, as each is planned.
+
+    Each setting is measured once for all of them. Other errors (no photos to train on) raise.
+    """
+    from .device import resolve_device
+
+    cost = cost or measured_costs(resolve_device(device).type, project.num_classes, batch_size)
+    for budget_s in budgets:
+        try:
+            yield budget_s, plan_project(project, budget_s, device, source, batch_size,
+                                         cost=cost)
+        except BudgetError as e:
+            yield budget_s, e
+
+
 def apply_plan(p: TrainPlan, student: StudentConfig, cfg: TrainConfig
                ) -> tuple[StudentConfig, TrainConfig]:
     """(student, train) configs with the plan's settings, the budget and the plan recorded."""
@@ -327,24 +377,35 @@ def apply_plan(p: TrainPlan, student: StudentConfig, cfg: TrainConfig
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print one JSON line: the plan, or ``{"error": ...}`` (exit code 1)."""
+    """Print a JSON line per budget: its plan or ``{"budget_s", "error"}``; exit 1 on any error.
+
+    An error that is no budget's (no project, no photos to train on) is one ``{"error"}`` line.
+    """
     ap = argparse.ArgumentParser(prog="python -m ml.budget", description=__doc__.splitlines()[0])
     ap.add_argument("project")
-    ap.add_argument("--budget", help="90s, 10m, 1h; omitted: until converged")
+    ap.add_argument("--budget", action="append",
+                    help=f"90s, 10m, 1h or {CONVERGED}; repeat it for a plan each, printed in "
+                    "order; omitted: until converged")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--source", default="teacher")
     ap.add_argument("--batch-size", type=int, default=4)
     a = ap.parse_args(argv)
+    failed = False
     try:
         from .store import Project
 
-        budget = parse_budget(a.budget) if a.budget else None
-        p = plan_project(Project.open(a.project), budget, a.device, a.source, a.batch_size)
+        budgets = [parse_budget_choice(b) for b in a.budget or [CONVERGED]]
+        project = Project.open(a.project)
+        for budget_s, p in plan_budgets(project, budgets, a.device, a.source, a.batch_size):
+            if isinstance(p, BudgetError):
+                failed = True
+                print(json.dumps({"budget_s": budget_s, "error": str(p)}), flush=True)
+            else:
+                print(p.to_json(), flush=True)  # the GUI shows each as it comes
     except Exception as e:  # one line for the GUI, whatever went wrong
-        print(json.dumps({"error": str(e)}))
+        print(json.dumps({"error": str(e)}), flush=True)
         return 1
-    print(json.dumps({**p.to_dict(), "text": p.describe()}))
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

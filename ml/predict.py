@@ -47,6 +47,7 @@ from .classes import ClassInfo, palette
 from .config import ModelCard
 from .corrections import corrections
 from .device import resolve_device
+from .model_diff import ModelDiff, photo_diff, total
 from .outnames import OutputNames
 from .progress import ProgressFn, Reporter, StopFn
 from .store import Project, boxes_to_arrays
@@ -324,6 +325,7 @@ class Predictions(BatchResult):
     model: str
     fallback_boxes: int = 0  # boxes where the student found nothing and the teacher's mask held
     seconds: float = 0.0
+    changes: ModelDiff | None = None  # against the previous model, photos that have its masks
 
 
 def _why(e: Exception) -> str:
@@ -334,12 +336,16 @@ def _why(e: Exception) -> str:
 def predict_project(project: Project, model_dir: str | Path, keys: list[str] | None = None,
                     tiled: bool = False, box_constraint: bool = True, device: str = "auto",
                     progress: ProgressFn | None = None, should_stop: StopFn | None = None,
-                    fallback: bool = True, **options: Any) -> Predictions:
+                    fallback: bool = True, keep_previous: bool = True,
+                    **options: Any) -> Predictions:
     """Predict photos of a project and store the student masks.
 
     A photo that fails is named in ``failed`` and the batch goes on; stopping keeps what is
     finished. ``fallback=False``: boxes the student finds empty stay empty (no teacher mask).
-    ``options`` go to :class:`Predictor` (overlap, batch_size, box_pad).
+    ``keep_previous``: a student mask made by another model is kept as the ``previous`` mask
+    before it is overwritten (:mod:`ml.model_diff` compares the two); predicting again with
+    the same model keeps the older model's. ``options`` go to :class:`Predictor` (overlap,
+    batch_size, box_pad).
     """
     predictor = Predictor.from_dir(model_dir, device, tiled=tiled, **options)
     warnings = _check_classes(predictor.card, project.num_classes, project.class_names())
@@ -350,6 +356,7 @@ def predict_project(project: Project, model_dir: str | Path, keys: list[str] | N
     done: list[str] = []
     failed: dict[str, str] = {}
     fallbacks, stopped = 0, False
+    diffs: list[ModelDiff] = []
     rep = Reporter(len(keys), progress, should_stop)
     t0 = time.monotonic()
     with project.batch():
@@ -359,9 +366,14 @@ def predict_project(project: Project, model_dir: str | Path, keys: list[str] | N
                 break
             try:
                 result, corr = _predict_key(project, key, predictor, box_constraint, fallback)
+                before = project.record(key).student
+                if keep_previous and before is not None and before.source != mid:
+                    project.keep_previous(key)
                 project.save_student(key, result.label, model=mid,
                                      confidence=result.confidence, corrections=corr,
                                      settings=settings)
+                if project.record(key).previous is not None:  # counts only, not the maps
+                    diffs.append(total([d for d in [photo_diff(project, key)] if d]))
                 done.append(key)
                 fallbacks += result.fallbacks
             except Exception as e:  # one bad photo must not end the batch
@@ -369,7 +381,8 @@ def predict_project(project: Project, model_dir: str | Path, keys: list[str] | N
             rep.step(message=key)
     return Predictions(action="predicted", total=len(keys), done=tuple(done), failed=failed,
                        stopped=stopped, warnings=tuple(warnings), model=mid,
-                       fallback_boxes=fallbacks, seconds=round(time.monotonic() - t0, 2))
+                       fallback_boxes=fallbacks, seconds=round(time.monotonic() - t0, 2),
+                       changes=total(diffs) if diffs else None)
 
 
 def predict_folder(images_dir: str | Path, model_dir: str | Path, out_dir: str | Path,

@@ -10,7 +10,7 @@ from pathlib import PurePosixPath
 
 INDEX_NAME = "project.json"
 STORE_DIRS = ("masks", "models", "exports", "reports")
-MASK_KINDS = ("teacher", "student")
+MASK_KINDS = ("teacher", "student", "previous")  # previous: the model before's student mask
 EXTRA_SUFFIXES = {"confidence": "_conf", "corrections": "_corr"}  # maps beside a mask
 
 

@@ -93,6 +93,7 @@ class ImageRecord:
     # Every defect of the photo is boxed (so nothing outside the boxes is one); None: the
     # default, true for reviewed photos and photos with imported boxes (see every_defect_boxed)
     all_defects_boxed: bool | None = None
+    previous: MaskRecord | None = None  # the student mask of the model before (model_diff)
 
     @property
     def status(self) -> str:
@@ -117,7 +118,8 @@ class ImageRecord:
                 "teacher": self.teacher.to_json() if self.teacher else None,
                 "student": self.student.to_json() if self.student else None,
                 "reviewed": self.reviewed, "meta": self.meta, "findings": self.findings,
-                "all_defects_boxed": self.all_defects_boxed}
+                "all_defects_boxed": self.all_defects_boxed,
+                "previous": self.previous.to_json() if self.previous else None}
 
     @classmethod
     def from_json(cls, key: str, d: dict) -> ImageRecord:
@@ -126,7 +128,8 @@ class ImageRecord:
                    MaskRecord.from_json(d["teacher"]) if d.get("teacher") else None,
                    MaskRecord.from_json(d["student"]) if d.get("student") else None,
                    bool(d.get("reviewed", False)), dict(d.get("meta", {})),
-                   dict(d.get("findings", {})), _flag(d.get("all_defects_boxed")))
+                   dict(d.get("findings", {})), _flag(d.get("all_defects_boxed")),
+                   MaskRecord.from_json(d["previous"]) if d.get("previous") else None)
 
 
 def _flag(v: object) -> bool | None:

@@ -5,6 +5,7 @@ Layout of a project folder::
     PROJECT/project.json        schema-versioned index (boxes, mask records, metadata)
     PROJECT/masks/teacher/      pseudo-masks (class-id PNG), possibly edited by a person
     PROJECT/masks/student/      student predictions (+ *_conf.png, *_corr.png)
+    PROJECT/masks/previous/     the model before's predictions, kept when a new model predicts
     PROJECT/models/             trained students (safetensors + JSON config)
 
 A photo's mask is ``masks/KIND/KEY.png``, the key's folders kept and its own extension kept
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from . import images as _images
-from ._atomic import atomic_write_json, remove_stale_temps
+from ._atomic import atomic_write_bytes, atomic_write_json, remove_stale_temps
 from ._migrate import migrate
 from .batch import BatchResult
 from .classes import DEFAULT_CLASSES, ClassInfo, palette
@@ -254,7 +255,7 @@ class Project:
         with self._lock:
             for key in keys:
                 rec = self.images.pop(key, None)
-                for m in (rec.teacher, rec.student) if rec else ():
+                for m in (rec.teacher, rec.student, rec.previous) if rec else ():
                     if m is None:
                         continue
                     for rel in [m.path, *[v for v in m.extra.values() if isinstance(v, str)]]:
@@ -372,14 +373,31 @@ class Project:
             rec.student = MaskRecord(rel, model, dict(settings or {}), False, extra=extra)
             self._changed()
 
+    def keep_previous(self, key: str) -> bool:
+        """Copy ``key``'s student mask to ``previous`` (before another model overwrites it).
+
+        True if there was one to keep. The copy is atomic; the index names it at its next write.
+        """
+        rec = self.record(key)
+        with self._lock:
+            m = rec.student
+            if m is None or not (self.root / m.path).is_file():
+                return False
+            rel = mask_rel("previous", key)
+            atomic_write_bytes(self.root / rel, (self.root / m.path).read_bytes())
+            rec.previous = MaskRecord(rel, m.source, dict(m.settings), created=m.created)
+            self._changed()
+        return True
+
     def _check_shape(self, rec: ImageRecord, label: np.ndarray) -> None:
         if rec.width and rec.height and label.shape[:2] != (rec.height, rec.width):
             raise ProjectError(f"{rec.key}: mask shape {label.shape[:2]} does not match image "
                                f"{(rec.height, rec.width)}")
 
     def load_mask(self, key: str, source: str = "teacher") -> np.ndarray | None:
-        """Mask of ``source`` (teacher | student | reviewed), or None where there is none.
+        """Mask of ``source`` (teacher | student | previous | reviewed), or None if there is none.
 
+        ``previous`` is the student mask of the model before the last one that predicted.
         ``reviewed`` is defined only for images marked reviewed: the person-edited mask if
         there is one, else the student's prediction, else the teacher's.
         """
@@ -393,8 +411,9 @@ class Project:
                     return _images.load_label(self.root / m.path)
             return None
         if source not in MASK_KINDS:
-            raise ProjectError(f"unknown mask source '{source}' (teacher, student, reviewed)")
-        m = rec.teacher if source == "teacher" else rec.student
+            raise ProjectError(f"unknown mask source '{source}' (teacher, student, previous, "
+                               "reviewed)")
+        m = getattr(rec, source)
         return None if m is None else _images.load_label(self.root / m.path)
 
     def load_student_extra(self, key: str, what: str) -> np.ndarray | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -178,3 +179,38 @@ def test_planner_prints_one_json_line_for_the_gui(tiny_project, monkeypatch, cap
     assert d["epochs"] == 2 and d["text"] == B.TrainPlan.from_dict(d).describe()
     assert B.main([str(tiny_project.root), "--budget", "abc"]) == 1
     assert "not a duration" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_about_says_the_expected_time_in_words_for_this_machine():
+    p = B.plan(900, "cpu", SQUARE, costs())
+    assert p.about() == f"about {B.rough_duration(p.expected_s)} on this CPU"
+    assert [B.rough_duration(s) for s in (40, 839, 845, 3900, 7400)] == [
+        "40 s", "14 min", "14 min", "1 h 5 min", "2 h 5 min"]
+    gpu = B.plan(None, "cuda", SQUARE, costs(step_at_224=0.01, encode_at_224=0.001))
+    assert gpu.about().startswith("at most about ") and "on this GPU" in gpu.about()
+    assert "early stopping" in gpu.about()
+    d = json.loads(p.to_json())
+    assert d["about"] == p.about() and d["text"] == p.describe()
+    assert B.TrainPlan.from_dict(d) == p
+
+
+@pytest.mark.parametrize("text", ["converged", "until converged", " None "])
+def test_a_budget_choice_may_be_until_converged(text):
+    assert B.parse_budget_choice(text) is None
+    assert B.parse_budget_choice("15m") == 900
+
+
+def test_planner_plans_every_budget_asked_measuring_once(tiny_project, monkeypatch, capsys):
+    measured: list = []
+    monkeypatch.setattr(B, "default_ladder", lambda device, sizes: [B.Candidate("frozen", 56)])
+    monkeypatch.setattr(B, "measured_costs", lambda *a, **k: measured.append(a) or (
+        lambda c: B.StepCost(0.5, 100.0, 1.0)))
+    argv = [str(tiny_project.root), "--device", "cpu", "--budget", "15m", "--budget", "30s",
+            "--budget", "converged"]
+    assert B.main(argv) == 1  # 30 s is too short: said on its own line, the others planned
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [d["budget_s"] for d in lines] == [900, 30, None]
+    assert lines[0]["epochs"] == 4 and lines[0]["about"].endswith("on this CPU")
+    assert "too short" in lines[1]["error"] and "mode" not in lines[1]
+    assert lines[2]["epochs"] == B.MAX_EPOCHS
+    assert len(measured) == 1

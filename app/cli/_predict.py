@@ -79,6 +79,10 @@ def run_predict(args: argparse.Namespace) -> int:
     if summary.fallback_boxes:
         print(f"{summary.fallback_boxes} boxes where the student found no defect took the "
               "teacher's mask (--no-fallback leaves them empty)")
+    if getattr(summary, "changes", None) is not None:
+        ch = summary.changes
+        print(f"against the previous model ({ch.photos_changed} of {ch.photos} photos changed): "
+              f"{ch.summary(project.class_names())}")
     where = "stored in the project" if is_project else f"written to {args.out}"
     print(f"predicted {len(summary.done)}/{summary.total} photos with model {summary.model}, "
           f"{where}" + (f"; {len(summary.failed)} failed" if summary.failed else ""))

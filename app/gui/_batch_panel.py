@@ -131,22 +131,31 @@ class BatchPanel(QWidget):
         return self.run_job(Job(f"pseudo-label ({name})", _pseudo_label, project, name, opts,
                              keys, all_images))
 
-    def predict(self, all_images: bool) -> Job | None:
+    def predict(self, all_images: bool, model_dir: str | None = None,
+                on_start: Callable[[Job], None] | None = None) -> Job | None:
+        """Predict with ``model_dir`` (default: the current model); the masks it replaces are
+        kept as the previous model's (``ml.predict.predict_project``). ``on_start(job)`` runs
+        before the job starts (another panel following its progress)."""
         project, key = self._state()
-        model = current_model(project) if project else None
+        model = model_dir or (current_model(project) if project else None)
         if project is None or model is None or (key is None and not all_images):
             return None
         keys = None if all_images else [key]
         preload_torch(("ml.predict",))
         return self.run_job(Job("predict", _predict, project, str(model), keys,
-                             self.tiled.isChecked()))
+                                self.tiled.isChecked()), on_start)
 
-    def run_job(self, job: Job) -> Job:
-        if self.job is not None and self.job.is_running():
+    def is_busy(self) -> bool:
+        return self.job is not None and self.job.is_running()
+
+    def run_job(self, job: Job, on_start: Callable[[Job], None] | None = None) -> Job:
+        if self.is_busy():
             raise RuntimeError("a job is already running")
         self.job = job
         self.progress.attach(job)
         job.finished.connect(lambda: self._on_finished(job))
+        if on_start is not None:
+            on_start(job)
         self.job_started.emit(job)
         job.start()
         self.sync()

@@ -99,6 +99,7 @@ class Inspector(QObject):
         self.annotate.redo_btn.clicked.connect(self.session.redo_boxes)
         self.annotate.reviewed_toggled.connect(self._set_reviewed)
         self.review.shown_changed.connect(self.layers.set_corrections_shown)
+        self.review.compare_changed.connect(self.set_compare)
         self.review.accept.connect(self.accept_corrections)
         self.review.undo.connect(self.undo_accept)
         self.session.saved.connect(self._on_saved)
@@ -106,6 +107,7 @@ class Inspector(QObject):
         self.layers.mask_painted.connect(lambda: self._set_state("saving…"))
         self.batch.job_finished.connect(self._on_job_finished)
         self.training.model_ready.connect(lambda _d: self.batch.sync())
+        self.training.predict_all.connect(self.predict_with_new_model)
         self.layers.boxes.bind_key("Control-z", lambda _l: self.session.undo_boxes(),
                                    overwrite=True)
         self.layers.boxes.bind_key("Control-Shift-z", lambda _l: self.session.redo_boxes(),
@@ -250,11 +252,20 @@ class Inspector(QObject):
             self.projects.update_status(self.session.key)
 
     def _refresh_review(self) -> None:
-        corr = None
-        if self.project is not None and self.session.key is not None:
-            corr = self.project.load_student_extra(self.session.key, "corrections")
-        self.review.set_corrections(corr)
+        shown = self.project is not None and self.session.key is not None
+        if self.session.compare == "previous":
+            self.review.set_diff(self.session.diff if shown else None,
+                                 self.project.class_names() if self.project else [])
+        else:
+            self.review.set_corrections(
+                self.project.load_student_extra(self.session.key, "corrections") if shown
+                else None)
         self.review.set_can_undo(self.session.can_undo_accept())
+
+    def set_compare(self, mode: str) -> None:
+        """The Corrections dock compares the student with the teacher or the previous model."""
+        self.session.set_compare(mode)
+        self._refresh_review()
 
     def accept_corrections(self) -> None:
         if self.session.accept_corrections():
@@ -266,10 +277,21 @@ class Inspector(QObject):
         self._refresh_review()
 
     # ------------------------------------------------------------------ jobs
-    def _on_job_finished(self, _job: Job) -> None:
+    def predict_with_new_model(self, model_dir: str) -> Job | None:
+        """Predict every photo with a newly trained model; the Train panel shows its progress."""
+        if self.batch.is_busy():
+            self.training.predict_status.setText("another job is running; predict when it ends")
+            self.training.predict_status.show()
+            return None
+        return self.batch.predict(all_images=True, model_dir=model_dir,
+                                  on_start=self.training.follow)
+
+    def _on_job_finished(self, job: Job) -> None:
         self.session.reload_masks()
         self.projects.refresh_all()
         self._refresh_review()
+        if job.name.startswith("pseudo-label"):  # photos to train on may be new: plan for them
+            self.training.settings.replan_if_missing()
 
     def show_weights(self) -> None:
         from ._weights_dialog import WeightsDialog

@@ -12,6 +12,7 @@ import numpy as np
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from ml.corrections import fold_corrections
+from ml.model_diff import ModelDiff, photo_diff
 from ml.store import Box, Project
 
 from . import _constants as C
@@ -40,6 +41,8 @@ class ImageSession(QObject):
         self._redo: list[list[Box]] = []
         self._boxes: list[Box] = []
         self._accept_undo: tuple | None = None  # (key, label, source, settings, edited)
+        self.compare = "teacher"  # the corrections layer: student vs teacher | previous model
+        self.diff: ModelDiff | None = None  # the shown photo's, when comparing with previous
         layers.boxes_edited.connect(self._on_boxes_edited)
         layers.mask_painted.connect(self._timer.start)
 
@@ -63,8 +66,26 @@ class ImageSession(QObject):
         self._redo.clear()
         self._accept_undo = None
         self.layers.show(image, self._boxes, p.load_mask(key, "teacher"),
-                         p.load_mask(key, "student"), p.load_student_extra(key, "corrections"))
+                         p.load_mask(key, "student"), self._changes())
         self.image_changed.emit(key)
+
+    def _changes(self) -> np.ndarray | None:
+        """The corrections layer's map: vs the teacher (stored) or vs the previous model."""
+        p, k = self.project, self.key
+        if self.compare == "previous":
+            self.diff = photo_diff(p, k)
+            return None if self.diff is None else self.diff.changes
+        self.diff = None
+        return p.load_student_extra(k, "corrections")
+
+    def set_compare(self, mode: str) -> None:
+        """Hold the student against ``teacher`` or the ``previous`` model's mask."""
+        if mode not in ("teacher", "previous"):
+            raise ValueError(f"unknown comparison '{mode}' (teacher, previous)")
+        self.compare = mode
+        if self.project is not None and self.key is not None:
+            self.layers.set_prediction(self.project.load_mask(self.key, "student"),
+                                       self._changes())
 
     def reload_masks(self) -> None:
         """Show masks written by a job; a pending paint stroke keeps the layer as it is."""
@@ -73,8 +94,7 @@ class ImageSession(QObject):
         p, k = self.project, self.key
         if not self.has_pending():
             self.layers.set_teacher(p.load_mask(k, "teacher"))
-        self.layers.set_prediction(p.load_mask(k, "student"),
-                                   p.load_student_extra(k, "corrections"))
+        self.layers.set_prediction(p.load_mask(k, "student"), self._changes())
 
     # ------------------------------------------------------------------ saving
     def has_pending(self) -> bool:

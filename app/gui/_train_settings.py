@@ -2,8 +2,10 @@
 
 On a CPU the default is a 15 min budget, planned by ``ml.budget`` (frozen backbone and feature
 cache, the input size and epochs that fit); on a GPU it is the paper's settings, trained until
-converged. The plan is measured in a child Python (torch never loads in the GUI for it) and
-its expected duration is shown before Start; a chosen budget drives mode, input size and epochs.
+converged. One child Python (torch never loads in the GUI for it) measures this machine once and
+plans every budget choice, the chosen one first; its expected duration ("about 14 min on this
+CPU") is shown before Start, and switching the budget shows that budget's plan at once. A plan
+drives mode, input size and epochs; the form holds no planning logic of its own.
 """
 
 from __future__ import annotations
@@ -13,10 +15,17 @@ import sys
 from pathlib import Path
 
 from qtpy.QtCore import QProcess, QTimer
-from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QSpinBox, QWidget
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QSpinBox,
+    QWidget,
+)
 
 import ml
-from ml.budget import TrainPlan, apply_plan
+from ml.budget import CONVERGED, TrainPlan, apply_plan
 from ml.config import StudentConfig, TrainConfig
 
 BACKBONE_WEIGHTS = {"official": "dinov2_vits14", "offline": "dinov2_vits14_offline",
@@ -53,6 +62,9 @@ class TrainSettings(QWidget):
         self.mode = QComboBox()
         self.mode.addItems(["bitfit", "frozen"])
         self.mode.setCurrentText(s.mode if s.mode in ("bitfit", "frozen") else "bitfit")
+        self.mode.setToolTip("frozen: the backbone stays fixed and its features are computed "
+                             "once (feature cache); only the decoder trains: the fast choice "
+                             "on a CPU. bitfit: the paper's, also trains the backbone's biases")
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 10000)
         self.epochs.setValue(t.epochs)
@@ -96,9 +108,12 @@ class TrainSettings(QWidget):
         self._probed = False
         self.device_kind = ""  # "cpu" / "cuda" once the probe answered
         self.project_root: Path | None = None
-        self.plan: TrainPlan | None = None
+        self.plan: TrainPlan | None = None  # the chosen budget's plan, applied to the form
         self._planner: QProcess | None = None
-        self._plan_key: tuple | None = None  # what the running or last plan was asked for
+        self._plan_buf = b""
+        self._plan_ctx: tuple | None = None  # (project, device) the plans at hand are for
+        self._plans: dict[float | None, TrainPlan | str] = {}  # budget -> plan or why none
+        self._plan_error: str | None = None  # why no budget has a plan (e.g. no masks yet)
         self.budget.currentIndexChanged.connect(lambda _i: self.refresh_plan())
         self.device.currentIndexChanged.connect(lambda _i: self.refresh_plan())
 
@@ -107,8 +122,8 @@ class TrainSettings(QWidget):
         if not self._probed:  # torch loads slowly: look only once the form is on screen
             self._probed = True
             QTimer.singleShot(3000, self.probe)
-        elif self.plan is None and self.project_root is not None:
-            self.refresh_plan()  # e.g. the photos have masks to train on by now
+        else:
+            self.replan_if_missing()  # e.g. the photos have masks to train on by now
 
     def probe(self) -> None:
         """Ask a child Python what ``auto`` finds, so torch never loads here for this."""
@@ -155,63 +170,135 @@ class TrainSettings(QWidget):
     def set_project(self, root: Path | None) -> None:
         """Plan for this project's photos (re-planned when the budget or the device changes)."""
         self.project_root = Path(root) if root is not None else None
-        self.refresh_plan()
+        if root is None:  # nothing to plan for: forget the last project's plans
+            self._stop_planner()
+            self._plan_ctx, self._plans, self._plan_error = None, {}, None
+        self.refresh_plan(force=True)
 
     def budget_s(self) -> float | None:
         return self.budget.currentData()
 
-    def _want(self) -> tuple:
-        device = self.device.currentText().split(" ")[0]
-        return (str(self.project_root), self.budget_s(), device)
+    def _context(self) -> tuple:
+        return (str(self.project_root), self.device.currentText().split(" ")[0])
 
-    def refresh_plan(self) -> None:
-        """Measure and plan the chosen budget in a child Python; the answer fills the form."""
+    def planning(self) -> bool:
+        p = self._planner
+        return p is not None and p.state() != QProcess.ProcessState.NotRunning
+
+    def refresh_plan(self, force: bool = False) -> None:
+        """Show the chosen budget's plan; ask the planner when the plans at hand are for
+        another project or device (or ``force``: the photos changed)."""
         self.plan = None
         self._set_fields_enabled(True)
-        if self.project_root is None or getattr(sys, "frozen", False):
-            self.plan_label.setText("")
+        if self.project_root is not None and not getattr(sys, "frozen", False):
+            ctx = self._context()
+            if force or ctx != self._plan_ctx:
+                self._start_planner(ctx)
+        elif not self._plans and self._plan_error is None:
+            self._set_plan_text("")
             return
-        key = self._want()
-        self._plan_key = key
-        args = [str(self.project_root), "--device", key[2]]
-        if key[1] is not None:
-            args += ["--budget", f"{key[1]:g}s"]
-        self.plan_label.setText("planning: timing a training step on this machine…")
-        if self._planner is not None and self._planner.state() != QProcess.ProcessState.NotRunning:
-            self._planner.kill()  # its answer is for another choice
+        self._show_plan()
+
+    def replan_if_missing(self) -> None:
+        """Plan again when no plan was possible before for a reason that may be gone now
+        (no photos with masks yet, a planner that failed); a too-short budget stays refused."""
+        if self.project_root is None or self.planning():
+            return
+        if not isinstance(self._plans.get(self.budget_s()), (TrainPlan, str)):
+            self.refresh_plan(force=True)
+
+    def _start_planner(self, ctx: tuple) -> None:
+        """One child Python plans every budget choice, the chosen one first."""
+        self._stop_planner()  # its answers are for another project or device, or stale
+        self._plan_ctx, self._plans, self._plan_error, self._plan_buf = ctx, {}, None, b""
+        chosen = self.budget_s()
+        budgets = [chosen, *(b for b in BUDGETS.values() if b != chosen)]
+        args = [ctx[0], "--device", ctx[1]]
+        for b in budgets:
+            args += ["--budget", CONVERGED if b is None else f"{b:g}s"]
         proc = QProcess(self)
-        proc.finished.connect(lambda *_a, p=proc, k=key: self._on_plan_done(p, k))
-        proc.start(sys.executable, ["-c", PLAN_CODE, *args])
+        proc.readyReadStandardOutput.connect(lambda p=proc: self._read_plans(p))
+        proc.finished.connect(lambda *_a, p=proc: self._on_plans_done(p))
+        proc.finished.connect(proc.deleteLater)
         self._planner = proc
+        proc.start(sys.executable, ["-c", PLAN_CODE, *args])
 
-    def _on_plan_done(self, proc: QProcess, key: tuple) -> None:
-        try:
-            out = bytes(proc.readAllStandardOutput()).decode(errors="replace").strip()
-        except RuntimeError:  # the form went away while the child measured
+    def _stop_planner(self) -> None:
+        if self.planning():
+            self._planner.kill()
+        self._planner = None  # a killed one's last signals are dropped: it is no longer ours
+
+    def _read_plans(self, proc: QProcess, final: bool = False) -> None:
+        if proc is not self._planner:  # a planner replaced (and killed) since
             return
-        self.on_plan_json(out.splitlines()[-1] if out else "{}", key)
+        try:
+            data = bytes(proc.readAllStandardOutput())
+        except RuntimeError:  # the form (and its QProcess) went away while the child measured
+            return
+        self._plan_buf += data
+        *lines, self._plan_buf = self._plan_buf.split(b"\n")
+        if final:
+            lines, self._plan_buf = [*lines, self._plan_buf], b""
+        for raw in lines:
+            if raw.strip():
+                self.on_plan_json(raw.decode(errors="replace"))
 
-    def on_plan_json(self, line: str, key: tuple | None = None) -> None:
-        """Show a plan line of ``python -m ml.budget``; a stale answer (other budget) is dropped."""
-        if key is not None and key != self._plan_key:
+    def _on_plans_done(self, proc: QProcess) -> None:
+        if proc is not self._planner:
+            return
+        try:
+            self._read_plans(proc, final=True)
+            self._planner = None  # deleted later by Qt
+            if self.budget_s() not in self._plans:
+                self._plan_error = self._plan_error or "the planner gave no answer"
+                self._show_plan()
+        except RuntimeError:  # the form went away (killing the child) while it measured
+            return
+
+    def on_plan_json(self, line: str, ctx: tuple | None = None) -> None:
+        """Take one line of ``python -m ml.budget``: a budget's plan or error, or an error for
+        all; answers for another project or device (``ctx``) are dropped."""
+        if ctx is not None and ctx != self._plan_ctx:
             return
         try:
             d = json.loads(line)
         except ValueError:
             d = None
-        if not isinstance(d, dict) or "error" in d or "mode" not in d:
+        if isinstance(d, dict) and "mode" in d and "error" not in d:
+            plan = TrainPlan.from_dict(d)
+            self._plans[plan.budget_s] = plan
+        elif isinstance(d, dict) and "budget_s" in d:
+            self._plans[d["budget_s"]] = str(d.get("error") or "no plan for this budget")
+        else:
             why = d.get("error") if isinstance(d, dict) else None
-            self.plan_label.setText(f"no plan: {why or 'the planner gave no answer'}")
+            self._plan_error = str(why or "the planner gave no answer")
+        self._show_plan()
+
+    def _show_plan(self) -> None:
+        """The chosen budget's plan on the form, or why there is none (yet)."""
+        got = self._plans.get(self.budget_s())
+        if not isinstance(got, TrainPlan):
+            self.plan = None
+            self._set_fields_enabled(True)
+            why = got if isinstance(got, str) else self._plan_error
+            if why is None and not self.planning():
+                why = "the planner gave no answer"
+            self._set_plan_text(f"no plan: {why}" if why else
+                                "planning: timing a training step on this machine…")
             return
-        plan = TrainPlan.from_dict(d)
-        if plan.budget_s != self.budget_s():
-            return
-        self.plan = plan
-        self.mode.setCurrentText(plan.mode)
-        self.input_size.setValue(plan.input_size)
-        self.epochs.setValue(plan.epochs)
+        self.plan = got
+        self.mode.setCurrentText(got.mode)
+        self.input_size.setValue(got.input_size)
+        self.epochs.setValue(got.epochs)
         self._set_fields_enabled(False)  # the budget drives them now
-        self.plan_label.setText(d.get("text") or plan.describe())
+        self._set_plan_text(f"{got.about()}\n{got.describe()}")
+
+    def _set_plan_text(self, text: str) -> None:
+        # a crowded dock squeezes a wrapped label to one line; keep each line of the plan (the
+        # expected time is what a person reads before Start)
+        self.plan_label.setText(text)
+        lines = text.count("\n") + 1
+        self.plan_label.setMinimumHeight(lines * self.plan_label.fontMetrics().lineSpacing() + 2)
 
     def _set_fields_enabled(self, on: bool) -> None:
         for w in (self.mode, self.input_size, self.epochs):

@@ -1,4 +1,5 @@
-"""Training panel: settings, Start / Stop / Resume / Fine-tune, progress with ETA, live plot."""
+"""Training panel: settings, Start / Stop / Resume / Fine-tune, progress with ETA, live plot,
+and after a run one click to predict every photo with the new model."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from pathlib import Path
 
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
+    QFrame,
     QGridLayout,
     QLabel,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -32,22 +35,27 @@ from ml.train_events import (
 )
 
 from . import _constants as C
+from ._jobs import Job
 from ._plot import TrainingPlot
-from ._progress_panel import format_eta
+from ._progress_panel import ProgressPanel, format_eta
 from ._resources import icon
 from ._train_process import TrainProcess
 from ._train_settings import TrainSettings
 
 
 class TrainingPanel(QWidget):
-    """Runs ml.train.train in a supervised worker process; emits ``model_ready(dir)``."""
+    """Runs ml.train.train in a supervised worker process; emits ``model_ready(dir)``, and
+    ``predict_all(dir)`` when the person asks to predict every photo with that model."""
 
     model_ready = Signal(str)
+    predict_all = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.project: Project | None = None
         self.out_dir: Path | None = None
+        self.new_model: Path | None = None  # the last run's model, for "predict all"
+        self.predict_job: Job | None = None
         self.overrides: tuple[dict, dict] = ({}, {})  # extra Student/Train fields (tests, CLI)
         self.settings = TrainSettings()
         self.process = TrainProcess(self)
@@ -72,22 +80,49 @@ class TrainingPanel(QWidget):
         self.error.setReadOnly(True)
         self.error.setMaximumHeight(110)
         self.error.hide()
+        self.predict_btn = QPushButton(icon("fa5s.images"), "Predict all photos with the new model")
+        self.predict_btn.setToolTip("Predict every photo in the background with the model just "
+                                    "trained; the masks of the model before are kept, so the "
+                                    "Corrections dock can compare with them")
+        self.predict_btn.clicked.connect(self._ask_predict)
+        self.predict_btn.hide()
+        self.predict_progress = ProgressPanel()
+        self.predict_progress.hide()
+        self.predict_status = QLabel("")
+        self.predict_status.setWordWrap(True)
+        self.predict_status.hide()
         buttons = QGridLayout()
         buttons.addWidget(self.start_btn, 0, 0)
         buttons.addWidget(self.stop_btn, 0, 1)
         buttons.addWidget(self.resume_btn, 1, 0)
         buttons.addWidget(self.finetune_btn, 1, 1)
-        lay = QVBoxLayout(self)
+        # in a scroll area: a dock shorter than the panel scrolls instead of squeezing rows
+        # into each other (the plan's two lines, the predict-all summary)
+        inner = QWidget()
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(inner)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        lay = QVBoxLayout(inner)
         lay.addWidget(self.settings)
         lay.addLayout(buttons)
         lay.addWidget(self.bar)
         lay.addWidget(self.status)
         lay.addWidget(self.plot)
         lay.addWidget(self.error)
+        lay.addWidget(self.predict_btn)
+        lay.addWidget(self.predict_progress)
+        lay.addWidget(self.predict_status)
         self._sync_buttons()
 
     def set_project(self, project: Project | None) -> None:
         self.project = project
+        self.new_model = None
+        for w in (self.predict_btn, self.predict_progress, self.predict_status):
+            w.hide()
         self.settings.set_project(project.root if project is not None else None)
         self._sync_buttons()
 
@@ -99,6 +134,29 @@ class TrainingPanel(QWidget):
         self.resume_btn.setEnabled(has and not running and resumable_run(self.project) is not None)
         self.finetune_btn.setEnabled(has and not running and current_model(self.project)
                                      is not None)
+        predicting = self.predict_job is not None and self.predict_job.is_running()
+        self.predict_btn.setVisible(self.new_model is not None)
+        self.predict_btn.setEnabled(has and not running and not predicting
+                                    and self.new_model is not None)
+
+    def _ask_predict(self) -> None:
+        if self.new_model is not None:
+            self.predict_all.emit(str(self.new_model))
+
+    def follow(self, job: Job) -> None:
+        """Show a predict-all job's progress (with Cancel) here; its summary when it ends."""
+        self.predict_job = job
+        self.predict_progress.attach(job)
+        self.predict_progress.show()
+        self.predict_status.hide()
+        job.succeeded.connect(self._on_predicted)
+        job.finished.connect(self._sync_buttons)
+        self._sync_buttons()
+
+    def _on_predicted(self, result: object) -> None:
+        names = self.project.class_names() if self.project is not None else []
+        self.predict_status.setText(describe_predictions(result, names))
+        self.predict_status.show()
 
     def worker_args(self, resume: bool = False, finetune: bool = False) -> list[str]:
         """Arguments for app.worker (public so tests and the bench can start the same run)."""
@@ -174,6 +232,8 @@ class TrainingPanel(QWidget):
             self.bar.setRange(0, 1)
         self._sync_buttons()
         if self.out_dir is not None and is_model(self.out_dir):
+            self.new_model = self.out_dir
+            self._sync_buttons()
             self.model_ready.emit(str(self.out_dir))
 
     def _on_crash(self, message: str) -> None:
@@ -185,6 +245,19 @@ class TrainingPanel(QWidget):
         if self.bar.maximum() == 0:
             self.bar.setRange(0, 1)
         self._sync_buttons()
+
+
+def describe_predictions(result: object, class_names: list[str]) -> str:
+    """What a predict-all job did, with what changed against the previous model's masks."""
+    if result is None:
+        return "prediction cancelled; the photos done so far keep their new masks"
+    text = result.summary() if hasattr(result, "summary") else str(result)
+    changes = getattr(result, "changes", None)
+    if changes is None:
+        return f"{text}; no earlier model's masks to compare with"
+    return (f"{text}. Against the previous model ({changes.photos_changed} of {changes.photos} "
+            f"photos changed): {changes.summary(class_names)} — Corrections dock: compare with "
+            "previous model")
 
 
 def describe(ev: TrainEvent) -> tuple[int, int, str]:
