@@ -13,7 +13,8 @@ import sys
 from app import __version__
 
 # Subcommand modules, in help order. Each defines register(subparsers).
-_MODULES = ["_project", "_synth", "_pseudo", "_weights", "_train", "_predict", "_export", "_gui"]
+_MODULES = ["_project", "_synth", "_pseudo", "_weights", "_train", "_predict", "_export",
+            "_findings", "_gui"]
 
 
 class CLIError(Exception):
