@@ -34,6 +34,7 @@ DEFAULT_PATH = Path(__file__).with_name("severity_default.json")
 PROJECT_FILE = "severity.json"
 OVERRIDES_KEY = "severity_overrides"
 LEVELS = (1, 2, 3, 4, 5)
+SEVERITY_COLORS = {1: "#2e7d32", 2: "#7cb342", 3: "#f9a825", 4: "#ef6c00", 5: "#c62828"}
 
 
 @dataclass(frozen=True)
