@@ -9,6 +9,7 @@ the repair action of the severity that counts, and the photo's turbine / blade /
   (:class:`FindingFilter`);
 * :func:`set_review` (from :mod:`ml.severity`) records a person's decisions, saved in the
   project at once, and returns the previous ones for :func:`restore_review` (undo);
+  :func:`with_reviews` updates listed rows after one without reading the masks again;
 * :func:`findings_csv` writes them, one row per finding (``findings.csv`` of a report).
 
 Length is :meth:`ml.regions.RegionSet.length_px`: the longer side of the smallest rotated
@@ -20,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -37,13 +38,14 @@ from .severity import (
     assess,
     load_settings,
     restore_review,
+    reviews,
     set_review,
 )
 from .store import Project, ProjectError
 
 __all__ = ["CSV_COLUMNS", "FindingFilter", "FindingList", "FindingRow", "RegionReview",
            "find_finding", "findings_csv", "list_findings", "photo_findings", "photo_regions",
-           "restore_review", "set_review"]
+           "restore_review", "set_review", "with_reviews"]
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,25 @@ def list_findings(project: Project, key: str | None = None, source: str = "stude
         else:
             out.rows.extend(r for r in rows if where.matches(r))
         rep.step(message=k)
+    return out
+
+
+def with_reviews(project: Project, rows: list[FindingRow],
+                 settings: SeveritySettings | None = None) -> list[FindingRow]:
+    """``rows`` with the decisions stored now (after :func:`set_review`), in the same order.
+
+    Regions and sizes are kept, not read again: a decision does not change the mask.
+    """
+    settings = settings or load_settings(project)
+    decided = {k: reviews(project.record(k)) for k in {r.key for r in rows}}
+    out = []
+    for row in rows:
+        f = row.finding
+        rev = decided[f.key].get(f.region.id, RegionReview())
+        level = f.suggested if rev.level is None else rev.level
+        out.append(replace(row, finding=replace(
+            f, severity=level, overridden=rev.level is not None,
+            category=settings.category(level), note=rev.note, accepted=rev.accepted)))
     return out
 
 

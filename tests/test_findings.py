@@ -16,6 +16,7 @@ from ml.findings import (
     list_findings,
     restore_review,
     set_review,
+    with_reviews,
 )
 from ml.regions import find_regions
 from ml.report import collect, write_report
@@ -121,6 +122,19 @@ def test_review_is_saved_at_once_and_undone_exactly(inspected):
     assert rid not in Project.open(inspected.root).record(key).findings["severity_overrides"]
     with pytest.raises(ProjectError, match="1-5"):
         set_review(inspected, key, rid, level=0)
+
+
+def test_rows_take_new_decisions_without_reading_masks_again(inspected, monkeypatch):
+    rows = list_findings(inspected).rows
+    dirt = next(r for r in rows if r.key == "T1/A/LE/p1.png" and r.finding.class_name == "dirt")
+    set_review(inspected, dirt.key, dirt.region_id, level=5, note="n", accepted=True)
+    monkeypatch.setattr("ml.findings.find_regions", None)  # any mask read would fail
+    fresh = with_reviews(inspected, rows)
+    assert [r.region_id for r in fresh] == [r.region_id for r in rows]  # order kept
+    f = next(r for r in fresh if r.region_id == dirt.region_id and r.key == dirt.key).finding
+    assert (f.severity, f.reviewer, f.note, f.accepted) == (5, 5, "n", True)
+    assert f.category.name == "Critical" and f.suggested == dirt.finding.suggested
+    assert sum(r.finding.overridden for r in fresh) == 1
 
 
 def test_set_override_keeps_working_beside_notes(inspected):

@@ -36,6 +36,7 @@ from ml.findings import (
     photo_findings,
     restore_review,
     set_review,
+    with_reviews,
 )
 from ml.images import ImageError
 from ml.store import Project, ProjectError
@@ -62,12 +63,13 @@ class FindingsPanel(QWidget):
         self.key: str | None = None  # the photo on screen
         self.source = "student"  # the masks a report reads by default
         self._all: list[FindingRow] = []
-        self._undo: list[tuple[str, str, RegionReview]] = []
+        self._undo: list[tuple[str, str, RegionReview, tuple]] = []  # key, id, before, bbox
         self._shown: tuple[str, str] | None = None  # the finding the viewer was last sent to
         self._note_target: tuple[str, str] | None = None
         self._job: Job | None = None
         self._seen: dict[str, tuple] = {}  # key -> the mask records its rows were read from
         self._problem = ""  # why the last listing is incomplete, shown in the status line
+        self._want: tuple[str, str] | None = None  # to select when the running listing is in
         self._build()
 
     def _build(self) -> None:
@@ -141,8 +143,11 @@ class FindingsPanel(QWidget):
         seen = self._seen.get(key)
         if seen is not None and all(a is b for a, b in zip(seen, self._masks_of(key), strict=True)):
             return
-        self._reload_key(key)
-        self._apply(self._current_id())
+        if self.whole.isChecked():  # one photo of many: read it again here
+            self._reload_key(key)
+            self._apply(self._current_id())
+        else:
+            self.refresh()
 
     def _masks_of(self, key: str) -> tuple:
         """What the findings of ``key`` are read from: every mask save makes new records."""
@@ -150,23 +155,24 @@ class FindingsPanel(QWidget):
         return rec.teacher, rec.student, rec.reviewed
 
     def refresh(self) -> None:
-        """List again from the project (masks may have changed)."""
+        """List again from the project, in the background (reading masks takes a while)."""
         self._sync_project()
         self._show_columns()
         self._problem = ""
         if self._job is not None:
             self._job.cancel()
             self._job = None
-        if self.project is None:
+        key = None if self.whole.isChecked() else self.key
+        if self.project is None or (key is None and not self.whole.isChecked()):
             self._set_rows([])
-        elif self.whole.isChecked():
-            self.status.setText("Listing the findings of every photo…")
-            self._job = Job("findings", list_findings, self.project, source=self.source)
-            self._job.succeeded.connect(self._on_listed)
-            self._job.failed.connect(self.status.setText)
-            self._job.start()
-        else:
-            self._set_rows(self._photo_rows(self.key) if self.key is not None else [])
+            return
+        for k in [key] if key else self.project.keys():
+            self._seen[k] = self._masks_of(k)  # before reading: a save meanwhile reads again
+        self.status.setText("Listing findings…")
+        self._job = Job("findings", list_findings, self.project, key=key, source=self.source)
+        self._job.succeeded.connect(self._on_listed)
+        self._job.failed.connect(self.status.setText)
+        self._job.start()
 
     def _sync_project(self) -> None:
         project = self._project_fn()
@@ -200,7 +206,8 @@ class FindingsPanel(QWidget):
     def _set_rows(self, rows: list[FindingRow]) -> None:
         self._all = list(rows)
         self._fill_filters()
-        self._apply(self._current_id())
+        self._apply(self._want or self._current_id())
+        self._want = None
         self.table.resizeColumnsToContents()  # measures the rows in view only
 
     def _reload_key(self, key: str) -> None:
@@ -307,9 +314,17 @@ class FindingsPanel(QWidget):
         except (OSError, ProjectError) as e:  # e.g. a read-only project folder
             self.status.setText(f"Not saved: {e}")
             return
-        self._undo.append((key, region_id, prev))
-        self._reload_key(key)
+        row = next(r for r in self._all if (r.key, r.region_id) == target)
+        self._undo.append((key, region_id, prev, row.finding.region.bbox))
+        self._take_decisions(key)
         self._apply(select, fallback)
+
+    def _take_decisions(self, key: str) -> None:
+        """The listed rows of ``key`` with the decisions stored now (masks are not read)."""
+        at = [i for i, r in enumerate(self._all) if r.key == key]
+        fresh = with_reviews(self.project, [self._all[i] for i in at])
+        for i, row in zip(at, fresh, strict=True):
+            self._all[i] = row
 
     def set_severity(self, level: int | None) -> None:
         """The reviewer's severity of the current finding (None: the suggestion stands)."""
@@ -347,19 +362,18 @@ class FindingsPanel(QWidget):
         """Put back the decisions before the last change (and show that finding)."""
         if not self._undo or self.project is None:
             return
-        key, region_id, prev = self._undo.pop()
+        key, region_id, prev, bbox = self._undo.pop()
         try:
             restore_review(self.project, key, region_id, prev)
         except (OSError, ProjectError) as e:
             self.status.setText(f"Not saved: {e}")
             return
-        if self.whole.isChecked() or key == self.key:
-            self._reload_key(key)
+        if any(r.key == key for r in self._all):
+            self._take_decisions(key)
+            self._apply((key, region_id), self.table.currentIndex().row())
         else:  # a decision on another photo: show that photo, so the undo is seen
-            row = next((r for r in self._photo_rows(key) if r.region_id == region_id), None)
-            if row is not None:
-                self.region_chosen.emit(key, row.finding.region.bbox)
-        self._apply((key, region_id), self.table.currentIndex().row())
+            self._want = self._shown = (key, region_id)
+            self.region_chosen.emit(key, bbox)
 
     # ------------------------------------------------------------------ keys
     def _action(self, event: QKeyEvent) -> Callable[[], None] | None:
