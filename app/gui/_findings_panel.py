@@ -46,7 +46,9 @@ from ._jobs import Job
 from ._resources import icon
 
 _LEVEL_KEYS = {getattr(Qt.Key, f"Key_{n}"): n for n in range(1, 6)}
-_SEVERITIES = [("Any severity", None, False)] + [(str(n), n, False) for n in range(1, 6)] + \
+# Combo item data is never None: PySide6 6.12's currentData() then drops a reference to None
+# (a crash at exit after a few thousand calls); 0 and "" stand for "any".
+_SEVERITIES = [("Any severity", 0, False)] + [(str(n), n, False) for n in range(1, 6)] + \
     [(f"{n} and above", n, True) for n in range(2, 6)]
 
 
@@ -230,10 +232,10 @@ class FindingsPanel(QWidget):
                                                      - {""})),
                 (self.blade, "All blades", sorted({str(m.get("blade") or "") for m in meta}
                                                  - {""}))):
-            current = combo.currentData()
+            current = combo.currentData() if combo.count() else ""
             combo.blockSignals(True)
             combo.clear()
-            combo.addItem(label, None)
+            combo.addItem(label, "")
             for v in values:
                 combo.addItem(v, v)
             combo.setCurrentIndex(max(combo.findData(current), 0) if current else 0)
@@ -241,9 +243,9 @@ class FindingsPanel(QWidget):
 
     def filter(self) -> FindingFilter:
         level, at_least = self.severity.currentData()
-        return FindingFilter(level, at_least, self.cls.currentData(),
-                             self.turbine.currentData(), self.blade.currentData(),
-                             self.unreviewed.isChecked())
+        return FindingFilter(level or None, at_least, self.cls.currentData() or None,
+                             self.turbine.currentData() or None,
+                             self.blade.currentData() or None, self.unreviewed.isChecked())
 
     def _apply(self, select: tuple[str, str] | None = None, fallback: int | None = None) -> None:
         """Show the rows that pass the filters; select ``select``, else row ``fallback``."""
