@@ -52,6 +52,19 @@ class RegionSet:
         """Boolean full-size mask of ``region``."""
         return self.components[region.cls] == region.label
 
+    def length_px(self, region: Region) -> float:
+        """Length of ``region``: the longer side of the smallest rotated rectangle around its
+        pixel centres, plus one pixel (a run of n pixels is n long, a single pixel 1)."""
+        import cv2
+
+        x0, y0, x1, y1 = region.bbox
+        crop = (self.components[region.cls][y0:y1, x0:x1] == region.label).astype(np.uint8)
+        # the outline's convex hull is the region's, so its points give the same rectangle
+        outline, _ = cv2.findContours(crop, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        pts = np.concatenate([c.reshape(-1, 2) for c in outline]).astype(np.float32)
+        _, (w, h), _ = cv2.minAreaRect(pts)
+        return float(max(w, h)) + 1.0
+
     def __len__(self) -> int:
         return len(self.regions)
 

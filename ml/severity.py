@@ -12,18 +12,21 @@ Size is the area in mm^2 when the ground sample distance (GSD, mm per pixel) is 
 the area in percent of the image. The GSD is the ``gsd`` argument or, per image,
 ``record.meta["gsd_mm"]``.
 
-A reviewer's decision is stored in ``record.findings["severity_overrides"][region_id]`` (see
-:mod:`ml.regions` for how ids stay stable) and is used as is, never recomputed.
+A reviewer's decisions about a region (a severity, a note, "accepted") are stored in
+``record.findings["severity_overrides"][region_id]`` as ``{"level": n or null, "note": ...,
+"accepted": bool, "by": ..., "at": ...}`` (see :mod:`ml.regions` for how ids stay stable); a
+chosen level is used as is, never recomputed. :func:`set_review` changes them and returns
+what they were, so a caller can undo.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .records import now
 from .regions import Region, RegionSet
 from .store import ImageRecord, Project, ProjectError
 
@@ -31,6 +34,7 @@ DEFAULT_PATH = Path(__file__).with_name("severity_default.json")
 PROJECT_FILE = "severity.json"
 OVERRIDES_KEY = "severity_overrides"
 LEVELS = (1, 2, 3, 4, 5)
+SEVERITY_COLORS = {1: "#2e7d32", 2: "#7cb342", 3: "#f9a825", 4: "#ef6c00", 5: "#c62828"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,22 @@ class SeveritySettings:
         pct = 100.0 * area_px / max(image_area, 1)
         mm2 = area_px * gsd_mm * gsd_mm if gsd_mm else None
         return self.rule_for(class_name).level(pct, mm2)
+
+    def explain(self, class_name: str, area_pct: float, area_mm2: float | None) -> str:
+        """The rule as applied to one region, in words (shown beside its suggested level)."""
+        rule = self.rule_for(class_name)
+        size, steps, unit = ((area_pct, rule.percent, "% of the image") if area_mm2 is None
+                             else (area_mm2, rule.mm2, "mm²"))
+        name = class_name if class_name in self.rules else f"default rule ({class_name})"
+        steps_text = ", ".join(f"{t:g}" for t in steps) or "none"
+        reached = sum(size >= t for t in steps)
+        return (f"{name}: {rule.base} + 1 per size step reached ({steps_text} {unit}), at most "
+                f"{rule.max}; {_num(size)} {unit} reaches {reached} -> "
+                f"{rule.level(area_pct, area_mm2)}")
+
+
+def _num(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
 
 
 def _parse_rule(name: str, d: Any, where: str) -> Rule:
@@ -131,37 +151,99 @@ def load_settings(project: Project | None = None,
     return SeveritySettings(cats, rules, " + ".join(sources))
 
 
-# ----------------------------------------------------------------- reviewer overrides
+# ----------------------------------------------------------------- reviewer decisions
+@dataclass(frozen=True)
+class RegionReview:
+    """A person's decisions about one region; ``level`` None: the suggestion stands."""
+
+    level: int | None = None
+    note: str = ""
+    accepted: bool = False  # a reviewer looked at this finding and agreed with it as shown
+    by: str = ""
+    at: str = ""
+
+    def is_empty(self) -> bool:
+        return self.level is None and not self.note and not self.accepted
+
+    def to_json(self) -> dict:
+        return {"level": self.level, "note": self.note, "accepted": self.accepted,
+                "by": self.by, "at": self.at}
+
+    @classmethod
+    def from_json(cls, v: Any) -> RegionReview:
+        """An index entry: {"level": n, "note": ..., "accepted": ...} or a bare level."""
+        d = v if isinstance(v, dict) else {"level": v}
+        level = d.get("level")
+        return cls(level if isinstance(level, int) and level in LEVELS else None,
+                   str(d.get("note") or ""), bool(d.get("accepted", False)),
+                   str(d.get("by") or ""), str(d.get("at") or ""))
+
+
+def reviews(record: ImageRecord) -> dict[str, RegionReview]:
+    """region id -> a person's decisions, for every region that has any."""
+    return {str(rid): RegionReview.from_json(v)
+            for rid, v in dict(record.findings.get(OVERRIDES_KEY, {})).items()}
+
+
 def overrides(record: ImageRecord) -> dict[str, int]:
-    """region id -> level a person chose (stored as {"level": n, ...} or a bare int)."""
-    out = {}
-    for rid, v in dict(record.findings.get(OVERRIDES_KEY, {})).items():
-        level = v.get("level") if isinstance(v, dict) else v
-        if isinstance(level, int) and level in LEVELS:
-            out[str(rid)] = level
-    return out
+    """region id -> level a person chose."""
+    return {rid: r.level for rid, r in reviews(record).items() if r.level is not None}
+
+
+_KEEP: Any = object()  # set_review: leave this field as it is
+
+
+def set_review(project: Project, key: str, region_id: str, *, level: int | None = _KEEP,
+               note: str = _KEEP, accepted: bool = _KEEP, by: str = "") -> RegionReview:
+    """Change a person's decisions about a region (fields not given stay); saved at once.
+
+    ``level=None`` drops the reviewer's severity (the suggestion stands again). Returns the
+    decisions as they were, for :func:`restore_review` (undo).
+    """
+    if level is not _KEEP and level is not None and level not in LEVELS:
+        raise ProjectError(f"severity must be 1-5, got {level}")
+    with project.batch():  # holds the project's lock: read, change and save as one step
+        prev = RegionReview.from_json(
+            project.record(key).findings.get(OVERRIDES_KEY, {}).get(region_id, {}))
+        new = RegionReview(prev.level if level is _KEEP else level,
+                           prev.note if note is _KEEP else str(note).strip(),
+                           prev.accepted if accepted is _KEEP else bool(accepted),
+                           by or prev.by, now())
+        _write_review(project, key, region_id, new)
+    return prev
+
+
+def restore_review(project: Project, key: str, region_id: str, review: RegionReview) -> None:
+    """Put back decisions exactly as :func:`set_review` returned them (undo)."""
+    with project.batch():
+        _write_review(project, key, region_id, review)
+
+
+def _write_review(project: Project, key: str, region_id: str, review: RegionReview) -> None:
+    findings = dict(project.record(key).findings)
+    entries = dict(findings.get(OVERRIDES_KEY, {}))
+    if review.is_empty():
+        entries.pop(region_id, None)
+    else:
+        entries[region_id] = review.to_json()
+    findings[OVERRIDES_KEY] = entries
+    project.update(key, findings=findings)
 
 
 def set_override(project: Project, key: str, region_id: str, level: int | None,
                  by: str = "", note: str = "") -> None:
     """Record a person's severity for a region; ``level=None`` removes the override."""
-    if level is not None and level not in LEVELS:
-        raise ProjectError(f"severity must be 1-5, got {level}")
-    findings = dict(project.record(key).findings)
-    ovr = dict(findings.get(OVERRIDES_KEY, {}))
-    if level is None:
-        ovr.pop(region_id, None)
-    else:
-        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        ovr[region_id] = {"level": int(level), "by": by, "note": note, "at": now}
-    findings[OVERRIDES_KEY] = ovr
-    project.update(key, findings=findings)
+    set_review(project, key, region_id, level=level, by=by, **({"note": note} if note else {}))
 
 
 # ----------------------------------------------------------------- findings
 @dataclass(frozen=True)
 class Finding:
-    """One defect region with its size and severity (a person's override where there is one)."""
+    """One defect region with its size and severity (a person's override where there is one).
+
+    ``length_px`` is :meth:`ml.regions.RegionSet.length_px` (the longer side of the smallest
+    rotated rectangle around the region); ``length_mm`` is it times the GSD, None without one.
+    """
 
     key: str
     region: Region
@@ -171,7 +253,17 @@ class Finding:
     suggested: int
     severity: int
     overridden: bool
-    category: Category
+    category: Category  # of ``severity``: the repair action and its time frame
+    length_px: float = 0.0
+    length_mm: float | None = None
+    rule: str = ""  # how ``suggested`` came about, in words
+    note: str = ""
+    accepted: bool = False
+
+    @property
+    def reviewer(self) -> int | None:
+        """The level a person chose, None where the suggestion stands."""
+        return self.severity if self.overridden else None
 
 
 def image_gsd(record: ImageRecord, gsd: float | None) -> float | None:
@@ -192,14 +284,17 @@ def assess(project: Project, key: str, regions: RegionSet, settings: SeveritySet
     names = dict(enumerate(project.class_names()))
     h, w = regions.shape
     g = image_gsd(rec, gsd)
-    ovr = overrides(rec)
+    decided = reviews(rec)
     out = []
     for r in regions:
         name = names.get(r.cls, f"class {r.cls}")
+        pct, mm2 = 100.0 * r.area / max(h * w, 1), (r.area * g * g if g else None)
         suggested = settings.suggest(name, r.area, h * w, g)
-        level = ovr.get(r.id, suggested)
-        out.append(Finding(key, r, name, 100.0 * r.area / max(h * w, 1),
-                           r.area * g * g if g else None, suggested, level, r.id in ovr,
-                           settings.category(level)))
+        review = decided.get(r.id, RegionReview())
+        level = suggested if review.level is None else review.level
+        length = regions.length_px(r)
+        out.append(Finding(key, r, name, pct, mm2, suggested, level, review.level is not None,
+                           settings.category(level), length, length * g if g else None,
+                           settings.explain(name, pct, mm2), review.note, review.accepted))
     out.sort(key=lambda f: (-f.severity, -f.region.area))
     return out

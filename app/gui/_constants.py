@@ -23,6 +23,7 @@ STUDENT_OPACITY = 0.45
 CORRECTIONS_OPACITY = 0.8
 BOX_EDGE_WIDTH = 3
 
+ZOOM_MIN_PX = 48  # zooming to a finding shows at least this many image pixels across
 THUMB_PX = 56  # thumbnail edge in the project list
 # Progress bars, labels and the training plot update at most this often (superqt's qthrottled):
 # each visible change of a dock re-composes the whole napari window (an OpenGL canvas), 15-60 ms

@@ -150,6 +150,13 @@ class ImageLayers(QObject):
         finally:
             self._loading = was
 
+    def zoom_to(self, bbox: tuple[int, int, int, int], context: float = 2.0) -> None:
+        """Centre the view on a pixel box (x0, y0, x1, y1), ``context`` times its size shown."""
+        x0, y0, x1, y1 = bbox
+        shown = max((x1 - x0) * context, (y1 - y0) * context, C.ZOOM_MIN_PX)
+        self.viewer.camera.center = ((y0 + y1) / 2, (x0 + x1) / 2)
+        self.viewer.camera.zoom = min(self.viewer.canvas.size) / shown
+
     def set_corrections_shown(self, shown: set[int]) -> None:
         self.corrections_shown = set(shown)
         self.corrections.colormap = corrections_colormap(self.corrections_shown)

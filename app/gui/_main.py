@@ -14,6 +14,7 @@ from . import _constants as C
 from ._annotate_panel import AnnotatePanel
 from ._batch_panel import BatchPanel
 from ._class_manager import ClassManager
+from ._findings_panel import FindingsPanel
 from ._jobs import Job
 from ._layers import ImageLayers
 from ._metadata_panel import MetadataPanel
@@ -68,6 +69,7 @@ class Inspector(QObject):
         self.batch = BatchPanel(lambda: (self.project, self.session.key))
         self.training = TrainingPanel()
         self.metadata = MetadataPanel()
+        self.findings = FindingsPanel(lambda: self.project)
         win = viewer.window
         if dock:
             win.add_dock_widget(self.projects, name="Project", area="left")
@@ -76,6 +78,7 @@ class Inspector(QObject):
             win.add_dock_widget(self.review, name="Corrections", area="right")
             win.add_dock_widget(self.batch, name="Pseudo-label / predict", area="right")
             win.add_dock_widget(self.training, name="Train", area="right", tabify=True)
+            win.add_dock_widget(self.findings, name="Findings", area="bottom")
         self._wire()
         self._shortcuts()
         from ._menus import ProjectMenu
@@ -108,6 +111,10 @@ class Inspector(QObject):
         self.batch.job_finished.connect(self._on_job_finished)
         self.training.model_ready.connect(lambda _d: self.batch.sync())
         self.training.predict_all.connect(self.predict_with_new_model)
+        self.session.image_changed.connect(self.findings.show_photo)
+        self.session.saved.connect(self.findings.photo_changed)
+        self.batch.job_finished.connect(lambda _j: self.findings.refresh())
+        self.findings.region_chosen.connect(self.go_to_region)
         self.layers.boxes.bind_key("Control-z", lambda _l: self.session.undo_boxes(),
                                    overwrite=True)
         self.layers.boxes.bind_key("Control-Shift-z", lambda _l: self.session.redo_boxes(),
@@ -196,6 +203,13 @@ class Inspector(QObject):
         self.annotate.show_reviewed(self.project.record(key).reviewed)
         self.batch.sync()
         self.update_title()
+
+    def go_to_region(self, key: str, bbox: tuple[int, int, int, int]) -> None:
+        """Show photo ``key`` (if another is on screen) zoomed to a finding's box."""
+        if key != self.session.key:
+            self.show_key(key)
+        if key == self.session.key:
+            self.layers.zoom_to(bbox)
 
     def update_title(self, state: str = "saved") -> None:
         if self.project is None:

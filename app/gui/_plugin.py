@@ -92,6 +92,12 @@ class CorrectionsWidget(_PanelHost):
     PANEL = "review"
 
 
+class FindingsWidget(_PanelHost):
+    """Review the findings: severity, note and accept per defect region, by keyboard."""
+
+    PANEL = "findings"
+
+
 class ExportWidget(_PanelHost):
     """Export masks and write the inspection report (the app's menu actions, as buttons)."""
 

@@ -10,7 +10,8 @@ region's severity (:mod:`ml.severity`, a reviewer's override wins) and writes in
   pages: summary, turbines and blades, priority findings, one page per image with findings,
   images without findings (when there are any), provenance and severity scale (tables
   longer than a page continue on further pages under their repeated header row);
-* ``findings.csv``: one row per defect region;
+* ``findings.csv``: one row per defect region (:func:`ml.findings.findings_csv`), with a
+  reviewer's severity, note and accepted flag;
 * ``severity_chart.png``: the bar chart of the summary.
 
 Nothing is written when the work is stopped (``Cancelled`` is raised).
@@ -20,9 +21,9 @@ score, write), ``_html``, ``_pdf`` and ``_figures`` (the renderings); each impor
 ``_data``/``_figures`` from this package, ``_build`` imports them all.
 """
 
+from ..findings import CSV_COLUMNS
 from ._build import collect, gt_metrics, provenance, write_report
 from ._data import (
-    CSV_COLUMNS,
     ImageEntry,
     ReportData,
     by_class,

@@ -15,10 +15,11 @@ from .._atomic import atomic_write_bytes, atomic_write_text
 from .._hashing import sha256_file
 from ..checkpoint import CARD_NAME, WEIGHTS_NAME, find_model
 from ..export import fit_to_record
+from ..findings import photo_regions
 from ..metadata import guessed
 from ..metrics import score_masks
 from ..progress import Cancelled, ProgressFn, Reporter, StopFn
-from ..regions import find_regions, mask_for
+from ..regions import mask_for
 from ..severity import SeveritySettings, assess, image_gsd, load_settings
 from ..store import Project, ProjectError
 from ._data import GUESS_MARK, ImageEntry, ReportData, entry_order, findings_csv
@@ -30,14 +31,11 @@ from ._pdf import render_pdf
 # ----------------------------------------------------------------- collection
 def _collect_entry(project: Project, key: str, source: str, settings: SeveritySettings,
                    gsd: float | None) -> ImageEntry | None:
-    sm = mask_for(project, key, source, fallback=(source == "student"))
-    if sm is None:
+    found = photo_regions(project, key, source)
+    if found is None:
         return None
+    sm, label, regions = found
     rec = project.record(key)
-    label = fit_to_record(sm.label, rec.width, rec.height)
-    conf = fit_to_record(sm.confidence, rec.width, rec.height) \
-        if sm.confidence is not None else None
-    regions = find_regions(label, conf)
     findings = assess(project, key, regions, settings, gsd)
     try:
         image = project.load_image(key)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ..findings import FindingRow
+from ..findings import findings_csv as _findings_csv
 from ..metadata import SHORT_SIDES, SIDES, guessed
 from ..records import ImageRecord
 from ..severity import Finding, SeveritySettings
@@ -142,29 +142,7 @@ def priority(data: ReportData) -> list[Finding]:
 
 
 # ----------------------------------------------------------------- findings.csv
-CSV_COLUMNS = ("image", "turbine", "blade", "side", "region_id", "class", "severity",
-               "severity_name", "suggested_severity", "override", "area_px", "area_pct",
-               "area_mm2", "bbox", "confidence", "mask", "reviewed", "action", "time_frame")
-
-
-def _cell(v: object) -> str:
-    s = "" if v is None else str(v)
-    # a spreadsheet would run a cell starting with these as a formula
-    return "'" + s if s[:1] in ("=", "+", "-", "@") else s
-
-
 def findings_csv(data: ReportData) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for e in data.entries:
-        for f in e.findings:
-            r = f.region
-            w.writerow([_cell(v) for v in (
-                e.key, meta_of(e, "turbine"), meta_of(e, "blade"), meta_of(e, "side"), r.id,
-                f.class_name, f.severity, f.category.name, f.suggested,
-                "yes" if f.overridden else "no", r.area, f"{f.area_pct:.4f}",
-                "" if f.area_mm2 is None else f"{f.area_mm2:.1f}", " ".join(map(str, r.bbox)),
-                "" if r.confidence is None else f"{r.confidence:.3f}", e.origin,
-                "yes" if e.record.reviewed else "no", f.category.action, f.category.time_frame)])
-    return buf.getvalue()
+    """One row per finding (columns: :data:`ml.findings.CSV_COLUMNS`)."""
+    return _findings_csv(FindingRow.of(f, e.record, e.origin)
+                         for e in data.entries for f in e.findings)

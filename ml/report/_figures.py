@@ -6,9 +6,9 @@ import io
 
 import numpy as np
 
-from ..severity import Finding
+from ..severity import SEVERITY_COLORS, Finding
 
-SEVERITY_COLORS = {1: "#2e7d32", 2: "#7cb342", 3: "#f9a825", 4: "#ef6c00", 5: "#c62828"}
+__all__ = ["SEVERITY_COLORS", "overlay_thumbnail", "severity_chart"]
 THUMB_SIDE = 900  # longest side of the overlay thumbnails, pixels
 
 

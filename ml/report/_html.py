@@ -159,6 +159,10 @@ def _image(entry: ImageEntry) -> str:
                      "–" if r.confidence is None else f"{r.confidence:.2f}", sev])
     table = _table(["#", "Class", "Area", "% of image", "Box x0, y0, x1, y1", "Confidence",
                     "Severity"], rows, {0, 2, 3, 5}) if rows else "<p>No defect regions.</p>"
+    notes = "".join(f"<li>#{n}: {e(f.note)}</li>" for n, f in
+                    enumerate(entry.findings, start=1) if f.note)
+    if notes:
+        table += f'<p class="muted">Reviewer notes</p><ul>{notes}</ul>'
     missing = '<p class="muted">Photo file not found; mask shown on grey.</p>' \
         if entry.photo_missing else ""
     return (f'<section class="image" id="img-{e(entry.key)}"><div><img alt="{e(entry.key)}" '

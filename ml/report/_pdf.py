@@ -216,6 +216,10 @@ def _image_page(entry: ImageEntry) -> list[Flowable]:
     out.append(_table(["#", "Class", "Area", "% image", "Box x0,y0,x1,y1", "Conf.", "Sev.",
                        "Category"], [0.05, 0.13, 0.2, 0.1, 0.2, 0.08, 0.07, 0.17], rows,
                       sev_col=6))
+    notes = [f"#{n}: {f.note}" for n, f in enumerate(entry.findings, start=1) if f.note]
+    if notes:
+        out += [Spacer(1, 4), _p("Reviewer notes", 8, MUTED, bold=True)]
+        out += [_p(line, 8) for line in notes]
     return out
 
 

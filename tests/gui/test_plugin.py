@@ -17,6 +17,7 @@ WIDGETS = {  # display name in napari's Plugins menu -> the app's panel class it
     "Annotate": "AnnotatePanel",
     "Pseudo-label / predict": "BatchPanel",
     "Train": "TrainingPanel",
+    "Findings": "FindingsPanel",
     "Corrections": "ReviewPanel",
 }
 
