@@ -60,6 +60,7 @@ class MetadataPanel(QWidget):
         self.project: Project | None = None
         self.keys: list[str] = []
         self.job: Job | None = None
+        self._job_done = True  # the finished signal of the last job was handled
         self.title = QLabel("No photo selected")
         self.title.setWordWrap(True)
         grid = QGridLayout()
@@ -138,7 +139,9 @@ class MetadataPanel(QWidget):
             editor.setToolTip(tip)
             self.confirm_btns[name].setEnabled(bool(hows))
             any_guess |= bool(hows)
-        busy = self.job is not None and self.job.is_running()
+        # busy until the finished signal is handled, not until the thread ends: a fast job
+        # may end before this runs, and the button must not flicker back before its result
+        busy = self.job is not None and not self._job_done
         self.autofill_btn.setEnabled(bool(n) and not busy)
         self.confirm_all_btn.setEnabled(any_guess)
 
@@ -194,6 +197,7 @@ class MetadataPanel(QWidget):
         if self.project is None or not self.keys or (self.job and self.job.is_running()):
             return None
         self.job = Job("auto-fill metadata", _auto_fill, self.project, list(self.keys))
+        self._job_done = False
         self.job.finished.connect(self._on_job_finished)
         self._say("reading the photos…")
         self.job.start()
@@ -210,6 +214,7 @@ class MetadataPanel(QWidget):
         job = self.job
         if job is None:
             return
+        self._job_done = True
         if job.error:
             self._say(f"auto-fill failed: {job.error}", error=True)
         elif job.result is not None:
