@@ -372,6 +372,25 @@ class Project:
             rec.student = MaskRecord(rel, model, dict(settings or {}), False, extra=extra)
             self._changed()
 
+    def adopt_student(self, key: str, folder: str | os.PathLike, shape: tuple[int, int],
+                      model: str, extras: tuple[str, ...] = (),
+                      settings: dict | None = None) -> None:
+        """Move a student prediction another process wrote under ``folder`` into the project.
+
+        ``folder`` mirrors the project's layout (``folder / mask_rel("student", key)``, the
+        ``extras`` maps beside it) on the same file system, so each move is an atomic rename.
+        """
+        rec = self.record(key)
+        with self._lock:
+            self._check_shape(rec, np.empty((*shape, 0), np.uint8))
+            rel = mask_rel("student", key)
+            extra = {w: mask_rel("student", key, EXTRA_SUFFIXES[w]) for w in extras}
+            for r in (*extra.values(), rel):  # the mask last: it is what the record names
+                (self.root / r).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(Path(folder) / r, self.root / r)
+            rec.student = MaskRecord(rel, model, dict(settings or {}), False, extra=extra)
+            self._changed()
+
     def _check_shape(self, rec: ImageRecord, label: np.ndarray) -> None:
         if rec.width and rec.height and label.shape[:2] != (rec.height, rec.width):
             raise ProjectError(f"{rec.key}: mask shape {label.shape[:2]} does not match image "
