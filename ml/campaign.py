@@ -21,14 +21,15 @@ project folder and the model folder at the same paths (or read photos from ``pho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
@@ -114,13 +115,16 @@ def _probe(address: str, timeout: float) -> None:
     t = threading.Thread(target=run, daemon=True)
     t.start()
     t.join(timeout + 2)
+    if failure and not isinstance(failure[0], (OSError, asyncio.TimeoutError)):
+        raise CampaignError(f"something answered at {address}, but not as a Dask scheduler "
+                            f"({type(failure[0]).__name__}); check the address and port")
     if t.is_alive() or failure:
-        why = f"{type(failure[0]).__name__}: {failure[0]}" if failure else "no answer"
-        raise CampaignError(f"no Dask scheduler answered at {address} within {timeout:g} s "
-                            f"({why}); start one (`dask scheduler`) or check the address")
+        why = f" ({failure[0]})" if failure and str(failure[0]) else ""
+        raise CampaignError(f"no Dask scheduler answered at {address} within {timeout:g} s"
+                            f"{why}; start one (`dask scheduler`) or check the address")
 
 
-@contextmanager
+@contextlib.contextmanager
 def _client(scheduler: str, workers: int | None, timeout: float, processes: bool
             ) -> Iterator[tuple[Any, int, int]]:
     """(client, workers, torch threads per worker); a local cluster lives as long as the block."""
@@ -134,10 +138,26 @@ def _client(scheduler: str, workers: int | None, timeout: float, processes: bool
             yield client, len(client.scheduler_info(n_workers=-1)["workers"]), 0
         return
     n, threads = local_size(workers)
+    with _workers_ignore_ctrl_c():
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
+                               silence_logs=logging.ERROR)
     # Threads-only clusters share this process's torch: leave its thread count alone.
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    with cluster, Client(cluster) as client:
         yield client, n, threads if processes else 0
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Start worker processes with Ctrl-C ignored (kept across exec): a terminal sends it to
+    the whole process group, and the client alone decides to stop after the photos in flight."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _dashboard(client: Any) -> str:
@@ -309,6 +329,8 @@ def predict_campaign(project: Project, model_dir: str | Path, scheduler: str = "
         stopped = stopped or (len(done) + len(failed) < len(keys))
     if not failed and not stopped:
         shutil.rmtree(run_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the runs folder too, when no other run is kept
+            run_dir.parent.rmdir()
     return CampaignResult(action="predicted", total=len(keys), done=tuple(done), failed=failed,
                           stopped=stopped, warnings=tuple(warnings), model=mid,
                           fallback_boxes=fallbacks, seconds=round(time.monotonic() - t0, 2),
