@@ -15,7 +15,8 @@ with every photo done removes its folder; one with failures or a stop keeps it f
 
 ``scheduler="local"`` starts a ``LocalCluster`` sized to this machine for the run and stops it
 after; an address (``tcp://HOST:8786``) uses a running cluster, whose workers must see the
-project folder and the model folder at the same paths (or read photos from ``photo_root``).
+project folder (they write the run folder there) and the model folder at the same paths; the
+photos may come from elsewhere through ``photo_root`` (an fsspec URL).
 """
 
 from __future__ import annotations
@@ -76,23 +77,33 @@ def _require_distributed() -> None:
                             f"{INSTALL_HINT}") from e
 
 
-def local_size(workers: int | None = None) -> tuple[int, int]:
-    """(workers, torch threads per worker) for a cluster on this machine.
+@dataclass(frozen=True)
+class LocalSize:
+    """How a cluster on this machine is laid out."""
 
-    One worker per GPU; without GPUs one per two cores (bench/scale.py measured that two
-    single-threaded workers beat one two-threaded one), fewer where memory is short.
+    workers: int
+    tasks: int  # photos one worker predicts at once (its Dask threads)
+    torch_threads: int  # torch's threads in each worker
+
+
+def local_size(workers: int | None = None) -> LocalSize:
+    """One worker per GPU, two photos at a time (one reads or writes while the other is on
+    the GPU); without a GPU one worker per core, one photo and one torch thread each (on a
+    busy machine torch's threads wait on each other: bench/scale.py), fewer where memory is
+    short. ``workers`` overrides the count; the cores are shared out between them.
     """
     import psutil
     import torch
 
     cores = os.cpu_count() or 1
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if workers is None:
-        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
         by_memory = max(1, int(psutil.virtual_memory().total // WORKER_MEMORY))
         workers = gpus or max(1, min(cores, by_memory))
     if workers < 1:
         raise CampaignError(f"--workers must be at least 1, got {workers}")
-    return workers, max(1, cores // workers)
+    tasks = 2 if gpus else 1
+    return LocalSize(workers, tasks, max(1, cores // (workers * tasks)))
 
 
 def _probe(address: str, timeout: float) -> None:
@@ -125,8 +136,8 @@ def _probe(address: str, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def _client(scheduler: str, workers: int | None, timeout: float, processes: bool
-            ) -> Iterator[tuple[Any, int, int]]:
+def _client(scheduler: str, workers: int | None, timeout: float, processes: bool,
+            torch_threads: int | None) -> Iterator[tuple[Any, int, int]]:
     """(client, workers, torch threads per worker); a local cluster lives as long as the block."""
     from distributed import Client, LocalCluster
 
@@ -135,15 +146,16 @@ def _client(scheduler: str, workers: int | None, timeout: float, processes: bool
             raise CampaignError("--workers sizes a local cluster; a running one has its own")
         _probe(scheduler, timeout)
         with Client(scheduler, timeout=timeout) as client:
-            yield client, len(client.scheduler_info(n_workers=-1)["workers"]), 0
+            yield client, len(client.scheduler_info(n_workers=-1)["workers"]), \
+                torch_threads or 0
         return
-    n, threads = local_size(workers)
+    size = local_size(workers)
     with _workers_ignore_ctrl_c():
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                               silence_logs=logging.ERROR)
+        cluster = LocalCluster(n_workers=size.workers, threads_per_worker=size.tasks,
+                               processes=processes, silence_logs=logging.ERROR)
     # Threads-only clusters share this process's torch: leave its thread count alone.
     with cluster, Client(cluster) as client:
-        yield client, n, threads if processes else 0
+        yield client, size.workers, (torch_threads or size.torch_threads) if processes else 0
 
 
 @contextlib.contextmanager
@@ -264,13 +276,15 @@ def predict_campaign(project: Project, model_dir: str | Path, scheduler: str = "
                      should_stop: StopFn | None = None,
                      note: Callable[[str], None] | None = None, photo_root: str | None = None,
                      window: int = 0, index_every: int = 50, connect_timeout: float = 10.0,
-                     processes: bool = True, **options: Any) -> CampaignResult:
+                     processes: bool = True, torch_threads: int | None = None,
+                     **options: Any) -> CampaignResult:
     """Predict a project's photos on Dask and store the student masks, as ``predict_project``.
 
     ``note`` gets one-line news (the dashboard link and the cluster's size); ``window`` tasks
     stay in flight (default 4 per worker); ``processes=False`` runs a local cluster's workers
-    as threads of this process (tests). ``options`` go to the Predictor (overlap, batch_size,
-    box_pad).
+    as threads of this process (tests). ``torch_threads``: each worker's torch threads
+    (default: a local cluster splits the cores, a running one keeps its workers' setting).
+    ``options`` go to the Predictor (overlap, batch_size, box_pad).
     """
     _require_distributed()
     from .checkpoint import load_card, model_id
@@ -319,7 +333,8 @@ def predict_campaign(project: Project, model_dir: str | Path, scheduler: str = "
             take(res)
         stopped = False
         if todo and not rep.stopped():
-            with _client(scheduler, workers, connect_timeout, processes) as (client, n, thr):
+            with _client(scheduler, workers, connect_timeout, processes,
+                         torch_threads) as (client, n, thr):
                 cluster.update(workers=n, dashboard=client.dashboard_link or "")
                 say(f"Dask dashboard: {_dashboard(client)} ({n} workers)")
                 spec = RunSpec(str(Path(model_dir).resolve()), device, tiled, opts, thr,

@@ -6,6 +6,7 @@ Layout of a project folder::
     PROJECT/masks/teacher/      pseudo-masks (class-id PNG), possibly edited by a person
     PROJECT/masks/student/      student predictions (+ *_conf.png, *_corr.png)
     PROJECT/models/             trained students (safetensors + JSON config)
+    PROJECT/runs/               a Dask campaign's results not yet moved in (ml.campaign)
 
 A photo's mask is ``masks/KIND/KEY.png``, the key's folders kept and its own extension kept
 (``a/b.png`` -> ``masks/teacher/a/b.png.png``), so two photos never share a mask file.

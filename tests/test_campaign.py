@@ -127,8 +127,10 @@ def test_only_the_client_writes_the_index_in_batches(tmp_path, model_dir, schedu
     real = Project.save
     monkeypatch.setattr(Project, "save", lambda self: writers.append(
         threading.current_thread()) or real(self))
-    res = _run(proj, model_dir, scheduler, device="cpu", index_every=2)
-    assert len(res.done) == 3
+    # a local cluster of this command's own, its workers threads of this process
+    res = _run(proj, model_dir, "local", workers=2, processes=False, device="cpu",
+               index_every=2)
+    assert len(res.done) == 3 and res.workers == 2
     assert set(writers) == {threading.main_thread()}
     assert len(writers) == 2  # after 2 results, then once at the end: not once per photo
 
@@ -149,6 +151,14 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, model_dir):
             _run(proj, model_dir, f"tcp://127.0.0.1:{silent.getsockname()[1]}",
                  connect_timeout=1)
     assert proj.record("a.png").student is None
+
+
+def test_a_local_cluster_is_sized_to_the_machine():
+    size = C.local_size()
+    assert size.workers >= 1 and size.tasks in (1, 2) and size.torch_threads >= 1
+    assert C.local_size(3).workers == 3
+    with pytest.raises(C.CampaignError, match="at least 1"):
+        C.local_size(0)
 
 
 def test_without_distributed_the_error_says_how_to_install(tmp_path, model_dir, monkeypatch):
