@@ -305,17 +305,27 @@ def _check_classes(card: ModelCard, num_classes: int, names: list[str]) -> list[
     return []
 
 
+def predict_photo(predictor: Predictor, image: np.ndarray, teacher: np.ndarray | None,
+                  boxes: np.ndarray | None, classes: np.ndarray | None, fallback: bool = True
+                  ) -> tuple[PredictResult, np.ndarray | None]:
+    """One project photo's prediction and corrections map (None without a usable teacher).
+
+    Shared by :func:`predict_project` and the Dask workers of :mod:`ml.campaign`.
+    """
+    if teacher is not None and teacher.shape != image.shape[:2]:
+        teacher = None  # stale mask of another size: neither fallback nor corrections
+    result = predictor.predict(image, boxes, teacher, box_classes=classes, fallback=fallback)
+    corr = corrections(result.label, teacher) if teacher is not None else None
+    return result, corr
+
+
 def _predict_key(project: Project, key: str, predictor: Predictor, box_constraint: bool,
                  fallback: bool = True) -> tuple[PredictResult, np.ndarray | None]:
     image = project.load_image(key)
     teacher = project.load_mask(key, "teacher")
-    if teacher is not None and teacher.shape != image.shape[:2]:
-        teacher = None  # stale mask of another size: neither fallback nor corrections
     boxes, classes = boxes_to_arrays(project.record(key).boxes) if box_constraint else (None,
                                                                                         None)
-    result = predictor.predict(image, boxes, teacher, box_classes=classes, fallback=fallback)
-    corr = corrections(result.label, teacher) if teacher is not None else None
-    return result, corr
+    return predict_photo(predictor, image, teacher, boxes, classes, fallback)
 
 
 @dataclass(frozen=True, kw_only=True)

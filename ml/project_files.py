@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 INDEX_NAME = "project.json"
-STORE_DIRS = ("masks", "models", "exports", "reports")
+STORE_DIRS = ("masks", "models", "exports", "reports", "runs")  # runs: ml.campaign
 MASK_KINDS = ("teacher", "student", "previous")  # previous: the model before's student mask
 EXTRA_SUFFIXES = {"confidence": "_conf", "corrections": "_corr"}  # maps beside a mask
 

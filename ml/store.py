@@ -7,6 +7,7 @@ Layout of a project folder::
     PROJECT/masks/student/      student predictions (+ *_conf.png, *_corr.png)
     PROJECT/masks/previous/     the model before's predictions, kept when a new model predicts
     PROJECT/models/             trained students (safetensors + JSON config)
+    PROJECT/runs/               a Dask campaign's results not yet moved in (ml.campaign)
 
 A photo's mask is ``masks/KIND/KEY.png``, the key's folders kept and its own extension kept
 (``a/b.png`` -> ``masks/teacher/a/b.png.png``), so two photos never share a mask file.
@@ -388,6 +389,25 @@ class Project:
             rec.previous = MaskRecord(rel, m.source, dict(m.settings), created=m.created)
             self._changed()
         return True
+
+    def adopt_student(self, key: str, folder: str | os.PathLike, shape: tuple[int, int],
+                      model: str, extras: tuple[str, ...] = (),
+                      settings: dict | None = None) -> None:
+        """Move a student prediction another process wrote under ``folder`` into the project.
+
+        ``folder`` mirrors the project's layout (``folder / mask_rel("student", key)``, the
+        ``extras`` maps beside it) on the same file system, so each move is an atomic rename.
+        """
+        rec = self.record(key)
+        with self._lock:
+            self._check_shape(rec, np.empty((*shape, 0), np.uint8))
+            rel = mask_rel("student", key)
+            extra = {w: mask_rel("student", key, EXTRA_SUFFIXES[w]) for w in extras}
+            for r in (*extra.values(), rel):  # the mask last: it is what the record names
+                (self.root / r).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(Path(folder) / r, self.root / r)
+            rec.student = MaskRecord(rel, model, dict(settings or {}), False, extra=extra)
+            self._changed()
 
     def _check_shape(self, rec: ImageRecord, label: np.ndarray) -> None:
         if rec.width and rec.height and label.shape[:2] != (rec.height, rec.width):

@@ -6,10 +6,14 @@ import argparse
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.cli import CLIError
 from app.cli._batch import exit_code, print_items
-from app.cli._progress import tqdm_progress
+from app.cli._progress import stop_on_ctrl_c, tqdm_progress
+
+if TYPE_CHECKING:
+    from ml.store import Project
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +36,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "box (default); posterior = its defect probability above 0.5")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     p.add_argument("--out", metavar="DIR", help="output folder when predicting a photo folder")
+    d = p.add_argument_group("on a Dask cluster (a project only; see docs/SCALING.md)")
+    d.add_argument("--scheduler", metavar="local|ADDRESS",
+                   help="'local' starts a cluster on this machine for the run; tcp://HOST:8786 "
+                        "uses a running one (default: no Dask, in this process)")
+    d.add_argument("--workers", type=int, metavar="N",
+                   help="workers of the local cluster (implies --scheduler local; default: one "
+                        "per GPU, else one per core, fewer where memory is short)")
+    d.add_argument("--photos-url", metavar="URL",
+                   help="workers read each photo from URL/KEY (any fsspec URL, e.g. "
+                        "s3://bucket/campaign) instead of the project's photo folder")
+    d.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
+                   help="give up on a scheduler that does not answer within S seconds (10)")
     p.set_defaults(func=run_predict)
 
     e = sub.add_parser("eval", help="score masks of a project against ground-truth masks",
@@ -64,6 +80,10 @@ def run_predict(args: argparse.Namespace) -> int:
     model_dir = Path(args.model) if args.model else current_model(project)
     if model_dir is None:
         raise CLIError(f"no trained model under {project.models_dir()}; pass --model")
+    if args.scheduler or args.workers is not None or args.photos_url:
+        if project is None:
+            raise CLIError("--scheduler, --workers and --photos-url work on a project")
+        return _run_campaign(args, project, model_dir)
     with tqdm_progress("predict") as bar:
         if project is not None:
             summary = predict.predict_project(project, model_dir,
@@ -87,6 +107,36 @@ def run_predict(args: argparse.Namespace) -> int:
     print(f"predicted {len(summary.done)}/{summary.total} photos with model {summary.model}, "
           f"{where}" + (f"; {len(summary.failed)} failed" if summary.failed else ""))
     return exit_code(summary)
+
+
+def _run_campaign(args: argparse.Namespace, project: Project, model_dir: Path) -> int:
+    """``b2p predict PROJECT --scheduler ...``: the same masks, predicted by Dask workers."""
+    from ml.campaign import CampaignError, predict_campaign
+
+    try:
+        with stop_on_ctrl_c("the photos in flight") as stop, tqdm_progress("predict") as bar:
+            summary = predict_campaign(
+                project, model_dir, scheduler=args.scheduler or "local", workers=args.workers,
+                tiled=args.tiled, box_constraint=args.box_constraint, fallback=args.fallback,
+                device=args.device, progress=bar, should_stop=lambda: stop[0], note=_note,
+                photo_root=args.photos_url, connect_timeout=args.connect_timeout)
+    except CampaignError as e:
+        raise CLIError(str(e)) from e
+    print_items(summary)
+    if summary.resumed:
+        print(f"{summary.resumed} photos were finished by an earlier run and not predicted again")
+    if summary.run_dir:
+        print(f"unfinished run kept in {summary.run_dir}: the same command again resumes it")
+    print(f"predicted {len(summary.done)}/{summary.total} photos with model {summary.model} on "
+          f"{summary.workers} Dask workers in {summary.seconds:.1f} s, stored in the project"
+          + (f"; {len(summary.failed)} failed" if summary.failed else ""))
+    return exit_code(summary)
+
+
+def _note(line: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(line)
 
 
 def _json_safe(obj: object) -> object:
