@@ -1,0 +1,119 @@
+"""Re-score the models a `bench/quality.py` run saved, with today's box rules, no retraining.
+
+    python bench/rescore.py bench/results/crackforest_cpu_round3 --data ../shared/data/crackforest
+
+Reads OUT/quality.json (its rows and split) and OUT/work/ (the project with the same boxes and
+the trained models), predicts the held-out photos once per model and scores the student alone
+(box-constrained, no teacher fallback) under each box rule of :mod:`ml.box_decode`. Teacher
+rows and box fill are copied from the run, since they do not depend on the student. Writes
+OUT/rescored.json and OUT/rescored.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality import METRICS, ROOT, score_labels  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+from ml.box_decode import BOX_RULES  # noqa: E402
+from ml.importers import read_dataset_classes  # noqa: E402
+from ml.records import boxes_to_arrays  # noqa: E402
+from ml.store import Project  # noqa: E402
+
+
+def model_dir(work: Path, row: dict) -> Path:
+    """Where quality.py saved the model of ``row`` (its own naming rule)."""
+    tag = row["name"].replace(" ", "_").replace("+", "p")
+    return work / "models" / (tag if row.get("teacher") is None else f"{row['teacher']}_{tag}")
+
+
+def rescore(model: Path, proj: Project, test: list[str], masks_dir: Path,
+            names: list[str]) -> dict:
+    """Scores of the student alone per box rule: {rule: {metric: value}}."""
+    from ml.predict import Predictor, constrain_to_boxes, undo_class_weights
+
+    pred = Predictor.from_dir(model, device="cpu")
+    out: dict[str, dict[str, np.ndarray]] = {r: {} for r in BOX_RULES}
+    for k in test:
+        xyxy, cls = boxes_to_arrays(proj.record(k).boxes)
+        probs = pred.probabilities(proj.load_image(k))
+        for rule in BOX_RULES:
+            p = undo_class_weights(probs, pred.class_weights) if rule == "posterior" else probs
+            out[rule][k], _ = constrain_to_boxes(p, xyxy, None, pred.box_pad, cls, False, rule)
+    return {r: score_labels(labels, masks_dir, names) for r, labels in out.items()}
+
+
+def markdown(result: dict) -> str:
+    cols = ["name", "teacher", "mode", "round-3 binary_iou"]
+    cols += [f"{r} {m}" for r in BOX_RULES for m in ("binary_iou", "anomaly_miou")]
+    cols += ["tight binary_recall", "tight binary_precision"]
+    lines = [f"### {result['dataset']}: saved models re-scored with today's box rules "
+             f"(held-out {result['test']} photos)", "",
+             "Student alone (box-constrained, no teacher fallback). `round-3 binary_iou` is the "
+             "run's own figure; `tight` is the default box rule now, `posterior` the 0.5 rule "
+             "of the run (the two should agree on it). Teacher rows are the run's.", "",
+             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in result["rows"]:
+        cells = [str(r.get(c) if r.get(c) is not None else "–") for c in cols[:3]]
+        for c in cols[3:]:
+            v = r.get(c)
+            cells.append("–" if v is None else f"{v:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Run: `{result['run_command']}`", f"Machine: {result['machine']}",
+              f"Command: `{result['command']}` ({result['seconds']:.0f} s)"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path, help="the --out folder of a bench/quality.py run")
+    ap.add_argument("--data", type=Path, required=True, help="the data set it ran on")
+    a = ap.parse_args(argv)
+    t0 = time.monotonic()
+    q = json.loads((a.run / "quality.json").read_text())
+    test = json.loads((a.run / "split.json").read_text())["test"]
+    names = read_dataset_classes(a.data / "masks") or ["background", "defect"]
+    proj = Project.open(a.run / "work" / "project")
+    rows = []
+    for row in q["rows"]:
+        new = {k: row.get(k) for k in ("name", "teacher", "mode")}
+        new["round-3 binary_iou"] = row.get("binary_iou")
+        model = model_dir(a.run / "work", row)
+        if row["name"] in ("box fill", "teacher"):
+            # no student, no box rule: the run's figures stand in every rule's columns
+            new.update({f"{r} {m}": row.get(m) for r in BOX_RULES for m in METRICS})
+        elif model.is_dir():
+            scores = rescore(model, proj, test, a.data / "masks", names)
+            for rule, s in scores.items():
+                new.update({f"{rule} {m}": v for m, v in s.items()})
+            print(f"  {row['name']} from {row.get('teacher')}: tight "
+                  f"{scores['tight']['binary_iou']:.3f}, posterior "
+                  f"{scores['posterior']['binary_iou']:.3f}", flush=True)
+        else:
+            print(f"  {row['name']} from {row.get('teacher')}: no saved model at {model}")
+            continue
+        rows.append(new)
+    result = {"dataset": q["dataset"], "test": len(test), "rows": rows,
+              "run_command": q["command"],
+              "machine": f"{platform.machine()} {__import__('os').cpu_count()} cpus",
+              "command": "python bench/rescore.py " + shlex.join(argv or sys.argv[1:]),
+              "seconds": round(time.monotonic() - t0, 1)}
+    (a.run / "rescored.json").write_text(json.dumps(result, indent=1))
+    (a.run / "rescored.md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
