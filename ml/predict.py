@@ -172,10 +172,12 @@ class Predictor:
               if boxes is not None and len(boxes) else None)
         rep = Reporter(self.tile_count(h, w), progress, should_stop)
         for y0, band in self.bands(src, rep):
-            p = band.float().cpu().numpy()
-            confidence = np.round(p.max(axis=0) * 255.0).astype(np.uint8)
+            band = band.float()
+            top = band.max(dim=0)  # torch: threaded and on the model's device
+            confidence = (top.values * 255.0).round_().to(torch.uint8).cpu().numpy()
+            p = band.cpu().numpy()
             if bc is None:
-                label = p.argmax(axis=0).astype(np.uint8)
+                label = top.indices.to(torch.uint8).cpu().numpy()
             else:
                 label = bc.band(y0, undo_class_weights(p, self.class_weights))
             sink.write(y0, label, confidence, p)

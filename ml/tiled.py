@@ -34,14 +34,32 @@ UPSAMPLE_ROWS = 256
 Forward = Callable[[np.ndarray], torch.Tensor]  # (B, t, t, 3) uint8 -> (B, C, t, t) probs
 
 
-def ramp_window(size: int, overlap: int) -> torch.Tensor:
-    """(size, size) blending weights: linear ramps over the overlap, 1 inside, never 0."""
+def _ramp(size: int, overlap: int) -> torch.Tensor:
+    """(size,) weights along one axis: linear ramps over the overlap, 1 inside, never 0."""
     w = torch.ones(size)
     if overlap > 0:
         ramp = torch.arange(1, overlap + 1, dtype=torch.float32) / (overlap + 1)
         w[:overlap] = ramp
         w[-overlap:] = torch.minimum(w[-overlap:], ramp.flip(0))
+    return w
+
+
+def ramp_window(size: int, overlap: int) -> torch.Tensor:
+    """(size, size) blending weights: linear ramps over the overlap, 1 inside, never 0."""
+    w = _ramp(size, overlap)
     return w[:, None] * w[None, :]
+
+
+def _weight_sums(starts: list[int], n: int, ramp: torch.Tensor) -> torch.Tensor:
+    """(n,) sum of the 1-D ramps of tiles starting at ``starts``.
+
+    The window is a product of a row and a column ramp and the tiles form a full grid, so the
+    summed 2-D weights are the product of these two 1-D sums: no per-tile weight map to add.
+    """
+    out = torch.zeros(n, device=ramp.device)
+    for s in starts:
+        out[s:s + len(ramp)] += ramp
+    return out
 
 
 def tile_starts(n: int, tile: int, step: int) -> list[int]:
@@ -113,8 +131,9 @@ def tiled_bands(forward: Forward, source: RowSource, grid: TileGrid, batch_size:
     """
     t, h, w = grid.tile, source.height, source.width
     ys, xs = grid.ys, grid.xs
-    window = ramp_window(t, grid.overlap).to(device)
-    wsum = torch.zeros((t, grid.padded[1]), device=device)
+    ramp = _ramp(t, grid.overlap).to(device)
+    window = ramp[:, None] * ramp[None, :]
+    wy, wx = _weight_sums(ys, grid.padded[0], ramp), _weight_sums(xs, grid.padded[1], ramp)[:w]
     acc: torch.Tensor | None = None  # rows [ys[i], ys[i] + t) of the weighted sum
     for i, y in enumerate(ys):
         band = _tile_rows(source, y, grid)
@@ -126,8 +145,7 @@ def tiled_bands(forward: Forward, source: RowSource, grid: TileGrid, batch_size:
             if acc is None:
                 acc = torch.zeros((p.shape[1], t, grid.padded[1]), device=device)
             for x, pi in zip(chunk, p, strict=True):
-                acc[:, :, x:x + t] += pi * window
-                wsum[:, x:x + t] += window
+                acc[:, :, x:x + t].addcmul_(pi, window)
             if reporter is not None:
                 reporter.step(len(chunk), message=f"tile row {i + 1}/{len(ys)}")
         del band
@@ -135,10 +153,9 @@ def tiled_bands(forward: Forward, source: RowSource, grid: TileGrid, batch_size:
         nxt = ys[i + 1] if i + 1 < len(ys) else h
         done = min(nxt, h) - y  # rows no later tile touches (a padded photo ends at h)
         if done > 0:
-            yield y, acc[:, :done, :w] / wsum[:done, :w]
+            yield y, acc[:, :done, :w] / (wy[y:y + done, None] * wx[None, :])
         if i + 1 < len(ys):
             _shift_up(acc, nxt - y)
-            _shift_up(wsum, nxt - y)
 
 
 def upsample_bands(probs: torch.Tensor, height: int, width: int, rows: int = UPSAMPLE_ROWS

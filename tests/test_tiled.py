@@ -301,3 +301,17 @@ def test_tiled_bands_yields_each_row_once():
     grid = TileGrid(61, 33, 28, 7)
     bands = list(tiled_bands(pred._forward, src, grid, 4))
     assert sum(b.shape[1] for _, b in bands) == 61 and all(b.shape[2] == 33 for _, b in bands)
+
+
+def test_cli_predict_tiled_streams_into_the_project(project, student, tmp_path, capsys):
+    from app.cli import main
+
+    model_dir = save_checkpoint(tmp_path / "m", student, CARD)
+    assert main(["predict", str(project.root), "--model", str(model_dir), "--device", "cpu",
+                 "--tiled", "--no-box-constraint"]) == 0
+    assert "predicted 3/3" in capsys.readouterr().out
+    reopened = type(project).open(project.root)
+    key = reopened.find_key("a")
+    assert reopened.record(key).student.settings["mode"] == "tiled"
+    expected = P.Predictor(student, CARD, "cpu", tiled=True).predict(reopened.load_image(key))
+    np.testing.assert_array_equal(reopened.load_mask(key, "student"), expected.label)
