@@ -149,9 +149,15 @@ def _tiff_by_pieces(path: Path) -> bool:
         with tifffile.TiffFile(path) as tf:
             p = tf.pages.first
             piece_rows = p.tilelength if p.is_tiled else (p.rowsperstrip or p.imagelength)
-            return (p.photometric == 2 and p.planarconfig == 1 and p.bitspersample == 8
+            if not (p.photometric == 2 and p.planarconfig == 1 and p.bitspersample == 8
                     and p.samplesperpixel == 3 and p.imagedepth == 1 and p.dtype == np.uint8
-                    and len(p.dataoffsets) > 1 and piece_rows <= MAX_PIECE_ROWS)
+                    and len(p.dataoffsets) > 1 and piece_rows <= MAX_PIECE_ROWS):
+                return False
+            # a compression tifffile cannot decode here (a codec package missing): Pillow's
+            fh = tf.filehandle
+            fh.seek(p.dataoffsets[0])
+            p.decode(fh.read(p.databytecounts[0]), 0, jpegtables=p.jpegtables)
+            return True
     except Exception:  # tifffile cannot read it: Pillow's whole read decides
         return False
 

@@ -283,6 +283,13 @@ def test_tiff_is_read_by_region(tmp_path, layout):
     Image.fromarray(image).save(tmp_path / "one.tif")
     with open_rows(tmp_path / "one.tif") as src:
         assert isinstance(src, ArrayRows)
+    # rotated by its orientation tag: read whole, turned upright as load_image turns it
+    rotated = tmp_path / "rot.tif"
+    tifffile.imwrite(rotated, image, photometric="rgb", extratags=[(274, "H", 1, 6, True)],
+                     **layout)
+    with open_rows(rotated) as src:
+        assert isinstance(src, ArrayRows) and (src.height, src.width) == (150, 100)
+        np.testing.assert_array_equal(src.rows(0, 150), load_image(rotated))
 
 
 def test_streaming_from_a_tiff_equals_the_array(tmp_path):
