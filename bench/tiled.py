@@ -38,24 +38,22 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ml import predict as P
+from ml.checkpoint import save_checkpoint
+from ml.classes import DEFAULT_CLASSES, palette
+from ml.config import ModelCard, StudentConfig
+from ml.images import load_label
+from ml.photo_rows import open_rows
+from ml.png_stream import PngMaskSink
+from ml.tiled import ArraySink, TileGrid
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from ml import predict as P  # noqa: E402
-from ml.checkpoint import save_checkpoint  # noqa: E402
-from ml.classes import DEFAULT_CLASSES, palette  # noqa: E402
-from ml.config import ModelCard, StudentConfig  # noqa: E402
-from ml.images import load_label  # noqa: E402
-from ml.photo_rows import open_rows  # noqa: E402
-from ml.png_stream import PngMaskSink  # noqa: E402
-from ml.tiled import ArraySink, TileGrid  # noqa: E402
-
 CRACK, BLOB = 2, 1  # class ids drawn: damage, dirt
 SEAM_TILES = (5, 7)  # the exact seam check's region: tile steps down and across
 PROBE_EVERY = 10  # batches between two timed probe batches during the run
@@ -75,8 +73,6 @@ def _machine() -> str:
             f"({torch.get_num_threads()} threads), load average {load:.1f}")
 
 
-# --- the photo -------------------------------------------------------------------------------
-
 def _edges(starts: list[int], tile: int, n: int) -> list[int]:
     """Tile border lines inside ``[1, n)``: where a tile starts or ends."""
     return sorted({s for s in starts if s > 0} | {s + tile for s in starts if s + tile < n})
@@ -84,21 +80,13 @@ def _edges(starts: list[int], tile: int, n: int) -> list[int]:
 
 def _singles(starts: list[int], tile: int) -> list[tuple[int, int]]:
     """Intervals covered by one tile only (no border runs through them)."""
-    out, prev_end = [], 0
-    for k, s in enumerate(starts):
-        nxt = starts[k + 1] if k + 1 < len(starts) else None
-        a = max(s, prev_end)
-        b = nxt if nxt is not None else s + tile
-        if b - a > 0:
-            out.append((a, b))
-        prev_end = s + tile
-    return out
+    ends = [*starts[1:], starts[-1] + tile]  # where the next tile begins, or the last ends
+    lo = [0] + [s + tile for s in starts[:-1]]  # where the previous tile ends
+    return [(max(s, a), b) for s, a, b in zip(starts, lo, ends, strict=True) if b > max(s, a)]
 
 
 def _crack(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cx: int, cy: int,
            length: int, vertical: bool) -> tuple[int, int, int, int]:
-    import cv2
-
     n = 12
     t = np.linspace(-length / 2, length / 2, n)
     wobble = np.cumsum(rng.normal(0, length / 60, n))
@@ -112,8 +100,6 @@ def _crack(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cx: int,
 
 def _blob(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cx: int, cy: int,
           r: int) -> tuple[int, int, int, int]:
-    import cv2
-
     axes = (r, int(r * rng.uniform(0.5, 1.0)))
     angle = float(rng.uniform(0, 180))
     cv2.ellipse(img, (cx, cy), axes, angle, 0, 360, (150, 85, 60), -1)
@@ -124,8 +110,6 @@ def _blob(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cx: int, 
 def make_photo(w: int, h: int, grid: TileGrid, seed: int = 0
                ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """(RGB photo, drawn mask, defects with box and whether a tile border crosses them)."""
-    import cv2
-
     rng = np.random.default_rng(seed)
     low = rng.uniform(175, 215, (max(2, h // 400), max(2, w // 400))).astype(np.float32)
     base = cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC)
@@ -160,8 +144,6 @@ def make_photo(w: int, h: int, grid: TileGrid, seed: int = 0
     return img, mask, defects
 
 
-# --- models ----------------------------------------------------------------------------------
-
 BENCH_STUDENT = StudentConfig(backbone_weights="none", taps=(0,), decoder_channels=16)
 
 
@@ -188,8 +170,6 @@ class LocalDetector(nn.Module):
 def _card(cfg: StudentConfig) -> ModelCard:
     return ModelCard(student=cfg, classes=[c.to_json() for c in DEFAULT_CLASSES])
 
-
-# --- 1: memory and time in a fresh process ---------------------------------------------------
 
 def child(model_dir: str, photos: str, out: str, device: str, batch: int) -> None:
     """Runs in its own process: prints one JSON line of its figures."""
@@ -251,6 +231,10 @@ def child(model_dir: str, photos: str, out: str, device: str, batch: int) -> Non
                       "size": [w, h], "tile": t, "overlap": pred.overlap}))
 
 
+def _ms(v: list[float]) -> str:
+    return "/".join(f"{x * 1000:.0f}" for x in v) + " ms"
+
+
 def _sync() -> None:
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.synchronize()
@@ -265,8 +249,6 @@ def run_child(model_dir: Path, photos: Path, out: Path, device: str, batch: int)
         raise SystemExit(f"the prediction process failed:\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
 
-
-# --- 2 and 3: seams --------------------------------------------------------------------------
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.count_nonzero(a | b)
@@ -331,11 +313,10 @@ def seams_student(model_dir: Path, image: np.ndarray, device: str) -> dict:
         t = pred.tile
         region = np.ascontiguousarray(image[:2 * t, :2 * t])
         res = pred.predict(region)
-        out[name] = _edge_step_ratio(res.confidence, TileGrid(2 * t, 2 * t, t, pred.overlap))
+        out[name] = _edge_step_ratio(res.confidence, TileGrid(*region.shape[:2], t,
+                                                              pred.overlap))
     return out
 
-
-# --- main ------------------------------------------------------------------------------------
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -409,10 +390,6 @@ def main() -> None:
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text("\n".join(lines) + "\n")
-
-
-def _ms(v: list[float]) -> str:
-    return "/".join(f"{x * 1000:.0f}" for x in v) + " ms"
 
 
 if __name__ == "__main__":
