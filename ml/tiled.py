@@ -6,18 +6,19 @@ linear-ramp window (:func:`ramp_window`: low at the tile's edges, 1 inside, neve
 and divided by the summed weights, so neighbouring tiles fade into one another and no seam
 shows. A photo smaller than a tile is reflect-padded to one tile.
 
-Tiles are predicted one row of tiles at a time. Once tile row ``i`` (rows ``y_i`` to
-``y_i + tile``) is done, rows ``[y_i, y_{i+1})`` are final: no later tile reaches above
-``y_{i+1}``. They are handed out as a band (:func:`tiled_bands`) and the accumulator moves down.
-Live at once: one accumulator (C x tile x W float32: 50 MB for an 8000 px wide photo and
-518 px tiles), one batch of tiles, the band of photo rows being tiled and one finished band,
-whatever the photo's height. The bands' consumer (``Predictor.stream``) turns each into label
+Tiles are predicted in row-major order. Once tile row ``i`` (rows ``y_i`` to ``y_i + tile``)
+is done, rows ``[y_i, y_{i+1})`` are final: no later tile reaches above ``y_{i+1}``. They are
+handed out as a band (:func:`tiled_bands`) and the accumulator moves down. Live at once: one
+accumulator (C x (tile + step) x W float32: 85 MB for an 8000 px wide photo and 518 px tiles),
+one batch of tiles, at most two tile rows' worth of photo rows and one finished band, whatever
+the photo's height. The bands' consumer (``Predictor.stream``) turns each into label
 and confidence rows and hands them to a sink: :class:`ArraySink` (uint8 arrays) or
 :class:`ml.png_stream.PngMaskSink` (PNG files written as the bands come).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -121,41 +122,57 @@ def _shift_up(a: torch.Tensor, rows: int) -> None:
     a[..., -rows:, :] = 0
 
 
+def _tiles(source: RowSource, grid: TileGrid) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(tile row, x, tile) in row-major order; a tile row's photo rows are read when its first
+    tile is asked for."""
+    for i, y in enumerate(grid.ys):
+        rows = _tile_rows(source, y, grid)
+        for x in grid.xs:
+            yield i, x, rows[:, x:x + grid.tile]
+
+
 def tiled_bands(forward: Forward, source: RowSource, grid: TileGrid, batch_size: int = 4,
                 device: str | torch.device = "cpu", reporter: Reporter | None = None
                 ) -> Iterator[tuple[int, torch.Tensor]]:
     """(first row, (C, rows, W) probabilities) of each finished band, top to bottom.
 
-    ``reporter`` is checked before each batch of tiles (raises ``Cancelled`` when asked to
-    stop) and told after it how many tiles were done.
+    Batches run on across tile rows (a row of 21 tiles in batches of 4 would leave a batch of
+    one, which costs nearly a full batch), so the accumulator holds a row of tiles and the next
+    one's first step. ``reporter`` is checked before each batch (raises ``Cancelled`` when asked
+    to stop) and told after it how many tiles were done.
     """
     t, h, w = grid.tile, source.height, source.width
     ys, xs = grid.ys, grid.xs
     ramp = _ramp(t, grid.overlap).to(device)
     window = ramp[:, None] * ramp[None, :]
     wy, wx = _weight_sums(ys, grid.padded[0], ramp), _weight_sums(xs, grid.padded[1], ramp)[:w]
-    acc: torch.Tensor | None = None  # rows [ys[i], ys[i] + t) of the weighted sum
-    for i, y in enumerate(ys):
-        band = _tile_rows(source, y, grid)
-        for j in range(0, len(xs), batch_size):
-            if reporter is not None:
-                reporter.check()
-            chunk = xs[j:j + batch_size]
-            p = forward(np.stack([band[:, x:x + t] for x in chunk]))
-            if acc is None:
-                acc = torch.zeros((p.shape[1], t, grid.padded[1]), device=device)
-            for x, pi in zip(chunk, p, strict=True):
-                acc[:, :, x:x + t].addcmul_(pi, window)
-            if reporter is not None:
-                reporter.step(len(chunk), message=f"tile row {i + 1}/{len(ys)}")
-        del band
-        assert acc is not None
-        nxt = ys[i + 1] if i + 1 < len(ys) else h
-        done = min(nxt, h) - y  # rows no later tile touches (a padded photo ends at h)
-        if done > 0:
-            yield y, acc[:, :done, :w] / (wy[y:y + done, None] * wx[None, :])
-        if i + 1 < len(ys):
-            _shift_up(acc, nxt - y)
+    acc: torch.Tensor | None = None  # rows [ys[row], ys[row] + tile + step) of the weighted sum
+    row, left = 0, len(xs)  # the first unfinished tile row, its tiles still to add
+    tiles = _tiles(source, grid)
+    while row < len(ys):
+        if reporter is not None:
+            reporter.check()
+        # never past the next tile row: the accumulator holds two rows' first steps at most
+        chunk = list(itertools.islice(tiles, min(batch_size, left + len(xs))))
+        p = forward(np.stack([tile for *_, tile in chunk]))
+        if acc is None:
+            acc = torch.zeros((p.shape[1], t + grid.step, grid.padded[1]), device=device)
+        for (i, x, _), pi in zip(chunk, p, strict=True):
+            dy = ys[i] - ys[row]  # 0, or the next row's offset when a batch spans two rows
+            acc[:, dy:dy + t, x:x + t].addcmul_(pi, window)
+        del chunk
+        if reporter is not None:
+            reporter.step(len(p), message=f"tile row {row + 1}/{len(ys)}")
+        left -= len(p)
+        while left <= 0 and row < len(ys):  # tile row ``row`` is complete
+            y = ys[row]
+            nxt = ys[row + 1] if row + 1 < len(ys) else h
+            done = min(nxt, h) - y  # rows no later tile touches (a padded photo ends at h)
+            if done > 0:
+                yield y, acc[:, :done, :w] / (wy[y:y + done, None] * wx[None, :])
+            if row + 1 < len(ys):
+                _shift_up(acc, nxt - y)
+            row, left = row + 1, left + len(xs)
 
 
 def upsample_bands(probs: torch.Tensor, height: int, width: int, rows: int = UPSAMPLE_ROWS
