@@ -10,7 +10,8 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -63,15 +64,20 @@ def _umask() -> int:
     return old
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Call ``write(fh)`` on a temp file beside ``path``, fsync it, then rename over ``path``."""
+@contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[IO[bytes]]:
+    """A temp file beside ``path`` to write into; fsynced and renamed over ``path`` on a clean
+    exit, deleted on any exception (a stop mid-write leaves the old file as it was).
+
+    For writes that stream over a long time (a mask written band by band as it is predicted).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix, suffix = _temp_name(path)
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            write(fh)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         # mkstemp makes 0600 files; exports and reports are meant for colleagues too
@@ -84,7 +90,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
             pass
         raise
     _fsync_dir(path.parent)
-    return path
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Call ``write(fh)`` on a temp file beside ``path``, fsync it, then rename over ``path``."""
+    with atomic_file(path) as fh:
+        write(fh)
+    return Path(path)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

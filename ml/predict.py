@@ -2,46 +2,41 @@
 
 Modes: ``resize`` (the paper: the photo is resized to ``input_size`` squared, class
 probabilities are resized back) and ``tiled`` (native resolution: overlapping ``input_size``
-tiles blended with a linear-ramp window; photos smaller than a tile are reflect-padded).
-A model trained on crops (``card.train.crop`` > 0) is always tiled at its training scale: the
-photo is scaled as the training cache scaled it (long side at most
+tiles blended with a linear-ramp window, :mod:`ml.tiled`; photos smaller than a tile are
+reflect-padded). A model trained on crops (``card.train.crop`` > 0) is always tiled at its
+training scale: the photo is scaled as the training cache scaled it (long side at most
 :func:`ml.data.cache_long_side`) and by input size / crop, tiled, and the probabilities are
 resized back, so training and prediction see defects at the same pixel size.
 
-Box constraint, where a person drew boxes: only pixels inside the boxes (padded by ``box_pad``
-px) may be defects; which of them are is the box rule's call (:mod:`ml.box_decode`: by default
-the tightness prior, a threshold relative to the student's peak in the box; ``posterior``: the
-prior-corrected defect probability above 0.5). Its class is the box's class: the person said
-what the defect is, the student says where. Where boxes of different classes overlap, the
-student picks the likelier of their classes; a box whose class the model does not know lets the
-student pick any defect class. Fallback (the product's default, ``fallback=False`` turns it
-off): a box in which the student finds no defect pixel takes the teacher's mask inside the box
-(nothing when there is no teacher mask). Outside the boxes: background. Scoring the student
-itself needs the fallback off, or a student that finds nothing scores as its teacher.
+Box constraint, where a person drew boxes: only pixels inside them may be defects, which of
+them are is the box rule's call (:mod:`ml.box_decode`: by default ``tight``, the tightness
+prior; ``posterior``, the 0.5 rule on prior-corrected probabilities), the box gives the class,
+and a box the student leaves empty may take the teacher's mask (the fallback, the product's
+default; scoring the student itself needs it off). :mod:`ml.box_constraint` has the rules.
 
-Prior correction (``posterior`` rule): the class-weighted cross-entropy (0.4, 4, 4) shifts the
-student's posteriors towards defects by the weight ratio, which buys recall when it scans a
-whole photo; inside a person's box the box already supplies that recall, so the shift is undone
-(each class probability divided by its training weight, then renormalised) before the 0.5
-decision. The ``tight`` rule is relative to the box's peak and needs no correction.
+Every mode hands out the probabilities band by band (:meth:`Predictor.bands`), and
+:meth:`Predictor.stream` turns each band into uint8 label and confidence rows for a sink, so a
+45 MP photo is predicted without any whole-photo float map; :meth:`Predictor.predict` gathers
+the rows into arrays, ``predict_folder`` writes them into PNGs as they come
+(:mod:`ml.png_stream`).
 """
 
 from __future__ import annotations
 
-import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import images as _images
 from .batch import BatchResult
-from .box_decode import check_rule, tight_mask
+from .box_constraint import BoxConstraint, constrain_to_boxes, undo_class_weights
+from .box_decode import check_rule
 from .checkpoint import load_model, model_id
 from .classes import ClassInfo, palette
 from .config import ModelCard
@@ -49,8 +44,13 @@ from .corrections import corrections
 from .device import resolve_device
 from .model_diff import ModelDiff, photo_diff, total
 from .outnames import OutputNames
-from .progress import ProgressFn, Reporter, StopFn
+from .photo_rows import ArrayRows, RowSource, as_rows, open_rows
+from .png_stream import PngMaskSink
+from .progress import Cancelled, Progress, ProgressFn, Reporter, StopFn
 from .store import Project, boxes_to_arrays
+from .tiled import ArraySink, TileGrid, tiled_bands, upsample_bands
+from .tiled import ramp_window as _ramp_window  # noqa: F401 - the name tests and callers know
+from .tiled import tile_starts as _starts  # noqa: F401
 
 
 @dataclass
@@ -61,21 +61,11 @@ class PredictResult:
     fallbacks: int = 0  # boxes that took the teacher's mask
 
 
-def _ramp_window(size: int, overlap: int) -> torch.Tensor:
-    """(size, size) blending weights: linear ramps over the overlap, 1 inside, never 0."""
-    w = torch.ones(size)
-    if overlap > 0:
-        ramp = torch.arange(1, overlap + 1, dtype=torch.float32) / (overlap + 1)
-        w[:overlap] = ramp
-        w[-overlap:] = torch.minimum(w[-overlap:], ramp.flip(0))
-    return w[:, None] * w[None, :]
+class BandSink(Protocol):
+    """Where :meth:`Predictor.stream` puts each finished band (top to bottom, no gaps)."""
 
-
-def _starts(n: int, tile: int, step: int) -> list[int]:
-    """Tile origins covering ``n`` pixels; the last tile is flush with the end."""
-    if n <= tile:
-        return [0]
-    return sorted(set(range(0, n - tile, step)) | {n - tile})
+    def write(self, y0: int, label: np.ndarray, confidence: np.ndarray,
+              probs: np.ndarray | None = None) -> None: ...
 
 
 class Predictor:
@@ -122,52 +112,99 @@ class Predictor:
         x = x.permute(0, 3, 1, 2).float().div_(255.0)
         return self.model(x)["fine"].float().softmax(dim=1)
 
-    def _probs_resize(self, image: np.ndarray) -> torch.Tensor:
+    def crop_scale(self, hw: tuple[int, int]) -> float:
+        """Factor a photo of size ``hw`` is resized by so its pixels match the training crops."""
+        from .data import cache_long_side
+
+        cached = min(1.0, cache_long_side(self.tile, self.crop) / max(max(hw), 1))
+        return cached * self.tile / self.crop
+
+    def _tiled_size(self, h: int, w: int) -> tuple[int, int]:
+        """(height, width) a photo is tiled at: native, or a crop-trained model's scale."""
+        if self.crop <= 0:
+            return h, w
+        f = self.crop_scale((h, w))
+        return max(1, round(h * f)), max(1, round(w * f))
+
+    def tile_count(self, height: int, width: int) -> int:
+        """Model runs (tiles) a photo of this size takes: the total of its progress."""
+        if self.crop <= 0 and not self.tiled:
+            return 1
+        return TileGrid(*self._tiled_size(height, width), self.tile, self.overlap).n_tiles
+
+    def _tiled(self, source: RowSource, reporter: Reporter | None
+               ) -> Iterator[tuple[int, torch.Tensor]]:
+        grid = TileGrid(source.height, source.width, self.tile, self.overlap)
+        return tiled_bands(self._forward, source, grid, self.batch_size, self.device, reporter)
+
+    def bands(self, image: np.ndarray | RowSource, reporter: Reporter | None = None
+              ) -> Iterator[tuple[int, torch.Tensor]]:
+        """(first row, (C, rows, W) class probabilities) of the photo, band by band."""
         import cv2
 
-        h, w = image.shape[:2]
+        src = as_rows(image)
+        h, w = src.height, src.width
+        if self.crop > 0 or self.tiled:
+            hs, ws = self._tiled_size(h, w)
+            if (hs, ws) == (h, w):
+                yield from self._tiled(src, reporter)
+                return
+            small = cv2.resize(src.rows(0, h), (ws, hs), interpolation=cv2.INTER_AREA
+                               if hs * ws < h * w else cv2.INTER_LINEAR)
+            # the scaled photo is small (its long side is bounded by the training cache's)
+            probs = torch.cat([p for _, p in self._tiled(ArrayRows(small), reporter)], dim=1)
+            yield from upsample_bands(probs, h, w)
+            return
         t = self.tile
+        if reporter is not None:
+            reporter.check()
+        image = src.rows(0, h)
         interp = cv2.INTER_AREA if h * w > t * t else cv2.INTER_LINEAR
         small = cv2.resize(image, (t, t), interpolation=interp) if (h, w) != (t, t) else image
-        p = self._forward(small[None])
-        if (h, w) != (t, t):
-            p = F.interpolate(p, size=(h, w), mode="bilinear", align_corners=False)
-        return p[0]
+        del image
+        probs = self._forward(small[None])[0]
+        if reporter is not None:
+            reporter.step(1)
+        yield from upsample_bands(probs, h, w)
 
-    def _probs_tiled(self, image: np.ndarray) -> torch.Tensor:
-        h, w = image.shape[:2]
-        t = self.tile
-        ph, pw = max(0, t - h), max(0, t - w)
-        if ph or pw:
-            mode = "reflect" if min(h, w) > 1 else "edge"
-            image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
-        hp, wp = image.shape[:2]
-        step = max(1, t - self.overlap)
-        origins = [(y, x) for y in _starts(hp, t, step) for x in _starts(wp, t, step)]
-        window = _ramp_window(t, self.overlap).to(self.device)
-        acc: torch.Tensor | None = None
-        wsum = torch.zeros((hp, wp), device=self.device)
-        for i in range(0, len(origins), self.batch_size):
-            chunk = origins[i:i + self.batch_size]
-            p = self._forward(np.stack([image[y:y + t, x:x + t] for y, x in chunk]))
-            if acc is None:
-                acc = torch.zeros((p.shape[1], hp, wp), device=self.device)
-            for (y, x), pi in zip(chunk, p, strict=True):
-                acc[:, y:y + t, x:x + t] += pi * window
-                wsum[y:y + t, x:x + t] += window
-        assert acc is not None
-        return (acc / wsum)[:, :h, :w]
+    def stream(self, image: np.ndarray | RowSource, sink: BandSink,
+               boxes: np.ndarray | None = None, box_classes: np.ndarray | None = None,
+               progress: ProgressFn | None = None, should_stop: StopFn | None = None
+               ) -> BoxConstraint | None:
+        """Predict ``image`` into ``sink`` band by band: uint8 label and confidence rows.
 
-    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        With ``boxes`` ((N, 4) xyxy) the label is box-constrained; the ``tight`` rule's boxes
+        and the teacher fallback need whole boxes, so they are left to the caller through the
+        returned :class:`~ml.box_constraint.BoxConstraint` (``finish``, then ``fallback``; see
+        :meth:`predict`): the streamed rows hold the ``posterior`` rule's boxes only.
+        ``progress`` counts tiles; ``should_stop`` is asked before each batch of tiles and
+        raises ``Cancelled``.
+        """
+        src = as_rows(image)
+        h, w = src.height, src.width
+        bc = (BoxConstraint(boxes, box_classes, self.box_pad, h, w, self.box_rule)
+              if boxes is not None and len(boxes) else None)
+        rep = Reporter(self.tile_count(h, w), progress, should_stop)
+        for y0, band in self.bands(src, rep):
+            band = band.float()
+            top = band.max(dim=0)  # torch: threaded and on the model's device
+            confidence = (top.values * 255.0).round_().to(torch.uint8).cpu().numpy()
+            p = band.cpu().numpy()
+            if bc is None:
+                label = top.indices.to(torch.uint8).cpu().numpy()
+            else:
+                label = bc.band(y0, undo_class_weights(p, self.class_weights)
+                                if self.box_rule == "posterior" else p)
+            sink.write(y0, label, confidence, p)
+        return bc
+
+    def probabilities(self, image: np.ndarray | RowSource) -> np.ndarray:
         """(C, H, W) float32 class probabilities of an (H, W, 3) uint8 RGB photo."""
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} "
-                             f"{image.dtype}")
-        if self.crop > 0:
-            p = self._probs_crop_scale(image)
-        else:
-            p = self._probs_tiled(image) if self.tiled else self._probs_resize(image)
-        return p.cpu().numpy()
+        src = as_rows(image)
+        sink = ArraySink(src.height, src.width, np.float32)
+        self.stream(src, sink)
+        assert sink.probs is not None
+        return sink.probs
 
     def constrain(self, probs: np.ndarray, boxes: np.ndarray,
                   teacher: np.ndarray | None = None, box_classes: np.ndarray | None = None,
@@ -178,43 +215,24 @@ class Predictor:
         return constrain_to_boxes(probs, boxes, teacher, self.box_pad, box_classes, fallback,
                                   self.box_rule)
 
-    def crop_scale(self, hw: tuple[int, int]) -> float:
-        """Factor a photo of size ``hw`` is resized by so its pixels match the training crops."""
-        from .data import cache_long_side
-
-        cached = min(1.0, cache_long_side(self.tile, self.crop) / max(max(hw), 1))
-        return cached * self.tile / self.crop
-
-    def _probs_crop_scale(self, image: np.ndarray) -> torch.Tensor:
-        import cv2
-
-        h, w = image.shape[:2]
-        f = self.crop_scale((h, w))
-        size = (max(1, round(w * f)), max(1, round(h * f)))
-        if size == (w, h):
-            return self._probs_tiled(image)
-        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA if f < 1
-                           else cv2.INTER_LINEAR)
-        p = self._probs_tiled(small)
-        return F.interpolate(p[None], size=(h, w), mode="bilinear", align_corners=False)[0]
-
-    def predict(self, image: np.ndarray, boxes: np.ndarray | None = None,
+    def predict(self, image: np.ndarray | RowSource, boxes: np.ndarray | None = None,
                 teacher: np.ndarray | None = None, return_probs: bool = False,
-                box_classes: np.ndarray | None = None, fallback: bool = True) -> PredictResult:
+                box_classes: np.ndarray | None = None, fallback: bool = True,
+                progress: ProgressFn | None = None, should_stop: StopFn | None = None
+                ) -> PredictResult:
         """Label and confidence maps; with ``boxes`` ((N, 4) xyxy) the box-constrained mask.
 
         ``box_classes`` ((N,) class ids) gives the boxed pixels their box's class;
         ``fallback=False`` leaves a box the student finds empty empty (no teacher mask).
+        ``progress`` and ``should_stop``: as :meth:`stream`.
         """
-        probs = self.probabilities(image)
-        confidence = np.round(probs.max(axis=0) * 255.0).astype(np.uint8)
-        fallbacks = 0
-        if boxes is not None and len(boxes):
-            label, fallbacks = self.constrain(probs, boxes, teacher, box_classes, fallback)
-        else:
-            label = probs.argmax(axis=0).astype(np.uint8)
-        return PredictResult(label, confidence, probs.astype(np.float16) if return_probs else None,
-                             fallbacks)
+        src = as_rows(image)
+        sink = ArraySink(src.height, src.width, np.float16 if return_probs else None)
+        bc = self.stream(src, sink, boxes, box_classes, progress, should_stop)
+        if bc is not None:
+            bc.finish(sink.label)  # the tight rule's boxes, decided once each box is whole
+        fallbacks = bc.fallback(sink.label, teacher) if bc is not None and fallback else 0
+        return PredictResult(sink.label, sink.confidence, sink.probs, fallbacks)
 
 
 def _training_weights(card: ModelCard) -> np.ndarray | None:
@@ -226,72 +244,18 @@ def _training_weights(card: ModelCard) -> np.ndarray | None:
     return np.asarray(class_weights(card.train, card.student.num_classes), np.float32)
 
 
-def undo_class_weights(probs: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
-    """Remove the prior shift of class-weighted CE from (C, H, W) probabilities."""
-    if weights is None:
-        return probs
-    p = probs / weights.reshape(-1, 1, 1)
-    return p / np.maximum(p.sum(axis=0, keepdims=True), 1e-12)
+def _tile_events(progress: ProgressFn | None, done: int, total: int,
+                 item: str) -> ProgressFn | None:
+    """A photo's tile progress as batch events: ``done`` photos of ``total``, ``tiles`` in
+    extra (a photo of one model run sends none)."""
+    if progress is None:
+        return None
 
+    def report(p: Progress) -> None:
+        if p.total > 1:
+            progress(Progress(done, total, item, {"tiles": f"{p.done}/{p.total}"}))
 
-def _box_slices(box: np.ndarray, pad: float, h: int, w: int) -> tuple[slice, slice]:
-    x0, y0, x1, y1 = (float(v) for v in box)
-    ys = slice(max(0, math.floor(y0 - pad)), min(h, math.ceil(y1 + pad)))
-    xs = slice(max(0, math.floor(x0 - pad)), min(w, math.ceil(x1 + pad)))
-    return ys, xs
-
-
-def constrain_to_boxes(probs: np.ndarray, boxes: np.ndarray, teacher: np.ndarray | None = None,
-                       pad: float = 4, classes: np.ndarray | None = None,
-                       fallback: bool = True, rule: str = "posterior") -> tuple[np.ndarray, int]:
-    """(label, number of boxes that fell back to the teacher); see the module docstring.
-
-    ``classes`` ((N,) class ids of the boxes) sets each box's pixel class; without it the
-    student's most likely defect class is taken everywhere. ``fallback=False``: the student
-    alone, the teacher's mask is never used (and 0 boxes fall back). ``rule`` decides which
-    pixels of a box are defect (:mod:`ml.box_decode`).
-    """
-    n_cls, h, w = probs.shape
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    box_cls = (np.zeros(len(boxes), np.int64) if classes is None
-               else np.asarray(classes, np.int64).reshape(-1))
-    if len(box_cls) != len(boxes):
-        raise ValueError(f"{len(boxes)} boxes but {len(box_cls)} box classes")
-    check_rule(rule)
-    defect = probs[0] < 0.5
-    out = np.zeros((h, w), np.uint8)
-    score = np.full((h, w), -1.0, np.float32)  # probability of the class written to ``out``
-    empty = []
-    for box, c in zip(boxes, box_cls, strict=True):
-        ys, xs = _box_slices(box, pad, h, w)
-        if rule == "tight":
-            inner = _box_slices(box, 0, h, w)
-            inner = (slice(inner[0].start - ys.start, inner[0].stop - ys.start),
-                     slice(inner[1].start - xs.start, inner[1].stop - xs.start))
-            inside = tight_mask(1.0 - probs[0, ys, xs], inner)
-        else:
-            inside = defect[ys, xs]
-        if not inside.any():
-            empty.append(box)
-            continue
-        if 1 <= c < n_cls:  # the box's class, where the model knows it
-            cls_map = np.full(inside.shape, c, np.uint8)
-            p = probs[c, ys, xs]
-        else:
-            cls_map = (probs[1:, ys, xs].argmax(axis=0) + 1).astype(np.uint8)
-            p = probs[1:, ys, xs].max(axis=0)
-        take = inside & (p > score[ys, xs])  # overlapping boxes: the likelier class wins
-        out[ys, xs][take] = cls_map[take]
-        score[ys, xs][take] = p[take]
-    if fallback and teacher is not None and teacher.shape == (h, w):
-        for box in empty:  # after all student pixels, so a fallback never overwrites them
-            ys, xs = _box_slices(box, 0, h, w)
-            region, t = out[ys, xs], teacher[ys, xs]
-            take = (t > 0) & (region == 0)
-            region[take] = t[take]
-    else:
-        empty = []
-    return out, len(empty)
+    return report
 
 
 def _check_classes(card: ModelCard, num_classes: int, names: list[str]) -> list[str]:
@@ -305,27 +269,48 @@ def _check_classes(card: ModelCard, num_classes: int, names: list[str]) -> list[
     return []
 
 
-def predict_photo(predictor: Predictor, image: np.ndarray, teacher: np.ndarray | None,
-                  boxes: np.ndarray | None, classes: np.ndarray | None, fallback: bool = True
+def predict_photo(predictor: Predictor, image: np.ndarray | RowSource,
+                  teacher: np.ndarray | None, boxes: np.ndarray | None,
+                  classes: np.ndarray | None, fallback: bool = True,
+                  progress: ProgressFn | None = None, should_stop: StopFn | None = None
                   ) -> tuple[PredictResult, np.ndarray | None]:
     """One project photo's prediction and corrections map (None without a usable teacher).
 
     Shared by :func:`predict_project` and the Dask workers of :mod:`ml.campaign`.
     """
-    if teacher is not None and teacher.shape != image.shape[:2]:
+    hw = image.shape[:2] if isinstance(image, np.ndarray) else (image.height, image.width)
+    if teacher is not None and teacher.shape != hw:
         teacher = None  # stale mask of another size: neither fallback nor corrections
-    result = predictor.predict(image, boxes, teacher, box_classes=classes, fallback=fallback)
+    result = predictor.predict(image, boxes, teacher, box_classes=classes, fallback=fallback,
+                               progress=progress, should_stop=should_stop)
     corr = corrections(result.label, teacher) if teacher is not None else None
     return result, corr
 
 
+def _photo_rows(project: Project, key: str) -> RowSource:
+    """The photo's rows, by region where its file allows; a stale size goes through the store,
+    whose ``load_image`` corrects the record."""
+    w, h = project.image_size(key)  # re-reads a photo unreadable at scan
+    src = open_rows(project.image_path(key))
+    if (src.width, src.height) != (w, h):
+        src.close()
+        src = ArrayRows(project.load_image(key))
+    return src
+
+
 def _predict_key(project: Project, key: str, predictor: Predictor, box_constraint: bool,
-                 fallback: bool = True) -> tuple[PredictResult, np.ndarray | None]:
-    image = project.load_image(key)
-    teacher = project.load_mask(key, "teacher")
-    boxes, classes = boxes_to_arrays(project.record(key).boxes) if box_constraint else (None,
-                                                                                        None)
-    return predict_photo(predictor, image, teacher, boxes, classes, fallback)
+                 fallback: bool = True, progress: ProgressFn | None = None,
+                 should_stop: StopFn | None = None
+                 ) -> tuple[PredictResult, np.ndarray | None]:
+    src = _photo_rows(project, key)
+    try:
+        teacher = project.load_mask(key, "teacher")
+        boxes, classes = (boxes_to_arrays(project.record(key).boxes) if box_constraint
+                          else (None, None))
+        return predict_photo(predictor, src, teacher, boxes, classes, fallback, progress,
+                             should_stop)
+    finally:
+        src.close()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -375,7 +360,9 @@ def predict_project(project: Project, model_dir: str | Path, keys: list[str] | N
                 stopped = True
                 break
             try:
-                result, corr = _predict_key(project, key, predictor, box_constraint, fallback)
+                tiles = _tile_events(progress, rep.done, rep.total, key)
+                result, corr = _predict_key(project, key, predictor, box_constraint, fallback,
+                                            tiles, should_stop)
                 before = project.record(key).student
                 if keep_previous and before is not None and before.source != mid:
                     project.keep_previous(key)
@@ -386,6 +373,9 @@ def predict_project(project: Project, model_dir: str | Path, keys: list[str] | N
                     diffs.append(total([d for d in [photo_diff(project, key)] if d]))
                 done.append(key)
                 fallbacks += result.fallbacks
+            except Cancelled:  # asked to stop mid-photo: its mask is not saved
+                stopped = True
+                break
             except Exception as e:  # one bad photo must not end the batch
                 failed[key] = _why(e)
             rep.step(message=key)
@@ -416,11 +406,17 @@ def predict_folder(images_dir: str | Path, model_dir: str | Path, out_dir: str |
             break
         rel = path.relative_to(images_dir).as_posix()
         try:
-            result = predictor.predict(_images.load_image(path))
             stem = out_dir / names(rel)
-            _images.save_label(f"{stem}.png", result.label, pal)
-            _images.save_label(f"{stem}_conf.png", result.confidence)
+            tiles = _tile_events(progress, rep.done, rep.total, rel)
+            # the masks are written band by band as they are predicted; a stop or a failure
+            # mid-photo leaves no file behind (nor changes an older one)
+            with open_rows(path) as src, PngMaskSink(f"{stem}.png", f"{stem}_conf.png",
+                                                     src.width, src.height, pal) as sink:
+                predictor.stream(src, sink, progress=tiles, should_stop=should_stop)
             done.append(rel)
+        except Cancelled:
+            stopped = True
+            break
         except Exception as e:  # one bad photo must not end the batch
             failed[rel] = _why(e)
         rep.step(message=rel)

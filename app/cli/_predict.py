@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", metavar="MODEL_DIR",
                    help="trained model folder (default: the newest under PROJECT/models)")
     p.add_argument("--tiled", action="store_true",
-                   help="sliding-window prediction at native resolution (default: resize)")
+                   help="sliding-window prediction at native resolution, streamed in row bands "
+                        "so large photos fit in memory (default: resize)")
     p.add_argument("--no-box-constraint", dest="box_constraint", action="store_false",
                    help="keep defects outside the drawn boxes too")
     p.add_argument("--no-fallback", dest="fallback", action="store_false",
