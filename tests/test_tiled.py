@@ -218,23 +218,31 @@ def test_project_stop_mid_photo_keeps_finished_photos(project, student, tmp_path
     assert project.load_mask(project.keys()[1], "student") is None
 
 
-def test_box_constraint_by_band_equals_the_whole_photo():
+@pytest.mark.parametrize("rule", ["posterior", "tight"])
+def test_box_constraint_by_band_equals_the_whole_photo(rule):
     pred = _local()
+    pred.box_rule = rule
     image = _photo(150, 60, 9)
     image[130:150, :15] = 255  # bright: background for the local model, so box 3 is empty
-    probs = undo_class_weights(pred.probabilities(image), pred.class_weights)
+    probs = pred.probabilities(image)
+    if rule == "posterior":
+        probs = undo_class_weights(probs, pred.class_weights)
     boxes = np.array([[5, 10, 40, 120], [30, 60, 58, 90], [2, 138, 6, 144]], np.float32)
     classes = np.array([1, 2, 1])
     teacher = np.zeros((150, 60), np.uint8)
     teacher[:, :] = 2
     res = pred.predict(image, boxes, teacher, box_classes=classes)
-    label, fell_back = constrain_to_boxes(probs, boxes, teacher, pred.box_pad, classes)
+    label, fell_back = constrain_to_boxes(probs, boxes, teacher, pred.box_pad, classes,
+                                          rule=rule)
     np.testing.assert_array_equal(res.label, label)
-    assert res.fallbacks == fell_back == 1 and (res.label[138:144, 2:6] == 2).all()
+    if rule == "posterior":
+        assert res.fallbacks == fell_back == 1 and (res.label[138:144, 2:6] == 2).all()
+    else:  # the tight rule finds the student's likeliest pixels even in a faint box
+        assert res.fallbacks == fell_back == 0 and (res.label[138:144, 2:6] == 1).any()
     alone = pred.predict(image, boxes, teacher, box_classes=classes, fallback=False)
     assert alone.fallbacks == 0
     np.testing.assert_array_equal(
-        alone.label, constrain_to_boxes(probs, boxes, None, pred.box_pad, classes)[0])
+        alone.label, constrain_to_boxes(probs, boxes, None, pred.box_pad, classes, rule=rule)[0])
 
 
 def test_upsampling_by_bands_matches_a_whole_resize():
