@@ -1,7 +1,7 @@
 """The README's screenshots, made from real drone photos (the ILIAD wind-turbine set, CC BY 4.0).
 
     xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python docs/screenshots.py \\
-        ../shared/data/iliad_wind_turbine --out docs/img [--n 12] [--epochs 8]
+        ../shared/data/iliad_wind_turbine --out docs/img [--n 8] [--epochs 3]
 
 Builds a throw-away project outside the repository from the first ``n`` photos and their YOLO
 boxes, pseudo-labels them with GrabCut, trains a small frozen-backbone student on the CPU,
@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", type=Path, help="the iliad_wind_turbine folder (images/, labels/)")
     ap.add_argument("--out", type=Path, default=Path("docs/img"))
-    ap.add_argument("--n", type=int, default=12)
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--n", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=3)
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="b2p-shots-") as tmp:
