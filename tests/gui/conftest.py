@@ -11,11 +11,14 @@ from tests.gui.helpers import write_photos
 
 @pytest.fixture(autouse=True)
 def _private_qsettings(tmp_path, qapp):
-    """Keep recent-project lists out of the real user settings."""
+    """Keep recent projects and the window geometry out of the real user settings."""
     from qtpy.QtCore import QSettings
 
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qs"))
+    # QSettings(org, app), as the app makes them, use the native format: on Linux an ini file
+    # under ~/.config unless its path is moved too
+    for fmt in (QSettings.Format.IniFormat, QSettings.Format.NativeFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(tmp_path / "qs"))
     yield
 
 
