@@ -16,8 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("init", help="create a project over a folder of photos")
     p.add_argument("project", type=Path)
     p.add_argument("--images", type=Path, help="folder of photos (default: the project folder)")
-    p.add_argument("--classes", default="dirt,damage",
-                   help="defect classes, comma-separated (default: dirt,damage)")
+    p.add_argument("--classes", default=None,
+                   help="defect classes, comma-separated (default: dirt,damage, or the names "
+                        "of the labels --import-found imports)")
+    p.add_argument("--import-found", action="store_true",
+                   help="import the YOLO or COCO boxes found beside the photos (the first set)")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("rescan", help="add new photos of the image folder; name unreadable ones")
@@ -65,11 +68,28 @@ def _open(path: Path):
 
 def cmd_init(args: argparse.Namespace) -> int:
     from ml.classes import make_classes
+    from ml.project_start import find_labels, start_project
     from ml.store import Project
 
-    proj = Project.create(args.project, args.images, make_classes(args.classes.split(",")))
-    print(f"project {proj.root}: {len(proj.images)} images from {proj.image_root}; "
-          f"classes {', '.join(proj.class_names())}")
+    if args.import_found and args.classes is not None:
+        raise CLIError("--import-found takes the classes from the labels it imports; "
+                       "drop --classes")
+    photos = args.images or args.project
+    found = find_labels(photos) if Path(photos).is_dir() else []
+    if args.import_found and found:
+        started = start_project(photos, args.project, found[0])
+        print(started.summary())
+        proj = Project.open(started.root)
+    else:
+        proj = Project.create(args.project, args.images,
+                              make_classes((args.classes or "dirt,damage").split(",")))
+        print(f"project {proj.root}: {len(proj.images)} images from {proj.image_root}; "
+              f"classes {', '.join(proj.class_names())}")
+        if args.import_found:
+            print("no YOLO or COCO labels found beside the photos")
+        for f in found:
+            print(f"found {f.describe()}; import it with "
+                  f"'b2p import {proj.root} --{f.kind} {f.path}'")
     return _report_unreadable(proj.scan())  # a second scan reads only the unreadable again
 
 
