@@ -8,7 +8,7 @@ from qtpy.QtCore import QEvent, QObject
 from qtpy.QtGui import QKeySequence, QShortcut
 from qtpy.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
-from ml.store import Project
+from ml.store import INDEX_NAME, Project
 
 from . import _constants as C
 from ._annotate_panel import AnnotatePanel
@@ -155,10 +155,46 @@ class Inspector(QObject):
 
     # ------------------------------------------------------------------ project
     def ask_open(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.viewer.window._qt_window,
-                                                  "Open a folder of photos or a project")
-        if folder:
+        """Open a project folder; a folder of photos without one is offered a new project."""
+        from ._new_project import offer_project
+
+        parent = self.viewer.window._qt_window
+        folder = QFileDialog.getExistingDirectory(parent, "Open a folder of photos or a project")
+        if not folder:
+            return
+        if (Path(folder) / INDEX_NAME).exists():
             self.open_project(folder)
+            return
+        try:
+            new = offer_project(parent, folder)
+        except OSError as e:  # an unreadable folder
+            self._error(f"Cannot read {folder}: {e}")
+            return
+        if new is not None:
+            self.start_project(new.photos, new.root, new.labels)
+
+    def start_project(self, photos: Path, root: Path, labels=None) -> Job | None:
+        """Create the project and import ``labels`` in a job, then open it on its first photo."""
+        from ml.project_start import start_project
+
+        job = Job("new project", start_project, photos, root, labels)
+        job.succeeded.connect(self._on_project_started)
+        job.failed.connect(lambda msg: self._error(f"Cannot create the project: {msg}"))
+        try:
+            return self.batch.run_job(job)
+        except RuntimeError as e:  # another job is running
+            self._error(f"{e}; start the project when it ends")
+            return None
+
+    def _on_project_started(self, started) -> None:
+        if started is None or self.open_project(started.root) is None:
+            return
+        self.viewer.status = started.summary()
+        imported = started.imported
+        problems = imported.problems() + list(imported.warnings) if imported else []
+        if problems:
+            more = f"\n… and {len(problems) - 10} more" if len(problems) > 10 else ""
+            self._error(f"{started.summary()}\n" + "\n".join(problems[:10]) + more)
 
     def open_project(self, folder: str | Path) -> Project | None:
         try:
