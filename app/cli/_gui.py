@@ -9,7 +9,8 @@ def register(sub) -> None:
     p = sub.add_parser("gui", help="open the desktop app (napari)",
                        description="Open the Boxes2Pixels Inspector desktop app.")
     p.add_argument("project", nargs="?", default=None,
-                   help="project folder, or a folder of photos to make one from")
+                   help="project folder, or a folder of photos to make one from "
+                        "(default: the last project opened)")
     p.set_defaults(func=_gui)
     w = sub.add_parser("worker", add_help=False)
     w.add_argument("argv", nargs=argparse.REMAINDER)

@@ -10,10 +10,13 @@ from pathlib import Path
 
 
 def launch(project: str | Path | None = None) -> int:
-    """Open the app, optionally on a project folder (made from a folder of photos if needed)."""
-    from ._startup import Startup
+    """Open the app on a project folder (made from a folder of photos if needed), else on the
+    last project opened."""
+    from ._startup import Startup, folder_to_open
 
-    inspector = Startup(project).finish()
+    inspector = Startup(folder_to_open(project)).finish()
+    if inspector is None:  # the person closed the window while it loaded
+        return 0
     import napari
 
     napari.run()

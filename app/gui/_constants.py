@@ -39,6 +39,7 @@ WORKER_NICE = 10  # the training worker runs this much below the GUI's CPU prior
 SETTINGS_ORG = "Boxes2Pixels"
 SETTINGS_APP = "Inspector"
 RECENT_KEY = "recent_projects"
+GEOMETRY_KEY = "window_geometry"
 MAX_RECENT = 10
 
 APP_TITLE = "Boxes2Pixels Inspector"

@@ -21,6 +21,13 @@ def recent_projects() -> list[str]:
     return [p for p in raw if Path(p).is_dir()]
 
 
+def last_project() -> str | None:
+    """The most recently opened project that is still a project, or None."""
+    from ml.store import INDEX_NAME
+
+    return next((p for p in recent_projects() if (Path(p) / INDEX_NAME).is_file()), None)
+
+
 def add_recent(path: str | Path) -> list[str]:
     p = str(Path(path).resolve())
     items = [p] + [q for q in recent_projects() if q != p]

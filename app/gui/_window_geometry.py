@@ -1,0 +1,50 @@
+"""The main window's size and place between runs, kept in QSettings (maximised the first time).
+
+The preview uses the same geometry, so the viewer replaces it where it stood.
+"""
+
+from __future__ import annotations
+
+from qtpy.QtCore import QByteArray, QEvent, QObject, QSettings
+from qtpy.QtWidgets import QWidget
+
+from . import _constants as C
+
+MIN_SIZE = (320, 240)  # a saved geometry smaller than this is not restored
+
+
+def _settings() -> QSettings:
+    return QSettings(C.SETTINGS_ORG, C.SETTINGS_APP)
+
+
+def saved_geometry() -> QByteArray | None:
+    raw = _settings().value(C.GEOMETRY_KEY)
+    return raw if isinstance(raw, QByteArray) and not raw.isEmpty() else None
+
+
+def save_geometry(window: QWidget) -> None:
+    _settings().setValue(C.GEOMETRY_KEY, window.saveGeometry())
+
+
+def show_at_saved_geometry(window: QWidget) -> None:
+    """Show ``window`` where the app's window was last closed, else maximised."""
+    geom = saved_geometry()
+    if (geom is not None and window.restoreGeometry(geom) and not window.isMaximized()
+            and window.width() >= MIN_SIZE[0] and window.height() >= MIN_SIZE[1]):
+        window.show()
+    else:  # first run, closed maximised, or a saved size too small to use
+        window.showMaximized()
+
+
+class GeometryKeeper(QObject):
+    """Saves the watched window's geometry when it closes."""
+
+    def __init__(self, window: QWidget) -> None:
+        super().__init__(window)
+        self.window = window
+        window.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt name)
+        if obj is self.window and event.type() == QEvent.Type.Close:
+            save_geometry(self.window)
+        return False
