@@ -51,6 +51,11 @@ def _replace_data(layer, data: np.ndarray) -> None:
     layer.data = data
 
 
+def _set_visible(layer, visible: bool) -> None:
+    if layer.visible != visible:
+        layer.visible = visible
+
+
 def class_colormap(classes: list[ClassInfo]) -> DirectLabelColormap:
     """Class id -> colour; background transparent."""
     d: dict = {None: np.zeros(4), 0: np.zeros(4)}
@@ -129,8 +134,9 @@ class ImageLayers(QObject):
     def set_prediction(self, student: np.ndarray | None, corrections: np.ndarray | None) -> None:
         _replace_data(self.student, _label_data(student, self.size))
         _replace_data(self.corrections, _label_data(corrections, self.size))
-        self.student.visible = student is not None and self.student.visible
-        self.corrections.visible = corrections is not None
+        # assigned only on change: napari re-sorts and redraws its scene on every assignment
+        _set_visible(self.student, student is not None and self.student.visible)
+        _set_visible(self.corrections, corrections is not None)
 
     def set_teacher(self, label: np.ndarray | None) -> None:
         """Show a new pseudo-mask without emitting a paint (a job or an undo wrote it)."""

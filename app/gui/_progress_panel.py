@@ -28,6 +28,20 @@ def format_eta(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def set_bar(bar: QProgressBar, done: int, total: int, text: str | None = None) -> None:
+    """Set a progress bar without QProgressBar's synchronous repaint: with napari's OpenGL
+    canvas in the window each repaint re-composes the whole window (15-80 ms of the GUI thread
+    with software OpenGL); deferred, it joins the next ordinary paint with every other change."""
+    bar.setUpdatesEnabled(False)
+    try:
+        bar.setRange(0, total)
+        bar.setValue(min(done, total) if total else 0)
+        if text is not None:
+            bar.setFormat(text)
+    finally:
+        bar.setUpdatesEnabled(True)  # schedules one ordinary paint
+
+
 class ProgressPanel(QWidget):
     """Shows one job at a time; hidden errors list appears when a job reports failures."""
 
@@ -59,7 +73,7 @@ class ProgressPanel(QWidget):
         self.job = job
         self.errors.clear()
         self.errors.hide()
-        self.bar.setRange(0, 0)  # busy until the first progress event
+        set_bar(self.bar, 0, 0)  # busy until the first progress event
         self.label.setText(f"{job.name}: starting")
         self.cancel_btn.setEnabled(True)
         job.progress.connect(self._throttle)
@@ -68,10 +82,7 @@ class ProgressPanel(QWidget):
         job.failed.connect(self._on_failed)
 
     def on_progress(self, p: Progress) -> None:
-        total = max(int(p.total), 1)
-        self.bar.setRange(0, total)
-        self.bar.setValue(min(int(p.done), total))
-        self.bar.setFormat(f"{p.done}/{p.total}")
+        set_bar(self.bar, int(p.done), max(int(p.total), 1), f"{p.done}/{p.total}")
         name = self.job.name if self.job else ""
         msg = f" · {p.message}" if p.message else ""
         self.label.setText(f"{name}: {p.done}/{p.total} · ETA {format_eta(p.eta_s)}{msg}")
@@ -88,7 +99,7 @@ class ProgressPanel(QWidget):
 
     def _finish(self, text: str) -> None:
         if self.bar.maximum() == 0:
-            self.bar.setRange(0, 1)
+            set_bar(self.bar, 0, 1)
         self.cancel_btn.setEnabled(False)
         self.label.setText(text)
 

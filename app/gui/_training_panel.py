@@ -37,7 +37,7 @@ from ml.train_events import (
 from . import _constants as C
 from ._jobs import Job
 from ._plot import TrainingPlot
-from ._progress_panel import ProgressPanel, format_eta
+from ._progress_panel import ProgressPanel, format_eta, set_bar
 from ._resources import icon
 from ._train_process import TrainProcess
 from ._train_settings import TrainSettings
@@ -191,7 +191,7 @@ class TrainingPanel(QWidget):
         self._show.cancel()
         self.plot.clear()
         self.error.hide()
-        self.bar.setRange(0, 0)
+        set_bar(self.bar, 0, 0)
         self.status.setText(f"starting worker → {self.out_dir.name}")
         self.process.start(args)
         self._sync_buttons()
@@ -213,8 +213,7 @@ class TrainingPanel(QWidget):
     def _show_progress(self, ev: TrainEvent) -> None:
         done, total, text = describe(ev)
         if total > 0:
-            self.bar.setRange(0, total)
-            self.bar.setValue(min(done, total))
+            set_bar(self.bar, done, total)
         self.plot.update()
         self.status.setText(text)
         self._sync_buttons()
@@ -229,7 +228,7 @@ class TrainingPanel(QWidget):
             self.status.setText(f"done: {res.epochs_run} epochs, best val anomaly "
                                 f"mIoU {best} (epoch {res.best_epoch})")
         if self.bar.maximum() == 0:
-            self.bar.setRange(0, 1)
+            set_bar(self.bar, 0, 1)
         self._sync_buttons()
         if self.out_dir is not None and is_model(self.out_dir):
             self.new_model = self.out_dir
@@ -243,7 +242,7 @@ class TrainingPanel(QWidget):
         self.error.setPlainText(rest or first)
         self.error.show()
         if self.bar.maximum() == 0:
-            self.bar.setRange(0, 1)
+            set_bar(self.bar, 0, 1)
         self._sync_buttons()
 
 
