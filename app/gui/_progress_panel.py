@@ -52,6 +52,9 @@ class ProgressPanel(QWidget):
         self.bar = QProgressBar()
         self.bar.setTextVisible(True)
         self.label = QLabel("idle")
+        # wrapped: a longer line (a photo's name, the summary) must not widen the dock, which
+        # would resize napari's canvas and redraw it in the middle of a job
+        self.label.setWordWrap(True)
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setEnabled(False)
         self.cancel_btn.clicked.connect(self.cancel)
