@@ -127,7 +127,7 @@ class Startup:
             inspector = Inspector(viewer)
         if self.folder is not None:
             inspector.open_project(self.folder)
-        inspector.geometry = GeometryKeeper(win)
+        GeometryKeeper(win)  # owned by the window
         show_at_saved_geometry(win)
         _settle_docks(viewer)
         win.raise_()

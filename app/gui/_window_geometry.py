@@ -37,14 +37,14 @@ def show_at_saved_geometry(window: QWidget) -> None:
 
 
 class GeometryKeeper(QObject):
-    """Saves the watched window's geometry when it closes."""
+    """Saves its parent window's geometry when the window closes (the window owns it; holding
+    the window in a Python attribute would keep a closed viewer alive)."""
 
     def __init__(self, window: QWidget) -> None:
         super().__init__(window)
-        self.window = window
         window.installEventFilter(self)
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt name)
-        if obj is self.window and event.type() == QEvent.Type.Close:
-            save_geometry(self.window)
+        if event.type() == QEvent.Type.Close and obj is self.parent():
+            save_geometry(obj)
         return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -21,15 +22,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def started():
-    """Startups made by a test; their viewers are closed after it."""
+def started(qapp, mock_app_model, monkeypatch):
+    """Inspectors started by a test; closed after it as napari's own viewer fixture does
+    (napari's window settings never saved), and checked to leave no viewer behind."""
+    from napari._qt.qt_main_window import _QtMainWindow
+    from napari._qt.qt_viewer import QtViewer
+
+    monkeypatch.setattr(_QtMainWindow, "_save_current_window_settings", lambda _self: None)
     made: list = []
     yield made
     for ins in made:
-        try:
-            ins.viewer.close()
-        except RuntimeError:  # its window was closed by the test itself
-            pass
+        ins.viewer.close()  # a no-op for a viewer the test closed
+    made.clear()
+    qapp.processEvents()
+    gc.collect()
+    assert len(QtViewer._instances) == 0, "a started viewer was not freed"
 
 
 def test_preview_stays_live_until_the_background_import_ends_then_hands_over(
@@ -77,7 +84,7 @@ def test_window_opens_maximised_first_then_where_it_was_closed(photos, started, 
     first = Startup(photos).finish()
     started.append(first)
     win = first.viewer.window._qt_window
-    assert win.isMaximized() and first.geometry is not None
+    assert win.isMaximized()
     avail = win.screen().availableGeometry()
     size = win.minimumSizeHint().expandedTo(QSize(640, 480)) + QSize(10, 10)
     if size.height() + 30 > avail.height() or size.width() + 40 > avail.width():
@@ -86,7 +93,7 @@ def test_window_opens_maximised_first_then_where_it_was_closed(photos, started, 
     win.showNormal()
     win.setGeometry(target)
     qtbot.waitUntil(lambda: win.geometry() == target)
-    win.close()  # saves the geometry
+    first.viewer.close()  # the window's close saves its geometry
     start = Startup(photos)
     assert start.preview.geometry() == target  # the preview stands where the window will
     again = start.finish()
