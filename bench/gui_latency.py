@@ -248,6 +248,19 @@ class LatencyProbe:
         self.waits: list[tuple[float, float | None]] = []  # (time, GUI thread's queue wait)
         self._on = False
         self.canvas = CANVAS
+        self.full_gcs: list[float] = []  # ms of each full garbage collection in this phase
+        self._gc_t0 = 0.0
+        import gc
+
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._gc_t0 = time.perf_counter()
+        else:
+            self.full_gcs.append((time.perf_counter() - self._gc_t0) * 1000)
 
     def _tick(self) -> None:
         now = time.perf_counter()
@@ -267,7 +280,7 @@ class LatencyProbe:
         """Spin the event loop for ``seconds`` (or until ``until()``); this phase's samples."""
         from qtpy.QtCore import QEventLoop, QTimer
 
-        self.samples, self.stacks, self.waits = [], [], []
+        self.samples, self.stacks, self.waits, self.full_gcs = [], [], [], []
         wait0 = run_queue_wait(self._main_tid)
         self.canvas.update(paints=0, paint_ms=0.0, resizes=0)
         loop = QEventLoop()
@@ -345,6 +358,9 @@ def describe(name: str, samples: list[tuple[float, float]], probe: LatencyProbe)
     c = probe.canvas
     text += (f"\n    napari canvas: {c['paints']} paints ({c['paint_ms']:.0f} ms in all), "
              f"{c['resizes']} resizes")
+    if probe.full_gcs:
+        text += (f"; {len(probe.full_gcs)} full garbage collections (longest "
+                 f"{max(probe.full_gcs):.0f} ms)")
     if getattr(probe, "phase_wait_s", None) is not None:
         text += (f"; the GUI thread waited {probe.phase_wait_s:.2f} s in all for a CPU held by "
                  f"other processes or threads")
@@ -370,19 +386,22 @@ def grabcut_all(ins):
                                  "grabcut", {}, None, False))
 
 
-def latency_lines(folder: Path, seconds: float) -> list[str]:
-    from app.gui import Startup
+def latency_lines(folder: Path, seconds: float, gc_freeze: bool = True) -> list[str]:
+    from app.gui import Startup, freeze_startup_objects
 
     count_canvas_work()
     start = Startup(folder)
     ins = start.finish()
+    if gc_freeze:
+        freeze_startup_objects()  # as launch() does once the viewer has painted
     ins.quiet = True
     app = start.app
     probe = LatencyProbe()
     size = app.primaryScreen().size()
     win = ins.viewer.window._qt_window
     lines = [f"screen {size.width()}x{size.height()}, window {win.width()}x{win.height()}"
-             f"{' (maximised)' if win.isMaximized() else ''}",
+             f"{' (maximised)' if win.isMaximized() else ''}; start-up objects frozen out of "
+             f"garbage collection: {gc_freeze}",
              describe("idle", probe.run(3.0), probe)]
     steps = []
     ins.training.process.progress.connect(lambda ev: steps.append(ev))
@@ -419,6 +438,9 @@ def main() -> int:
     ap.add_argument("--startup-runs", type=int, default=3)
     ap.add_argument("--out", type=Path, help="also write the figures to this file")
     ap.add_argument("--startup-only", action="store_true", help="skip the latency phases")
+    ap.add_argument("--latency-only", action="store_true", help="skip the start-up runs")
+    ap.add_argument("--no-gc-freeze", action="store_true",
+                    help="leave start-up objects in full garbage collections (as before)")
     ap.add_argument("--startup-child", nargs=2, metavar=("MODE", "FOLDER"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.startup_child:
@@ -433,9 +455,9 @@ def main() -> int:
              f"{napari.__version__}",
              f"project: {args.images} photos of {args.size}x{args.size} px; {load()}"]
     print(*lines, sep="\n", flush=True)
-    parts = [lambda: startup_lines(folder, args.startup_runs)]
+    parts = [] if args.latency_only else [lambda: startup_lines(folder, args.startup_runs)]
     if not args.startup_only:
-        parts.append(lambda: latency_lines(folder, args.seconds))
+        parts.append(lambda: latency_lines(folder, args.seconds, not args.no_gc_freeze))
     for fn in parts:
         part = fn()
         print(*part, sep="\n", flush=True)

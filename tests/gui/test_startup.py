@@ -134,3 +134,15 @@ def test_start_up_imports_neither_torch_nor_timm(photos):
     out = subprocess.run([sys.executable, "-c", code, str(photos)], capture_output=True,
                          text=True, cwd=ROOT, env=env, timeout=300)
     assert "ready img0.png []" in out.stdout, out.stderr[-2000:]
+
+
+def test_start_up_objects_are_left_out_of_later_full_collections():
+    import gc
+
+    from app.gui import freeze_startup_objects
+
+    try:
+        freeze_startup_objects()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()  # the other tests' viewers must stay collectable
