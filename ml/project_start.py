@@ -20,10 +20,11 @@ from .images import list_images
 from .importers import _label_file
 from .progress import ProgressFn, StopFn
 from .store import INDEX_NAME, Project, ProjectError
+from .yolo import CLASSES_FILE, read_class_names
+from .yolo_dataset import DATA_YAML
 
 COCO_SNIFF_BYTES = 1 << 20  # a COCO file names "images" and "file_name" near its start
-YOLO_NAME_FILES = ("classes.txt", "obj.names")
-YOLO_YAML_FILES = ("data.yaml", "dataset.yaml")
+YOLO_NAME_FILES = (CLASSES_FILE, "obj.names")  # darknet's name for it
 
 
 @dataclass(frozen=True)
@@ -120,15 +121,15 @@ def label_class_names(found: FoundLabels) -> list[str] | None:
 
 
 def _yolo_names(labels_dir: Path) -> list[str] | None:
-    for d in (labels_dir, labels_dir.parent):
+    """Names from classes.txt, obj.names or data.yaml in the labels folder or up to two folders
+    above it (``dataset/labels/train`` keeps them in ``dataset``)."""
+    for d in (labels_dir, labels_dir.parent, labels_dir.parent.parent):
         for name in YOLO_NAME_FILES:
-            f = d / name
-            if f.is_file():
-                lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
-                return _unique([ln.strip() for ln in lines if ln.strip()])
-        for name in YOLO_YAML_FILES:
-            if (d / name).is_file():
-                return _yaml_names(d / name)
+            names = read_class_names(d, name)
+            if names is not None:
+                return _unique(names)
+        if (d / DATA_YAML).is_file():
+            return _yaml_names(d / DATA_YAML)
     return None
 
 

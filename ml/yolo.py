@@ -83,3 +83,13 @@ def parse_line(line: str) -> YoloLabel:
 def write_class_names(out_dir: str | Path, defect_names: Sequence[str]) -> None:
     """``classes.txt``: the defect class names, line i = YOLO class i."""
     atomic_write_text(Path(out_dir) / CLASSES_FILE, "\n".join(defect_names) + "\n")
+
+
+def read_class_names(folder: str | Path, name: str = CLASSES_FILE) -> list[str] | None:
+    """The names of ``folder/classes.txt`` (or another names file), line i = YOLO class i;
+    None when there is no such file."""
+    f = Path(folder) / name
+    if not f.is_file():
+        return None
+    lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [ln.strip() for ln in lines if ln.strip()]

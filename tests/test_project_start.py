@@ -66,6 +66,19 @@ def test_yolo_names_become_the_project_classes_and_boxes_are_imported(tmp_path):
     assert "2 boxes on 2 images" in started.summary() and str(labels.resolve()) in started.summary()
 
 
+def test_a_split_dataset_keeps_its_names_at_its_root(tmp_path):
+    # the layout b2p's own YOLO export writes: OUT/classes.txt, OUT/images/train, OUT/labels/train
+    from ml.yolo import write_class_names
+
+    imgs = photos(tmp_path / "out" / "images" / "train")
+    yolo(tmp_path / "out" / "labels" / "train", ["a", "b"], "1 0.5 0.5 0.4 0.5\n")
+    write_class_names(tmp_path / "out", ["soiling", "crack"])
+    found = find_labels(imgs)
+    assert label_class_names(found[0]) == ["soiling", "crack"]
+    started = start_project(imgs, tmp_path / "p", found[0])
+    assert started.classes == ("soiling", "crack") and started.imported.boxes_added == 2
+
+
 def test_coco_is_found_first_and_its_categories_name_the_classes(tmp_path):
     imgs = photos(tmp_path / "ds" / "images")
     yolo(tmp_path / "ds" / "labels", ["a"])
