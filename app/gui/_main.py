@@ -23,6 +23,7 @@ from ._recent import add_recent
 from ._review_panel import ReviewPanel
 from ._session import ImageSession
 from ._training_panel import TrainingPanel
+from ._window_geometry import scrolled
 
 __all__ = ["Inspector"]
 
@@ -73,12 +74,13 @@ class Inspector(QObject):
         win = viewer.window
         if dock:
             win.add_dock_widget(self.projects, name="Project", area="left")
-            win.add_dock_widget(self.metadata, name="Metadata", area="left")
+            win.add_dock_widget(scrolled(self.metadata), name="Metadata", area="left")
             win.add_dock_widget(self.annotate, name="Annotate", area="right")
-            win.add_dock_widget(self.review, name="Corrections", area="right")
-            win.add_dock_widget(self.batch, name="Pseudo-label / predict", area="right")
+            win.add_dock_widget(scrolled(self.review), name="Corrections", area="right")
+            win.add_dock_widget(scrolled(self.batch), name="Pseudo-label / predict",
+                                area="right")
             win.add_dock_widget(self.training, name="Train", area="right", tabify=True)
-            win.add_dock_widget(self.findings, name="Findings", area="bottom")
+            win.add_dock_widget(scrolled(self.findings), name="Findings", area="bottom")
         self._wire()
         self._shortcuts()
         from ._menus import ProjectMenu

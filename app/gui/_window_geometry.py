@@ -1,12 +1,13 @@
 """The main window's size and place between runs, kept in QSettings (maximised the first time).
 
-The preview uses the same geometry, so the viewer replaces it where it stood.
+The preview uses the same geometry, so the viewer replaces it where it stood. Tall docks scroll
+(:func:`scrolled`) so that the window fits a laptop screen at all.
 """
 
 from __future__ import annotations
 
 from qtpy.QtCore import QByteArray, QEvent, QObject, QSettings
-from qtpy.QtWidgets import QWidget
+from qtpy.QtWidgets import QFrame, QScrollArea, QWidget
 
 from . import _constants as C
 
@@ -48,3 +49,15 @@ class GeometryKeeper(QObject):
         if event.type() == QEvent.Type.Close and obj is self.parent():
             save_geometry(obj)
         return False
+
+
+def scrolled(panel: QWidget) -> QScrollArea:
+    """``panel`` in a scroll area, so its dock may be shorter than the panel: the window's
+    minimum height is the sum of a column's docks' minimum heights (1362 px with every panel
+    at full height, more than a 1080-pixel screen holds), and a window that does not fit the
+    screen cannot be maximised."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidget(panel)
+    return area
