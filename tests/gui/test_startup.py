@@ -126,12 +126,13 @@ def test_the_last_project_reopens(tmp_path, started):
 
 
 @pytest.mark.slow  # a fresh Python starts the whole app
-def test_start_up_imports_neither_torch_nor_timm(photos):
+def test_start_up_imports_neither_torch_nor_timm(photos, tmp_path):
     code = ("import sys; from app.gui import Startup; s = Startup(sys.argv[1]); "
             "ins = s.finish(); s.app.processEvents(); "
             "print('ready', ins.session.key, sorted(m for m in ('torch', 'timm', 'torchvision') "
             "if m in sys.modules)); ins.shutdown(); ins.viewer.close()")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # its settings (recent projects) in the test's folder, not the person's
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path / "config")}
     out = subprocess.run([sys.executable, "-c", code, str(photos)], capture_output=True,
                          text=True, cwd=ROOT, env=env, timeout=300)
     assert "ready img0.png []" in out.stdout, out.stderr[-2000:]
