@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -35,6 +34,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _machine import cpu_name, load_average  # noqa: E402
 
 from ml import campaign, predict  # noqa: E402
 from ml.checkpoint import save_checkpoint  # noqa: E402
@@ -59,15 +60,9 @@ def say(line: str = "") -> None:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in
-                   Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     import dask
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    cpu, load = cpu_name(), load_average()
     return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, dask "
             f"{dask.__version__}, load average {load:.1f}")
 
