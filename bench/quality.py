@@ -148,7 +148,7 @@ def eval_model(model_dir: Path, proj: Project, test: list[str], masks_dir: Path,
                teacher: dict, names: list[str], tiled: bool,
                device: str) -> tuple[dict, dict[str, np.ndarray]]:
     """(scores of the student alone, of the product and unboxed; the student's masks by key)."""
-    from ml.predict import Predictor, constrain_to_boxes, undo_class_weights
+    from ml.predict import Predictor
 
     pred = Predictor.from_dir(model_dir, device=device, tiled=tiled)
     alone, product, free, posterior = {}, {}, {}, {}
@@ -157,8 +157,7 @@ def eval_model(model_dir: Path, proj: Project, test: list[str], masks_dir: Path,
         xyxy, cls = boxes_to_arrays(proj.record(k).boxes)
         probs = pred.probabilities(proj.load_image(k))
         alone[k], _ = pred.constrain(probs, xyxy, None, cls, fallback=False)
-        posterior[k], _ = constrain_to_boxes(undo_class_weights(probs, pred.class_weights), xyxy,
-                                             None, pred.box_pad, cls, False, "posterior")
+        posterior[k], _ = pred.constrain(probs, xyxy, None, cls, False, rule="posterior")
         product[k], fell_back = pred.constrain(probs, xyxy, teacher.get(k), cls)
         free[k] = probs.argmax(axis=0).astype(np.uint8)
         n_boxes, n_fell_back = n_boxes + len(xyxy), n_fell_back + fell_back

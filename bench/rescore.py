@@ -40,7 +40,7 @@ def model_dir(work: Path, row: dict) -> Path:
 def rescore(model: Path, proj: Project, test: list[str], masks_dir: Path,
             names: list[str]) -> dict:
     """Scores of the student alone per box rule: {rule: {metric: value}}."""
-    from ml.predict import Predictor, constrain_to_boxes, undo_class_weights
+    from ml.predict import Predictor
 
     pred = Predictor.from_dir(model, device="cpu")
     out: dict[str, dict[str, np.ndarray]] = {r: {} for r in BOX_RULES}
@@ -48,8 +48,7 @@ def rescore(model: Path, proj: Project, test: list[str], masks_dir: Path,
         xyxy, cls = boxes_to_arrays(proj.record(k).boxes)
         probs = pred.probabilities(proj.load_image(k))
         for rule in BOX_RULES:
-            p = undo_class_weights(probs, pred.class_weights) if rule == "posterior" else probs
-            out[rule][k], _ = constrain_to_boxes(p, xyxy, None, pred.box_pad, cls, False, rule)
+            out[rule][k], _ = pred.constrain(probs, xyxy, None, cls, False, rule=rule)
     return {r: score_labels(labels, masks_dir, names) for r, labels in out.items()}
 
 

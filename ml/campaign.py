@@ -310,9 +310,7 @@ def predict_campaign(project: Project, model_dir: str | Path, scheduler: str = "
         try:
             if res.error:
                 raise RuntimeError(res.error)
-            before = project.record(res.key).student
-            if before is not None and before.source != mid:  # as predict_project: keep it
-                project.keep_previous(res.key)
+            project.keep_previous(res.key, new_model=mid)  # as predict_project does
             project.adopt_student(res.key, run_dir, res.shape, mid, res.extras,
                                   _record_settings(res, extra))
             done.append(res.key)

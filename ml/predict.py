@@ -208,12 +208,16 @@ class Predictor:
 
     def constrain(self, probs: np.ndarray, boxes: np.ndarray,
                   teacher: np.ndarray | None = None, box_classes: np.ndarray | None = None,
-                  fallback: bool = True) -> tuple[np.ndarray, int]:
-        """(box-constrained label, boxes that fell back) of :meth:`probabilities`' output."""
-        if self.box_rule == "posterior":
+                  fallback: bool = True, rule: str | None = None) -> tuple[np.ndarray, int]:
+        """(box-constrained label, boxes that fell back) of :meth:`probabilities`' output.
+
+        ``rule``: a box rule other than the predictor's own (the bench scores both).
+        """
+        rule = check_rule(rule or self.box_rule)
+        if rule == "posterior":
             probs = undo_class_weights(probs, self.class_weights)
         return constrain_to_boxes(probs, boxes, teacher, self.box_pad, box_classes, fallback,
-                                  self.box_rule)
+                                  rule)
 
     def predict(self, image: np.ndarray | RowSource, boxes: np.ndarray | None = None,
                 teacher: np.ndarray | None = None, return_probs: bool = False,
@@ -363,9 +367,8 @@ def predict_project(project: Project, model_dir: str | Path, keys: list[str] | N
                 tiles = _tile_events(progress, rep.done, rep.total, key)
                 result, corr = _predict_key(project, key, predictor, box_constraint, fallback,
                                             tiles, should_stop)
-                before = project.record(key).student
-                if keep_previous and before is not None and before.source != mid:
-                    project.keep_previous(key)
+                if keep_previous:
+                    project.keep_previous(key, new_model=mid)
                 project.save_student(key, result.label, model=mid,
                                      confidence=result.confidence, corrections=corr,
                                      settings=settings)

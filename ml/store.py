@@ -374,15 +374,17 @@ class Project:
             rec.student = MaskRecord(rel, model, dict(settings or {}), False, extra=extra)
             self._changed()
 
-    def keep_previous(self, key: str) -> bool:
+    def keep_previous(self, key: str, new_model: str | None = None) -> bool:
         """Copy ``key``'s student mask to ``previous`` (before another model overwrites it).
 
-        True if there was one to keep. The copy is atomic; the index names it at its next write.
+        With ``new_model``, a mask that model made is not kept: predicting again with the same
+        model keeps the older model's mask. True if there was one to keep. The copy is atomic;
+        the index names it at its next write.
         """
         rec = self.record(key)
         with self._lock:
             m = rec.student
-            if m is None or not (self.root / m.path).is_file():
+            if m is None or m.source == new_model or not (self.root / m.path).is_file():
                 return False
             rel = mask_rel("previous", key)
             atomic_write_bytes(self.root / rel, (self.root / m.path).read_bytes())
