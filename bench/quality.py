@@ -231,9 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", default=",".join(r.name for r in ROWS),
                     help="rows trained from the first teacher")
     ap.add_argument("--other-rows", default="b2p", help="rows trained from the other teachers")
+    ap.add_argument("--rows-for", action="append", default=[], metavar="TEACHER=ROWS",
+                    help="rows trained from one teacher, instead of --rows/--other-rows "
+                         "(repeatable; TEACHER= alone: its teacher row only)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--input-size", type=int, default=224)
+    ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--crop", type=lambda t: -1 if t == "auto" else int(t), default="auto",
                     help="training crops: auto (native crops where photos are >= 2x the "
                          "input; prediction then tiles at that scale), 0 (whole photos) or N")
@@ -265,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     epochs = a.epochs or (4 if a.quick else 30)
     base_student = {"num_classes": n, "input_size": a.input_size, "mode": a.mode,
                     "backbone_weights": a.backbone_weights}
-    base_train = {"epochs": epochs, "batch_size": 8, "crop": a.crop, "patience": 10,
+    base_train = {"epochs": epochs, "batch_size": a.batch_size, "crop": a.crop, "patience": 10,
                   "seed": a.seed, "device": a.device}
     split = {"seed": a.seed, "test_fraction": a.test_fraction, "train": train_keys, "test": test}
     (out / "split.json").write_text(json.dumps(split, indent=1))
@@ -285,13 +289,17 @@ def main(argv: list[str] | None = None) -> int:
         (out / "quality.json").write_text(json.dumps(result, indent=1))
         (out / "quality.md").write_text(markdown(result))
 
+    if any("=" not in spec for spec in a.rows_for):
+        ap.error("--rows-for takes TEACHER=ROWS, e.g. --rows-for grabcut=b2p")
+    per_teacher = dict(spec.split("=", 1) for spec in a.rows_for)
     print(f"{dataset}: {len(train_keys)} train / {len(test)} test images, classes {names}")
     bf = box_fill(proj, test)
     rows.append({"name": "box fill", "teacher": None, **score_labels(bf, masks_dir, names)})
     emit()
     oracle_done = figure_done = False
     for i, teacher in enumerate(t for t in a.teachers.split(",") if t):
-        wanted = [s for s in (a.other_rows if i else a.rows).split(",") if s]
+        wanted = [s for s in per_teacher.get(teacher, a.other_rows if i else a.rows).split(",")
+                  if s]
         tl = teacher_labels(proj, teacher) if teacher != "box" else box_fill(proj, keys)
         if teacher != "box":
             rows.append({"name": "teacher", "teacher": teacher,

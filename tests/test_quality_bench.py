@@ -127,3 +127,21 @@ def test_box_loss_and_rounds_rows_run_in_the_quick_bench(tmp_path, quality):
         assert all(0.0 <= row[k] <= 1.0 or (k == "binary_precision" and math.isnan(row[k]))
                    for k in KEYS - {"name", "teacher"})
     assert (out / "work" / "models" / "box_b2p_2_rounds" / "round2" / "config.json").is_file()
+
+
+def test_rows_for_one_teacher_replace_the_shared_row_lists(tmp_path, quality):
+    from ml.synthetic import write_dataset
+
+    data = write_dataset(tmp_path / "data", n=6, size=96, seed=3)
+    out = tmp_path / "out"
+    rc = quality.main(["--data", str(data), "--quick", "--epochs", "1", "--input-size", "28",
+                       "--backbone-weights", "none", "--teachers", "grabcut,box",
+                       "--mode", "frozen", "--crop", "0", "--rows-for", "grabcut=",
+                       "--rows-for", "box=b2p", "--out", str(out)])
+    assert rc == 0
+    rows = json.loads((out / "quality.json").read_text())["rows"]
+    assert [(r["name"], r["teacher"]) for r in rows] == [
+        ("box fill", None), ("teacher", "grabcut"), ("b2p", "box")]
+    with pytest.raises(SystemExit) as e:
+        quality.main(["--data", str(data), "--rows-for", "grabcut"])
+    assert e.value.code == 2
