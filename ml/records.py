@@ -14,9 +14,17 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+BOX_DECIMALS = 2  # a box is kept, and stored, to 1/100 px
+
+
 @dataclass
 class Box:
-    """An axis-aligned box in pixel coordinates (x0, y0, x1, y1) with a class id."""
+    """An axis-aligned box in pixel coordinates (x0, y0, x1, y1) with a class id.
+
+    Coordinates are rounded to :data:`BOX_DECIMALS` on creation, as the index stores them: a
+    YOLO box of 149.00004 px would otherwise cover one pixel row more before the project is
+    saved and reopened than after, and the box rule's mask would change with it.
+    """
 
     x0: float
     y0: float
@@ -24,6 +32,10 @@ class Box:
     y1: float
     cls: int
     source: str = "manual"  # manual | imported
+
+    def __post_init__(self) -> None:
+        for name in ("x0", "y0", "x1", "y1"):
+            setattr(self, name, round(float(getattr(self, name)), BOX_DECIMALS))
 
     @property
     def xyxy(self) -> tuple[float, float, float, float]:
@@ -34,7 +46,7 @@ class Box:
         return max(0.0, self.x1 - self.x0) * max(0.0, self.y1 - self.y0)
 
     def to_json(self) -> dict:
-        return {"xyxy": [round(v, 2) for v in self.xyxy], "cls": self.cls, "source": self.source}
+        return {"xyxy": list(self.xyxy), "cls": self.cls, "source": self.source}
 
     @classmethod
     def from_json(cls, d: dict) -> Box:

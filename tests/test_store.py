@@ -161,6 +161,17 @@ def test_remove_images_drops_records_and_masks(project):
     assert not mask.exists()
 
 
+def test_a_box_is_the_same_before_and_after_the_project_is_reopened(project):
+    # YOLO's normalised floats come back with noise; the index keeps 1/100 px, so the box must
+    # too, or the pixel rows a box covers (and its mask) change when the project is reopened
+    noisy = Box(149.00004, 81.99984, 153.99996, 86.99984, 1)
+    assert noisy.xyxy == (149.0, 82.0, 154.0, 87.0)
+    project.set_boxes("a.png", [noisy, Box(1.234567, 2, 10, 12.005001, 2)])
+    mem = [b.xyxy for b in project.record("a.png").boxes]
+    assert mem == [b.xyxy for b in Project.open(project.root).record("a.png").boxes]
+    assert mem[1] == (1.23, 2.0, 10.0, 12.01)
+
+
 @pytest.mark.parametrize("bad", [Box(float("nan"), 0, 5, 5, 1), Box(0, 0, float("inf"), 5, 1),
                                  Box(9, 0, 5, 5, 1), Box(0, 5, 5, 5, 1)])
 def test_non_finite_and_inverted_boxes_are_refused_by_the_store(project, bad):
