@@ -252,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     t_start = time.monotonic()
+    if any("=" not in spec for spec in a.rows_for):
+        ap.error("--rows-for takes TEACHER=ROWS, e.g. --rows-for grabcut=b2p")
+    per_teacher = dict(spec.split("=", 1) for spec in a.rows_for)
     names = read_dataset_classes(a.data / "masks") or ["background", "defect"]
     dataset = json.loads((a.data / "dataset.json").read_text()).get("name", a.data.name) \
         if (a.data / "dataset.json").exists() else a.data.name
@@ -289,9 +292,6 @@ def main(argv: list[str] | None = None) -> int:
         (out / "quality.json").write_text(json.dumps(result, indent=1))
         (out / "quality.md").write_text(markdown(result))
 
-    if any("=" not in spec for spec in a.rows_for):
-        ap.error("--rows-for takes TEACHER=ROWS, e.g. --rows-for grabcut=b2p")
-    per_teacher = dict(spec.split("=", 1) for spec in a.rows_for)
     print(f"{dataset}: {len(train_keys)} train / {len(test)} test images, classes {names}")
     bf = box_fill(proj, test)
     rows.append({"name": "box fill", "teacher": None, **score_labels(bf, masks_dir, names)})

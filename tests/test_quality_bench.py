@@ -143,5 +143,22 @@ def test_rows_for_one_teacher_replace_the_shared_row_lists(tmp_path, quality):
     assert [(r["name"], r["teacher"]) for r in rows] == [
         ("box fill", None), ("teacher", "grabcut"), ("b2p", "box")]
     with pytest.raises(SystemExit) as e:
-        quality.main(["--data", str(data), "--rows-for", "grabcut"])
-    assert e.value.code == 2
+        quality.main(["--data", str(data), "--rows-for", "grabcut", "--out", str(tmp_path / "x")])
+    assert e.value.code == 2 and not (tmp_path / "x").exists()  # refused before any work
+
+
+def test_refine_bench_scores_every_variant_on_held_out_and_training_photos(tmp_path, quality):
+    import refine
+
+    from ml.synthetic import write_dataset
+
+    data = write_dataset(tmp_path / "data", n=6, size=96, seed=3)
+    out = tmp_path / "out"
+    assert quality.main(["--data", str(data), "--quick", "--epochs", "1", "--input-size", "28",
+                         "--backbone-weights", "none", "--teachers", "box", "--mode", "frozen",
+                         "--crop", "0", "--rows", "b2p", "--out", str(out)]) == 0
+    assert refine.main([str(out), "--data", str(data), "--model", "box_b2p"]) == 0
+    rows = [line.split(" | ") for line in (out / "refine_box_b2p.md").read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| variant")]
+    assert [r[0].lstrip("| ") for r in rows] == list(refine.VARIANTS)
+    assert all(0.0 <= float(v.strip(" |")) <= 1.0 for r in rows for v in r[1:])
