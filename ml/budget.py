@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import re
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -255,9 +256,16 @@ def plan(budget_s: float | None, device: str, image_sizes: Sequence[tuple[int, i
 
 
 def measure_step(cand: Candidate, device: str = "cpu", num_classes: int = 3,
-                 batch_size: int = 4, repeats: int = 2) -> StepCost:
-    """Time a couple of tiny steps of ``cand`` on random data (random weights: same cost)."""
+                 batch_size: int = 4, repeats: int = 3) -> StepCost:
+    """Time a few steps of ``cand`` on random data (random weights: same cost).
+
+    A step is what the trainer's is: loss, backward, gradient clipping, optimiser and the EMA
+    update (of the whole model, the frozen backbone included); the median of ``repeats`` is
+    taken, not the fastest. Without the clip and the EMA, and with the fastest step, a 5-minute
+    plan on magnetic_tile ran 12 % long (docs/RESULTS.md, round 5).
+    """
     import torch
+    from timm.utils.model_ema import ModelEmaV3
 
     from . import models
     from .config import StudentConfig, TrainConfig
@@ -267,7 +275,8 @@ def measure_step(cand: Candidate, device: str = "cpu", num_classes: int = 3,
     cfg = StudentConfig(num_classes=num_classes, input_size=cand.input_size, mode=cand.mode,
                         backbone_weights="none")
     model = models.build_model(cfg).to(dev)
-    loss_fn = B2PLoss(TrainConfig(), num_classes)
+    train_cfg = TrainConfig()
+    loss_fn = B2PLoss(train_cfg, num_classes)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
     s = cand.input_size
     x = torch.rand(batch_size, 3, s, s, device=dev)
@@ -277,7 +286,7 @@ def measure_step(cand: Candidate, device: str = "cpu", num_classes: int = 3,
 
     def timed(fn: Callable[[], object]) -> float:
         fn()  # warm-up: allocations, kernels picked
-        best = math.inf
+        times = []
         for _ in range(repeats):
             if dev.type == "cuda":
                 torch.cuda.synchronize()
@@ -285,12 +294,16 @@ def measure_step(cand: Candidate, device: str = "cpu", num_classes: int = 3,
             fn()
             if dev.type == "cuda":
                 torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - t0)
-        return best
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
 
     with torch.no_grad(), autocast:
         feats = model.encode(x)
     run = (lambda: model.decode(feats, x)) if frozen else (lambda: model(x))
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    ema = ModelEmaV3(model, decay=train_cfg.ema, use_warmup=True)
+    steps = [0]
 
     def step() -> None:
         model.train()
@@ -298,7 +311,10 @@ def measure_step(cand: Candidate, device: str = "cpu", num_classes: int = 3,
             loss, _ = loss_fn(run(), y, 0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, train_cfg.grad_clip)
         opt.step()
+        steps[0] += 1
+        ema.update(model, step=steps[0])
 
     def evaluate() -> None:
         model.eval()
