@@ -138,12 +138,7 @@ def tight_or_otsu(score: np.ndarray, inner=None, coverage: float = box_decode.CO
         return np.zeros(score.shape, bool)
     box = score[inner] if inner is not None else score
     box = box if box.size else score
-    f = box_decode.LOOSE
-    for frac in box_decode.FRACTIONS:
-        hit = box >= frac * peak
-        if hit.any(axis=0).mean() >= coverage and hit.any(axis=1).mean() >= coverage:
-            f = frac
-            break
+    f = box_decode.tight_fraction(box, peak, coverage)
     return score >= min(f, otsu_fraction(box.ravel() / peak)) * peak
 
 

@@ -37,6 +37,17 @@ def check_rule(rule: str) -> str:
     return rule
 
 
+def tight_fraction(box: np.ndarray, peak: float, coverage: float = COVERAGE) -> float:
+    """The fraction of ``peak`` the tight rule thresholds one box's (h, w) scores at: the
+    highest of :data:`FRACTIONS` whose mask crosses ``coverage`` of its rows and columns, else
+    :data:`LOOSE`."""
+    for f in FRACTIONS:
+        hit = box >= f * peak
+        if hit.any(axis=0).mean() >= coverage and hit.any(axis=1).mean() >= coverage:
+            return f
+    return LOOSE
+
+
 def tight_mask(score: np.ndarray, inner: tuple[slice, slice] | None = None,
                coverage: float = COVERAGE) -> np.ndarray:
     """Defect pixels of one box's (h, w) defect ``score`` under the tightness prior.
@@ -50,8 +61,4 @@ def tight_mask(score: np.ndarray, inner: tuple[slice, slice] | None = None,
     box = score[inner] if inner is not None else score
     if box.size == 0:
         box = score
-    for f in FRACTIONS:
-        hit = box >= f * peak
-        if hit.any(axis=0).mean() >= coverage and hit.any(axis=1).mean() >= coverage:
-            return score >= f * peak
-    return score >= LOOSE * peak
+    return score >= tight_fraction(box, peak, coverage) * peak
