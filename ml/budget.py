@@ -277,7 +277,8 @@ def measure_step(cand: Candidate, device: str = "cpu", num_classes: int = 3,
     model = models.build_model(cfg).to(dev)
     train_cfg = TrainConfig()
     loss_fn = B2PLoss(train_cfg, num_classes)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-6)
     s = cand.input_size
     x = torch.rand(batch_size, 3, s, s, device=dev)
     y = torch.randint(0, num_classes, (batch_size, s, s), device=dev)
@@ -301,7 +302,6 @@ def measure_step(cand: Candidate, device: str = "cpu", num_classes: int = 3,
         feats = model.encode(x)
     run = (lambda: model.decode(feats, x)) if frozen else (lambda: model(x))
 
-    params = [p for p in model.parameters() if p.requires_grad]
     ema = ModelEmaV3(model, decay=train_cfg.ema, use_warmup=True)
     steps = [0]
 
