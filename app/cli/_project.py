@@ -67,7 +67,7 @@ def _open(path: Path):
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from ml.classes import make_classes
+    from ml.classes import DEFAULT_CLASSES, make_classes
     from ml.project_start import find_labels, start_project
     from ml.store import Project
 
@@ -81,8 +81,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(started.summary())
         proj = Project.open(started.root)
     else:
-        proj = Project.create(args.project, args.images,
-                              make_classes((args.classes or "dirt,damage").split(",")))
+        classes = make_classes(args.classes.split(",")) if args.classes else DEFAULT_CLASSES
+        proj = Project.create(args.project, args.images, classes)
         print(f"project {proj.root}: {len(proj.images)} images from {proj.image_root}; "
               f"classes {', '.join(proj.class_names())}")
         if args.import_found:
