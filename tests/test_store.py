@@ -40,6 +40,20 @@ def test_statuses_follow_the_work(project):
     assert Project.open(project.root).record(key).status == "reviewed"
 
 
+def test_a_map_saved_without_its_mask_leaves_no_file_behind(project):
+    key = "a.png"
+    lab = np.zeros((48, 64), np.uint8)
+    project.save_student(key, lab, "m1", confidence=lab + 200, corrections=lab + 1)
+    conf = project.root / project.record(key).student.extra["confidence"]
+    assert conf.is_file()
+    project.save_student(key, lab, "m2", corrections=lab + 2)  # a model without confidences
+    assert not conf.exists() and project.load_student_extra(key, "confidence") is None
+    assert project.load_student_extra(key, "corrections")[0, 0] == 2
+    with pytest.raises(ProjectError, match="confidence shape"):
+        project.save_student(key, lab + 3, "m3", confidence=np.zeros((4, 4), np.uint8))
+    assert project.load_mask(key, "student").max() == 0  # refused before anything was written
+
+
 def test_edited_masks_are_never_overwritten_by_batches(project):
     key = "a.png"
     edited = np.ones((48, 64), np.uint8)
