@@ -49,10 +49,10 @@ def _backbone_weights(requested: str) -> str:
 def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: str) -> dict:
     from app.cli._progress import TrainBars, tqdm_progress
     from ml import synthetic
+    from ml.batch_predict import predict_project
     from ml.classes import make_classes
     from ml.config import StudentConfig, TrainConfig
     from ml.importers import import_yolo
-    from ml.predict import predict_project
     from ml.pseudo_label import pseudo_label_project
     from ml.store import Project
     from ml.teachers import make_teacher

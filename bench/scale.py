@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from _machine import cpu_name, load_average  # noqa: E402
 
-from ml import campaign, predict  # noqa: E402
+from ml import batch_predict, campaign, predict  # noqa: E402
 from ml.checkpoint import save_checkpoint  # noqa: E402
 from ml.classes import DEFAULT_CLASSES  # noqa: E402
 from ml.config import ModelCard, StudentConfig  # noqa: E402
@@ -93,7 +93,7 @@ def steady_rate(stamps: list[float], warm: int) -> float:
 def run_in_process(proj: Project, model: Path, threads: int, keys: list[str]) -> float:
     stamps: list[float] = []
     torch.set_num_threads(threads)
-    predict.predict_project(proj, model, keys, tiled=True, device="cpu",
+    batch_predict.predict_project(proj, model, keys, tiled=True, device="cpu",
                             progress=lambda p: stamps.append(time.perf_counter()))
     return steady_rate(stamps, 2)
 

@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def build_project(data: Path, work: Path, n: int, epochs: int) -> tuple[object, str]:
     """A project over ``n`` linked photos with boxes, teacher and student masks, and its model."""
+    from ml.batch_predict import predict_project
     from ml.classes import make_classes
     from ml.config import StudentConfig, TrainConfig
     from ml.importers import import_yolo
     from ml.metadata import set_values
-    from ml.predict import predict_project
     from ml.pseudo_label import pseudo_label_project
     from ml.store import Project
     from ml.teachers import make_teacher

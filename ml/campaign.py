@@ -36,6 +36,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
+from .batch_predict import Predictions, _check_classes
 from .campaign_worker import (
     PhotoResult,
     PhotoTask,
@@ -44,7 +45,6 @@ from .campaign_worker import (
     result_files,
     result_json,
 )
-from .predict import Predictions, _check_classes
 from .progress import ProgressFn, Reporter, StopFn
 from .store import Project, boxes_to_arrays
 
@@ -61,7 +61,7 @@ class CampaignError(RuntimeError):
 
 @dataclass(frozen=True, kw_only=True)
 class CampaignResult(Predictions):
-    """A prediction batch run on Dask: :class:`ml.predict.Predictions` and how the run went."""
+    """A prediction batch run on Dask: :class:`ml.batch_predict.Predictions` and how it went."""
 
     resumed: int = 0  # photos finished by an earlier run of the same command, not predicted again
     run_dir: str = ""  # kept when photos failed or the run stopped (the next run resumes there)

@@ -156,8 +156,8 @@ def predict_photo(spec: RunSpec, task: PhotoTask, run_dir: str) -> PhotoResult:
     A photo that cannot be predicted comes back as a result naming the reason (nothing is
     written), so one bad photo never fails the task and Dask never retries it in vain.
     """
-    from .predict import _why
-    from .predict import predict_photo as predict_arrays
+    from .batch_predict import _why
+    from .batch_predict import predict_photo as predict_arrays
 
     t0 = time.perf_counter()
     try:

@@ -17,13 +17,12 @@ default; scoring the student itself needs it off). :mod:`ml.box_constraint` has 
 Every mode hands out the probabilities band by band (:meth:`Predictor.bands`), and
 :meth:`Predictor.stream` turns each band into uint8 label and confidence rows for a sink, so a
 45 MP photo is predicted without any whole-photo float map; :meth:`Predictor.predict` gathers
-the rows into arrays, ``predict_folder`` writes them into PNGs as they come
-(:mod:`ml.png_stream`).
+the rows into arrays. :mod:`ml.batch_predict` runs it over a project's or a folder's photos
+(``predict_folder`` writes the rows into PNGs as they come, :mod:`ml.png_stream`).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,21 +32,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import images as _images
-from .batch import BatchResult
 from .box_constraint import BoxConstraint, constrain_to_boxes, undo_class_weights
 from .box_decode import check_rule
-from .checkpoint import load_model, model_id
-from .classes import ClassInfo, palette
+from .checkpoint import load_model
 from .config import ModelCard
-from .corrections import corrections
 from .device import resolve_device
-from .model_diff import ModelDiff, photo_diff, total
-from .outnames import OutputNames
-from .photo_rows import ArrayRows, RowSource, as_rows, open_rows
-from .png_stream import PngMaskSink
-from .progress import Cancelled, Progress, ProgressFn, Reporter, StopFn
-from .store import Project, boxes_to_arrays
+from .photo_rows import ArrayRows, RowSource, as_rows
+from .progress import ProgressFn, Reporter, StopFn
 from .tiled import ArraySink, TileGrid, tiled_bands, upsample_bands
 from .tiled import ramp_window as _ramp_window  # noqa: F401 - the name tests and callers know
 from .tiled import tile_starts as _starts  # noqa: F401
@@ -246,183 +237,3 @@ def _training_weights(card: ModelCard) -> np.ndarray | None:
     from .losses import class_weights
 
     return np.asarray(class_weights(card.train, card.student.num_classes), np.float32)
-
-
-def _tile_events(progress: ProgressFn | None, done: int, total: int,
-                 item: str) -> ProgressFn | None:
-    """A photo's tile progress as batch events: ``done`` photos of ``total``, ``tiles`` in
-    extra (a photo of one model run sends none)."""
-    if progress is None:
-        return None
-
-    def report(p: Progress) -> None:
-        if p.total > 1:
-            progress(Progress(done, total, item, {"tiles": f"{p.done}/{p.total}"}))
-
-    return report
-
-
-def _check_classes(card: ModelCard, num_classes: int, names: list[str]) -> list[str]:
-    """Raise if the class counts differ; return warnings for renamed classes."""
-    if card.student.num_classes != num_classes:
-        raise ValueError(f"the model predicts {card.student.num_classes} classes, the project "
-                         f"has {num_classes}")
-    model_names = [c["name"] for c in sorted(card.classes, key=lambda c: c["id"])]
-    if model_names and model_names != names:
-        return [f"class names differ: model {model_names}, project {names}"]
-    return []
-
-
-def predict_photo(predictor: Predictor, image: np.ndarray | RowSource,
-                  teacher: np.ndarray | None, boxes: np.ndarray | None,
-                  classes: np.ndarray | None, fallback: bool = True,
-                  progress: ProgressFn | None = None, should_stop: StopFn | None = None
-                  ) -> tuple[PredictResult, np.ndarray | None]:
-    """One project photo's prediction and corrections map (None without a usable teacher).
-
-    Shared by :func:`predict_project` and the Dask workers of :mod:`ml.campaign`.
-    """
-    hw = image.shape[:2] if isinstance(image, np.ndarray) else (image.height, image.width)
-    if teacher is not None and teacher.shape != hw:
-        teacher = None  # stale mask of another size: neither fallback nor corrections
-    result = predictor.predict(image, boxes, teacher, box_classes=classes, fallback=fallback,
-                               progress=progress, should_stop=should_stop)
-    corr = corrections(result.label, teacher) if teacher is not None else None
-    return result, corr
-
-
-def _photo_rows(project: Project, key: str) -> RowSource:
-    """The photo's rows, by region where its file allows; a stale size goes through the store,
-    whose ``load_image`` corrects the record."""
-    w, h = project.image_size(key)  # re-reads a photo unreadable at scan
-    src = open_rows(project.image_path(key))
-    if (src.width, src.height) != (w, h):
-        src.close()
-        src = ArrayRows(project.load_image(key))
-    return src
-
-
-def _predict_key(project: Project, key: str, predictor: Predictor, box_constraint: bool,
-                 fallback: bool = True, progress: ProgressFn | None = None,
-                 should_stop: StopFn | None = None
-                 ) -> tuple[PredictResult, np.ndarray | None]:
-    src = _photo_rows(project, key)
-    try:
-        teacher = project.load_mask(key, "teacher")
-        boxes, classes = (boxes_to_arrays(project.record(key).boxes) if box_constraint
-                          else (None, None))
-        return predict_photo(predictor, src, teacher, boxes, classes, fallback, progress,
-                             should_stop)
-    finally:
-        src.close()
-
-
-@dataclass(frozen=True, kw_only=True)
-class Predictions(BatchResult):
-    """A prediction batch: ``done`` photos got a student mask, ``failed`` name the others."""
-
-    model: str
-    fallback_boxes: int = 0  # boxes where the student found nothing and the teacher's mask held
-    seconds: float = 0.0
-    changes: ModelDiff | None = None  # against the previous model, photos that have its masks
-
-
-def _why(e: Exception) -> str:
-    # an ImageError already names the photo, which the key names too
-    return e.reason if isinstance(e, _images.ImageError) else f"{type(e).__name__}: {e}"
-
-
-def predict_project(project: Project, model_dir: str | Path, keys: list[str] | None = None,
-                    tiled: bool = False, box_constraint: bool = True, device: str = "auto",
-                    progress: ProgressFn | None = None, should_stop: StopFn | None = None,
-                    fallback: bool = True, keep_previous: bool = True,
-                    **options: Any) -> Predictions:
-    """Predict photos of a project and store the student masks.
-
-    A photo that fails is named in ``failed`` and the batch goes on; stopping keeps what is
-    finished. ``fallback=False``: boxes the student finds empty stay empty (no teacher mask).
-    ``keep_previous``: a student mask made by another model is kept as the ``previous`` mask
-    before it is overwritten (:mod:`ml.model_diff` compares the two); predicting again with
-    the same model keeps the older model's. ``options`` go to :class:`Predictor` (overlap,
-    batch_size, box_pad).
-    """
-    predictor = Predictor.from_dir(model_dir, device, tiled=tiled, **options)
-    warnings = _check_classes(predictor.card, project.num_classes, project.class_names())
-    mid = model_id(model_dir)
-    keys = project.keys() if keys is None else list(keys)
-    settings = {**predictor.settings(), "box_constraint": box_constraint,
-                "fallback": fallback, "model_dir": str(model_dir)}
-    done: list[str] = []
-    failed: dict[str, str] = {}
-    fallbacks, stopped = 0, False
-    diffs: list[ModelDiff] = []
-    rep = Reporter(len(keys), progress, should_stop)
-    t0 = time.monotonic()
-    with project.batch():
-        for key in keys:
-            if rep.stopped():
-                stopped = True
-                break
-            try:
-                tiles = _tile_events(progress, rep.done, rep.total, key)
-                result, corr = _predict_key(project, key, predictor, box_constraint, fallback,
-                                            tiles, should_stop)
-                if keep_previous:
-                    project.keep_previous(key, new_model=mid)
-                project.save_student(key, result.label, model=mid,
-                                     confidence=result.confidence, corrections=corr,
-                                     settings=settings)
-                if project.record(key).previous is not None:  # counts only, not the maps
-                    diffs.append(total([d for d in [photo_diff(project, key)] if d]))
-                done.append(key)
-                fallbacks += result.fallbacks
-            except Cancelled:  # asked to stop mid-photo: its mask is not saved
-                stopped = True
-                break
-            except Exception as e:  # one bad photo must not end the batch
-                failed[key] = _why(e)
-            rep.step(message=key)
-    return Predictions(action="predicted", total=len(keys), done=tuple(done), failed=failed,
-                       stopped=stopped, warnings=tuple(warnings), model=mid,
-                       fallback_boxes=fallbacks, seconds=round(time.monotonic() - t0, 2),
-                       changes=total(diffs) if diffs else None)
-
-
-def predict_folder(images_dir: str | Path, model_dir: str | Path, out_dir: str | Path,
-                   tiled: bool = False, device: str = "auto", progress: ProgressFn | None = None,
-                   should_stop: StopFn | None = None, **options: Any) -> Predictions:
-    """Predict every photo under ``images_dir`` into ``out_dir`` (label + ``_conf`` PNGs)."""
-    images_dir, out_dir = Path(images_dir), Path(out_dir)
-    files = _images.list_images(images_dir)
-    predictor = Predictor.from_dir(model_dir, device, tiled=tiled, **options)
-    classes = [ClassInfo.from_json(c) for c in predictor.card.classes]
-    pal = palette(classes) if classes else None
-    done: list[str] = []
-    failed: dict[str, str] = {}
-    stopped = False
-    rep = Reporter(len(files), progress, should_stop)
-    names = OutputNames((".png", "_conf.png"))  # a.png and a.jpg must not share a.png
-    t0 = time.monotonic()
-    for path in files:
-        if rep.stopped():
-            stopped = True
-            break
-        rel = path.relative_to(images_dir).as_posix()
-        try:
-            stem = out_dir / names(rel)
-            tiles = _tile_events(progress, rep.done, rep.total, rel)
-            # the masks are written band by band as they are predicted; a stop or a failure
-            # mid-photo leaves no file behind (nor changes an older one)
-            with open_rows(path) as src, PngMaskSink(f"{stem}.png", f"{stem}_conf.png",
-                                                     src.width, src.height, pal) as sink:
-                predictor.stream(src, sink, progress=tiles, should_stop=should_stop)
-            done.append(rel)
-        except Cancelled:
-            stopped = True
-            break
-        except Exception as e:  # one bad photo must not end the batch
-            failed[rel] = _why(e)
-        rep.step(message=rel)
-    return Predictions(action="predicted", total=len(files), done=tuple(done), failed=failed,
-                       stopped=stopped, model=model_id(model_dir),
-                       seconds=round(time.monotonic() - t0, 2))

@@ -14,6 +14,7 @@ import torch
 pytest.importorskip("distributed")
 
 from app.cli import main  # noqa: E402
+from ml import batch_predict as BP  # noqa: E402
 from ml import campaign as C  # noqa: E402
 from ml import predict as P  # noqa: E402
 from ml.checkpoint import save_checkpoint  # noqa: E402
@@ -63,7 +64,7 @@ def _run(proj: Project, model_dir: Path, address: str, **kw) -> C.CampaignResult
 
 def test_campaign_stores_what_in_process_prediction_stores(tmp_path, model_dir, scheduler):
     here = _project(tmp_path / "here")
-    P.predict_project(here, model_dir, tiled=True, device="cpu")
+    BP.predict_project(here, model_dir, tiled=True, device="cpu")
     there = _project(tmp_path / "there")
     res = _run(there, model_dir, scheduler, device="cpu",
                photo_root=(tmp_path / "there" / "photos").as_uri())  # through fsspec

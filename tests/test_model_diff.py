@@ -89,7 +89,7 @@ def two_models(tmp_path_factory):
 
 
 def test_predict_keeps_the_other_models_masks_as_previous(tmp_path, two_models):
-    from ml.predict import predict_project
+    from ml.batch_predict import predict_project
 
     first, second = two_models
     proj = _project(tmp_path)

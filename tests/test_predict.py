@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from ml import batch_predict as BP
 from ml import predict as P
 from ml.checkpoint import model_id, save_checkpoint
 from ml.classes import DEFAULT_CLASSES
 from ml.config import ModelCard, StudentConfig
+from ml.corrections import corrections
 from ml.models import build_model
+from ml.records import boxes_to_arrays
 from ml.store import Box
 
 TINY = StudentConfig(input_size=28, backbone_weights="none", taps=(0, 1), decoder_channels=32)
@@ -133,7 +136,7 @@ def test_predict_project_stores_masks_and_records_failures(project, model_dir):
     broken = project.image_path(project.find_key("c"))
     broken.write_bytes(b"not an image")
     events = []
-    summary = P.predict_project(project, model_dir, device="cpu", progress=events.append)
+    summary = BP.predict_project(project, model_dir, device="cpu", progress=events.append)
     assert summary.model == model_id(model_dir)
     assert len(summary.done) == 2 and list(summary.failed) == [project.find_key("c")]
     assert [e.done for e in events] == [1, 2, 3]
@@ -143,7 +146,7 @@ def test_predict_project_stores_masks_and_records_failures(project, model_dir):
     outside[6:35, 6:35] = False  # box padded by 4 px
     assert not label[outside].any()
     corr = project.load_student_extra(key_a, "corrections")
-    np.testing.assert_array_equal(corr, P.corrections(label, teacher))
+    np.testing.assert_array_equal(corr, corrections(label, teacher))
     assert project.load_student_extra(key_a, "confidence").shape == (48, 64)
     rec = project.record(key_a).student
     assert rec.source == summary.model and rec.settings["box_constraint"] is True
@@ -151,7 +154,7 @@ def test_predict_project_stores_masks_and_records_failures(project, model_dir):
 
 
 def test_predict_project_stops_when_asked(project, model_dir):
-    summary = P.predict_project(project, model_dir, device="cpu", should_stop=lambda: True)
+    summary = BP.predict_project(project, model_dir, device="cpu", should_stop=lambda: True)
     assert summary.stopped and len(summary.done) == 0
 
 
@@ -159,12 +162,12 @@ def test_predict_project_rejects_a_model_with_other_classes(project, tmp_path):
     cfg = replace(TINY, num_classes=5)
     d = save_checkpoint(tmp_path / "five", build_model(cfg), ModelCard(student=cfg))
     with pytest.raises(ValueError, match="5 classes"):
-        P.predict_project(project, d, device="cpu")
+        BP.predict_project(project, d, device="cpu")
 
 
 def test_predict_folder_writes_label_and_confidence(photo_dir, model_dir, tmp_path):
     out = tmp_path / "out"
-    summary = P.predict_folder(photo_dir, model_dir, out, tiled=True, device="cpu")
+    summary = BP.predict_folder(photo_dir, model_dir, out, tiled=True, device="cpu")
     assert len(summary.done) == 3 and not summary.failed
     from ml.images import load_label
 
@@ -213,7 +216,7 @@ def test_cli_predict_no_fallback_stores_the_student_alone(project, model_dir, ca
     reopened = type(project).open(project.root)
     assert reopened.record(key).student.settings["fallback"] is False
     predictor = P.Predictor.from_dir(model_dir, "cpu")
-    xyxy, cls = P.boxes_to_arrays(boxes)
+    xyxy, cls = boxes_to_arrays(boxes)
     image = reopened.load_image(key)
     alone = predictor.predict(image, xyxy, teacher, box_classes=cls, fallback=False)
     np.testing.assert_array_equal(reopened.load_mask(key, "student"), alone.label)

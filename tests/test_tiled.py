@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ml import batch_predict as BP
 from ml import predict as P
 from ml.box_constraint import constrain_to_boxes, undo_class_weights
 from ml.checkpoint import save_checkpoint
@@ -186,7 +187,7 @@ def test_folder_prediction_writes_bands_to_png_and_stops_cleanly(student, tmp_pa
     Image.fromarray(image).save(photos / "a.png")
     events = []
     out = tmp_path / "out"
-    summary = P.predict_folder(photos, model_dir, out, tiled=True, device="cpu",
+    summary = BP.predict_folder(photos, model_dir, out, tiled=True, device="cpu",
                                progress=events.append)
     assert summary.done == ("a.png",)
     expected = P.Predictor.from_dir(model_dir, "cpu", tiled=True).predict(image)
@@ -199,7 +200,7 @@ def test_folder_prediction_writes_bands_to_png_and_stops_cleanly(student, tmp_pa
     # a stop mid-photo: no mask, no temp file, the batch says stopped
     calls = []
     out2 = tmp_path / "out2"
-    summary = P.predict_folder(photos, model_dir, out2, tiled=True, device="cpu",
+    summary = BP.predict_folder(photos, model_dir, out2, tiled=True, device="cpu",
                                should_stop=lambda: calls.append(1) or len(calls) > 3)
     assert summary.stopped and not summary.done and not summary.failed
     assert not [p for p in out2.rglob("*") if p.is_file()]
@@ -210,7 +211,7 @@ def test_project_stop_mid_photo_keeps_finished_photos(project, student, tmp_path
     first = project.keys()[0]
     events = []
     # stop once the second photo has started (each photo here takes two batches of tiles)
-    summary = P.predict_project(project, model_dir, tiled=True, device="cpu",
+    summary = BP.predict_project(project, model_dir, tiled=True, device="cpu",
                                 progress=events.append,
                                 should_stop=lambda: any(e.done == 1 for e in events))
     assert summary.stopped and summary.done == (first,) and not summary.failed

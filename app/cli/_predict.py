@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from ml import predict
+    from ml import batch_predict as predict
     from ml.checkpoint import current_model
     from ml.store import INDEX_NAME, Project
 

@@ -51,7 +51,7 @@ def _pseudo_label(project: Project, teacher: str, options: dict, keys: list[str]
 
 def _predict(project: Project, model_dir: str, keys: list[str] | None, tiled: bool,
              progress=None, should_stop=None):
-    from ml.predict import predict_project
+    from ml.batch_predict import predict_project
 
     return predict_project(project, model_dir, keys=keys, tiled=tiled, box_constraint=True,
                            progress=progress, should_stop=should_stop)
@@ -134,7 +134,7 @@ class BatchPanel(QWidget):
     def predict(self, all_images: bool, model_dir: str | None = None,
                 on_start: Callable[[Job], None] | None = None) -> Job | None:
         """Predict with ``model_dir`` (default: the current model); the masks it replaces are
-        kept as the previous model's (``ml.predict.predict_project``). ``on_start(job)`` runs
+        kept as the previous model's (``ml.batch_predict.predict_project``). ``on_start(job)`` runs
         before the job starts (another panel following its progress)."""
         project, key = self._state()
         model = model_dir or (current_model(project) if project else None)
