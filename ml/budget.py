@@ -256,32 +256,41 @@ def plan(budget_s: float | None, device: str, image_sizes: Sequence[tuple[int, i
 
 
 def measure_step(cand: Candidate, device: str = "cpu", num_classes: int = 3,
-                 batch_size: int = 4, repeats: int = 3) -> StepCost:
+                 batch_size: int = 4, repeats: int = 3, box_loss: float = 0.0) -> StepCost:
     """Time a few steps of ``cand`` on random data (random weights: same cost).
 
-    A step is what the trainer's is: loss, backward, gradient clipping, optimiser and the EMA
-    update (of the whole model, the frozen backbone included); the median of ``repeats`` is
-    taken, not the fastest. Without the clip and the EMA, and with the fastest step, a 5-minute
-    plan on magnetic_tile ran 12 % long (docs/RESULTS.md, round 5).
+    A step is the trainer's own (:func:`ml.train.training_loss`, :func:`ml.train.apply_gradients`,
+    the EMA update of the whole model, the frozen backbone included), with the box terms when
+    ``box_loss`` > 0 (one box per view); the median of ``repeats`` is taken, not the fastest.
+    Without the clip and the EMA, and with the fastest step, a 5-minute plan on magnetic_tile
+    ran 12 % long (docs/RESULTS.md, round 5).
     """
+    import numpy as np
     import torch
     from timm.utils.model_ema import ModelEmaV3
 
     from . import models
+    from .box_loss import BoxLoss
+    from .box_raster import box_raster
     from .config import StudentConfig, TrainConfig
     from .losses import B2PLoss
+    from .train import apply_gradients, training_loss
 
     dev = torch.device(device)
     cfg = StudentConfig(num_classes=num_classes, input_size=cand.input_size, mode=cand.mode,
                         backbone_weights="none")
     model = models.build_model(cfg).to(dev)
-    train_cfg = TrainConfig()
+    train_cfg = TrainConfig(box_loss=box_loss)
     loss_fn = B2PLoss(train_cfg, num_classes)
+    box_fn = BoxLoss(train_cfg) if box_loss > 0 else None
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-6)
     s = cand.input_size
     x = torch.rand(batch_size, 3, s, s, device=dev)
     y = torch.randint(0, num_classes, (batch_size, s, s), device=dev)
+    one_box = box_raster(np.array([[s / 4, s / 4, 3 * s / 4, 3 * s / 4]]), True, (s, s),
+                         (0, 0, s, s), s)
+    rasters = torch.as_tensor(np.stack([one_box] * batch_size), device=dev).long()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
     frozen = cand.mode == "frozen"
 
@@ -308,11 +317,9 @@ def measure_step(cand: Candidate, device: str = "cpu", num_classes: int = 3,
     def step() -> None:
         model.train()
         with autocast:
-            loss, _ = loss_fn(run(), y, 0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, train_cfg.grad_clip)
-        opt.step()
+            out = run()
+        loss, _ = training_loss(out, y, 0, loss_fn, None, box_fn, rasters, x)
+        apply_gradients(loss, opt, params, train_cfg.grad_clip)
         steps[0] += 1
         ema.update(model, step=steps[0])
 
@@ -330,8 +337,8 @@ def measure_step(cand: Candidate, device: str = "cpu", num_classes: int = 3,
     return StepCost(encode_s, timed(step), timed(evaluate))
 
 
-def measured_costs(device: str = "cpu", num_classes: int = 3,
-                   batch_size: int = 4) -> Callable[[Candidate], StepCost]:
+def measured_costs(device: str = "cpu", num_classes: int = 3, batch_size: int = 4,
+                   box_loss: float = 0.0) -> Callable[[Candidate], StepCost]:
     """A ``cost`` for :func:`plan` that measures each candidate once on this machine."""
     seen: dict[Candidate, StepCost] = {}
 
@@ -339,7 +346,7 @@ def measured_costs(device: str = "cpu", num_classes: int = 3,
         # the input size and mode set the cost; a crop only changes the number of views
         key = Candidate(cand.mode, cand.input_size)
         if key not in seen:
-            seen[key] = measure_step(key, device, num_classes, batch_size)
+            seen[key] = measure_step(key, device, num_classes, batch_size, box_loss=box_loss)
         return seen[key]
     return cost
 
@@ -347,8 +354,10 @@ def measured_costs(device: str = "cpu", num_classes: int = 3,
 def plan_project(project, budget_s: float | None, device: str = "auto",
                  source: str = "teacher", batch_size: int = 4, mode: str | None = None,
                  input_size: int | None = None, crop: int | None = None,
-                 cost: Callable[[Candidate], StepCost] | None = None) -> TrainPlan:
-    """:func:`plan` for a project's photos with ``source`` masks, measured on ``device``."""
+                 cost: Callable[[Candidate], StepCost] | None = None,
+                 box_loss: float = 0.0) -> TrainPlan:
+    """:func:`plan` for a project's photos with ``source`` masks, measured on ``device``
+    (with the box terms' cost when ``box_loss`` > 0)."""
     from .data import labelled_keys
     from .device import resolve_device
 
@@ -360,13 +369,13 @@ def plan_project(project, budget_s: float | None, device: str = "auto",
     if crop is not None and crop < 0:  # crop=auto: the ladder holds what auto would pick
         crop = None
     ladder = restrict(default_ladder(dev, sizes), mode, input_size, crop)
-    cost = cost or measured_costs(dev, project.num_classes, batch_size)
+    cost = cost or measured_costs(dev, project.num_classes, batch_size, box_loss)
     return plan(budget_s, dev, sizes, cost, batch_size, ladder)
 
 
 def plan_budgets(project, budgets: Iterable[float | None], device: str = "auto",
                  source: str = "teacher", batch_size: int = 4,
-                 cost: Callable[[Candidate], StepCost] | None = None
+                 cost: Callable[[Candidate], StepCost] | None = None, box_loss: float = 0.0
                  ) -> Iterator[tuple[float | None, TrainPlan | BudgetError]]:
     """(budget, its plan or its :class:`BudgetError`) for each budget, as each is planned.
 
@@ -374,7 +383,8 @@ def plan_budgets(project, budgets: Iterable[float | None], device: str = "auto",
     """
     from .device import resolve_device
 
-    cost = cost or measured_costs(resolve_device(device).type, project.num_classes, batch_size)
+    cost = cost or measured_costs(resolve_device(device).type, project.num_classes, batch_size,
+                                  box_loss)
     for budget_s in budgets:
         try:
             yield budget_s, plan_project(project, budget_s, device, source, batch_size,
@@ -405,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--source", default="teacher")
     ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--box-loss", type=float, default=0.0,
+                    help="the run's box-loss weight: its terms cost step time")
     a = ap.parse_args(argv)
     failed = False
     try:
@@ -412,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
 
         budgets = [parse_budget_choice(b) for b in a.budget or [CONVERGED]]
         project = Project.open(a.project)
-        for budget_s, p in plan_budgets(project, budgets, a.device, a.source, a.batch_size):
+        for budget_s, p in plan_budgets(project, budgets, a.device, a.source, a.batch_size,
+                                        box_loss=a.box_loss):
             if isinstance(p, BudgetError):
                 failed = True
                 print(json.dumps({"budget_s": budget_s, "error": str(p)}), flush=True)

@@ -70,6 +70,32 @@ def _finite(v: float | None) -> float:
     return 0.0 if v is None or math.isnan(v) else float(v)
 
 
+def training_loss(out: dict[str, torch.Tensor], y: torch.Tensor, epoch: int, loss: B2PLoss,
+                  weight: torch.Tensor | None = None, box_loss: BoxLoss | None = None,
+                  boxes: torch.Tensor | None = None, x: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, dict[str, float]]:
+    """(loss, its parts) of one batch: the B2P loss, plus the box terms when they are on.
+
+    The trainer's rule, which :func:`ml.budget.measure_step` times as it is.
+    """
+    total, parts = loss(out, y, epoch, weight=weight)
+    if box_loss is not None and boxes is not None:
+        box, box_parts = box_loss(out, boxes, x, y != IGNORE)
+        total = total + box
+        parts.update(box_parts)
+    return total, parts
+
+
+def apply_gradients(loss: torch.Tensor, opt: torch.optim.Optimizer,
+                    params: list[torch.nn.Parameter], grad_clip: float) -> None:
+    """Backward, gradient clipping (``grad_clip`` > 0) and the optimiser's step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
+
+
 class Trainer(SavedRun):
     """One training run. ``__init__`` builds everything; :meth:`fit` trains and yields events.
 
@@ -319,16 +345,8 @@ class Trainer(SavedRun):
         feats, x, y, w, boxes = self._batch(idx)
         with self._autocast():
             out = self.net(feats, x)
-        loss, parts = self.loss(out, y, epoch, weight=w)
-        if self.box_loss is not None and boxes is not None:
-            box, box_parts = self.box_loss(out, boxes, x, y != IGNORE)
-            loss = loss + box
-            parts.update(box_parts)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
-        self.opt.step()
+        loss, parts = training_loss(out, y, epoch, self.loss, w, self.box_loss, boxes, x)
+        apply_gradients(loss, self.opt, self.params, self.cfg.grad_clip)
         self.sched.step()
         self.global_step += 1
         self.dist.average_buffers(self.model)  # every rank: same weights, so the same EMA

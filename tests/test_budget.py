@@ -214,3 +214,36 @@ def test_planner_plans_every_budget_asked_measuring_once(tiny_project, monkeypat
     assert "too short" in lines[1]["error"] and "mode" not in lines[1]
     assert lines[2]["epochs"] == B.MAX_EPOCHS
     assert len(measured) == 1
+
+
+def test_the_step_timed_has_the_box_terms_when_the_run_has_them(monkeypatch):
+    from ml.box_loss import BoxLoss
+
+    calls = []
+    real = BoxLoss.__call__
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(BoxLoss, "__call__", counted)
+    B.measure_step(B.Candidate("frozen", 56), batch_size=1, repeats=1)
+    assert calls == []
+    cost = B.measure_step(B.Candidate("frozen", 56), batch_size=1, repeats=1, box_loss=1.0)
+    assert len(calls) == 2 and cost.step_s > 0  # the warm-up step and the timed one
+
+
+def test_plan_project_measures_with_the_runs_box_loss(monkeypatch, tmp_path):
+    from ml.classes import make_classes
+    from ml.store import Project
+
+    seen = []
+    monkeypatch.setattr(B, "measured_costs", lambda dev, n, bs, box_loss: (
+        seen.append(box_loss), costs())[1])
+    proj = Project.create(tmp_path / "p", tmp_path, make_classes(["dirt"]))
+    monkeypatch.setattr(proj, "image_size", lambda k: (512, 512))
+    import ml.data
+
+    monkeypatch.setattr(ml.data, "labelled_keys", lambda project, source: ["a.png"] * 20)
+    B.plan_project(proj, 600, "cpu", box_loss=0.5)
+    assert seen == [0.5]

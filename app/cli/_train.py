@@ -162,7 +162,7 @@ def _plan(args: argparse.Namespace, project, student, cfg, budget_s: float):
           flush=True)
     try:
         p = plan_project(project, budget_s, cfg.device, args.source, cfg.batch_size,
-                         args.mode, args.input_size, args.crop)
+                         args.mode, args.input_size, args.crop, box_loss=cfg.box_loss)
     except BudgetError as e:
         raise CLIError(str(e)) from None
     print(f"{p.describe()} on {p.device}", flush=True)

@@ -111,11 +111,12 @@ class TrainSettings(QWidget):
         self.plan: TrainPlan | None = None  # the chosen budget's plan, applied to the form
         self._planner: QProcess | None = None
         self._plan_buf = b""
-        self._plan_ctx: tuple | None = None  # (project, device) the plans at hand are for
+        self._plan_ctx: tuple | None = None  # what the plans at hand are for: _context()
         self._plans: dict[float | None, TrainPlan | str] = {}  # budget -> plan or why none
         self._plan_error: str | None = None  # why no budget has a plan (e.g. no masks yet)
         self.budget.currentIndexChanged.connect(lambda _i: self.refresh_plan())
         self.device.currentIndexChanged.connect(lambda _i: self.refresh_plan())
+        self.box_loss.valueChanged.connect(lambda _v: self.refresh_plan())  # its terms cost time
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
         super().showEvent(event)
@@ -179,7 +180,9 @@ class TrainSettings(QWidget):
         return self.budget.currentData()
 
     def _context(self) -> tuple:
-        return (str(self.project_root), self.device.currentText().split(" ")[0])
+        """What a plan depends on: the project, the device, and whether the box terms run."""
+        return (str(self.project_root), self.device.currentText().split(" ")[0],
+                self.box_loss.value() > 0)
 
     def planning(self) -> bool:
         p = self._planner
@@ -187,7 +190,7 @@ class TrainSettings(QWidget):
 
     def refresh_plan(self, force: bool = False) -> None:
         """Show the chosen budget's plan; ask the planner when the plans at hand are for
-        another project or device (or ``force``: the photos changed)."""
+        another project, device or box-loss setting (or ``force``: the photos changed)."""
         self.plan = None
         self._set_fields_enabled(True)
         if self.project_root is not None and not getattr(sys, "frozen", False):
@@ -213,7 +216,7 @@ class TrainSettings(QWidget):
         self._plan_ctx, self._plans, self._plan_error, self._plan_buf = ctx, {}, None, b""
         chosen = self.budget_s()
         budgets = [chosen, *(b for b in BUDGETS.values() if b != chosen)]
-        args = [ctx[0], "--device", ctx[1]]
+        args = [ctx[0], "--device", ctx[1], *(["--box-loss", "1"] if ctx[2] else [])]
         for b in budgets:
             args += ["--budget", CONVERGED if b is None else f"{b:g}s"]
         proc = QProcess(self)

@@ -64,3 +64,18 @@ def test_gpu_default_is_the_papers_settings_until_converged(form):
     assert form.budget.currentText() == "until converged"
     student, cfg = form.configs(3)
     assert (student.mode, student.input_size, cfg.epochs) == ("bitfit", 518, 100)
+
+
+def test_turning_the_box_loss_on_plans_again_with_its_cost(form, monkeypatch, tmp_path):
+    started = []
+
+    def start(ctx):  # what the real one records, without a child process
+        started.append(ctx)
+        form._plan_ctx = ctx
+
+    monkeypatch.setattr(form, "_start_planner", start)
+    form.project_root = tmp_path
+    form.refresh_plan(force=True)
+    form.box_loss.setValue(1.0)  # the box terms now run: their cost is measured
+    form.box_loss.setValue(2.0)  # another weight, the same terms: the plans hold
+    assert [ctx[2] for ctx in started] == [False, True]
