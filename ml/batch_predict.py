@@ -8,6 +8,7 @@ same per-photo step, :func:`predict_photo`, on its workers.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,29 @@ def _why(e: Exception) -> str:
     return e.reason if isinstance(e, _images.ImageError) else f"{type(e).__name__}: {e}"
 
 
+def _each_photo(items: list[str], rep: Reporter, work: Callable[[str], None]
+                ) -> tuple[list[str], dict[str, str], bool]:
+    """``work`` on each item until a stop: (done, failed with why, stopped).
+
+    A photo that fails is named and the batch goes on; a stop mid-photo (``Cancelled``)
+    keeps nothing of that photo.
+    """
+    done: list[str] = []
+    failed: dict[str, str] = {}
+    for item in items:
+        if rep.stopped():
+            return done, failed, True
+        try:
+            work(item)
+            done.append(item)
+        except Cancelled:
+            return done, failed, True
+        except Exception as e:  # one bad photo must not end the batch
+            failed[item] = _why(e)
+        rep.step(message=item)
+    return done, failed, False
+
+
 def predict_project(project: Project, model_dir: str | Path, keys: list[str] | None = None,
                     tiled: bool = False, box_constraint: bool = True, device: str = "auto",
                     progress: ProgressFn | None = None, should_stop: StopFn | None = None,
@@ -133,39 +157,28 @@ def predict_project(project: Project, model_dir: str | Path, keys: list[str] | N
     keys = project.keys() if keys is None else list(keys)
     settings = {**predictor.settings(), "box_constraint": box_constraint,
                 "fallback": fallback, "model_dir": str(model_dir)}
-    done: list[str] = []
-    failed: dict[str, str] = {}
-    fallbacks, stopped = 0, False
+    fallbacks: list[int] = []
     diffs: list[ModelDiff] = []
     rep = Reporter(len(keys), progress, should_stop)
+
+    def one(key: str) -> None:
+        tiles = _tile_events(progress, rep.done, rep.total, key)
+        result, corr = _predict_key(project, key, predictor, box_constraint, fallback, tiles,
+                                    should_stop)
+        if keep_previous:
+            project.keep_previous(key, new_model=mid)
+        project.save_student(key, result.label, model=mid, confidence=result.confidence,
+                             corrections=corr, settings=settings)
+        if project.record(key).previous is not None:  # counts only, not the maps
+            diffs.append(total([d for d in [photo_diff(project, key)] if d]))
+        fallbacks.append(result.fallbacks)
+
     t0 = time.monotonic()
     with project.batch():
-        for key in keys:
-            if rep.stopped():
-                stopped = True
-                break
-            try:
-                tiles = _tile_events(progress, rep.done, rep.total, key)
-                result, corr = _predict_key(project, key, predictor, box_constraint, fallback,
-                                            tiles, should_stop)
-                if keep_previous:
-                    project.keep_previous(key, new_model=mid)
-                project.save_student(key, result.label, model=mid,
-                                     confidence=result.confidence, corrections=corr,
-                                     settings=settings)
-                if project.record(key).previous is not None:  # counts only, not the maps
-                    diffs.append(total([d for d in [photo_diff(project, key)] if d]))
-                done.append(key)
-                fallbacks += result.fallbacks
-            except Cancelled:  # asked to stop mid-photo: its mask is not saved
-                stopped = True
-                break
-            except Exception as e:  # one bad photo must not end the batch
-                failed[key] = _why(e)
-            rep.step(message=key)
+        done, failed, stopped = _each_photo(keys, rep, one)
     return Predictions(action="predicted", total=len(keys), done=tuple(done), failed=failed,
                        stopped=stopped, warnings=tuple(warnings), model=mid,
-                       fallback_boxes=fallbacks, seconds=round(time.monotonic() - t0, 2),
+                       fallback_boxes=sum(fallbacks), seconds=round(time.monotonic() - t0, 2),
                        changes=total(diffs) if diffs else None)
 
 
@@ -178,32 +191,21 @@ def predict_folder(images_dir: str | Path, model_dir: str | Path, out_dir: str |
     predictor = Predictor.from_dir(model_dir, device, tiled=tiled, **options)
     classes = [ClassInfo.from_json(c) for c in predictor.card.classes]
     pal = palette(classes) if classes else None
-    done: list[str] = []
-    failed: dict[str, str] = {}
-    stopped = False
     rep = Reporter(len(files), progress, should_stop)
     names = OutputNames((".png", "_conf.png"))  # a.png and a.jpg must not share a.png
+
+    def one(rel: str) -> None:
+        stem = out_dir / names(rel)
+        tiles = _tile_events(progress, rep.done, rep.total, rel)
+        # the masks are written band by band as they are predicted; a stop or a failure
+        # mid-photo leaves no file behind (nor changes an older one)
+        with open_rows(images_dir / rel) as src, PngMaskSink(
+                f"{stem}.png", f"{stem}_conf.png", src.width, src.height, pal) as sink:
+            predictor.stream(src, sink, progress=tiles, should_stop=should_stop)
+
     t0 = time.monotonic()
-    for path in files:
-        if rep.stopped():
-            stopped = True
-            break
-        rel = path.relative_to(images_dir).as_posix()
-        try:
-            stem = out_dir / names(rel)
-            tiles = _tile_events(progress, rep.done, rep.total, rel)
-            # the masks are written band by band as they are predicted; a stop or a failure
-            # mid-photo leaves no file behind (nor changes an older one)
-            with open_rows(path) as src, PngMaskSink(f"{stem}.png", f"{stem}_conf.png",
-                                                     src.width, src.height, pal) as sink:
-                predictor.stream(src, sink, progress=tiles, should_stop=should_stop)
-            done.append(rel)
-        except Cancelled:
-            stopped = True
-            break
-        except Exception as e:  # one bad photo must not end the batch
-            failed[rel] = _why(e)
-        rep.step(message=rel)
+    done, failed, stopped = _each_photo(
+        [path.relative_to(images_dir).as_posix() for path in files], rep, one)
     return Predictions(action="predicted", total=len(files), done=tuple(done), failed=failed,
                        stopped=stopped, model=model_id(model_dir),
                        seconds=round(time.monotonic() - t0, 2))
