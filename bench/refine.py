@@ -16,6 +16,10 @@ Variants (none is in the product; this is the record of why):
   radius one output stride of the student;
 * ``intensity model``: per box, grey-level histograms of defect and background weighted by the
   student's score; the score becomes the geometric mean of the student's and that model's;
+* ``intensity model, trusted by d'``: the same model, given a share of the score that grows
+  with how well its two grey-level distributions separate in the box (d'^2 / (1 + d'^2) / 2,
+  d' the distance of their means in pooled standard deviations), so a textured box keeps the
+  student's score;
 * ``otsu``: the tight rule's threshold lowered to the Otsu split of the box's scores;
 * ``flip``: the mean of the photo's and its mirror's probabilities;
 * ``x1.5``: the photo predicted at 1.5x its size, probabilities scaled back.
@@ -31,6 +35,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -83,7 +88,7 @@ def v_guided(pred, img, probs, boxes) -> Probs:
     return _with_defect(probs, guided_filter(g, (1 - probs[0]).astype(np.float32), r, 1e-3))
 
 
-def v_intensity(pred, img, probs, boxes, bins: int = 32) -> Probs:
+def v_intensity(pred, img, probs, boxes, bins: int = 32, trust: bool = False) -> Probs:
     h, w = img.shape[:2]
     q = _grey(img).astype(np.int64) * bins // 256
     d = (1.0 - probs[0]).astype(np.float64)
@@ -100,10 +105,23 @@ def v_intensity(pred, img, probs, boxes, bins: int = 32) -> Probs:
         hf = np.bincount(qq.ravel(), wf, bins) + 1e-3
         hb = np.bincount(qq.ravel(), wb, bins) + 1e-3
         pf = wf.sum() / max(wf.sum() + wb.sum(), 1e-9)
-        hf, hb = hf / hf.sum(), hb / hb.sum()
-        c = (pf * hf / (pf * hf + (1 - pf) * hb))[qq]
-        out[ys, xs] = np.where(inbox, np.sqrt(dd * c), out[ys, xs])
+        c = (pf * hf / hf.sum() / (pf * hf / hf.sum() + (1 - pf) * hb / hb.sum()))[qq]
+        # the model's share of the score: 1/2 (geometric mean), or d'^2 / (1 + d'^2) / 2
+        share = 0.5 * (_separation(qq.ravel(), wf, wb) if trust else 1.0)
+        out[ys, xs] = np.where(inbox, dd ** (1 - share) * c ** share, out[ys, xs])
     return _with_defect(probs, out.astype(np.float32))
+
+
+def _separation(g: np.ndarray, wf: np.ndarray, wb: np.ndarray) -> float:
+    """d'^2 / (1 + d'^2) of grey levels ``g`` weighted as defect ``wf`` and background ``wb``:
+    0 where the two overlap, towards 1 where they separate."""
+    def moments(wt: np.ndarray) -> tuple[float, float]:
+        m = float((wt * g).sum() / max(wt.sum(), 1e-9))
+        return m, float((wt * (g - m) ** 2).sum() / max(wt.sum(), 1e-9))
+
+    (mf, vf), (mb, vb) = moments(wf), moments(wb)
+    d2 = (mf - mb) ** 2 / ((vf + vb) / 2 + 1e-9)
+    return d2 / (1 + d2)
 
 
 def v_flip(pred, img, probs, boxes) -> Probs:
@@ -144,6 +162,7 @@ def tight_or_otsu(score: np.ndarray, inner=None, coverage: float = box_decode.CO
 
 VARIANTS: dict[str, Callable | None] = {
     "tight (product)": None, "guided filter": v_guided, "intensity model": v_intensity,
+    "intensity model, trusted by d'": partial(v_intensity, trust=True),
     "otsu": None, "flip": v_flip, "x1.5": v_upscaled}
 
 
