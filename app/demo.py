@@ -1,6 +1,7 @@
 """`make demo`: the whole job on synthetic blade photos, end to end, on the CPU.
 
-generate -> project -> import boxes -> GrabCut pseudo-labels -> train the student ->
+generate -> project -> import boxes -> pseudo-labels (the CLI's default teacher) -> train the
+student ->
 predict -> metrics against the synthetic ground truth. Every step is the same ``ml``
 call the CLI and the GUI make.
 
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+DEFAULT_TEACHER = "auto"  # b2p pseudo-label's default
 HELD_OUT = 0.25  # share of the photos the student never trains on; both are scored there
 
 
@@ -46,7 +48,8 @@ def _backbone_weights(requested: str) -> str:
         return "none"
 
 
-def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: str) -> dict:
+def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: str,
+        teacher: str = DEFAULT_TEACHER) -> dict:
     from app.cli._progress import TrainBars, tqdm_progress
     from ml import synthetic
     from ml.batch_predict import predict_project
@@ -73,11 +76,11 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
     print("2/6 importing boxes (YOLO) — boxes only, the masks stay out of the project")
     rep = import_yolo(project, data / "labels")
     print(f"    {rep.summary()}")
-    print("3/6 pseudo-labelling with the GrabCut teacher")
-    with tqdm_progress("grabcut") as cb:
-        pseudo_label_project(project, make_teacher("grabcut"), progress=cb)
+    print(f"3/6 pseudo-labelling with the {teacher} teacher")
+    with tqdm_progress(teacher) as cb:
+        pseudo_label_project(project, make_teacher(teacher), progress=cb)
     test = _held_out(project.keys())
-    teacher = _scores(project, "teacher", data / "masks", test)
+    scores_t = _scores(project, "teacher", data / "masks", test)
     labels = {k: m for k in project.keys() if k not in set(test)
               and (m := project.load_mask(k, "teacher")) is not None}
     bw = _backbone_weights(backbone)
@@ -98,8 +101,8 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
         predict_project(project, model_dir, progress=cb, fallback=False)
     student = _scores(project, "student", data / "masks", test)
     print(f"6/6 metrics against the synthetic ground truth on the {len(test)} held-out photos "
-          "(the student saw only GrabCut masks of the others, made from boxes)")
-    rows = {"teacher (GrabCut)": teacher, "student (Boxes2Pixels)": student}
+          f"(the student saw only {teacher} masks of the others, made from boxes)")
+    rows = {f"teacher ({teacher})": scores_t, "student (Boxes2Pixels)": student}
     print(f"    {'':24s} {'binary IoU':>10s} {'anomaly mIoU':>12s} {'recall':>7s} {'prec.':>7s}")
     for name, s in rows.items():
         print(f"    {name:24s} {s['binary_iou']:10.3f} {s['anomaly_miou']:12.3f} "
@@ -107,7 +110,7 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
     summary = {"data": str(data), "project": str(proj_dir), "model": str(model_dir),
                "backbone_weights": bw, "epochs_run": result.epochs_run,
                "held_out": test,
-               "teacher": teacher, "student": student,
+               "teacher_name": teacher, "teacher": scores_t, "student": student,
                "seconds": round(time.monotonic() - t0, 1)}
     (out / "demo_metrics.json").write_text(json.dumps(summary, indent=1, default=float))
     print(f"outputs: project {proj_dir}, model {model_dir}, metrics {out / 'demo_metrics.json'}; "
@@ -124,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--input-size", type=int, default=224)
     ap.add_argument("--backbone-weights", default="offline")
+    ap.add_argument("--teacher", default=DEFAULT_TEACHER, choices=["grabcut", "auto", "ridge"])
     a = ap.parse_args(argv)
-    run(a.out, a.n, a.size, a.epochs, a.input_size, a.backbone_weights)
+    run(a.out, a.n, a.size, a.epochs, a.input_size, a.backbone_weights, a.teacher)
     return 0
 
 

@@ -73,5 +73,5 @@ def test_teacher_list_names_installed_sam_and_the_fallbacks(monkeypatch, tmp_pat
     from app.gui._batch_panel import teacher_choices
 
     monkeypatch.setenv("B2P_WEIGHTS_DIR", str(tmp_path))  # an empty cache: no SAM installed
-    assert [name for _label, name, _opts in teacher_choices()] == ["grabcut", "auto", "ridge",
+    assert [name for _label, name, _opts in teacher_choices()] == ["auto", "grabcut", "ridge",
                                                                    "box"]

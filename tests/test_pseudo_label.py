@@ -123,6 +123,15 @@ def test_cli_pseudo_label_end_to_end(proj, teacher, capsys):
     assert rc == 0 and "skipped 0 edited, 3 existing" in capsys.readouterr().out
 
 
+def test_cli_default_teacher_is_auto(proj, capsys):
+    # students learn best from it on every set measured (docs/RESULTS.md, round 6)
+    (proj.root.parent / "photos" / "e.png").unlink()
+    proj.images.pop("e.png")
+    proj.save()
+    assert main(["pseudo-label", str(proj.root)]) == 0, capsys.readouterr().out
+    assert Project.open(proj.root).record("a.png").teacher.source == "auto"
+
+
 def test_cli_reports_bad_images_with_nonzero_exit(proj, capsys):
     rc = main(["pseudo-label", str(proj.root), "--teacher", "box"])
     cap = capsys.readouterr()

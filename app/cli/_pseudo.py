@@ -17,10 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "ridge, auto, box)")
     p.add_argument("project", type=Path)
     p.add_argument("--teacher", choices=["sam", "grabcut", "ridge", "auto", "box"],
-                   default="grabcut",
-                   help="sam (needs a checkpoint), grabcut (offline, default), ridge (thin "
-                        "cracks and scratches), auto (per box: ridge, grabcut, sam if its "
-                        "checkpoint is cached, or a box fill) or box (fill)")
+                   default="auto",
+                   help="auto (default; per box: ridge, grabcut, sam if its checkpoint is "
+                        "cached, or a box fill; students learn best from it, docs/RESULTS.md), "
+                        "sam (needs a checkpoint), grabcut (offline), ridge (thin "
+                        "cracks and scratches) or box (fill)")
     p.add_argument("--checkpoint", type=Path, help="SAM checkpoint (default: the cached one)")
     p.add_argument("--model-type", choices=["vit_b", "vit_l", "vit_h"], default="vit_b",
                    help="SAM model size (default: vit_b)")

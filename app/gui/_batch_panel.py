@@ -25,18 +25,19 @@ from ._resources import icon
 
 
 def teacher_choices() -> list[tuple[str, str, dict]]:
-    """(label, teacher name, options) for every teacher usable now: SAM types whose weights
-    are installed, GrabCut and box fill."""
+    """(label, teacher name, options) for every teacher usable now, the default first: auto
+    (which also asks SAM where its weights are cached), SAM types whose weights are installed,
+    GrabCut, ridge and box fill."""
     from ml.weights import SOURCES, list_status
 
-    out: list[tuple[str, str, dict]] = []
+    out: list[tuple[str, str, dict]] = [("Auto (per box)", "auto", {})]
     sams = [n for n, s in SOURCES.items() if s.kind == "sam"]
     for row in list_status(sams):
         if row.present:
             out.append((f"SAM {SOURCES[row.name].arch}", "sam",
                         {"model_type": SOURCES[row.name].arch}))
-    return out + [("GrabCut", "grabcut", {}), ("Auto (per box)", "auto", {}),
-                  ("Ridge (thin cracks)", "ridge", {}), ("Box fill", "box", {})]
+    return out + [("GrabCut", "grabcut", {}), ("Ridge (thin cracks)", "ridge", {}),
+                  ("Box fill", "box", {})]
 
 
 def _pseudo_label(project: Project, teacher: str, options: dict, keys: list[str] | None,
@@ -100,7 +101,7 @@ class BatchPanel(QWidget):
         self.teacher.clear()
         for label, name, opts in teacher_choices():
             self.teacher.addItem(label, (name, opts))
-        self.teacher.setCurrentIndex(self.teacher.findText("GrabCut"))
+        self.teacher.setCurrentIndex(0)  # the default: b2p pseudo-label's, auto
 
     def set_teacher(self, name: str) -> None:
         for i in range(self.teacher.count()):

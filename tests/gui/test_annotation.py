@@ -71,6 +71,7 @@ def test_grabcut_pseudo_label_and_person_edits_survive_batch(inspector, photos, 
         project.set_boxes(k, [Box(8, 18, 32, 42, 1), Box(48, 28, 72, 52, 2)])
     inspector.show_key("img0.png")
     batch = inspector.batch
+    assert batch.teacher.currentData()[0] == "auto"  # the default, as b2p pseudo-label's
     batch.set_teacher("grabcut")
     job = batch.pseudo_label(all_images=False)
     with qtbot.waitSignal(batch.job_finished, timeout=30000):
