@@ -55,7 +55,7 @@ step version version
 step synth clean synth "$WORK/synth" --n 4 --size 112 --seed 3
 step init clean init "$P" --images "$WORK/synth/images"
 step import clean import "$P" --yolo "$WORK/synth/labels"
-step pseudo-label clean pseudo-label "$P" --teacher grabcut
+step pseudo-label clean pseudo-label "$P"  # the default teacher, auto
 step weights-list clean weights list
 
 # Training exactly as the GUI runs it: the bundle re-launched in worker mode, JSON on stdout.
