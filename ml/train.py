@@ -76,7 +76,7 @@ def training_loss(out: dict[str, torch.Tensor], y: torch.Tensor, epoch: int, los
                   ) -> tuple[torch.Tensor, dict[str, float]]:
     """(loss, its parts) of one batch: the B2P loss, plus the box terms when they are on.
 
-    The trainer's rule, which :func:`ml.budget.measure_step` times as it is.
+    The trainer's rule, which :func:`ml.step_cost.measure_step` times as it is.
     """
     total, parts = loss(out, y, epoch, weight=weight)
     if box_loss is not None and boxes is not None:

@@ -9,6 +9,7 @@ import pytest
 
 from ml import budget as B
 from ml.config import ModelCard, StudentConfig, TrainConfig
+from ml.step_cost import measure_step
 
 SQUARE = [(512, 512)] * 50  # 40 train + 10 val photos
 
@@ -227,9 +228,9 @@ def test_the_step_timed_has_the_box_terms_when_the_run_has_them(monkeypatch):
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(BoxLoss, "__call__", counted)
-    B.measure_step(B.Candidate("frozen", 56), batch_size=1, repeats=1)
+    measure_step(B.Candidate("frozen", 56), batch_size=1, repeats=1)
     assert calls == []
-    cost = B.measure_step(B.Candidate("frozen", 56), batch_size=1, repeats=1, box_loss=1.0)
+    cost = measure_step(B.Candidate("frozen", 56), batch_size=1, repeats=1, box_loss=1.0)
     assert len(calls) == 2 and cost.step_s > 0  # the warm-up step and the timed one
 
 
