@@ -15,9 +15,6 @@ from qtpy.QtCore import QEvent, QObject, Qt, Signal
 from qtpy.QtGui import QKeyEvent, QKeySequence
 from qtpy.QtWidgets import (
     QAbstractItemView,
-    QCheckBox,
-    QComboBox,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -41,15 +38,12 @@ from ml.findings import (
 from ml.images import ImageError
 from ml.store import Project, ProjectError
 
+from ._findings_filters import FindingFilters
 from ._findings_model import COLUMNS, PHOTO_COLUMNS, FindingsModel
 from ._jobs import Job
 from ._resources import icon
 
 _LEVEL_KEYS = {getattr(Qt.Key, f"Key_{n}"): n for n in range(1, 6)}
-# Combo item data is never None: PySide6 6.12's currentData() then drops a reference to None
-# (a crash at exit after a few thousand calls); 0 and "" stand for "any".
-_SEVERITIES = [("Any severity", 0, False)] + [(str(n), n, False) for n in range(1, 6)] + \
-    [(f"{n} and above", n, True) for n in range(2, 6)]
 
 
 class FindingsPanel(QWidget):
@@ -75,17 +69,12 @@ class FindingsPanel(QWidget):
         self._build()
 
     def _build(self) -> None:
-        self.whole = QCheckBox("Whole project")
-        self.whole.setToolTip("List the findings of every photo, not only the one on screen")
-        self.whole.toggled.connect(lambda _on: self.refresh())
-        self.severity = QComboBox()
-        for text, level, at_least in _SEVERITIES:
-            self.severity.addItem(text, (level, at_least))
-        self.cls, self.turbine, self.blade = QComboBox(), QComboBox(), QComboBox()
-        self.unreviewed = QCheckBox("Not yet accepted")
-        for w in (self.severity, self.cls, self.turbine, self.blade):
-            w.currentIndexChanged.connect(lambda _i: self._apply(self._current_id()))
-        self.unreviewed.toggled.connect(lambda _on: self._apply(self._current_id()))
+        self.filters = FindingFilters()
+        self.filters.whole.toggled.connect(lambda _on: self.refresh())
+        self.filters.changed.connect(lambda: self._apply(self._current_id()))
+        f = self.filters  # the widgets stay reachable as the panel's own, as tests use them
+        self.whole, self.severity, self.cls = f.whole, f.severity, f.cls
+        self.turbine, self.blade, self.unreviewed = f.turbine, f.blade, f.unreviewed
         self.model = FindingsModel()
         self.table = QTableView()
         self.table.setModel(self.model)
@@ -110,18 +99,11 @@ class FindingsPanel(QWidget):
         self.undo_btn.setToolTip("Undo the last severity, note or accept (Ctrl+Z)")
         self.undo_btn.clicked.connect(self.undo)
         self.status = QLabel()
-        filters = QGridLayout()
-        filters.addWidget(self.whole, 0, 0)
-        filters.addWidget(self.severity, 0, 1)
-        filters.addWidget(self.cls, 0, 2)
-        filters.addWidget(self.unreviewed, 1, 0)
-        filters.addWidget(self.turbine, 1, 1)
-        filters.addWidget(self.blade, 1, 2)
         note_row = QHBoxLayout()
         note_row.addWidget(self.note, 1)
         note_row.addWidget(self.undo_btn)
         lay = QVBoxLayout(self)
-        lay.addLayout(filters)
+        lay.addWidget(self.filters)
         lay.addWidget(self.table, 1)
         lay.addWidget(self.details)
         lay.addWidget(self.rule)
@@ -223,29 +205,10 @@ class FindingsPanel(QWidget):
         self._all = sorted(rows, key=lambda r: order.get(r.key, len(order)))  # stable
 
     def _fill_filters(self) -> None:
-        """Class, turbine and blade choices from the project (the current choice is kept)."""
-        meta = [r.meta for r in self.project.images.values()] if self.project else []
-        names = self.project.class_names()[1:] if self.project else []
-        for combo, label, values in (
-                (self.cls, "All classes", names),
-                (self.turbine, "All turbines", sorted({str(m.get("turbine") or "") for m in meta}
-                                                     - {""})),
-                (self.blade, "All blades", sorted({str(m.get("blade") or "") for m in meta}
-                                                 - {""}))):
-            current = combo.currentData() if combo.count() else ""
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItem(label, "")
-            for v in values:
-                combo.addItem(v, v)
-            combo.setCurrentIndex(max(combo.findData(current), 0) if current else 0)
-            combo.blockSignals(False)
+        self.filters.fill(self.project)
 
     def filter(self) -> FindingFilter:
-        level, at_least = self.severity.currentData()
-        return FindingFilter(level or None, at_least, self.cls.currentData() or None,
-                             self.turbine.currentData() or None,
-                             self.blade.currentData() or None, self.unreviewed.isChecked())
+        return self.filters.value()
 
     def _apply(self, select: tuple[str, str] | None = None, fallback: int | None = None) -> None:
         """Show the rows that pass the filters; select ``select``, else row ``fallback``."""
