@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_TEACHER = "auto"  # b2p pseudo-label's default
 HELD_OUT = 0.25  # share of the photos the student never trains on; both are scored there
 
 
@@ -49,12 +48,12 @@ def _backbone_weights(requested: str) -> str:
 
 
 def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: str,
-        teacher: str = DEFAULT_TEACHER) -> dict:
+        teacher: str | None = None) -> dict:
     from app.cli._progress import TrainBars, tqdm_progress
     from ml import synthetic
     from ml.batch_predict import predict_project
     from ml.classes import make_classes
-    from ml.config import StudentConfig, TrainConfig
+    from ml.config import DEFAULT_TEACHER, StudentConfig, TrainConfig
     from ml.importers import import_yolo
     from ml.pseudo_label import pseudo_label_project
     from ml.store import Project
@@ -76,6 +75,7 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
     print("2/6 importing boxes (YOLO) — boxes only, the masks stay out of the project")
     rep = import_yolo(project, data / "labels")
     print(f"    {rep.summary()}")
+    teacher = teacher or DEFAULT_TEACHER
     print(f"3/6 pseudo-labelling with the {teacher} teacher")
     with tqdm_progress(teacher) as cb:
         pseudo_label_project(project, make_teacher(teacher), progress=cb)
@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--input-size", type=int, default=224)
     ap.add_argument("--backbone-weights", default="offline")
-    ap.add_argument("--teacher", default=DEFAULT_TEACHER, choices=["grabcut", "auto", "ridge"])
+    ap.add_argument("--teacher", choices=["grabcut", "auto", "ridge"],
+                    help="default: b2p pseudo-label's (ml.config.DEFAULT_TEACHER)")
     a = ap.parse_args(argv)
     run(a.out, a.n, a.size, a.epochs, a.input_size, a.backbone_weights, a.teacher)
     return 0

@@ -11,6 +11,10 @@ from ._atomic import atomic_write_json
 
 T = TypeVar("T")
 
+# The teacher `b2p pseudo-label`, the GUI's Pseudo-label dock and `make demo` use unless told:
+# students learnt more from it than from GrabCut on every set measured (docs/RESULTS.md).
+DEFAULT_TEACHER = "auto"
+
 
 def _from_dict(cls: type[T], d: dict[str, Any]) -> T:
     """Build a dataclass from a dict, ignoring unknown keys and turning lists into tuples."""

@@ -9,6 +9,7 @@ from pathlib import Path
 from app.cli import CLIError
 from app.cli._batch import exit_code, print_items
 from ml.batch import BatchResult
+from ml.config import DEFAULT_TEACHER
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "ridge, auto, box)")
     p.add_argument("project", type=Path)
     p.add_argument("--teacher", choices=["sam", "grabcut", "ridge", "auto", "box"],
-                   default="auto",
+                   default=DEFAULT_TEACHER,
                    help="auto (default; per box: ridge, grabcut, sam if its checkpoint is "
                         "cached, or a box fill; students learn best from it, docs/RESULTS.md), "
                         "sam (needs a checkpoint), grabcut (offline), ridge (thin "

@@ -16,6 +16,7 @@ from qtpy.QtWidgets import (
 )
 
 from ml.checkpoint import current_model
+from ml.config import DEFAULT_TEACHER
 from ml.store import Project
 
 from ._jobs import Job
@@ -101,7 +102,7 @@ class BatchPanel(QWidget):
         self.teacher.clear()
         for label, name, opts in teacher_choices():
             self.teacher.addItem(label, (name, opts))
-        self.teacher.setCurrentIndex(0)  # the default: b2p pseudo-label's, auto
+        self.set_teacher(DEFAULT_TEACHER)  # b2p pseudo-label's default
 
     def set_teacher(self, name: str) -> None:
         for i in range(self.teacher.count()):
