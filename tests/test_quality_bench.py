@@ -162,3 +162,36 @@ def test_refine_bench_scores_every_variant_on_held_out_and_training_photos(tmp_p
             if line.startswith("| ") and not line.startswith("| variant")]
     assert [r[0].lstrip("| ") for r in rows] == list(refine.VARIANTS)
     assert all(0.0 <= float(v.strip(" |")) <= 1.0 for r in rows for v in r[1:])
+
+
+def test_auto_choice_bench_scores_picks_against_fixed_candidates_and_the_ceiling(tmp_path,
+                                                                                  quality):
+    import auto_choice
+
+    from ml.synthetic import write_dataset
+
+    data = write_dataset(tmp_path / "data", n=4, size=96, seed=3)
+    out = tmp_path / "auto_choice.md"
+    assert auto_choice.main(["--data", str(data), "--out", str(out)]) == 0
+    rows = dict(line.strip("| ").split(" | ") for line in out.read_text().splitlines()
+                if line.startswith("| ") and not line.startswith(("| rule", "| candidate"))
+                and line.count("|") == 3)
+    scores = {k: float(v) for k, v in rows.items()}
+    assert {"auto", "always box", "best per box"} <= scores.keys()
+    assert all(0.0 <= v <= 1.0 for v in scores.values())
+    # the ceiling picks per box: it is never below auto's picks nor below any fixed candidate
+    assert scores["best per box"] >= max(v for k, v in scores.items() if k != "best per box")
+
+
+def test_auto_choice_ceiling_maximises_the_summed_iou():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from auto_choice import summarise
+
+    # box 1: "a" has the higher IoU (1/2 > 40/100), yet "b" gives the sum more: picking each
+    # box's highest IoU (a, a: 11/102) is not the ceiling (b, a: 50/200)
+    per_box = [({"": (0, 100), "a": (1, 2), "b": (40, 100)}, "a"),
+               ({"": (0, 100), "a": (10, 100), "b": (5, 100)}, "b")]
+    s = summarise(per_box)["rows"]
+    assert s["auto"] == pytest.approx(6 / 102)
+    assert s["always a"] == pytest.approx(11 / 102) and s["always b"] == pytest.approx(45 / 200)
+    assert s["best per box"] == pytest.approx(50 / 200)

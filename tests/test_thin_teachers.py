@@ -69,6 +69,29 @@ def test_auto_picks_ridge_for_a_line_and_another_for_a_blob():
     assert min(out.coverage) >= EMPTY_COVER
 
 
+def test_auto_records_what_it_weighed_per_box_and_picks_the_best_score():
+    img, line, _ = scene()
+    t = AutoTeacher(sam=False, record=True)
+    t.set_image(img)
+    label = t.predict([LINE_BOX, BLOB_BOX], [1, 1])
+    assert [w.choice for w in t.weighed] == t.choices
+    for w in t.weighed:
+        x0, y0, x1, y1 = w.window
+        assert w.window[0] <= w.box[0] and w.box[2] <= w.window[2]
+        assert all(m.shape == (y1 - y0, x1 - x0) and m.dtype == bool for m in w.masks.values())
+        assert "box" in w.masks and set(w.scores) == set(w.masks)
+        assert w.choice == max(w.scores, key=w.scores.get)
+    w = t.weighed[0]  # the line's winner is what the teacher painted in its box
+    x0, y0 = w.window[:2]
+    bx0, by0, bx1, by1 = w.box
+    painted = label[by0:by1, bx0:bx1] > 0
+    picked = w.masks[w.choice][by0 - y0:by1 - y0, bx0 - x0:bx1 - x0]
+    assert iou(painted, picked) > 0.9
+    t.record = False
+    t.predict([LINE_BOX], [1])
+    assert t.weighed == []
+
+
 def test_auto_never_leaves_a_box_empty_on_a_flat_photo():
     img = np.full((64, 64, 3), 90, np.uint8)
     t = make_teacher("auto", sam=False)

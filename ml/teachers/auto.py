@@ -16,6 +16,7 @@ disagree with it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -26,6 +27,22 @@ from .grabcut import GrabCutTeacher
 from .ridge import RidgeTeacher
 
 BOX = "box"
+
+
+@dataclass(frozen=True)
+class BoxChoice:
+    """What :class:`AutoTeacher` weighed for one box (kept with ``record=True``).
+
+    ``window``: the (x0, y0, x1, y1) photo region the candidates' masks cover; ``box``: the box
+    itself in photo pixels; ``masks``: each candidate that covered the box, as a bool mask of
+    ``window``; ``scores``: their tightness x separation; ``choice``: the winner.
+    """
+
+    window: Region
+    box: Region
+    masks: dict[str, np.ndarray]
+    scores: dict[str, float]
+    choice: str
 
 
 def sam_available(model_type: str = "vit_b") -> bool:
@@ -75,13 +92,14 @@ class AutoTeacher(Teacher):
     """Chooses, per box, between ridge, GrabCut, SAM (if cached) and a shrunken box fill.
 
     ``sam``: None uses SAM when its checkpoint is cached, False never, True requires it.
-    ``choices`` lists the winner per box of the last image.
+    ``choices`` lists the winner per box of the last image; with ``record`` ``weighed`` holds
+    each box's :class:`BoxChoice` too (``bench/auto_choice.py`` scores them).
     """
 
     name = "auto"
 
     def __init__(self, *, sam: bool | None = None, model_type: str = "vit_b",
-                 device: str = "auto", **common: Any) -> None:
+                 device: str = "auto", record: bool = False, **common: Any) -> None:
         super().__init__(**common)
         self.candidates: dict[str, Teacher] = {"ridge": RidgeTeacher(**common),
                                                "grabcut": GrabCutTeacher(**common)}
@@ -91,6 +109,8 @@ class AutoTeacher(Teacher):
 
             self.candidates["sam"] = SamTeacher(model_type=model_type, device=device, **common)
         self.choices: list[str] = []
+        self.record = record
+        self.weighed: list[BoxChoice] = []
         self._empty: dict[str, int] = {}
 
     def _options(self) -> dict:
@@ -115,7 +135,7 @@ class AutoTeacher(Teacher):
             self._empty[name] = sum(
                 box_coverage(r, m, box_region(boxes[i], 0, w, h)) < EMPTY_COVER
                 for i, (r, m, _) in enumerate(per[name]))
-        self.choices = []
+        self.choices, self.weighed = [], []
         out = []
         for i, box in enumerate(boxes):
             cands = {n: per[n][i] for n in per}
@@ -149,6 +169,9 @@ class AutoTeacher(Teacher):
         # ties (nothing to see: a flat box) go to the humble guess, the box fill
         best = max([BOX, *(n for n in scores if n != BOX)], key=lambda n: scores[n])
         self.choices.append(best)
+        if self.record:
+            self.weighed.append(BoxChoice(ctx, bx, {n: m for n, (m, _) in placed.items()},
+                                          scores, best))
         mask, conf = placed[best]
         others = [m for n, (m, _) in placed.items() if n not in (best, BOX)]
         if others and best != BOX:
