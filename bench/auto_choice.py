@@ -16,8 +16,6 @@ against the ground truth. Rows, binary IoU summed over the pixels of every box:
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 import tempfile
 import time
@@ -30,9 +28,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from quality import ground_truth, make_project  # noqa: E402
+from quality import (  # noqa: E402
+    boxed_keys,
+    command_line,
+    dataset_name,
+    ground_truth,
+    make_project,
+    show_table,
+)
 
-from ml._atomic import atomic_write_text  # noqa: E402
 from ml.classes import IGNORE  # noqa: E402
 from ml.importers import read_dataset_classes  # noqa: E402
 from ml.store import boxes_to_arrays  # noqa: E402
@@ -108,15 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     t0 = time.monotonic()
     names = read_dataset_classes(a.data / "masks") or ["background", "defect"]
-    meta = a.data / "dataset.json"
-    dataset = json.loads(meta.read_text()).get("name", a.data.name) if meta.exists() \
-        else a.data.name
+    dataset = dataset_name(a.data)
     teacher = AutoTeacher(record=True)
     per_box: list[tuple[dict, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         proj = make_project(Path(tmp), a.data, names, a.pad)
-        keys = sorted(k for k in proj.keys() if proj.record(k).boxes)
-        keys = keys[:a.limit] if a.limit else keys
+        keys = boxed_keys(proj, a.limit)
         truths = ground_truth(a.data / "masks", keys)
         for i, key in enumerate(keys):
             teacher.set_image(proj.load_image(key))
@@ -125,13 +126,9 @@ def main(argv: list[str] | None = None) -> int:
             per_box += [(box_counts(w, truth), w.choice) for w in teacher.weighed]
             print(f"\r  {i + 1}/{len(keys)} photos", end="", flush=True)
     print()
-    md = markdown(dataset, len(keys), summarise(per_box), "python bench/auto_choice.py " +
-                  shlex.join(argv if argv is not None else sys.argv[1:]),
+    md = markdown(dataset, len(keys), summarise(per_box), command_line("auto_choice.py", argv),
                   time.monotonic() - t0)
-    print(md)
-    if a.out:
-        atomic_write_text(a.out, md)
-    return 0
+    return show_table(md, a.out)
 
 
 if __name__ == "__main__":

@@ -107,6 +107,33 @@ def score_labels(preds: dict[str, np.ndarray], masks_dir: Path, names: list[str]
     return {m: float(s[m]) for m in METRICS}
 
 
+def dataset_name(data: Path) -> str:
+    """The name in ``data/dataset.json``, else the folder's name."""
+    meta = data / "dataset.json"
+    return json.loads(meta.read_text()).get("name", data.name) if meta.exists() else data.name
+
+
+def boxed_keys(proj: Project, limit: int = 0) -> list[str]:
+    """The project's photos with boxes, sorted; the first ``limit`` only when it is > 0."""
+    keys = sorted(k for k in proj.keys() if proj.record(k).boxes)
+    return keys[:limit] if limit else keys
+
+
+def command_line(script: str, argv: list[str] | None) -> str:
+    """How ``script`` was run, for the tables (``argv``: main's, else the process's)."""
+    return f"python bench/{script} " + shlex.join(argv if argv is not None else sys.argv[1:])
+
+
+def show_table(md: str, out: Path | None) -> int:
+    """Print a markdown table, and write it to ``out`` when given; main's exit status."""
+    from ml._atomic import atomic_write_text
+
+    print(md)
+    if out:
+        atomic_write_text(out, md)
+    return 0
+
+
 def make_project(work: Path, data: Path, names: list[str], pad: int) -> Project:
     proj_dir = work / "project"
     if (proj_dir / "project.json").exists():
@@ -256,8 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--rows-for takes TEACHER=ROWS, e.g. --rows-for grabcut=b2p")
     per_teacher = dict(spec.split("=", 1) for spec in a.rows_for)
     names = read_dataset_classes(a.data / "masks") or ["background", "defect"]
-    dataset = json.loads((a.data / "dataset.json").read_text()).get("name", a.data.name) \
-        if (a.data / "dataset.json").exists() else a.data.name
+    dataset = dataset_name(a.data)
     out = a.out or ROOT / "bench" / "results" / (dataset + ("_quick" if a.quick else ""))
     out.mkdir(parents=True, exist_ok=True)
     work = out / "work"

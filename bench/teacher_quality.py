@@ -10,8 +10,6 @@ Boxes come from the ground-truth masks' connected components (padded), exactly a
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 import tempfile
 import time
@@ -21,9 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from quality import make_project, score_labels  # noqa: E402
+from quality import (  # noqa: E402
+    boxed_keys,
+    command_line,
+    dataset_name,
+    make_project,
+    score_labels,
+    show_table,
+)
 
-from ml._atomic import atomic_write_text  # noqa: E402
 from ml.importers import read_dataset_classes  # noqa: E402
 from ml.pseudo_label import pseudo_label_project  # noqa: E402
 from ml.teachers import make_teacher  # noqa: E402
@@ -61,24 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="also write the table here")
     a = ap.parse_args(argv)
     names = read_dataset_classes(a.data / "masks") or ["background", "defect"]
-    meta = a.data / "dataset.json"
-    dataset = json.loads(meta.read_text()).get("name", a.data.name) if meta.exists() \
-        else a.data.name
+    dataset = dataset_name(a.data)
     with tempfile.TemporaryDirectory() as tmp:
         proj = make_project(a.work or Path(tmp), a.data, names, a.pad)
-        keys = sorted(k for k in proj.keys() if proj.record(k).boxes)
-        keys = keys[:a.limit] if a.limit else keys
+        keys = boxed_keys(proj, a.limit)
         rows = []
         for name in (t for t in a.teachers.split(",") if t):
             rows.append(teacher_row(proj, keys, name, a.data / "masks", names))
             print(f"  {name}: binary IoU {rows[-1]['binary_iou']:.3f} "
                   f"({rows[-1]['seconds']} s)", flush=True)
-    md = markdown(dataset, rows, "python bench/teacher_quality.py " +
-                  shlex.join(argv if argv is not None else sys.argv[1:]))
-    print(md)
-    if a.out:
-        atomic_write_text(a.out, md)
-    return 0
+    return show_table(markdown(dataset, rows, command_line("teacher_quality.py", argv)), a.out)
 
 
 if __name__ == "__main__":
