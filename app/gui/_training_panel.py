@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
 )
 from superqt.utils import qthrottled
 
-from ml.checkpoint import current_model, is_model, new_model_dir, resumable_run
+from ml.checkpoint import can_resume, current_model, is_model, new_model_dir, resumable_run
 from ml.store import Project
 from ml.train_events import (
     CacheProgress,
@@ -220,8 +220,13 @@ class TrainingPanel(QWidget):
 
     def _on_done(self, ev: Done | Stopped | None) -> None:
         self._show.flush()
-        if not isinstance(ev, Done):
+        if isinstance(ev, Stopped):
             self.status.setText("stopped; state saved — Resume continues it")
+        elif ev is None:  # the worker did not stop in time and was ended
+            saved = self.out_dir is not None and can_resume(self.out_dir)
+            self.status.setText("stopped (the worker was ended); Resume continues from its "
+                                "last saved state" if saved else
+                                "stopped before the worker saved any state; Start begins again")
         else:
             res = ev.result
             best = "n/a" if res.best_metric is None else f"{res.best_metric:.3f}"

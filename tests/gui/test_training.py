@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from ml.checkpoint import can_resume
 from ml.corrections import fold_corrections
 from ml.train_events import Done, Error, Step, Stopped, from_json
 from tests.gui.helpers import save_shot
@@ -106,8 +107,13 @@ def test_stop_a_run_then_a_crash_is_reported(inspector, photos, qtbot):
     assert panel.stop_btn.isEnabled() and not panel.start_btn.isEnabled()
     with qtbot.waitSignal(panel.process.finished_ok, timeout=60000) as done:
         panel.stop()
-    assert isinstance(done.args[0], Stopped) or done.args[0] is None  # None: had to kill it
-    assert panel.resume_btn.isEnabled() and "stopped" in panel.status.text()
+    if isinstance(done.args[0], Stopped):
+        assert panel.resume_btn.isEnabled() and "state saved" in panel.status.text()
+    else:  # None: it did not stop in time (a loaded machine) and was ended
+        assert done.args[0] is None and "stopped" in panel.status.text()
+        saved = can_resume(panel.out_dir)
+        assert ("Resume continues" in panel.status.text()) == saved
+        assert panel.resume_btn.isEnabled() or not saved
     # a worker that fails is reported in the panel with its stderr, the app goes on
     panel.overrides = ({**TINY[0], "arch": "no-such-arch"}, {**TINY[1], "epochs": 1})
     with qtbot.waitSignal(panel.process.crashed, timeout=120000) as crash:
@@ -115,3 +121,11 @@ def test_stop_a_run_then_a_crash_is_reported(inspector, photos, qtbot):
     assert "training failed" in crash.args[0]
     assert "no-such-arch" in crash.args[0]
     assert panel.error.isVisibleTo(panel) and panel.start_btn.isEnabled()
+
+
+def test_a_worker_ended_before_it_saved_a_state_is_not_called_resumable(inspector, tmp_path):
+    panel = inspector.training
+    panel.out_dir = tmp_path / "run"  # no last/ state in it
+    panel._on_done(None)
+    assert "before the worker saved any state" in panel.status.text()
+    assert not panel.resume_btn.isEnabled()
