@@ -101,4 +101,8 @@ def test_cli_passes_rounds_box_loss_and_crop(tmp_path, monkeypatch):
                "--box-loss", "0.5", "--crop", "auto", "--device", "cpu"])
     assert rc == 0 and seen["rounds"] == 2
     assert seen["cfg"].box_loss == 0.5 and seen["cfg"].crop == -1
+    assert not seen["cfg"].teacher_confidence  # off unless asked: it cost IoU on both real sets
+    assert main(["train", str(proj.root), "--out", str(tmp_path / "m"),
+                 "--teacher-confidence", "--device", "cpu"]) == 0
+    assert seen["cfg"].teacher_confidence
     assert main(["train", str(proj.root), "--out", str(tmp_path / "m"), "--rounds", "0"]) == 1

@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--box-loss", type=float, metavar="W",
                    help="weight of the box-consistency loss (projection, pairwise, outside; "
                         "default 0: off)")
+    p.add_argument("--teacher-confidence", action="store_true", default=None,
+                   help="weight the loss by the teacher's per-pixel confidence (off by default: "
+                        "it lowered held-out IoU on both real sets, docs/RESULTS.md)")
     p.add_argument("--rounds", type=int, default=1,
                    help="2: a second round learns from round 1's box-constrained masks fused "
                         "with the teacher's (into MODEL_DIR/round2)")
@@ -123,7 +126,8 @@ def _configs(args: argparse.Namespace, num_classes: int):
     s_over = {"mode": args.mode, "input_size": args.input_size,
               "backbone_weights": args.backbone_weights}
     t_over = {"epochs": args.epochs, "batch_size": args.batch_size, "crop": args.crop,
-              "device": args.device, "seed": args.seed, "box_loss": args.box_loss}
+              "device": args.device, "seed": args.seed, "box_loss": args.box_loss,
+              "teacher_confidence": args.teacher_confidence}
     student = replace(student, **{k: v for k, v in s_over.items() if v is not None})
     train = replace(train, **{k: v for k, v in t_over.items() if v is not None})
     if student.arch == "b2p" and student.input_size % 14:
