@@ -46,6 +46,7 @@ from quality import ROOT, score_labels  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from ml import box_decode  # noqa: E402
+from ml.box_constraint import BoxConstraint  # noqa: E402
 from ml.importers import read_dataset_classes  # noqa: E402
 from ml.records import boxes_to_arrays  # noqa: E402
 from ml.store import Project  # noqa: E402
@@ -160,6 +161,13 @@ def tight_or_otsu(score: np.ndarray, inner=None, coverage: float = box_decode.CO
     return score >= min(f, otsu_fraction(box.ravel() / peak)) * peak
 
 
+class OtsuConstraint(BoxConstraint):
+    """The tight rule, grown to each box's Otsu split (:func:`tight_or_otsu`)."""
+
+    def box_mask(self, score: np.ndarray, inner: tuple[slice, slice]) -> np.ndarray:
+        return tight_or_otsu(score, inner)
+
+
 VARIANTS: dict[str, Callable | None] = {
     "tight (product)": None, "guided filter": v_guided, "intensity model": v_intensity,
     "intensity model, trusted by d'": partial(v_intensity, trust=True),
@@ -169,8 +177,6 @@ VARIANTS: dict[str, Callable | None] = {
 def score_variants(pred, proj: Project, keys: list[str], masks_dir: Path, names: list[str]
                    ) -> dict[str, dict]:
     """{variant: scores} of the student alone on ``keys``."""
-    from ml import box_constraint
-
     labels: dict[str, dict[str, np.ndarray]] = {v: {} for v in VARIANTS}
     for k in keys:
         img = proj.load_image(k)
@@ -178,12 +184,10 @@ def score_variants(pred, proj: Project, keys: list[str], masks_dir: Path, names:
         probs = pred.probabilities(img)
         for name, fn in VARIANTS.items():
             p = fn(pred, img, probs, boxes) if fn is not None else probs
-            if name == "otsu":  # the rule itself changes, so swap it in for this call
-                box_constraint.tight_mask, keep = tight_or_otsu, box_constraint.tight_mask
-                try:
-                    labels[name][k] = pred.constrain(p, boxes, None, cls, False)[0]
-                finally:
-                    box_constraint.tight_mask = keep
+            if name == "otsu":  # the box rule itself changes
+                bc = OtsuConstraint(boxes, cls, pred.box_pad, *p.shape[1:], "tight")
+                labels[name][k] = bc.band(0, p)
+                bc.finish(labels[name][k])
             else:
                 labels[name][k] = pred.constrain(p, boxes, None, cls, False)[0]
     return {v: score_labels(lab, masks_dir, names) for v, lab in labels.items()}

@@ -111,6 +111,10 @@ class BoxConstraint:
             score[ys, xs][take] = p[take]
         return out
 
+    def box_mask(self, score: np.ndarray, inner: tuple[slice, slice]) -> np.ndarray:
+        """One box's defect pixels under the ``tight`` rule (a subclass may decide otherwise)."""
+        return tight_mask(score, inner)
+
     def finish(self, label: np.ndarray) -> None:
         """Paint the ``tight`` rule's boxes into the whole uint8 ``label`` (no-op otherwise)."""
         if self.rule != "tight":
@@ -123,7 +127,7 @@ class BoxConstraint:
             (ys, xs), (iy, ix) = self._slices[i], self._inner[i]
             inner = (slice(iy.start - ys.start, iy.stop - ys.start),
                      slice(ix.start - xs.start, ix.stop - xs.start))
-            inside = tight_mask(1.0 - probs[0].astype(np.float32), inner)
+            inside = self.box_mask(1.0 - probs[0].astype(np.float32), inner)
             if not inside.any():
                 continue
             self.found[i] = True
