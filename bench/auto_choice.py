@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from quality import (  # noqa: E402
     boxed_keys,
     command_line,
+    dataset_classes,
     dataset_name,
     ground_truth,
     make_project,
@@ -38,7 +39,6 @@ from quality import (  # noqa: E402
 )
 
 from ml.classes import IGNORE  # noqa: E402
-from ml.importers import read_dataset_classes  # noqa: E402
 from ml.store import boxes_to_arrays  # noqa: E402
 from ml.teachers.auto import AutoTeacher, BoxChoice  # noqa: E402
 
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="also write the table here")
     a = ap.parse_args(argv)
     t0 = time.monotonic()
-    names = read_dataset_classes(a.data / "masks") or ["background", "defect"]
+    names = dataset_classes(a.data)
     dataset = dataset_name(a.data)
     teacher = AutoTeacher(record=True)
     per_box: list[tuple[dict, str]] = []

@@ -107,6 +107,11 @@ def score_labels(preds: dict[str, np.ndarray], masks_dir: Path, names: list[str]
     return {m: float(s[m]) for m in METRICS}
 
 
+def dataset_classes(data: Path) -> list[str]:
+    """Class names of a data set's masks (background first), else background and defect."""
+    return read_dataset_classes(data / "masks") or ["background", "defect"]
+
+
 def dataset_name(data: Path) -> str:
     """The name in ``data/dataset.json``, else the folder's name."""
     meta = data / "dataset.json"
@@ -282,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     if any("=" not in spec for spec in a.rows_for):
         ap.error("--rows-for takes TEACHER=ROWS, e.g. --rows-for grabcut=b2p")
     per_teacher = dict(spec.split("=", 1) for spec in a.rows_for)
-    names = read_dataset_classes(a.data / "masks") or ["background", "defect"]
+    names = dataset_classes(a.data)
     dataset = dataset_name(a.data)
     out = a.out or ROOT / "bench" / "results" / (dataset + ("_quick" if a.quick else ""))
     out.mkdir(parents=True, exist_ok=True)
@@ -313,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                   "machine": f"{platform.machine()} {platform.processor() or ''} "
                              f"{__import__('os').cpu_count()} cpus, "
                              f"torch threads {__import__('torch').get_num_threads()}",
-                  "command": "python bench/quality.py " + shlex.join(argv or sys.argv[1:]),
+                  "command": command_line("quality.py", argv),
                   "seconds": round(time.monotonic() - t_start, 1)}
         (out / "quality.json").write_text(json.dumps(result, indent=1))
         (out / "quality.md").write_text(markdown(result))

@@ -31,7 +31,6 @@ import argparse
 import json
 import math
 import platform
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -42,12 +41,11 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import ROOT, score_labels  # noqa: E402
+from quality import ROOT, command_line, dataset_classes, score_labels  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from ml import box_decode  # noqa: E402
 from ml.box_constraint import BoxConstraint  # noqa: E402
-from ml.importers import read_dataset_classes  # noqa: E402
 from ml.records import boxes_to_arrays  # noqa: E402
 from ml.store import Project  # noqa: E402
 
@@ -206,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     split = json.loads((a.run / "split.json").read_text())
     proj = Project.open(a.run / "work" / "project")
     pred = Predictor.from_dir(a.run / "work" / "models" / a.model, device="cpu")
-    names = read_dataset_classes(a.data / "masks") or ["background", "defect"]
+    names = dataset_classes(a.data)
     parts = {"held-out": split["test"], "training (every other)": sorted(split["train"])[::2]}
     result = {p: score_variants(pred, proj, keys, a.data / "masks", names)
               for p, keys in parts.items()}
@@ -218,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     for v in VARIANTS:
         lines.append(f"| {v} | " + " | ".join(f"{result[p][v]['binary_iou']:.3f}"
                                                for p in parts) + " |")
-    lines += ["", f"Command: `python bench/refine.py {shlex.join(argv or sys.argv[1:])}` "
+    lines += ["", f"Command: `{command_line('refine.py', argv)}` "
               f"({time.monotonic() - t0:.0f} s, {platform.machine()})"]
     text = "\n".join(lines) + "\n"
     (a.run / f"refine_{a.model}.md").write_text(text)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -22,11 +21,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import METRICS, ROOT, score_labels  # noqa: E402
+from quality import METRICS, ROOT, command_line, dataset_classes, score_labels  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from ml.box_decode import BOX_RULES  # noqa: E402
-from ml.importers import read_dataset_classes  # noqa: E402
 from ml.records import boxes_to_arrays  # noqa: E402
 from ml.store import Project  # noqa: E402
 
@@ -82,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     q = json.loads((a.run / "quality.json").read_text())
     test = json.loads((a.run / "split.json").read_text())["test"]
-    names = read_dataset_classes(a.data / "masks") or ["background", "defect"]
+    names = dataset_classes(a.data)
     proj = Project.open(a.run / "work" / "project")
     rows = []
     for row in q["rows"]:
@@ -106,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"dataset": q["dataset"], "test": len(test), "rows": rows,
               "run_command": q["command"],
               "machine": f"{platform.machine()} {__import__('os').cpu_count()} cpus",
-              "command": "python bench/rescore.py " + shlex.join(argv or sys.argv[1:]),
+              "command": command_line("rescore.py", argv),
               "seconds": round(time.monotonic() - t0, 1)}
     (a.run / "rescored.json").write_text(json.dumps(result, indent=1))
     (a.run / "rescored.md").write_text(markdown(result))

@@ -22,13 +22,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 from quality import (  # noqa: E402
     boxed_keys,
     command_line,
+    dataset_classes,
     dataset_name,
     make_project,
     score_labels,
     show_table,
 )
 
-from ml.importers import read_dataset_classes  # noqa: E402
 from ml.pseudo_label import pseudo_label_project  # noqa: E402
 from ml.teachers import make_teacher  # noqa: E402
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, help="project folder parent (default: a temp dir)")
     ap.add_argument("--out", type=Path, help="also write the table here")
     a = ap.parse_args(argv)
-    names = read_dataset_classes(a.data / "masks") or ["background", "defect"]
+    names = dataset_classes(a.data)
     dataset = dataset_name(a.data)
     with tempfile.TemporaryDirectory() as tmp:
         proj = make_project(a.work or Path(tmp), a.data, names, a.pad)
