@@ -3,7 +3,7 @@
 Two backbones: ``none`` (random init, no weights file: the checkpoint keeps the full state) and
 the same random ViT written to a timm-layout file and used as ``backbone_weights=PATH``, the
 path every real weights file (official, offline) takes: the checkpoint leaves out what the file
-holds. The resume state is built as ``ml.train`` builds it (raw weights, EMA, AdamW moments).
+holds. The resume state is built as ``ml.train_state`` builds it (raw weights, EMA, AdamW moments).
 
     .venv/bin/python bench/checkpoint_size.py
 """
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+from timm.utils.model_ema import ModelEmaV3
 
 from ml.checkpoint import TRAIN_STATE_NAME, WEIGHTS_NAME, save_checkpoint, saved_state
 from ml.config import ModelCard, StudentConfig
 from ml.models import build_model, count_parameters
-from ml.train import Ema
 
 
 def _folder_sizes(model: torch.nn.Module, cfg: StudentConfig, where: Path) -> tuple[int, int]:
@@ -29,9 +29,10 @@ def _folder_sizes(model: torch.nn.Module, cfg: StudentConfig, where: Path) -> tu
     for p in params:  # one step, so the optimizer holds its moments
         p.grad = torch.zeros_like(p)
     opt.step()
-    ema = Ema(model, 0.999)
-    extra = {"epoch": 1, "raw_model": saved_state(model), "ema": ema.state_dict()}
-    save_checkpoint(where, ema.model, ModelCard(student=cfg), opt.state_dict(), extra)
+    ema = ModelEmaV3(model, decay=0.999, use_warmup=True)
+    extra = {"epoch": 1, "raw_model": saved_state(model),
+             "ema": {"model": saved_state(ema.module), "updates": 1}}
+    save_checkpoint(where, ema.module, ModelCard(student=cfg), opt.state_dict(), extra)
     return (where / WEIGHTS_NAME).stat().st_size, (where / TRAIN_STATE_NAME).stat().st_size
 
 
