@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -250,6 +251,26 @@ def latency_lines(folder: Path, seconds: float, gc_freeze: bool = True) -> list[
     return lines
 
 
+def run(args, folder: Path) -> list[str]:
+    """Start-up and latency figures for the project in ``folder``, printed as they come."""
+    import napari
+    import qtpy
+
+    lines = [f"machine: {machine()}; Python {platform.python_version()}; {qtpy.API_NAME} "
+             f"{qtpy.QT_VERSION} (binding {qtpy.PYSIDE_VERSION or qtpy.PYQT_VERSION}), napari "
+             f"{napari.__version__}",
+             f"project: {args.images} photos of {args.size}x{args.size} px; {load()}"]
+    print(*lines, sep="\n", flush=True)
+    parts = [] if args.latency_only else [lambda: startup_lines(folder, args.startup_runs)]
+    if not args.startup_only:
+        parts.append(lambda: latency_lines(folder, args.seconds, not args.no_gc_freeze))
+    for fn in parts:
+        part = fn()
+        print(*part, sep="\n", flush=True)
+        lines += part
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="per busy phase")
@@ -269,23 +290,13 @@ def main() -> int:
     # the app's and napari's settings (recent projects, window geometry) go to a fresh folder,
     # for this process and the start-up children: every run starts as a first run would, and
     # the person's own settings are left alone
-    os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="b2p-bench-config-")
+    os.environ["XDG_CONFIG_HOME"] = config = tempfile.mkdtemp(prefix="b2p-bench-config-")
     folder = make_project(args)
-    import napari
-    import qtpy
-
-    lines = [f"machine: {machine()}; Python {platform.python_version()}; {qtpy.API_NAME} "
-             f"{qtpy.QT_VERSION} (binding {qtpy.PYSIDE_VERSION or qtpy.PYQT_VERSION}), napari "
-             f"{napari.__version__}",
-             f"project: {args.images} photos of {args.size}x{args.size} px; {load()}"]
-    print(*lines, sep="\n", flush=True)
-    parts = [] if args.latency_only else [lambda: startup_lines(folder, args.startup_runs)]
-    if not args.startup_only:
-        parts.append(lambda: latency_lines(folder, args.seconds, not args.no_gc_freeze))
-    for fn in parts:
-        part = fn()
-        print(*part, sep="\n", flush=True)
-        lines += part
+    try:
+        lines = run(args, folder)
+    finally:  # the project (about 350 MB with its model) and the settings go with the run
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(config, ignore_errors=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         cmd = "xvfb-run -a python bench/gui_latency.py " + " ".join(sys.argv[1:])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -44,11 +45,19 @@ def _record_rank(rank: int, root: Path) -> dict:
         rec["items"].setdefault(run, []).extend(items)
         rec["epochs"].setdefault(run, []).append(epoch)
         first = len(rec["epochs"][run]) == 1
-        before = {k: v.clone() for k, v in self.model.state_dict().items()} if first else None
+        # what a step can change: trainable parameters and buffers (frozen tensors would add
+        # 1 GB of dumps to the run's temporary folder)
+        keep = ({n for n, p in self.model.named_parameters() if p.requires_grad}
+                | {n for n, _ in self.model.named_buffers()})
+
+        def kept(state):
+            return {k: v.clone() for k, v in state.items() if k in keep}
+
+        before = kept(self.model.state_dict()) if first else None
         out = step(self, idx, epoch)
         if first:
-            torch.save({"before": before, "model": self.model.state_dict(),
-                        "ema": self.ema.module.state_dict()}, root / f"{run}_rank{rank}.pt")
+            torch.save({"before": before, "model": kept(self.model.state_dict()),
+                        "ema": kept(self.ema.module.state_dict())}, root / f"{run}_rank{rank}.pt")
         return out
 
     def counting(fn):
@@ -94,7 +103,8 @@ def ddp_runs(tmp_path_factory):
                                       "--epochs", "1"])]
     torch.multiprocessing.spawn(_rank_main, args=(str(root), runs), nprocs=WORLD, join=True)
     recs = [json.loads((root / f"rank{r}.json").read_text()) for r in range(WORLD)]
-    return root, recs
+    yield root, recs
+    shutil.rmtree(root, ignore_errors=True)  # 2 GB of model folders and state dumps
 
 
 def test_every_run_succeeds_on_every_rank(ddp_runs):
