@@ -48,7 +48,7 @@ def _backbone_weights(requested: str) -> str:
 
 
 def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: str,
-        teacher: str | None = None) -> dict:
+        teacher: str | None = None, full_res: bool = False) -> dict:
     from app.cli._progress import TrainBars, tqdm_progress
     from ml import synthetic
     from ml.batch_predict import predict_project
@@ -89,7 +89,7 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
           f"{len(test)} held out")
     model_dir = project.models_dir() / "demo"
     scfg = StudentConfig(num_classes=project.num_classes, input_size=input_size,
-                         backbone_weights=bw, mode="frozen")
+                         backbone_weights=bw, mode="frozen", full_res=full_res)
     tcfg = TrainConfig(epochs=epochs, batch_size=4, patience=max(5, epochs // 2))
     bars = TrainBars()
     try:
@@ -129,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backbone-weights", default="offline")
     ap.add_argument("--teacher", choices=["grabcut", "auto", "ridge"],
                     help="default: b2p pseudo-label's (ml.config.DEFAULT_TEACHER)")
+    ap.add_argument("--full-res", action="store_true",
+                    help="refine the student's masks at input resolution (b2p train --full-res)")
     a = ap.parse_args(argv)
-    run(a.out, a.n, a.size, a.epochs, a.input_size, a.backbone_weights, a.teacher)
+    run(a.out, a.n, a.size, a.epochs, a.input_size, a.backbone_weights, a.teacher, a.full_res)
     return 0
 
 

@@ -75,6 +75,8 @@ ROWS = [
     RowSpec("b2p +box loss -pairwise", train={"box_loss": BOX_LOSS, "box_pairwise": 0.0}),
     RowSpec("b2p 2 rounds", rounds=2),
     RowSpec("b2p whole image", train={"crop": 0}),
+    # logits refined at input resolution (ml/models/b2p.py FullResRefine)
+    RowSpec("b2p +full res", {"full_res": True}),
     RowSpec("b2p oracle", oracle=True),
 ]
 

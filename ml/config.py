@@ -39,6 +39,7 @@ class StudentConfig:
     decoder_channels: int = 256
     mode: str = "bitfit"  # bitfit | frozen | full
     detail: bool = True  # detail branch on the raw image
+    full_res: bool = False  # beyond the paper: logits refined at input resolution (thin defects)
     binary: bool = True  # binary defect head (asymmetric Dice)
 
     def to_dict(self) -> dict[str, Any]:

@@ -83,7 +83,7 @@ def test_rounds_train_a_second_model_whose_targets_move_only_the_allowed_way(tmp
         assert not (changed & (t > 0) & (f > 0)).any()  # the teacher's classes stay
 
 
-def test_cli_passes_rounds_box_loss_and_crop(tmp_path, monkeypatch):
+def test_cli_passes_rounds_box_loss_crop_and_full_res(tmp_path, monkeypatch):
     import ml.rounds
     from app.cli import main
     from tests.test_box_loss import bad_box_project
@@ -92,7 +92,7 @@ def test_cli_passes_rounds_box_loss_and_crop(tmp_path, monkeypatch):
     seen = {}
 
     def fake(project, out_dir, student, cfg, rounds=1, **kw):
-        seen.update(rounds=rounds, cfg=cfg)
+        seen.update(rounds=rounds, cfg=cfg, student=student)
         return SimpleNamespace(best_metric=None, stopped=False, epochs_run=1, seconds=0.0,
                                best_epoch=1, out_dir=round_dir(out_dir, rounds))
 
@@ -102,7 +102,8 @@ def test_cli_passes_rounds_box_loss_and_crop(tmp_path, monkeypatch):
     assert rc == 0 and seen["rounds"] == 2
     assert seen["cfg"].box_loss == 0.5 and seen["cfg"].crop == -1
     assert not seen["cfg"].teacher_confidence  # off unless asked: it cost IoU on both real sets
+    assert not seen["student"].full_res  # off unless asked: it cost IoU on magnetic_tile
     assert main(["train", str(proj.root), "--out", str(tmp_path / "m"),
-                 "--teacher-confidence", "--device", "cpu"]) == 0
-    assert seen["cfg"].teacher_confidence
+                 "--teacher-confidence", "--full-res", "--device", "cpu"]) == 0
+    assert seen["cfg"].teacher_confidence and seen["student"].full_res
     assert main(["train", str(proj.root), "--out", str(tmp_path / "m"), "--rounds", "0"]) == 1

@@ -45,6 +45,41 @@ def test_ablation_switches_change_the_outputs():
     assert out["fine"].shape == (1, 5, 28, 42)
 
 
+@pytest.mark.parametrize("binary", [True, False])
+def test_full_res_refinement_starts_as_the_plain_decoder_and_learns_edges(binary):
+    """A fresh refinement predicts what the plain decoder does; a step changes its output."""
+    cfg = replace(TINY, binary=binary)
+    torch.manual_seed(0)
+    plain = build_model(cfg).eval()
+    torch.manual_seed(0)
+    refined = build_model(replace(cfg, full_res=True)).eval()
+    refined.load_state_dict(plain.state_dict(), strict=False)
+    x = _image(28, 42, 1)
+    with torch.no_grad():
+        a, b = plain(x), refined(x)
+    assert set(a) == set(b)
+    for k in a:
+        assert b[k].shape == a[k].shape and torch.allclose(a[k], b[k])
+    refined.train()
+    loss = refined(x)["fine"][:, 1].mean()
+    loss.backward()
+    assert refined.decoder.refine.body[-1].weight.grad.abs().sum() > 0
+
+
+def test_a_full_res_model_folder_loads_with_its_refinement(tmp_path):
+    cfg = replace(TINY, full_res=True)
+    torch.manual_seed(3)
+    model = build_model(cfg).eval()
+    with torch.no_grad():  # a trained refinement: its last conv no longer zero
+        model.decoder.refine.body[-1].weight.normal_(0, 0.1)
+    save_checkpoint(tmp_path / "m", model, ModelCard(student=cfg))
+    loaded, card = load_model(tmp_path / "m")
+    assert card.student.full_res and loaded.decoder.refine is not None
+    x = _image(28, 42, 1, seed=4)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x)["fine"], model(x)["fine"])
+
+
 def test_only_blocks_up_to_the_deepest_tap_exist(b2p):
     assert len(b2p.backbone.vit.blocks) == 8  # taps 1, 2, 4, 7: blocks 8-11 are gone
     assert not any(k.startswith("backbone.vit.blocks.8.") for k in b2p.state_dict())

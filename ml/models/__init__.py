@@ -28,7 +28,7 @@ def _build_student(cfg: StudentConfig) -> Student:
     backbone = Backbone(cfg.backbone, cfg.input_size, tuple(cfg.taps), cfg.backbone_weights,
                         cfg.mode)
     decoder = B2PDecoder(backbone.out_channels, len(cfg.taps), cfg.num_classes,
-                         cfg.decoder_channels, cfg.detail, cfg.binary)
+                         cfg.decoder_channels, cfg.detail, cfg.binary, cfg.full_res)
     return Student(backbone, decoder, cfg)
 
 
