@@ -47,8 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "it lowered held-out IoU on both real sets, docs/RESULTS.md)")
     p.add_argument("--full-res", action="store_true", default=None,
                    help="refine the student's masks at input resolution (beyond the paper; "
-                        "off by default: +2 points on crackforest's cracks, -11 on "
-                        "magnetic_tile, docs/RESULTS.md)")
+                        "off by default: -11 points on magnetic_tile, +2 on crackforest's "
+                        "cracks, docs/RESULTS.md)")
     p.add_argument("--rounds", type=int, default=1,
                    help="2: a second round learns from round 1's box-constrained masks fused "
                         "with the teacher's (into MODEL_DIR/round2)")
