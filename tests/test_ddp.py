@@ -44,20 +44,20 @@ def _record_rank(rank: int, root: Path) -> dict:
             items = [str(i) for i in idx]
         rec["items"].setdefault(run, []).extend(items)
         rec["epochs"].setdefault(run, []).append(epoch)
-        first = len(rec["epochs"][run]) == 1
-        # what a step can change: trainable parameters and buffers (frozen tensors would add
-        # 1 GB of dumps to the run's temporary folder)
+        if len(rec["epochs"][run]) > 1:
+            return step(self, idx, epoch)
+        # the first step only: what it can change, trainable parameters and buffers (frozen
+        # tensors would add 1 GB of dumps to the run's temporary folder)
         keep = ({n for n, p in self.model.named_parameters() if p.requires_grad}
                 | {n for n, _ in self.model.named_buffers()})
 
         def kept(state):
             return {k: v.clone() for k, v in state.items() if k in keep}
 
-        before = kept(self.model.state_dict()) if first else None
+        before = kept(self.model.state_dict())
         out = step(self, idx, epoch)
-        if first:
-            torch.save({"before": before, "model": kept(self.model.state_dict()),
-                        "ema": kept(self.ema.module.state_dict())}, root / f"{run}_rank{rank}.pt")
+        torch.save({"before": before, "model": kept(self.model.state_dict()),
+                    "ema": kept(self.ema.module.state_dict())}, root / f"{run}_rank{rank}.pt")
         return out
 
     def counting(fn):
