@@ -86,7 +86,6 @@ class B2PDecoder(nn.Module):
         self.mix = conv_bn_relu(widths[-1] + (32 if detail else 0), 64)
         self.fine_head = nn.Conv2d(64, num_classes, 1)
         self.binary_head = nn.Conv2d(64, 2, 1) if binary else None
-        self.num_classes = num_classes
         self.refine = FullResRefine(num_classes + (2 if binary else 0)) if full_res else None
 
     def forward(self, feats: list[torch.Tensor], x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -114,9 +113,10 @@ class B2PDecoder(nn.Module):
         logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
         if self.refine is not None:
             logits = self.refine(logits, x)
-        out = {"fine": logits[:, :self.num_classes]}
+        n = self.fine_head.out_channels
+        out = {"fine": logits[:, :n]}
         if self.binary_head is not None:
-            out["binary"] = logits[:, self.num_classes:]
+            out["binary"] = logits[:, n:]
         return out
 
 
