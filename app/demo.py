@@ -48,7 +48,7 @@ def _backbone_weights(requested: str) -> str:
 
 
 def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: str,
-        teacher: str | None = None, full_res: bool = False) -> dict:
+        teacher: str | None = None, full_res: bool = False, members: int = 1) -> dict:
     from app.cli._progress import TrainBars, tqdm_progress
     from ml import synthetic
     from ml.batch_predict import predict_project
@@ -89,7 +89,8 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
           f"{len(test)} held out")
     model_dir = project.models_dir() / "demo"
     scfg = StudentConfig(num_classes=project.num_classes, input_size=input_size,
-                         backbone_weights=bw, mode="frozen", full_res=full_res)
+                         backbone_weights=bw, mode="frozen", full_res=full_res,
+                         members=members)
     tcfg = TrainConfig(epochs=epochs, batch_size=4, patience=max(5, epochs // 2))
     bars = TrainBars()
     try:
@@ -131,8 +132,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="default: b2p pseudo-label's (ml.config.DEFAULT_TEACHER)")
     ap.add_argument("--full-res", action="store_true",
                     help="refine the student's masks at input resolution (b2p train --full-res)")
+    ap.add_argument("--members", type=int, default=1,
+                    help="decoders trained side by side, averaged (b2p train --members)")
     a = ap.parse_args(argv)
-    run(a.out, a.n, a.size, a.epochs, a.input_size, a.backbone_weights, a.teacher, a.full_res)
+    run(a.out, a.n, a.size, a.epochs, a.input_size, a.backbone_weights, a.teacher, a.full_res,
+        a.members)
     return 0
 
 

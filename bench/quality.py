@@ -77,6 +77,8 @@ ROWS = [
     RowSpec("b2p whole image", train={"crop": 0}),
     # logits refined at input resolution (ml/models/b2p.py FullResRefine)
     RowSpec("b2p +full res", {"full_res": True}),
+    # three decoders on one backbone, probabilities averaged (ml/models/b2p.py Members)
+    RowSpec("b2p 3 members", {"members": 3}),
     RowSpec("b2p oracle", oracle=True),
 ]
 

@@ -240,9 +240,9 @@ def plan_project(project, budget_s: float | None, device: str = "auto",
                  source: str = "teacher", batch_size: int = 4, mode: str | None = None,
                  input_size: int | None = None, crop: int | None = None,
                  cost: Callable[[Candidate], StepCost] | None = None,
-                 box_loss: float = 0.0) -> TrainPlan:
+                 box_loss: float = 0.0, members: int = 1) -> TrainPlan:
     """:func:`plan` for a project's photos with ``source`` masks, measured on ``device``
-    (with the box terms' cost when ``box_loss`` > 0)."""
+    (with the box terms' cost when ``box_loss`` > 0, and every decoder of ``members``)."""
     from .data import labelled_keys
     from .device import resolve_device
 
@@ -254,14 +254,14 @@ def plan_project(project, budget_s: float | None, device: str = "auto",
     if crop is not None and crop < 0:  # crop=auto: the ladder holds what auto would pick
         crop = None
     ladder = restrict(default_ladder(dev, sizes), mode, input_size, crop)
-    cost = cost or measured_costs(dev, project.num_classes, batch_size, box_loss)
+    cost = cost or measured_costs(dev, project.num_classes, batch_size, box_loss, members)
     return plan(budget_s, dev, sizes, cost, batch_size, ladder)
 
 
 def plan_budgets(project, budgets: Iterable[float | None], device: str = "auto",
                  source: str = "teacher", batch_size: int = 4,
-                 cost: Callable[[Candidate], StepCost] | None = None, box_loss: float = 0.0
-                 ) -> Iterator[tuple[float | None, TrainPlan | BudgetError]]:
+                 cost: Callable[[Candidate], StepCost] | None = None, box_loss: float = 0.0,
+                 members: int = 1) -> Iterator[tuple[float | None, TrainPlan | BudgetError]]:
     """(budget, its plan or its :class:`BudgetError`) for each budget, as each is planned.
 
     Each setting is measured once for all of them. Other errors (no photos to train on) raise.
@@ -269,7 +269,7 @@ def plan_budgets(project, budgets: Iterable[float | None], device: str = "auto",
     from .device import resolve_device
 
     cost = cost or measured_costs(resolve_device(device).type, project.num_classes, batch_size,
-                                  box_loss)
+                                  box_loss, members)
     for budget_s in budgets:
         try:
             yield budget_s, plan_project(project, budget_s, device, source, batch_size,
@@ -302,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--box-loss", type=float, default=0.0,
                     help="the run's box-loss weight: its terms cost step time")
+    ap.add_argument("--members", type=int, default=1,
+                    help="the run's decoders (StudentConfig.members): each costs step time")
     a = ap.parse_args(argv)
     failed = False
     try:
@@ -310,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         budgets = [parse_budget_choice(b) for b in a.budget or [CONVERGED]]
         project = Project.open(a.project)
         for budget_s, p in plan_budgets(project, budgets, a.device, a.source, a.batch_size,
-                                        box_loss=a.box_loss):
+                                        box_loss=a.box_loss, members=a.members):
             if isinstance(p, BudgetError):
                 failed = True
                 print(json.dumps({"budget_s": budget_s, "error": str(p)}), flush=True)

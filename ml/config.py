@@ -40,6 +40,7 @@ class StudentConfig:
     mode: str = "bitfit"  # bitfit | frozen | full
     detail: bool = True  # detail branch on the raw image
     full_res: bool = False  # beyond the paper: logits refined at input resolution (thin defects)
+    members: int = 1  # beyond the paper: decoders on one backbone, probabilities averaged
     binary: bool = True  # binary defect head (asymmetric Dice)
 
     def to_dict(self) -> dict[str, Any]:

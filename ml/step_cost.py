@@ -33,12 +33,14 @@ class StepCost:
 
 
 def measure_step(cand: Candidate, device: str = "cpu", num_classes: int = 3,
-                 batch_size: int = 4, repeats: int = 3, box_loss: float = 0.0) -> StepCost:
+                 batch_size: int = 4, repeats: int = 3, box_loss: float = 0.0,
+                 members: int = 1) -> StepCost:
     """Time a few steps of ``cand`` on random data (random weights: same cost).
 
     A step is the trainer's own (:func:`ml.train.training_loss`, :func:`ml.train.apply_gradients`,
     the EMA update of the whole model, the frozen backbone included), with the box terms when
-    ``box_loss`` > 0 (one box per view); the median of ``repeats`` is taken, not the fastest.
+    ``box_loss`` > 0 (one box per view) and every decoder of a ``members`` student; the median
+    of ``repeats`` is taken, not the fastest.
     Without the clip and the EMA, and with the fastest step, a 5-minute plan on magnetic_tile
     ran 12 % long (docs/RESULTS.md, round 5).
     """
@@ -55,7 +57,7 @@ def measure_step(cand: Candidate, device: str = "cpu", num_classes: int = 3,
 
     dev = torch.device(device)
     cfg = StudentConfig(num_classes=num_classes, input_size=cand.input_size, mode=cand.mode,
-                        backbone_weights="none")
+                        backbone_weights="none", members=members)
     model = models.build_model(cfg).to(dev)
     train_cfg = TrainConfig(box_loss=box_loss)
     loss_fn = B2PLoss(train_cfg, num_classes)
@@ -115,7 +117,7 @@ def measure_step(cand: Candidate, device: str = "cpu", num_classes: int = 3,
 
 
 def measured_costs(device: str = "cpu", num_classes: int = 3, batch_size: int = 4,
-                   box_loss: float = 0.0) -> Callable[[Candidate], StepCost]:
+                   box_loss: float = 0.0, members: int = 1) -> Callable[[Candidate], StepCost]:
     """A ``cost`` for :func:`plan` that measures each candidate once on this machine."""
     seen: dict[Candidate, StepCost] = {}
 
@@ -123,6 +125,7 @@ def measured_costs(device: str = "cpu", num_classes: int = 3, batch_size: int = 
         # the input size and mode set the cost; a crop only changes the number of views
         key = Candidate(cand.mode, cand.input_size)
         if key not in seen:
-            seen[key] = measure_step(key, device, num_classes, batch_size, box_loss=box_loss)
+            seen[key] = measure_step(key, device, num_classes, batch_size, box_loss=box_loss,
+                                     members=members)
         return seen[key]
     return cost

@@ -42,6 +42,7 @@ from .config import StudentConfig, TrainConfig
 from .device import resolve_device
 from .losses import IGNORE, B2PLoss
 from .metrics import confusion, scores
+from .models.b2p import MEMBERS
 from .progress import StopFn
 from .store import Project
 from .train_events import (
@@ -76,8 +77,16 @@ def training_loss(out: dict[str, torch.Tensor], y: torch.Tensor, epoch: int, los
                   ) -> tuple[torch.Tensor, dict[str, float]]:
     """(loss, its parts) of one batch: the B2P loss, plus the box terms when they are on.
 
-    The trainer's rule, which :func:`ml.step_cost.measure_step` times as it is.
+    The trainer's rule, which :func:`ml.step_cost.measure_step` times as it is. A student
+    with several decoders (:class:`ml.models.b2p.Members`) gives each its own loss; the
+    total and its parts are their mean.
     """
+    if MEMBERS in out:
+        each = [training_loss(o, y, epoch, loss, weight, box_loss, boxes, x)
+                for o in out[MEMBERS]]
+        n = len(each)
+        parts = {k: sum(p[k] for _, p in each) / n for k in each[0][1]}
+        return sum(t for t, _ in each) / n, parts
     total, parts = loss(out, y, epoch, weight=weight)
     if box_loss is not None and boxes is not None:
         box, box_parts = box_loss(out, boxes, x, y != IGNORE)

@@ -234,17 +234,18 @@ def test_the_step_timed_has_the_box_terms_when_the_run_has_them(monkeypatch):
     assert len(calls) == 2 and cost.step_s > 0  # the warm-up step and the timed one
 
 
-def test_plan_project_measures_with_the_runs_box_loss(monkeypatch, tmp_path):
+def test_plan_project_measures_with_the_runs_box_loss_and_members(monkeypatch, tmp_path):
     from ml.classes import make_classes
     from ml.store import Project
 
     seen = []
-    monkeypatch.setattr(B, "measured_costs", lambda dev, n, bs, box_loss: (
-        seen.append(box_loss), costs())[1])
+    monkeypatch.setattr(B, "measured_costs", lambda dev, n, bs, box_loss, members: (
+        seen.append((box_loss, members)), costs())[1])
     proj = Project.create(tmp_path / "p", tmp_path, make_classes(["dirt"]))
     monkeypatch.setattr(proj, "image_size", lambda k: (512, 512))
     import ml.data
 
     monkeypatch.setattr(ml.data, "labelled_keys", lambda project, source: ["a.png"] * 20)
     B.plan_project(proj, 600, "cpu", box_loss=0.5)
-    assert seen == [0.5]
+    B.plan_project(proj, 600, "cpu", members=3)
+    assert seen == [(0.5, 1), (0.0, 3)]

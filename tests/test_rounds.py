@@ -83,7 +83,7 @@ def test_rounds_train_a_second_model_whose_targets_move_only_the_allowed_way(tmp
         assert not (changed & (t > 0) & (f > 0)).any()  # the teacher's classes stay
 
 
-def test_cli_passes_rounds_box_loss_crop_and_full_res(tmp_path, monkeypatch):
+def test_cli_passes_rounds_box_loss_crop_full_res_and_members(tmp_path, monkeypatch):
     import ml.rounds
     from app.cli import main
     from tests.test_box_loss import bad_box_project
@@ -103,7 +103,11 @@ def test_cli_passes_rounds_box_loss_crop_and_full_res(tmp_path, monkeypatch):
     assert seen["cfg"].box_loss == 0.5 and seen["cfg"].crop == -1
     assert not seen["cfg"].teacher_confidence  # off unless asked: it cost IoU on both real sets
     assert not seen["student"].full_res  # off unless asked: it cost IoU on magnetic_tile
+    assert seen["student"].members == 1
     assert main(["train", str(proj.root), "--out", str(tmp_path / "m"),
-                 "--teacher-confidence", "--full-res", "--device", "cpu"]) == 0
+                 "--teacher-confidence", "--full-res", "--members", "3", "--device",
+                 "cpu"]) == 0
     assert seen["cfg"].teacher_confidence and seen["student"].full_res
+    assert seen["student"].members == 3
+    assert main(["train", str(proj.root), "--out", str(tmp_path / "m"), "--members", "0"]) == 1
     assert main(["train", str(proj.root), "--out", str(tmp_path / "m"), "--rounds", "0"]) == 1

@@ -10,7 +10,7 @@ import timm
 import torch
 
 from ml.checkpoint import load_model, load_train_state, model_id, save_checkpoint
-from ml.config import ModelCard, StudentConfig
+from ml.config import ModelCard, StudentConfig, TrainConfig
 from ml.models import MODELS, Backbone, build_model, count_parameters
 
 SMALL = StudentConfig(input_size=56, backbone_weights="none")
@@ -64,6 +64,52 @@ def test_full_res_refinement_starts_as_the_plain_decoder_and_learns_edges(binary
     loss = refined(x)["fine"][:, 1].mean()
     loss.backward()
     assert refined.decoder.refine.body[-1].weight.grad.abs().sum() > 0
+
+
+def test_members_train_each_on_its_own_and_predict_their_mean_probabilities():
+    from ml.losses import B2PLoss
+    from ml.models.b2p import MEMBERS
+    from ml.train import training_loss
+
+    torch.manual_seed(0)
+    model = build_model(replace(TINY, members=3))
+    x = _image(28, 42, 2)
+    y = torch.randint(0, 3, (2, 28, 42), generator=torch.Generator().manual_seed(1))
+    model.train()
+    out = model(x)
+    assert set(out) == {MEMBERS} and len(out[MEMBERS]) == 3
+    loss_fn = B2PLoss(TrainConfig(), 3)
+    total, parts = training_loss(out, y, 0, loss_fn)
+    each = [training_loss(o, y, 0, loss_fn) for o in out[MEMBERS]]
+    torch.testing.assert_close(total, sum(t for t, _ in each) / 3)
+    assert parts["fine"] == pytest.approx(sum(p["fine"] for _, p in each) / 3)
+    total.backward()
+    assert all(d.fine_head.weight.grad.abs().sum() > 0 for d in model.decoder.decoders)
+    model.eval()
+    with torch.no_grad():
+        mean = model(x)
+        feats = model.encode(x)
+        xn = model.backbone.normalize(x)
+        for key in ("fine", "binary"):
+            probs = torch.stack([d(feats, xn)[key].softmax(dim=1)
+                                 for d in model.decoder.decoders]).mean(dim=0)
+            torch.testing.assert_close(mean[key].softmax(dim=1), probs)
+
+
+def test_a_members_model_folder_loads_and_one_member_keeps_the_plain_names(tmp_path):
+    cfg = replace(TINY, members=2)
+    torch.manual_seed(5)
+    model = build_model(cfg).eval()
+    save_checkpoint(tmp_path / "m", model, ModelCard(student=cfg))
+    loaded, card = load_model(tmp_path / "m")
+    assert card.student.members == 2 and len(loaded.decoder.decoders) == 2
+    x = _image(28, 42, 1, seed=6)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x)["fine"], model(x)["fine"])
+    plain = build_model(TINY).state_dict()  # old model folders have no "members" key
+    assert any(k.startswith("decoder.fine_head") for k in plain)
+    with pytest.raises(ValueError, match="members"):
+        build_model(replace(TINY, members=0))
 
 
 def test_a_full_res_model_folder_loads_with_its_refinement(tmp_path):

@@ -49,6 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="refine the student's masks at input resolution (beyond the paper; "
                         "off by default: -11 points on magnetic_tile, +2 on crackforest's "
                         "cracks, docs/RESULTS.md)")
+    p.add_argument("--members", type=int, metavar="N",
+                   help="decoders trained side by side on one backbone, their probabilities "
+                        "averaged (beyond the paper; default 1; each costs about one more "
+                        "training and decoding pass)")
     p.add_argument("--rounds", type=int, default=1,
                    help="2: a second round learns from round 1's box-constrained masks fused "
                         "with the teacher's (into MODEL_DIR/round2)")
@@ -128,7 +132,8 @@ def _configs(args: argparse.Namespace, num_classes: int):
         except FileNotFoundError as e:
             raise CLIError(str(e)) from None
     s_over = {"mode": args.mode, "input_size": args.input_size,
-              "backbone_weights": args.backbone_weights, "full_res": args.full_res}
+              "backbone_weights": args.backbone_weights, "full_res": args.full_res,
+              "members": args.members}
     t_over = {"epochs": args.epochs, "batch_size": args.batch_size, "crop": args.crop,
               "device": args.device, "seed": args.seed, "box_loss": args.box_loss,
               "teacher_confidence": args.teacher_confidence}
@@ -138,8 +143,8 @@ def _configs(args: argparse.Namespace, num_classes: int):
         raise CLIError(f"--input-size must be a multiple of 14 (got {student.input_size})")
     if train.epochs < 1 or train.batch_size < 1:
         raise CLIError("--epochs and --batch-size must be >= 1")
-    if train.box_loss < 0 or args.rounds < 1:
-        raise CLIError("--box-loss must be >= 0 and --rounds >= 1")
+    if train.box_loss < 0 or args.rounds < 1 or student.members < 1:
+        raise CLIError("--box-loss must be >= 0, and --rounds and --members >= 1")
     return student, train
 
 
@@ -170,7 +175,8 @@ def _plan(args: argparse.Namespace, project, student, cfg, budget_s: float):
           flush=True)
     try:
         p = plan_project(project, budget_s, cfg.device, args.source, cfg.batch_size,
-                         args.mode, args.input_size, args.crop, box_loss=cfg.box_loss)
+                         args.mode, args.input_size, args.crop, box_loss=cfg.box_loss,
+                         members=student.members)
     except BudgetError as e:
         raise CLIError(str(e)) from None
     print(f"{p.describe()} on {p.device}", flush=True)

@@ -80,6 +80,12 @@ class TrainSettings(QWidget):
         self.box_loss.setToolTip("Also learn from the boxes themselves: each box's rows and "
                                  "columns hold a defect, similar neighbours agree, nothing "
                                  "outside boxes on fully boxed photos (0 = off)")
+        self.members = QSpinBox()  # decoders trained side by side, probabilities averaged
+        self.members.setRange(1, 8)
+        self.members.setValue(s.members)
+        self.members.setToolTip("Decoders trained side by side on the one backbone; their "
+                                "masks are averaged. More agree better on what the teacher "
+                                "missed, and each costs about one more training pass")
         self.device = QComboBox()
         self.device.addItems(["auto", "cuda", "cpu"])
         self.backbone = QComboBox()
@@ -92,6 +98,7 @@ class TrainSettings(QWidget):
         form.addRow("Epochs", self.epochs)
         form.addRow("Input size", self.input_size)
         form.addRow("Box loss", self.box_loss)
+        form.addRow("Members", self.members)
         form.addRow("Device", self.device)
         form.addRow("Backbone weights", self.backbone)
         self.budget = QComboBox()
@@ -117,6 +124,7 @@ class TrainSettings(QWidget):
         self.budget.currentIndexChanged.connect(lambda _i: self.refresh_plan())
         self.device.currentIndexChanged.connect(lambda _i: self.refresh_plan())
         self.box_loss.valueChanged.connect(lambda _v: self.refresh_plan())  # its terms cost time
+        self.members.valueChanged.connect(lambda _v: self.refresh_plan())  # so does each decoder
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
         super().showEvent(event)
@@ -180,9 +188,10 @@ class TrainSettings(QWidget):
         return self.budget.currentData()
 
     def _context(self) -> tuple:
-        """What a plan depends on: the project, the device, and whether the box terms run."""
+        """What a plan depends on: the project, the device, whether the box terms run and
+        how many decoders train."""
         return (str(self.project_root), self.device.currentText().split(" ")[0],
-                self.box_loss.value() > 0)
+                self.box_loss.value() > 0, self.members.value())
 
     def planning(self) -> bool:
         p = self._planner
@@ -190,7 +199,8 @@ class TrainSettings(QWidget):
 
     def refresh_plan(self, force: bool = False) -> None:
         """Show the chosen budget's plan; ask the planner when the plans at hand are for
-        another project, device or box-loss setting (or ``force``: the photos changed)."""
+        another project, device, box-loss or members setting (or ``force``: the photos
+        changed)."""
         self.plan = None
         self._set_fields_enabled(True)
         if self.project_root is not None and not getattr(sys, "frozen", False):
@@ -216,7 +226,8 @@ class TrainSettings(QWidget):
         self._plan_ctx, self._plans, self._plan_error, self._plan_buf = ctx, {}, None, b""
         chosen = self.budget_s()
         budgets = [chosen, *(b for b in BUDGETS.values() if b != chosen)]
-        args = [ctx[0], "--device", ctx[1], *(["--box-loss", "1"] if ctx[2] else [])]
+        args = [ctx[0], "--device", ctx[1], *(["--box-loss", "1"] if ctx[2] else []),
+                "--members", str(ctx[3])]
         for b in budgets:
             args += ["--budget", CONVERGED if b is None else f"{b:g}s"]
         proc = QProcess(self)
@@ -311,7 +322,8 @@ class TrainSettings(QWidget):
         size = max(14, round(self.input_size.value() / 14) * 14)
         student = StudentConfig(num_classes=num_classes, mode=self.mode.currentText(),
                                 input_size=size,
-                                backbone_weights=self.backbone.currentData())
+                                backbone_weights=self.backbone.currentData(),
+                                members=self.members.value())
         cfg = TrainConfig(epochs=self.epochs.value(),
                           device=self.device.currentText().split(" ")[0],
                           box_loss=float(self.box_loss.value()))

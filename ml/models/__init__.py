@@ -16,20 +16,27 @@ from dataclasses import replace
 from torch import nn
 
 from ..config import StudentConfig
-from .b2p import B2PDecoder, Student
+from .b2p import B2PDecoder, Members, Student
 from .backbone import Backbone
 from .unet import UNet
 
-__all__ = ["MODELS", "Backbone", "B2PDecoder", "Student", "UNet", "build_model",
+__all__ = ["MODELS", "Backbone", "B2PDecoder", "Members", "Student", "UNet", "build_model",
            "count_parameters"]
 
 
 def _build_student(cfg: StudentConfig) -> Student:
     backbone = Backbone(cfg.backbone, cfg.input_size, tuple(cfg.taps), cfg.backbone_weights,
                         cfg.mode)
-    decoder = B2PDecoder(backbone.out_channels, len(cfg.taps), cfg.num_classes,
-                         cfg.decoder_channels, cfg.detail, cfg.binary, cfg.full_res)
-    return Student(backbone, decoder, cfg)
+    if cfg.members < 1:
+        raise ValueError(f"members must be at least 1, got {cfg.members}")
+
+    def decoder() -> B2PDecoder:
+        return B2PDecoder(backbone.out_channels, len(cfg.taps), cfg.num_classes,
+                          cfg.decoder_channels, cfg.detail, cfg.binary, cfg.full_res)
+
+    # one member keeps the plain decoder, so its weights keep the paper's (and old cards') names
+    head = decoder() if cfg.members == 1 else Members([decoder() for _ in range(cfg.members)])
+    return Student(backbone, head, cfg)
 
 
 def build_b2p(cfg: StudentConfig) -> nn.Module:

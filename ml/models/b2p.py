@@ -13,6 +13,11 @@ at the input's own resolution by a residual of two 3x3 convs on the image and th
 the refinement lets edges in the image place the mask's border between cells. Its last conv
 starts at zero, so a fresh model predicts exactly what it would without it.
 
+Beyond the paper (``StudentConfig.members``, default 1): several decoders on the one backbone,
+each from its own random start, trained side by side on the same batches (:class:`Members`).
+Prediction averages their class probabilities. Each member copies the teacher's mistakes in
+its own way, and the average keeps what they agree on.
+
 Resolution choice: ViT taps sit at stride 14, so three x2 pixel shuffles end at stride 1.75, not
 the paper's 1/4. We run the shuffles on the full token grid (no token information is thrown
 away) and resize their output to the detail branch's 1/4 grid with antialiased bilinear
@@ -118,6 +123,31 @@ class B2PDecoder(nn.Module):
         if self.binary_head is not None:
             out["binary"] = logits[:, n:]
         return out
+
+
+MEMBERS = "members"  # training-mode output key of :class:`Members`: each decoder's outputs
+
+
+class Members(nn.Module):
+    """Decoders on one backbone, trained each on its own, averaged at prediction.
+
+    In training mode ``forward`` returns ``{MEMBERS: [each decoder's outputs]}``, so the loss
+    scores every member by itself (averaging their logits first would train one wider
+    decoder, not an ensemble). In eval mode it returns, under the usual keys, the log of the
+    members' mean class probabilities: a softmax downstream gives that mean exactly.
+    """
+
+    def __init__(self, decoders: list[nn.Module]) -> None:
+        super().__init__()
+        self.decoders = nn.ModuleList(decoders)
+
+    def forward(self, feats: list[torch.Tensor], x: torch.Tensor
+                ) -> dict[str, torch.Tensor | list[dict[str, torch.Tensor]]]:
+        outs = [d(feats, x) for d in self.decoders]
+        if self.training:
+            return {MEMBERS: outs}
+        return {k: torch.stack([o[k].float().softmax(dim=1) for o in outs]).mean(dim=0)
+                .clamp_min(1e-12).log() for k in outs[0]}
 
 
 class Student(nn.Module):

@@ -79,3 +79,19 @@ def test_turning_the_box_loss_on_plans_again_with_its_cost(form, monkeypatch, tm
     form.box_loss.setValue(1.0)  # the box terms now run: their cost is measured
     form.box_loss.setValue(2.0)  # another weight, the same terms: the plans hold
     assert [ctx[2] for ctx in started] == [False, True]
+
+
+def test_more_members_plan_again_and_reach_the_student(form, monkeypatch, tmp_path):
+    started = []
+
+    def start(ctx):
+        started.append(ctx)
+        form._plan_ctx = ctx
+
+    monkeypatch.setattr(form, "_start_planner", start)
+    form.project_root = tmp_path
+    form.refresh_plan(force=True)
+    assert form.members.value() == 1  # the paper's single decoder unless asked
+    form.members.setValue(3)  # three decoders cost three decoder passes: measured again
+    assert [ctx[3] for ctx in started] == [1, 3]
+    assert form.configs(3)[0].members == 3
