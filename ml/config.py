@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,6 +26,11 @@ def _from_dict(cls: type[T], d: dict[str, Any]) -> T:
     return cls(**kw)
 
 
+# what a student's weights are shaped by: fine-tuning a model keeps each of them
+SHAPE_FIELDS = ("arch", "num_classes", "backbone", "taps", "decoder_channels", "detail",
+                "binary", "full_res", "members")
+
+
 @dataclass
 class StudentConfig:
     """The Boxes2Pixels student (and its ablations / the U-Net baseline through ``arch``)."""
@@ -45,6 +50,10 @@ class StudentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def shaped_as(self, base: StudentConfig) -> StudentConfig:
+        """This config with ``base``'s :data:`SHAPE_FIELDS` (to fine-tune a model of ``base``)."""
+        return replace(self, **{name: getattr(base, name) for name in SHAPE_FIELDS})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StudentConfig:

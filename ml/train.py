@@ -38,7 +38,7 @@ from . import data as D
 from . import distributed as dist
 from .box_loss import BoxLoss
 from .checkpoint import LAST_NAME as LAST
-from .config import StudentConfig, TrainConfig
+from .config import SHAPE_FIELDS, StudentConfig, TrainConfig
 from .device import resolve_device
 from .losses import IGNORE, B2PLoss
 from .metrics import confusion, scores
@@ -220,11 +220,12 @@ class Trainer(SavedRun):
 
     def _init_from(self, src: Path) -> None:
         card = checkpoint.load_card(src)
-        if (card.student.arch, card.student.num_classes) != (self.student.arch,
-                                                             self.num_classes):
-            raise ValueError(f"{src}: model is {card.student.arch} with "
-                             f"{card.student.num_classes} classes; cannot fine-tune it as "
-                             f"{self.student.arch} with {self.num_classes}")
+        differ = [f"{name} {getattr(card.student, name)!r} (asked: "
+                  f"{getattr(self.student, name)!r})" for name in SHAPE_FIELDS
+                  if getattr(card.student, name) != getattr(self.student, name)]
+        if differ:
+            raise ValueError(f"{src}: cannot fine-tune a model built otherwise: "
+                             f"{'; '.join(differ)}. Keep the model's settings or train anew")
         checkpoint.load_weights(self.model, src)
 
     # ------------------------------------------------------------ the run

@@ -287,6 +287,11 @@ def test_cli_trains_a_tiny_project(trained, tmp_path, capsys):
     assert card.student.taps == (0, 1)
     assert main(["train", str(proj.root), "--out", str(out), "--input-size", "50"]) == 1
     assert "multiple of 14" in capsys.readouterr().err
+    # fine-tuning keeps the model's build: another number of decoders is refused, clearly
+    assert main(["train", str(proj.root), "--out", str(tmp_path / "m3"), "--epochs", "1",
+                 "--device", "cpu", "--from", str(model_dir), "--members", "3"]) == 1
+    assert "cannot fine-tune a model built otherwise: members 1 (asked: 3)" in (
+        capsys.readouterr().err)
 
 
 def test_resume_state_keeps_only_what_trains_and_resumes(tmp_path):

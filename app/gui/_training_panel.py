@@ -20,7 +20,14 @@ from qtpy.QtWidgets import (
 )
 from superqt.utils import qthrottled
 
-from ml.checkpoint import can_resume, current_model, is_model, new_model_dir, resumable_run
+from ml.checkpoint import (
+    can_resume,
+    current_model,
+    is_model,
+    load_card,
+    new_model_dir,
+    resumable_run,
+)
 from ml.store import Project
 from ml.train_events import (
     CacheProgress,
@@ -164,6 +171,11 @@ class TrainingPanel(QWidget):
         if p is None:
             raise RuntimeError("no project is open")
         student, cfg = self.settings.configs(p.num_classes)
+        base = current_model(p) if finetune and not resume else None
+        if finetune and not resume and base is None:
+            raise RuntimeError("no trained model to fine-tune from")
+        if base is not None:  # fine-tuning keeps the model's build (members, heads, ...)
+            student = student.shaped_as(load_card(base).student)
         s = {**student.to_dict(), **self.overrides[0]}
         t = {**cfg.to_dict(), **self.overrides[1]}
         args = [str(p.root), "--student", json.dumps(s), "--train", json.dumps(t)]
@@ -174,9 +186,6 @@ class TrainingPanel(QWidget):
             self.out_dir = run
             args.append("--resume")
         else:
-            base = current_model(p) if finetune else None
-            if finetune and base is None:
-                raise RuntimeError("no trained model to fine-tune from")
             self.out_dir = new_model_dir(p, "finetune" if finetune else "student")
             if base is not None:
                 args += ["--from", str(base)]

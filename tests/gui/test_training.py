@@ -129,3 +129,25 @@ def test_a_worker_ended_before_it_saved_a_state_is_not_called_resumable(inspecto
     panel._on_done(None)
     assert "before the worker saved any state" in panel.status.text()
     assert not panel.resume_btn.isEnabled()
+
+
+def test_fine_tuning_keeps_the_current_models_build(inspector, photos, tmp_path):
+    """The form's Members (and heads) give way to the model being fine-tuned."""
+    from ml.checkpoint import CARD_NAME, WEIGHTS_NAME
+    from ml.config import ModelCard, StudentConfig
+
+    project = inspector.open_project(photos)
+    built = StudentConfig(num_classes=project.num_classes, members=2, full_res=True,
+                          taps=(0, 1), **TINY[0])
+    model = project.models_dir() / "student_1"  # only its card is read (torch stays out)
+    model.mkdir(parents=True)
+    (model / WEIGHTS_NAME).write_bytes(b"")
+    ModelCard(built).save(model / CARD_NAME)
+    panel = inspector.training
+    assert panel.settings.members.value() == 1
+    args = panel.worker_args(finetune=True)
+    student = json.loads(args[args.index("--student") + 1])
+    assert (student["members"], student["full_res"], student["taps"]) == (2, True, [0, 1])
+    assert args[args.index("--from") + 1] == str(model)
+    fresh = panel.worker_args()  # a new run: the form's own settings
+    assert json.loads(fresh[fresh.index("--student") + 1])["members"] == 1
