@@ -195,3 +195,30 @@ def test_auto_choice_ceiling_maximises_the_summed_iou():
     assert s["auto"] == pytest.approx(6 / 102)
     assert s["always a"] == pytest.approx(11 / 102) and s["always b"] == pytest.approx(45 / 200)
     assert s["best per box"] == pytest.approx(50 / 200)
+
+
+def test_average_bench_scores_each_model_and_the_mean_of_their_probabilities(tmp_path,
+                                                                              quality):
+    import average
+
+    from ml.synthetic import write_dataset
+
+    data = write_dataset(tmp_path / "data", n=6, size=96, seed=3)
+    out = tmp_path / "out"
+    assert quality.main(["--data", str(data), "--quick", "--epochs", "1", "--input-size", "28",
+                         "--backbone-weights", "none", "--teachers", "box", "--mode", "frozen",
+                         "--crop", "0", "--rows", "b2p,b2p oracle", "--out", str(out)]) == 0
+    proj = average.Project.open(out / "work" / "project")
+    test = json.loads((out / "split.json").read_text())["test"]
+    models = [out / "work" / "models" / "box_b2p", out / "work" / "models" / "b2p_oracle"]
+    masks, names = data / "masks", quality.dataset_classes(data)
+    rows = average.score_average(models, proj, test, masks, names)
+    assert [name for name, _ in rows] == [*map(str, models), "average of 2"]
+    assert all(0.0 <= s["binary_iou"] <= 1.0 for _, s in rows)
+    # a model averaged with itself is that model
+    (_, alone), _, (_, same) = average.score_average([models[0]] * 2, proj, test, masks, names)
+    assert same["binary_iou"] == alone["binary_iou"]
+    table = tmp_path / "average.md"
+    assert average.main([str(out), *map(str, models), "--data", str(data), "--out",
+                         str(table)]) == 0
+    assert "| average of 2 |" in table.read_text()
