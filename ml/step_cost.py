@@ -1,7 +1,7 @@
 """What one training step of a candidate setting costs on this machine, measured.
 
-:func:`measure_step` times the trainer's own step (:func:`ml.train.training_loss`,
-:func:`ml.train.apply_gradients`, the EMA update) on random data at a :class:`Candidate`'s
+:func:`measure_step` times the trainer's own step (:func:`ml.train_step.training_loss`,
+:func:`ml.train_step.apply_gradients`, the EMA update) on random data at a :class:`Candidate`'s
 settings; :func:`measured_costs` is the ``cost`` :func:`ml.budget.plan` asks, measuring each
 setting once.
 """
@@ -37,8 +37,8 @@ def measure_step(cand: Candidate, device: str = "cpu", num_classes: int = 3,
                  members: int = 1) -> StepCost:
     """Time a few steps of ``cand`` on random data (random weights: same cost).
 
-    A step is the trainer's own (:func:`ml.train.training_loss`, :func:`ml.train.apply_gradients`,
-    the EMA update of the whole model, the frozen backbone included), with the box terms when
+    A step is the trainer's own (:mod:`ml.train_step`'s loss and update, the EMA update of
+    the whole model, the frozen backbone included), with the box terms when
     ``box_loss`` > 0 (one box per view) and every decoder of a ``members`` student; the median
     of ``repeats`` is taken, not the fastest.
     Without the clip and the EMA, and with the fastest step, a 5-minute plan on magnetic_tile
@@ -53,7 +53,7 @@ def measure_step(cand: Candidate, device: str = "cpu", num_classes: int = 3,
     from .box_raster import box_raster
     from .config import StudentConfig, TrainConfig
     from .losses import B2PLoss
-    from .train import apply_gradients, training_loss
+    from .train_step import apply_gradients, training_loss
 
     dev = torch.device(device)
     cfg = StudentConfig(num_classes=num_classes, input_size=cand.input_size, mode=cand.mode,

@@ -40,9 +40,9 @@ from .box_loss import BoxLoss
 from .checkpoint import LAST_NAME as LAST
 from .config import SHAPE_FIELDS, StudentConfig, TrainConfig
 from .device import resolve_device
-from .losses import IGNORE, B2PLoss
+from .losses import B2PLoss
+from .members import member_subsets
 from .metrics import confusion, scores
-from .models.b2p import MEMBERS
 from .progress import StopFn
 from .store import Project
 from .train_events import (
@@ -58,6 +58,7 @@ from .train_events import (
     Validation,
 )
 from .train_state import SavedRun, load_train_state
+from .train_step import apply_gradients, training_loss
 
 
 def cosine_lambda(total_steps: int):
@@ -69,40 +70,6 @@ def cosine_lambda(total_steps: int):
 
 def _finite(v: float | None) -> float:
     return 0.0 if v is None or math.isnan(v) else float(v)
-
-
-def training_loss(out: dict[str, torch.Tensor], y: torch.Tensor, epoch: int, loss: B2PLoss,
-                  weight: torch.Tensor | None = None, box_loss: BoxLoss | None = None,
-                  boxes: torch.Tensor | None = None, x: torch.Tensor | None = None
-                  ) -> tuple[torch.Tensor, dict[str, float]]:
-    """(loss, its parts) of one batch: the B2P loss, plus the box terms when they are on.
-
-    The trainer's rule, which :func:`ml.step_cost.measure_step` times as it is. A student
-    with several decoders (:class:`ml.models.b2p.Members`) gives each its own loss; the
-    total and its parts are their mean.
-    """
-    if MEMBERS in out:
-        each = [training_loss(o, y, epoch, loss, weight, box_loss, boxes, x)
-                for o in out[MEMBERS]]
-        n = len(each)
-        parts = {k: sum(p[k] for _, p in each) / n for k in each[0][1]}
-        return sum(t for t, _ in each) / n, parts
-    total, parts = loss(out, y, epoch, weight=weight)
-    if box_loss is not None and boxes is not None:
-        box, box_parts = box_loss(out, boxes, x, y != IGNORE)
-        total = total + box
-        parts.update(box_parts)
-    return total, parts
-
-
-def apply_gradients(loss: torch.Tensor, opt: torch.optim.Optimizer,
-                    params: list[torch.nn.Parameter], grad_clip: float) -> None:
-    """Backward, gradient clipping (``grad_clip`` > 0) and the optimiser's step."""
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(params, grad_clip)
-    opt.step()
 
 
 class Trainer(SavedRun):
@@ -210,6 +177,12 @@ class Trainer(SavedRun):
                                                                            self.cfg.seed)
         self.n_items = len(self.sampler) if self.sampler is not None else self.n_items
         self.net = self.dist.wrap(self.model)  # step(feats, x); DDP when a group is up
+        items = ([v.key for v in self.cache_train_views] if self.caches_features else
+                 [self.train_set.keys[i % len(self.train_set.keys)]
+                  for i in range(len(self.train_set))])
+        self.member_keep = torch.from_numpy(member_subsets(
+            items, self.student.members, self.cfg.val_fraction, self.cfg.seed)
+        ) if self.student.members > 1 else None
         self.total_steps = math.ceil(self.n_items / self.cfg.batch_size) * self.cfg.epochs
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt,
                                                        cosine_lambda(self.total_steps))
@@ -355,7 +328,8 @@ class Trainer(SavedRun):
         feats, x, y, w, boxes = self._batch(idx)
         with self._autocast():
             out = self.net(feats, x)
-        loss, parts = training_loss(out, y, epoch, self.loss, w, self.box_loss, boxes, x)
+        keep = self.member_keep[:, idx] if self.member_keep is not None else None
+        loss, parts = training_loss(out, y, epoch, self.loss, w, self.box_loss, boxes, x, keep)
         apply_gradients(loss, self.opt, self.params, self.cfg.grad_clip)
         self.sched.step()
         self.global_step += 1

@@ -69,7 +69,7 @@ def test_full_res_refinement_starts_as_the_plain_decoder_and_learns_edges(binary
 def test_members_train_each_on_its_own_and_predict_their_mean_probabilities():
     from ml.losses import B2PLoss
     from ml.models.b2p import MEMBERS
-    from ml.train import training_loss
+    from ml.train_step import training_loss
 
     torch.manual_seed(0)
     model = build_model(replace(TINY, members=3))
