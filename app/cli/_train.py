@@ -50,9 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "off by default: -11 points on magnetic_tile, +2 on crackforest's "
                         "cracks, docs/RESULTS.md)")
     p.add_argument("--members", type=int, metavar="N",
-                   help="decoders trained side by side on one backbone, their probabilities "
-                        "averaged (beyond the paper; default 1; each costs about one more "
-                        "training and decoding pass)")
+                   help="decoders trained side by side on one backbone, each leaving out its "
+                        "own fifth of the photos, their probabilities averaged (beyond the "
+                        "paper; default 1; each costs about one more training pass)")
     p.add_argument("--rounds", type=int, default=1,
                    help="2: a second round learns from round 1's box-constrained masks fused "
                         "with the teacher's (into MODEL_DIR/round2)")

@@ -83,9 +83,9 @@ class TrainSettings(QWidget):
         self.members = QSpinBox()  # decoders trained side by side, probabilities averaged
         self.members.setRange(1, 8)
         self.members.setValue(s.members)
-        self.members.setToolTip("Decoders trained side by side on the one backbone; their "
-                                "masks are averaged. More agree better on what the teacher "
-                                "missed, and each costs about one more training pass")
+        self.members.setToolTip("Decoders trained side by side on the one backbone, each "
+                                "leaving out its own fifth of the photos; their masks are "
+                                "averaged. Each costs about one more training pass")
         self.device = QComboBox()
         self.device.addItems(["auto", "cuda", "cpu"])
         self.backbone = QComboBox()
