@@ -13,7 +13,6 @@ across separately trained ones. Writes nothing unless ``--out FILE`` is given.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import command_line, dataset_classes, score_labels  # noqa: E402
+from quality import command_line, dataset_classes, run_parser, score_labels  # noqa: E402
 
 from ml.records import boxes_to_arrays  # noqa: E402  (quality put the project root on the path)
 from ml.store import Project  # noqa: E402
@@ -62,11 +61,8 @@ def markdown(rows: list[tuple[str, dict]], test: int, command: str, seconds: flo
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", type=Path, help="the --out folder of a bench/quality.py run")
+    ap = run_parser(__doc__)
     ap.add_argument("models", type=Path, nargs="+", help="trained model folders to average")
-    ap.add_argument("--data", type=Path, required=True, help="the data set it ran on")
     ap.add_argument("--out", type=Path, help="also write the table to this file")
     a = ap.parse_args(argv)
     if len(a.models) < 2:

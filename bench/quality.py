@@ -133,6 +133,15 @@ def command_line(script: str, argv: list[str] | None) -> str:
     return f"python bench/{script} " + shlex.join(argv if argv is not None else sys.argv[1:])
 
 
+def run_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The parser of a script that reads a quality run's folder: RUN and ``--data``."""
+    ap = argparse.ArgumentParser(description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path, help="the --out folder of a bench/quality.py run")
+    ap.add_argument("--data", type=Path, required=True, help="the data set it ran on")
+    return ap
+
+
 def show_table(md: str, out: Path | None) -> int:
     """Print a markdown table, and write it to ``out`` when given; main's exit status."""
     from ml._atomic import atomic_write_text

@@ -27,7 +27,6 @@ Variants (none is in the product; this is the record of why):
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import platform
@@ -41,7 +40,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import ROOT, command_line, dataset_classes, score_labels  # noqa: E402
+from quality import ROOT, command_line, dataset_classes, run_parser, score_labels  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from ml import box_decode  # noqa: E402
@@ -192,10 +191,7 @@ def score_variants(pred, proj: Project, keys: list[str], masks_dir: Path, names:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", type=Path, help="the --out folder of a bench/quality.py run")
-    ap.add_argument("--data", type=Path, required=True, help="the data set it ran on")
+    ap = run_parser(__doc__)
     ap.add_argument("--model", required=True, help="a folder name under RUN/work/models")
     a = ap.parse_args(argv)
     from ml.predict import Predictor

@@ -11,7 +11,6 @@ OUT/rescored.json and OUT/rescored.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
@@ -21,7 +20,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import METRICS, ROOT, command_line, dataset_classes, score_labels  # noqa: E402
+from quality import (  # noqa: E402
+    METRICS,
+    ROOT,
+    command_line,
+    dataset_classes,
+    run_parser,
+    score_labels,
+)
 
 sys.path.insert(0, str(ROOT))
 from ml.box_decode import BOX_RULES  # noqa: E402
@@ -72,10 +78,7 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", type=Path, help="the --out folder of a bench/quality.py run")
-    ap.add_argument("--data", type=Path, required=True, help="the data set it ran on")
+    ap = run_parser(__doc__)
     a = ap.parse_args(argv)
     t0 = time.monotonic()
     q = json.loads((a.run / "quality.json").read_text())
