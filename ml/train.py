@@ -177,12 +177,13 @@ class Trainer(SavedRun):
                                                                            self.cfg.seed)
         self.n_items = len(self.sampler) if self.sampler is not None else self.n_items
         self.net = self.dist.wrap(self.model)  # step(feats, x); DDP when a group is up
-        items = ([v.key for v in self.cache_train_views] if self.caches_features else
-                 [self.train_set.keys[i % len(self.train_set.keys)]
-                  for i in range(len(self.train_set))])
-        self.member_keep = torch.from_numpy(member_subsets(
-            items, self.student.members, self.cfg.val_fraction, self.cfg.seed)
-        ) if self.student.members > 1 else None
+        self.member_keep = None  # (members, items): which items each decoder learns from
+        if self.student.members > 1:
+            items = ([v.key for v in self.cache_train_views] if self.caches_features else
+                     [self.train_set.keys[i % len(self.train_set.keys)]
+                      for i in range(len(self.train_set))])
+            self.member_keep = torch.from_numpy(member_subsets(
+                items, self.student.members, self.cfg.val_fraction, self.cfg.seed))
         self.total_steps = math.ceil(self.n_items / self.cfg.batch_size) * self.cfg.epochs
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt,
                                                        cosine_lambda(self.total_steps))

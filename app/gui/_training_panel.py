@@ -171,10 +171,12 @@ class TrainingPanel(QWidget):
         if p is None:
             raise RuntimeError("no project is open")
         student, cfg = self.settings.configs(p.num_classes)
-        base = current_model(p) if finetune and not resume else None
-        if finetune and not resume and base is None:
-            raise RuntimeError("no trained model to fine-tune from")
-        if base is not None:  # fine-tuning keeps the model's build (members, heads, ...)
+        base = None
+        if finetune and not resume:
+            base = current_model(p)
+            if base is None:
+                raise RuntimeError("no trained model to fine-tune from")
+            # fine-tuning keeps the model's build (members, heads, ...)
             student = student.shaped_as(load_card(base).student)
         s = {**student.to_dict(), **self.overrides[0]}
         t = {**cfg.to_dict(), **self.overrides[1]}

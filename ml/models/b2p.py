@@ -14,9 +14,9 @@ the refinement lets edges in the image place the mask's border between cells. It
 starts at zero, so a fresh model predicts exactly what it would without it.
 
 Beyond the paper (``StudentConfig.members``, default 1): several decoders on the one backbone,
-each from its own random start, trained side by side on the same batches (:class:`Members`).
-Prediction averages their class probabilities. Each member copies the teacher's mistakes in
-its own way, and the average keeps what they agree on.
+each from its own random start and each leaving out its own share of the training photos
+(:mod:`ml.members`), trained side by side (:class:`Members`). Prediction averages their class
+probabilities.
 
 Resolution choice: ViT taps sit at stride 14, so three x2 pixel shuffles end at stride 1.75, not
 the paper's 1/4. We run the shuffles on the full token grid (no token information is thrown
