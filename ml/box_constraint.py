@@ -1,16 +1,16 @@
 """The box constraint on a student's probabilities, for a whole photo or band by band.
 
-Where a person drew boxes, only pixels inside the boxes (padded by ``pad`` px) may be defects.
-Which of them are is the box rule's call (:mod:`ml.box_decode`): ``tight`` (the default of
-:class:`~ml.predict.Predictor`) thresholds the student's defect score relative to its peak in
-the box; ``posterior`` takes pixels whose defect probability (1 - p(background)) exceeds 0.5.
-Its class is the box's class: the person said what the defect is, the student says where.
-Where boxes of different classes overlap, the student picks the likelier of their classes; a box
-whose class the model does not know lets the student pick any defect class. Fallback (the
-product's default, ``fallback=False`` turns it off): a box in which the student finds no defect
-pixel takes the teacher's mask inside the box (nothing when there is no teacher mask). Outside
-the boxes: background. Scoring the student itself needs the fallback off, or a student that
-finds nothing scores as its teacher.
+Where a person drew boxes, only pixels inside the boxes (padded by ``pad`` px, :data:`BOX_PAD`
+unless told) may be defects. Which of them are is the box rule's call (:mod:`ml.box_decode`):
+``tight`` (the default of :class:`~ml.predict.Predictor`) thresholds the student's defect score
+relative to its peak in the box; ``posterior`` takes pixels whose defect probability (1 -
+p(background)) exceeds 0.5. Its class is the box's class: the person said what the defect is,
+the student says where. Where boxes of different classes overlap, the student picks the
+likelier of their classes; a box whose class the model does not know lets the student pick any
+defect class. Fallback (the product's default, ``fallback=False`` turns it off): a box in which
+the student finds no defect pixel takes the teacher's mask inside the box (nothing when there
+is no teacher mask). Outside the boxes: background. Scoring the student itself needs the
+fallback off, or a student that finds nothing scores as its teacher.
 
 Under the ``posterior`` rule the decision uses *prior-corrected* probabilities: the class-weighted
 cross-entropy (0.4, 4, 4) shifts the student's posteriors towards defects by the weight ratio,
@@ -33,6 +33,13 @@ import math
 import numpy as np
 
 from .box_decode import check_rule, tight_mask
+
+# Pixels a box's defect may spill over its edges at prediction. 0: the tightness prior says a
+# box holds its defect. The first release's 4 px put a rim of false positives round every
+# defect: on every model saved by the magnetic_tile and crackforest quality runs, 0 scored
+# 0.4-2.3 binary-IoU points above 4 with the same recall (docs/RESULTS.md, round 10). A box
+# drawn too tight is what ``b2p predict --box-pad`` is for.
+BOX_PAD = 0
 
 
 def undo_class_weights(probs: np.ndarray, weights: np.ndarray | None) -> np.ndarray:

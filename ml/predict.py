@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .box_constraint import BoxConstraint, constrain_to_boxes, undo_class_weights
+from .box_constraint import BOX_PAD, BoxConstraint, constrain_to_boxes, undo_class_weights
 from .box_decode import check_rule
 from .checkpoint import load_model
 from .config import ModelCard
@@ -64,7 +64,7 @@ class Predictor:
 
     def __init__(self, model: nn.Module, card: ModelCard, device: str | torch.device = "cpu",
                  tiled: bool = False, overlap: float = 0.25, batch_size: int = 4,
-                 box_pad: int = 4, box_rule: str = "tight") -> None:
+                 box_pad: int = BOX_PAD, box_rule: str = "tight") -> None:
         if not 0 <= overlap < 1:
             raise ValueError(f"tile overlap must be in [0, 1), got {overlap}")
         self.device = resolve_device(str(device))

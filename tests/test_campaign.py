@@ -173,11 +173,15 @@ def test_cli_predicts_on_a_cluster_and_prints_the_dashboard(tmp_path, model_dir,
     proj = _project(tmp_path)
     shutil.rmtree(proj.root / "models", ignore_errors=True)
     rc = main(["predict", str(proj.root), "--model", str(model_dir), "--device", "cpu",
-               "--scheduler", scheduler])
+               "--scheduler", scheduler, "--box-rule", "posterior", "--box-pad", "2"])
     out = capsys.readouterr()
     assert rc == 0, out
     assert "Dask dashboard: http" in out.out + out.err and "predicted 3/3" in out.out
-    assert all(r.student is not None for r in Project.open(proj.root).images.values())
+    records = Project.open(proj.root).images.values()
+    assert all(r.student is not None for r in records)
+    # the workers' Predictor took the command's box options
+    assert {(r.student.settings["box_rule"], r.student.settings["box_pad"])
+            for r in records} == {("posterior", 2)}
     assert main(["predict", str(tmp_path / "photos"), "--out", str(tmp_path / "o"),
                  "--model", str(model_dir), "--scheduler", "local"]) == 1
     assert "work on a project" in capsys.readouterr().err

@@ -91,6 +91,21 @@ def test_box_constraint_keeps_student_pixels_inside_boxes_only():
     assert unconstrained[2, 2] == 0 and unconstrained[16, 16] == 1
 
 
+def test_by_default_a_defect_stays_inside_its_box(predictor):
+    # a student sure of a defect well beyond the box: by default the box holds the defect
+    probs = np.zeros((3, 20, 20), np.float32)
+    probs[0] = 1.0
+    probs[:, 2:12, 2:12] = np.array([0.02, 0.98, 0.0])[:, None, None]
+    box = np.array([[5, 5, 9, 9]], np.float32)
+    for rule in ("tight", "posterior"):
+        label, _ = predictor.constrain(probs, box, None, np.array([1]), False, rule=rule)
+        assert np.flatnonzero(label.any(1)).tolist() == [5, 6, 7, 8], rule
+        assert np.flatnonzero(label.any(0)).tolist() == [5, 6, 7, 8], rule
+    padded = P.Predictor(predictor.model, predictor.card, "cpu", box_pad=2)
+    label, _ = padded.constrain(probs, box, None, np.array([1]), False, rule="tight")
+    assert np.count_nonzero(label) == 8 * 8  # a pad lets it reach 2 px past each side
+
+
 def test_box_class_sets_the_pixel_class_and_overlaps_take_the_likelier():
     probs = np.zeros((3, 20, 20), np.float32)
     probs[0] = 1.0
@@ -199,6 +214,8 @@ def test_cli_predict_and_eval(project, model_dir, tmp_path, capsys):
     assert printed["pixel_accuracy"] == 1.0
     assert sum(map(sum, printed["confusion"])) == pred.size
     assert main(["predict", str(tmp_path / "gt")]) == 1  # not a project and no --out
+    assert main(["predict", str(project.root), "--model", str(model_dir), "--box-pad", "-1"]) == 1
+    assert "--box-pad must be 0 or more" in capsys.readouterr().err
 
 
 def test_cli_predict_no_fallback_stores_the_student_alone(project, model_dir, capsys):
@@ -211,11 +228,12 @@ def test_cli_predict_no_fallback_stores_the_student_alone(project, model_dir, ca
     teacher[4:18, 4:18], teacher[12:38, 32:58] = 1, 2
     project.save_teacher_mask(key, teacher, "box")
     assert main(["predict", str(project.root), "--model", str(model_dir), "--device", "cpu",
-                 "--no-fallback"]) == 0
+                 "--no-fallback", "--box-pad", "3"]) == 0
     assert "predicted 3/3" in capsys.readouterr().out
     reopened = type(project).open(project.root)
-    assert reopened.record(key).student.settings["fallback"] is False
-    predictor = P.Predictor.from_dir(model_dir, "cpu")
+    settings = reopened.record(key).student.settings
+    assert settings["fallback"] is False and settings["box_pad"] == 3
+    predictor = P.Predictor.from_dir(model_dir, "cpu", box_pad=3)
     xyxy, cls = boxes_to_arrays(boxes)
     image = reopened.load_image(key)
     alone = predictor.predict(image, xyxy, teacher, box_classes=cls, fallback=False)

@@ -222,3 +222,30 @@ def test_average_bench_scores_each_model_and_the_mean_of_their_probabilities(tmp
     assert average.main([str(out), *map(str, models), "--data", str(data), "--out",
                          str(table)]) == 0
     assert "| average of 2 |" in table.read_text()
+
+
+def test_rescore_by_pad_reproduces_the_runs_figure_at_the_default_pad(tmp_path, quality):
+    import rescore
+
+    from ml.box_constraint import BOX_PAD
+    from ml.synthetic import write_dataset
+
+    data = write_dataset(tmp_path / "data", n=6, size=96, seed=3)
+    out = tmp_path / "out"
+    assert quality.main(["--data", str(data), "--quick", "--epochs", "1", "--input-size", "28",
+                         "--backbone-weights", "none", "--teachers", "box", "--mode", "frozen",
+                         "--crop", "0", "--rows", "b2p", "--out", str(out)]) == 0
+    assert rescore.main([str(out), "--data", str(data), "--box-pad", f"{BOX_PAD},6"]) == 0
+    result = json.loads((out / "rescored_pad.json").read_text())
+    (row,) = result["rows"]
+    run_row = next(r for r in json.loads((out / "quality.json").read_text())["rows"]
+                   if r["name"] == "b2p")
+    assert row["model"] == "out/box_b2p" and result["pads"] == [BOX_PAD, 6]
+    assert row[f"pad {BOX_PAD} binary_iou"] == pytest.approx(run_row["binary_iou"])
+    assert 0.0 <= row["pad 6 binary_iou"] <= 1.0
+    assert "| out/box_b2p |" in (out / "rescored_pad.md").read_text()
+    # other model folders of the same split, scored on this run's project
+    model = out / "work" / "models" / "box_b2p"
+    assert rescore.main([str(out), "--data", str(data), "--box-pad", "0",
+                         "--models", str(model), str(tmp_path / "nothing")]) == 0
+    assert len(json.loads((out / "rescored_pad.json").read_text())["rows"]) == 1

@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="which pixels of a box are defect: tight = the student's shape, "
                         "thresholded relative to its peak in the box so the defect crosses the "
                         "box (default); posterior = its defect probability above 0.5")
+    p.add_argument("--box-pad", type=int, default=None, metavar="PX",
+                   help="pixels a defect may reach beyond its box, for boxes drawn too tight "
+                        "(default: 0, the box holds its defect)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     p.add_argument("--out", metavar="DIR", help="output folder when predicting a photo folder")
     d = p.add_argument_group("on a Dask cluster (a project only; see docs/SCALING.md)")
@@ -81,21 +84,24 @@ def run_predict(args: argparse.Namespace) -> int:
     model_dir = Path(args.model) if args.model else current_model(project)
     if model_dir is None:
         raise CLIError(f"no trained model under {project.models_dir()}; pass --model")
+    if args.box_pad is not None and args.box_pad < 0:
+        raise CLIError(f"--box-pad must be 0 or more pixels, got {args.box_pad}")
+    options = {"box_rule": args.box_rule}  # to the Predictor, here or on the Dask workers
+    if args.box_pad is not None:
+        options["box_pad"] = args.box_pad
     if args.scheduler or args.workers is not None or args.photos_url:
         if project is None:
             raise CLIError("--scheduler, --workers and --photos-url work on a project")
-        return _run_campaign(args, project, model_dir)
+        return _run_campaign(args, project, model_dir, options)
     with tqdm_progress("predict") as bar:
         if project is not None:
             summary = predict.predict_project(project, model_dir,
                                               tiled=args.tiled, box_constraint=args.box_constraint,
                                               device=args.device, progress=bar,
-                                              fallback=args.fallback,
-                                              box_rule=args.box_rule)
+                                              fallback=args.fallback, **options)
         else:
             summary = predict.predict_folder(target, model_dir, args.out, tiled=args.tiled,
-                                             device=args.device, progress=bar,
-                                             box_rule=args.box_rule)
+                                             device=args.device, progress=bar, **options)
     print_items(summary)
     if summary.fallback_boxes:
         print(f"{summary.fallback_boxes} boxes where the student found no defect took the "
@@ -110,7 +116,8 @@ def run_predict(args: argparse.Namespace) -> int:
     return exit_code(summary)
 
 
-def _run_campaign(args: argparse.Namespace, project: Project, model_dir: Path) -> int:
+def _run_campaign(args: argparse.Namespace, project: Project, model_dir: Path,
+                  options: dict) -> int:
     """``b2p predict PROJECT --scheduler ...``: the same masks, predicted by Dask workers."""
     from ml.campaign import CampaignError, predict_campaign
 
@@ -120,7 +127,7 @@ def _run_campaign(args: argparse.Namespace, project: Project, model_dir: Path) -
                 project, model_dir, scheduler=args.scheduler or "local", workers=args.workers,
                 tiled=args.tiled, box_constraint=args.box_constraint, fallback=args.fallback,
                 device=args.device, progress=bar, should_stop=lambda: stop[0], note=_note,
-                photo_root=args.photos_url, connect_timeout=args.connect_timeout)
+                photo_root=args.photos_url, connect_timeout=args.connect_timeout, **options)
     except CampaignError as e:
         raise CLIError(str(e)) from e
     print_items(summary)
