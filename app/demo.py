@@ -48,10 +48,12 @@ def _backbone_weights(requested: str) -> str:
 
 
 def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: str,
-        teacher: str | None = None, full_res: bool = False, members: int = 1) -> dict:
+        teacher: str | None = None, full_res: bool = False, members: int = 1,
+        crop: int = -1, seed: int = 0) -> dict:
     from app.cli._progress import TrainBars, tqdm_progress
     from ml import synthetic
     from ml.batch_predict import predict_project
+    from ml.checkpoint import load_card
     from ml.classes import make_classes
     from ml.config import DEFAULT_TEACHER, StudentConfig, TrainConfig
     from ml.importers import import_yolo
@@ -63,9 +65,9 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
     t0 = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
-    print(f"1/6 synthesising {n} blade photos (synthetic data) in {data}")
+    print(f"1/6 synthesising {n} blade photos (synthetic data, seed {seed}) in {data}")
     with tqdm_progress("synth") as cb:
-        synthetic.write_dataset(data, n=n, size=size, seed=0, progress=cb)
+        synthetic.write_dataset(data, n=n, size=size, seed=seed, progress=cb)
     proj_dir = out / "project"
     if (proj_dir / "project.json").exists():
         import shutil
@@ -91,7 +93,7 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
     scfg = StudentConfig(num_classes=project.num_classes, input_size=input_size,
                          backbone_weights=bw, mode="frozen", full_res=full_res,
                          members=members)
-    tcfg = TrainConfig(epochs=epochs, batch_size=4, patience=max(5, epochs // 2))
+    tcfg = TrainConfig(epochs=epochs, batch_size=4, patience=max(5, epochs // 2), crop=crop)
     bars = TrainBars()
     try:
         result = train(project, model_dir, scfg, tcfg, labels=labels, on_event=bars)
@@ -109,7 +111,8 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
         print(f"    {name:24s} {s['binary_iou']:10.3f} {s['anomaly_miou']:12.3f} "
               f"{s['binary_recall']:7.3f} {s['binary_precision']:7.3f}")
     summary = {"data": str(data), "project": str(proj_dir), "model": str(model_dir),
-               "backbone_weights": bw, "epochs_run": result.epochs_run,
+               "backbone_weights": bw, "epochs_run": result.epochs_run, "seed": seed,
+               "crop": load_card(model_dir).train.crop,
                "held_out": test,
                "teacher_name": teacher, "teacher": scores_t, "student": student,
                "seconds": round(time.monotonic() - t0, 1)}
@@ -118,6 +121,12 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
           f"masks: b2p masks {proj_dir} --source student --out DIR; "
           f"took {summary['seconds']:.0f} s")
     return summary
+
+
+def _crop(text: str) -> int:
+    from app.cli._train import _crop as parse
+
+    return parse(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,9 +143,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="refine the student's masks at input resolution (b2p train --full-res)")
     ap.add_argument("--members", type=int, default=1,
                     help="decoders trained side by side, averaged (b2p train --members)")
+    ap.add_argument("--crop", type=_crop, default=-1, metavar="auto|0|N",
+                    help="training crops, as b2p train --crop (default: auto)")
+    ap.add_argument("--seed", type=int, default=0, help="the synthetic photos' seed (0)")
     a = ap.parse_args(argv)
     run(a.out, a.n, a.size, a.epochs, a.input_size, a.backbone_weights, a.teacher, a.full_res,
-        a.members)
+        a.members, a.crop, a.seed)
     return 0
 
 

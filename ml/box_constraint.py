@@ -171,7 +171,7 @@ class BoxConstraint:
 
 
 def constrain_to_boxes(probs: np.ndarray, boxes: np.ndarray, teacher: np.ndarray | None = None,
-                       pad: float = 4, classes: np.ndarray | None = None,
+                       pad: float = BOX_PAD, classes: np.ndarray | None = None,
                        fallback: bool = True, rule: str = "posterior") -> tuple[np.ndarray, int]:
     """(label, number of boxes that fell back to the teacher) of (C, H, W) probabilities.
 

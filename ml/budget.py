@@ -133,7 +133,7 @@ def format_duration(seconds: float) -> str:
 def default_ladder(device: str, image_sizes: Sequence[tuple[int, int]]) -> list[Candidate]:
     """Candidates best first: frozen + cache on a CPU, the paper's BitFit at 518 px on a GPU.
 
-    Where photos are much larger than the input, the native-crop candidate that training's
+    Where photos are larger than the input, the native-crop candidate that training's
     ``crop=auto`` would pick (:func:`ml.data.resolve_crop`) comes before each size.
     """
     from .data import CROP_AUTO, resolve_crop

@@ -28,7 +28,7 @@ float (S, S) in [0, 1] (1 outside the boxes, on padding and where no confidence 
 Items are ``(image, target[, weight][, box raster])``.
 
 ``TrainConfig.crop`` = :data:`CROP_AUTO` picks the sampler from the photos
-(:func:`resolve_crop`): native-resolution crops where photos are much larger than the input.
+(:func:`resolve_crop`): native-resolution crops where photos are larger than the input.
 """
 
 from __future__ import annotations
@@ -48,8 +48,14 @@ from .store import Project, boxes_to_arrays
 
 DEFECT_CENTRED = 2 / 3  # share of random crops centred on a defect pixel (photos without boxes)
 BOX_CENTRED = 0.75  # share of random crops holding a box (the rest: anywhere, for background)
-CROP_AUTO = -1  # TrainConfig.crop: native crops where photos are much larger than the input
-AUTO_CROP_RATIO = 2.0  # "much larger": the median photo's long side over the input size
+CROP_AUTO = -1  # TrainConfig.crop: native crops where photos are larger than the input
+# "Larger": the median photo's long side over the input size. A whole photo squeezed into the
+# input shrinks a 2-3 px crack below what a stride-14 backbone resolves: on the synthetic demo
+# (photos 1.4-2.1x a 224 input) native crops scored 0.692 against 0.591 for whole photos at the
+# same number of steps, and on magnetic_tile (median 1.7x) 0.657 against 0.665, within what
+# runs move (docs/RESULTS.md, round 10). Below 1.25x a crop is nearly the whole photo and would
+# only multiply the views; it was 2.0 until round 10.
+AUTO_CROP_RATIO = 1.25
 
 
 def cache_long_side(input_size: int, crop: int = 0) -> int:

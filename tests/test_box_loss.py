@@ -156,9 +156,10 @@ def test_random_views_are_mostly_box_centred_with_their_rasters():
     assert whole >= 0.75 * 200 * 0.9  # three quarters hold a whole box, give or take
 
 
-def test_auto_crop_is_native_only_where_photos_are_much_larger():
+def test_auto_crop_is_native_only_where_photos_are_larger_than_the_input():
     assert D.resolve_crop(-1, 56, [(400, 600)] * 3) == 56
-    assert D.resolve_crop(-1, 56, [(64, 72)] * 3) == 0
+    assert D.resolve_crop(-1, 56, [(64, 80)] * 3) == 56  # 1.4x: a thin crack would shrink
+    assert D.resolve_crop(-1, 56, [(60, 64)] * 3) == 0  # a crop would be nearly the photo
     assert D.resolve_crop(0, 56, [(400, 600)]) == 0 and D.resolve_crop(40, 56, []) == 40
 
 

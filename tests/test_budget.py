@@ -95,7 +95,7 @@ def test_large_photos_get_crop_candidates_and_their_views():
     crop = resolve_crop(CROP_AUTO, 448, [(3000, 4000)] * 3)
     assert crop > 0
     assert ladder[0] == B.Candidate("frozen", 448, crop) and B.Candidate("frozen", 448) in ladder
-    small = [(300, 300)] * 3  # no photo twice the input: whole photos only
+    small = [(260, 260)] * 3  # no photo 1.25x the input: whole photos only
     assert B.default_ladder("cpu", small) == [B.Candidate("frozen", s) for s in (448, 336, 224)]
     # cached at 4 x 896 = 3584 px long side: 4 x 3 crops of 896
     assert B.views_per_photo((4000, 3000), B.Candidate("frozen", 448, 896)) == 12
@@ -104,7 +104,10 @@ def test_large_photos_get_crop_candidates_and_their_views():
 
 def test_restrict_keeps_what_a_person_fixed():
     ladder = B.default_ladder("cpu", SQUARE)
-    assert B.restrict(ladder, input_size=336) == [B.Candidate("frozen", 336)]
+    # 512 px photos are 1.5x a 336 input: its native crops come first
+    assert B.restrict(ladder, input_size=336) == [B.Candidate("frozen", 336, 336),
+                                                  B.Candidate("frozen", 336)]
+    assert B.restrict(ladder, input_size=336, crop=0) == [B.Candidate("frozen", 336)]
     assert B.restrict(ladder, mode="bitfit") == [B.Candidate("bitfit", 448)]
     assert B.restrict(ladder) == ladder
 

@@ -50,7 +50,8 @@ def make_project(root: Path, n: int, seed: int = 0) -> Project:
 
 
 def cfg(**kw) -> TrainConfig:
-    base = dict(epochs=2, batch_size=4, device="cpu", patience=50)
+    # whole photos (crop 0): the step counts asserted below are one view per photo
+    base = dict(epochs=2, batch_size=4, device="cpu", patience=50, crop=0)
     return TrainConfig(**(base | kw))
 
 

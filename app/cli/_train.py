@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--crop", type=_crop, metavar="auto|0|N",
                    help="training crops: auto (default: native crops of the input size where "
-                        "photos are at least twice as large, else whole photos), 0 (whole "
+                        "photos are at least 1.25x as large, else whole photos), 0 (whole "
                         "photo resized) or N (native crops of N px)")
     p.add_argument("--box-loss", type=float, metavar="W",
                    help="weight of the box-consistency loss (projection, pairwise, outside; "
