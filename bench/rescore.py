@@ -119,13 +119,20 @@ def by_pad(a, test: list[str], names: list[str], proj: Project, t0: float, argv)
         print("  " + row["model"] + ": " + ", ".join(
             f"pad {p} {row[f'pad {p} binary_iou']:.3f}" for p in a.box_pad), flush=True)
         rows.append(row)
-    result = {"dataset": q["dataset"], "test": len(test), "pads": a.box_pad, "rows": rows,
-              "machine": f"{platform.machine()} {__import__('os').cpu_count()} cpus",
+    return write(a.run / "rescored_pad", {"dataset": q["dataset"], "test": len(test),
+                                          "pads": a.box_pad, "rows": rows}, pad_markdown,
+                 argv, t0)
+
+
+def write(stem: Path, result: dict, to_markdown, argv, t0: float) -> int:
+    """Add the machine, command and time to ``result``; write STEM.json and STEM.md; print."""
+    result = {**result, "machine": f"{platform.machine()} {__import__('os').cpu_count()} cpus",
               "command": command_line("rescore.py", argv),
               "seconds": round(time.monotonic() - t0, 1)}
-    (a.run / "rescored_pad.json").write_text(json.dumps(result, indent=1))
-    (a.run / "rescored_pad.md").write_text(pad_markdown(result))
-    print(pad_markdown(result))
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    md = to_markdown(result)
+    stem.with_suffix(".md").write_text(md)
+    print(md)
     return 0
 
 
@@ -164,15 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {row['name']} from {row.get('teacher')}: no saved model at {model}")
             continue
         rows.append(new)
-    result = {"dataset": q["dataset"], "test": len(test), "rows": rows,
-              "run_command": q["command"],
-              "machine": f"{platform.machine()} {__import__('os').cpu_count()} cpus",
-              "command": command_line("rescore.py", argv),
-              "seconds": round(time.monotonic() - t0, 1)}
-    (a.run / "rescored.json").write_text(json.dumps(result, indent=1))
-    (a.run / "rescored.md").write_text(markdown(result))
-    print(markdown(result))
-    return 0
+    return write(a.run / "rescored", {"dataset": q["dataset"], "test": len(test), "rows": rows,
+                                      "run_command": q["command"]}, markdown, argv, t0)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,18 @@ def quality():
     return quality
 
 
+def quick_run(tmp_path: Path, quality, rows: str = "b2p") -> tuple[Path, Path]:
+    """(data, run folder) of a one-epoch frozen run from box fill on six tiny photos."""
+    from ml.synthetic import write_dataset
+
+    data = write_dataset(tmp_path / "data", n=6, size=96, seed=3)
+    out = tmp_path / "out"
+    assert quality.main(["--data", str(data), "--quick", "--epochs", "1", "--input-size", "28",
+                         "--backbone-weights", "none", "--teachers", "box", "--mode", "frozen",
+                         "--crop", "0", "--rows", rows, "--out", str(out)]) == 0
+    return data, out
+
+
 def test_quick_run_writes_the_documented_json_split_and_figure(tmp_path, quality):
     from ml.synthetic import write_dataset
 
@@ -150,13 +162,7 @@ def test_rows_for_one_teacher_replace_the_shared_row_lists(tmp_path, quality):
 def test_refine_bench_scores_every_variant_on_held_out_and_training_photos(tmp_path, quality):
     import refine
 
-    from ml.synthetic import write_dataset
-
-    data = write_dataset(tmp_path / "data", n=6, size=96, seed=3)
-    out = tmp_path / "out"
-    assert quality.main(["--data", str(data), "--quick", "--epochs", "1", "--input-size", "28",
-                         "--backbone-weights", "none", "--teachers", "box", "--mode", "frozen",
-                         "--crop", "0", "--rows", "b2p", "--out", str(out)]) == 0
+    data, out = quick_run(tmp_path, quality)
     assert refine.main([str(out), "--data", str(data), "--model", "box_b2p"]) == 0
     rows = [line.split(" | ") for line in (out / "refine_box_b2p.md").read_text().splitlines()
             if line.startswith("| ") and not line.startswith("| variant")]
@@ -201,13 +207,7 @@ def test_average_bench_scores_each_model_and_the_mean_of_their_probabilities(tmp
                                                                               quality):
     import average
 
-    from ml.synthetic import write_dataset
-
-    data = write_dataset(tmp_path / "data", n=6, size=96, seed=3)
-    out = tmp_path / "out"
-    assert quality.main(["--data", str(data), "--quick", "--epochs", "1", "--input-size", "28",
-                         "--backbone-weights", "none", "--teachers", "box", "--mode", "frozen",
-                         "--crop", "0", "--rows", "b2p,b2p oracle", "--out", str(out)]) == 0
+    data, out = quick_run(tmp_path, quality, "b2p,b2p oracle")
     proj = average.Project.open(out / "work" / "project")
     test = json.loads((out / "split.json").read_text())["test"]
     models = [out / "work" / "models" / "box_b2p", out / "work" / "models" / "b2p_oracle"]
@@ -228,13 +228,8 @@ def test_rescore_by_pad_reproduces_the_runs_figure_at_the_default_pad(tmp_path, 
     import rescore
 
     from ml.box_constraint import BOX_PAD
-    from ml.synthetic import write_dataset
 
-    data = write_dataset(tmp_path / "data", n=6, size=96, seed=3)
-    out = tmp_path / "out"
-    assert quality.main(["--data", str(data), "--quick", "--epochs", "1", "--input-size", "28",
-                         "--backbone-weights", "none", "--teachers", "box", "--mode", "frozen",
-                         "--crop", "0", "--rows", "b2p", "--out", str(out)]) == 0
+    data, out = quick_run(tmp_path, quality)
     assert rescore.main([str(out), "--data", str(data), "--box-pad", f"{BOX_PAD},6"]) == 0
     result = json.loads((out / "rescored_pad.json").read_text())
     (row,) = result["rows"]
