@@ -134,9 +134,9 @@ def default_ladder(device: str, image_sizes: Sequence[tuple[int, int]]) -> list[
     """Candidates best first: frozen + cache on a CPU, the paper's BitFit at 518 px on a GPU.
 
     Where photos are larger than the input, the native-crop candidate that training's
-    ``crop=auto`` would pick (:func:`ml.data.resolve_crop`) comes before each size.
+    ``crop=auto`` would pick (:func:`ml.crops.resolve_crop`) comes before each size.
     """
-    from .data import CROP_AUTO, resolve_crop
+    from .crops import CROP_AUTO, resolve_crop
 
     base = ([Candidate("bitfit", 518), Candidate("frozen", 518), Candidate("frozen", 224)]
             if device == "cuda" else
@@ -167,7 +167,8 @@ def views_per_photo(size: tuple[int, int], cand: Candidate) -> int:
     """Training views of one photo (w, h): 1, or its grid of crops as ``ml.data`` cuts it."""
     if cand.crop <= 0:
         return 1
-    from .data import cache_long_side, grid_origins
+    from .crops import cache_long_side
+    from .data import grid_origins
 
     w, h = size
     scale = min(1.0, cache_long_side(cand.input_size, cand.crop) / max(w, h, 1))

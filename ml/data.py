@@ -4,9 +4,9 @@ Which images are labelled and the persisted train/val split live in :mod:`ml.spl
 and are re-exported here.
 
 Images are read once and kept in memory, downscaled (area interpolation; nearest for masks)
-so that their long side is at most :func:`cache_long_side` = 4 x max(input size, crop). That
-bounds memory (a 518 px student keeps ~2072 px photos, ~10 MB each) while crops still see
-thin defects at 4x the detail of a whole-image resize.
+so that their long side is at most :func:`ml.crops.cache_long_side` = 4 x max(input size,
+crop). That bounds memory (a 518 px student keeps ~2072 px photos, ~10 MB each) while crops
+still see thin defects at 4x the detail of a whole-image resize.
 
 Two kinds of view, both giving float ``(3, S, S)`` tensors in [0, 1] and long ``(S, S)``
 targets (255 = padding outside the image):
@@ -27,8 +27,8 @@ target through every crop, resize and flip; views then give a weight tensor afte
 float (S, S) in [0, 1] (1 outside the boxes, on padding and where no confidence was stored).
 Items are ``(image, target[, weight][, box raster])``.
 
-``TrainConfig.crop`` = :data:`CROP_AUTO` picks the sampler from the photos
-(:func:`resolve_crop`): native-resolution crops where photos are larger than the input.
+``TrainConfig.crop`` = :data:`ml.crops.CROP_AUTO` picks the sampler from the photos
+(:func:`ml.crops.resolve_crop`): native-resolution crops where photos are larger than the input.
 """
 
 from __future__ import annotations
@@ -48,31 +48,6 @@ from .store import Project, boxes_to_arrays
 
 DEFECT_CENTRED = 2 / 3  # share of random crops centred on a defect pixel (photos without boxes)
 BOX_CENTRED = 0.75  # share of random crops holding a box (the rest: anywhere, for background)
-CROP_AUTO = -1  # TrainConfig.crop: native crops where photos are larger than the input
-# "Larger": the median photo's long side over the input size. A whole photo squeezed into the
-# input shrinks a 2-3 px crack below what a stride-14 backbone resolves: on the synthetic demo
-# (photos 1.4-2.1x a 224 input) native crops scored 0.692 against 0.591 for whole photos at the
-# same number of steps, and on magnetic_tile (median 1.7x) 0.657 against 0.665, within what
-# runs move (docs/RESULTS.md, round 10). Below 1.25x a crop is nearly the whole photo and would
-# only multiply the views; it was 2.0 until round 10.
-AUTO_CROP_RATIO = 1.25
-
-
-def cache_long_side(input_size: int, crop: int = 0) -> int:
-    """Long side (pixels) images are downscaled to, at most, in the training cache."""
-    return 4 * max(input_size, crop)
-
-
-def resolve_crop(crop: int, input_size: int, sizes: list[tuple[int, int]]) -> int:
-    """The crop a run uses: ``crop`` itself, or for :data:`CROP_AUTO` the input size (native
-    crops) when the median photo's long side, as cached, is at least
-    :data:`AUTO_CROP_RATIO` x the input, else 0 (whole photos resized, the paper)."""
-    if crop != CROP_AUTO:
-        return crop
-    longs = [min(max(h, w), cache_long_side(input_size, input_size)) for h, w in sizes if h * w]
-    if longs and float(np.median(longs)) >= AUTO_CROP_RATIO * input_size:
-        return input_size
-    return 0
 
 
 # ---------------------------------------------------------------- the in-memory cache

@@ -5,7 +5,7 @@ probabilities are resized back) and ``tiled`` (native resolution: overlapping ``
 tiles blended with a linear-ramp window, :mod:`ml.tiled`; photos smaller than a tile are
 reflect-padded). A model trained on crops (``card.train.crop`` > 0) is always tiled at its
 training scale: the photo is scaled as the training cache scaled it (long side at most
-:func:`ml.data.cache_long_side`) and by input size / crop, tiled, and the probabilities are
+:func:`ml.crops.cache_long_side`) and by input size / crop, tiled, and the probabilities are
 resized back, so training and prediction see defects at the same pixel size.
 
 Box constraint, where a person drew boxes: only pixels inside them may be defects, which of
@@ -105,7 +105,7 @@ class Predictor:
 
     def crop_scale(self, hw: tuple[int, int]) -> float:
         """Factor a photo of size ``hw`` is resized by so its pixels match the training crops."""
-        from .data import cache_long_side
+        from .crops import cache_long_side
 
         cached = min(1.0, cache_long_side(self.tile, self.crop) / max(max(hw), 1))
         return cached * self.tile / self.crop

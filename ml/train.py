@@ -39,6 +39,7 @@ from . import distributed as dist
 from .box_loss import BoxLoss
 from .checkpoint import LAST_NAME as LAST
 from .config import SHAPE_FIELDS, StudentConfig, TrainConfig
+from .crops import cache_long_side, resolve_crop
 from .device import resolve_device
 from .losses import B2PLoss
 from .members import member_subsets
@@ -128,9 +129,9 @@ class Trainer(SavedRun):
         self.val_keys = val_keys or self.train_keys
         # the card records the crop this run used, so prediction sees the same pixel scale
         sizes = [(r.height, r.width) for r in map(self.project.record, self.train_keys)]
-        self.cfg = replace(self.cfg, crop=D.resolve_crop(self.cfg.crop, self.student.input_size,
+        self.cfg = replace(self.cfg, crop=resolve_crop(self.cfg.crop, self.student.input_size,
                                                          sizes))
-        long_side = D.cache_long_side(self.student.input_size, self.cfg.crop)
+        long_side = cache_long_side(self.student.input_size, self.cfg.crop)
         self.samples = D.load_samples(self.project, keys, source, labels, long_side,
                                       self.num_classes, confidence=self.cfg.teacher_confidence)
         self.val_views = D.fixed_views(self.samples, self.val_keys, self.cfg.crop)

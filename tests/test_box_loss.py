@@ -157,10 +157,12 @@ def test_random_views_are_mostly_box_centred_with_their_rasters():
 
 
 def test_auto_crop_is_native_only_where_photos_are_larger_than_the_input():
-    assert D.resolve_crop(-1, 56, [(400, 600)] * 3) == 56
-    assert D.resolve_crop(-1, 56, [(64, 80)] * 3) == 56  # 1.4x: a thin crack would shrink
-    assert D.resolve_crop(-1, 56, [(60, 64)] * 3) == 0  # a crop would be nearly the photo
-    assert D.resolve_crop(0, 56, [(400, 600)]) == 0 and D.resolve_crop(40, 56, []) == 40
+    from ml.crops import resolve_crop
+
+    assert resolve_crop(-1, 56, [(400, 600)] * 3) == 56
+    assert resolve_crop(-1, 56, [(64, 80)] * 3) == 56  # 1.4x: a thin crack would shrink
+    assert resolve_crop(-1, 56, [(60, 64)] * 3) == 0  # a crop would be nearly the photo
+    assert resolve_crop(0, 56, [(400, 600)]) == 0 and resolve_crop(40, 56, []) == 40
 
 
 # ---------------------------------------------------------------- training with box loss

@@ -88,7 +88,7 @@ def test_budget_below_one_epoch_is_refused_with_the_minimum():
 
 
 def test_large_photos_get_crop_candidates_and_their_views():
-    from ml.data import CROP_AUTO, resolve_crop
+    from ml.crops import CROP_AUTO, resolve_crop
 
     ladder = B.default_ladder("cpu", [(4000, 3000)] * 3)
     # the crop the plan costs is the one training's crop=auto will use: one rule

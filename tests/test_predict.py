@@ -258,7 +258,7 @@ def test_undo_class_weights_removes_the_weighted_ce_prior():
 
 def test_a_crop_trained_model_is_tiled_at_its_training_scale(model_dir):
     from ml.config import TrainConfig
-    from ml.data import cache_long_side
+    from ml.crops import cache_long_side
 
     model, card = P.load_model(model_dir, "cpu")
     card = replace(card, train=TrainConfig(crop=28))
