@@ -123,13 +123,9 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
     return summary
 
 
-def _crop(text: str) -> int:
-    from app.cli._train import _crop as parse
-
-    return parse(text)
-
-
 def main(argv: list[str] | None = None) -> int:
+    from app.cli._train import _crop as parse_crop  # b2p train --crop's own parser
+
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=Path("demo_out"))
     ap.add_argument("--n", type=int, default=16)
@@ -143,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="refine the student's masks at input resolution (b2p train --full-res)")
     ap.add_argument("--members", type=int, default=1,
                     help="decoders trained side by side, averaged (b2p train --members)")
-    ap.add_argument("--crop", type=_crop, default=-1, metavar="auto|0|N",
+    ap.add_argument("--crop", type=parse_crop, default=-1, metavar="auto|0|N",
                     help="training crops, as b2p train --crop (default: auto)")
     ap.add_argument("--seed", type=int, default=0, help="the synthetic photos' seed (0)")
     a = ap.parse_args(argv)

@@ -47,7 +47,8 @@ def model_dir(work: Path, row: dict) -> Path:
 
 
 def rescore(model: Path, proj: Project, test: list[str], masks_dir: Path,
-            names: list[str], pads: tuple[int | None, ...] = (None,)) -> dict:
+            names: list[str], pads: tuple[int | None, ...] = (None,),
+            rules: tuple[str, ...] = BOX_RULES) -> dict:
     """Scores of the student alone per box rule and pad: {(rule, pad): {metric: value}}.
 
     A pad of None is the Predictor's default.
@@ -56,7 +57,7 @@ def rescore(model: Path, proj: Project, test: list[str], masks_dir: Path,
 
     pred = Predictor.from_dir(model, device="cpu")
     default = pred.box_pad
-    out: dict[tuple, dict[str, np.ndarray]] = {(r, p): {} for r in BOX_RULES for p in pads}
+    out: dict[tuple, dict[str, np.ndarray]] = {(r, p): {} for r in rules for p in pads}
     for k in test:
         xyxy, cls = boxes_to_arrays(proj.record(k).boxes)
         probs = pred.probabilities(proj.load_image(k))
@@ -102,9 +103,9 @@ def pad_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def by_pad(a, test: list[str], names: list[str], proj: Project, t0: float, argv) -> int:
+def by_pad(a, q: dict, test: list[str], names: list[str], proj: Project, t0: float,
+           argv) -> int:
     """``--box-pad``: every model under each pad (tight rule), to rescored_pad.{json,md}."""
-    q = json.loads((a.run / "quality.json").read_text())
     models = a.models or [model_dir(a.run / "work", r) for r in q["rows"]
                           if r["name"] not in ("box fill", "teacher")]
     rows = []
@@ -112,7 +113,7 @@ def by_pad(a, test: list[str], names: list[str], proj: Project, t0: float, argv)
         if not m.is_dir():
             print(f"  no saved model at {m}")
             continue
-        scores = rescore(m, proj, test, a.data / "masks", names, tuple(a.box_pad))
+        scores = rescore(m, proj, test, a.data / "masks", names, tuple(a.box_pad), ("tight",))
         row = {"model": f"{m.parent.parent.parent.name}/{m.name}"}
         for p in a.box_pad:
             row.update({f"pad {p} {k}": v for k, v in scores["tight", p].items()})
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     names = dataset_classes(a.data)
     proj = Project.open(a.run / "work" / "project")
     if a.box_pad:
-        return by_pad(a, test, names, proj, t0, argv)
+        return by_pad(a, q, test, names, proj, t0, argv)
     if a.models:
         ap.error("--models goes with --box-pad")
     rows = []
