@@ -167,8 +167,7 @@ def views_per_photo(size: tuple[int, int], cand: Candidate) -> int:
     """Training views of one photo (w, h): 1, or its grid of crops as ``ml.data`` cuts it."""
     if cand.crop <= 0:
         return 1
-    from .crops import cache_long_side
-    from .data import grid_origins
+    from .crops import cache_long_side, grid_origins
 
     w, h = size
     scale = min(1.0, cache_long_side(cand.input_size, cand.crop) / max(w, h, 1))

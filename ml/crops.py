@@ -5,6 +5,8 @@ No torch here: the budget planner and the predictor ask these rules too.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 CROP_AUTO = -1  # TrainConfig.crop: native crops where photos are larger than the input
@@ -32,3 +34,11 @@ def resolve_crop(crop: int, input_size: int, sizes: list[tuple[int, int]]) -> in
     if longs and float(np.median(longs)) >= AUTO_CROP_RATIO * input_size:
         return input_size
     return 0
+
+
+def grid_origins(length: int, crop: int) -> list[int]:
+    """Crop starts along one axis covering ``length`` with as few, evenly spread crops."""
+    if length <= crop:
+        return [0]
+    n = math.ceil(length / crop)
+    return [round(i * (length - crop) / (n - 1)) for i in range(n)]

@@ -33,7 +33,6 @@ Items are ``(image, target[, weight][, box raster])``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -43,6 +42,7 @@ import torch
 
 from .box_raster import box_raster, box_window
 from .classes import IGNORE
+from .crops import grid_origins
 from .split import MIN_VAL_IMAGES, labelled_keys, split_keys  # noqa: F401 (re-exported)
 from .store import Project, boxes_to_arrays
 
@@ -133,14 +133,6 @@ class View:
     x0: int = 0
     size: int = 0
     flip: bool = False
-
-
-def grid_origins(length: int, crop: int) -> list[int]:
-    """Crop starts along one axis covering ``length`` with as few, evenly spread crops."""
-    if length <= crop:
-        return [0]
-    n = math.ceil(length / crop)
-    return [round(i * (length - crop) / (n - 1)) for i in range(n)]
 
 
 def fixed_views(samples: dict[str, Sample], keys: list[str], crop: int = 0,
