@@ -45,6 +45,9 @@ class StudentConfig:
     mode: str = "bitfit"  # bitfit | frozen | full
     detail: bool = True  # detail branch on the raw image
     full_res: bool = False  # beyond the paper: logits refined at input resolution (thin defects)
+    # px of input round the coarse mask's border where ``full_res`` may change it; 0: anywhere
+    # (round 8's refinement, which cards without this key were trained with)
+    refine_band: int = 4
     members: int = 1  # beyond the paper: decoders on one backbone, probabilities averaged
     binary: bool = True  # binary defect head (asymmetric Dice)
 
@@ -134,7 +137,10 @@ class ModelCard:
     @classmethod
     def load(cls, path: str | Path) -> ModelCard:
         d = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(StudentConfig.from_dict(d.get("student", {})),
+        student = d.get("student", {})
+        if "refine_band" not in student:  # written before the band: its refinement acts anywhere
+            student = {**student, "refine_band": 0}
+        return cls(StudentConfig.from_dict(student),
                    TrainConfig.from_dict(d.get("train", {})), list(d.get("classes", [])),
                    d.get("backbone_source", ""), int(d.get("epoch", 0)), d.get("best_metric"),
                    list(d.get("history", [])), d.get("app_version", ""))

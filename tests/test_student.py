@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 
@@ -110,6 +111,42 @@ def test_a_members_model_folder_loads_and_one_member_keeps_the_plain_names(tmp_p
     assert any(k.startswith("decoder.fine_head") for k in plain)
     with pytest.raises(ValueError, match="members"):
         build_model(replace(TINY, members=0))
+
+
+def test_the_refinement_changes_logits_only_near_the_coarse_border():
+    """Inside a large coarse defect and far outside it the coarse logits stand (band 4 px)."""
+    from ml.models.b2p import FullResRefine
+
+    torch.manual_seed(0)
+    refine = FullResRefine(logits=5, classes=3, band=4).eval()
+    with torch.no_grad():
+        refine.body[-1].weight.normal_(0, 0.5)  # a trained refinement: it changes something
+    logits = torch.zeros(1, 5, 40, 40)
+    logits[:, 0] = 2.0
+    logits[:, 1, 10:30, 10:30] = 5.0  # a 20 px coarse defect
+    x = torch.randn(1, 3, 40, 40, requires_grad=True)
+    out = refine(logits, x)
+    changed = (out - logits).abs().sum(dim=1)[0] > 0
+    border = torch.zeros(40, 40, dtype=torch.bool)
+    border[6:34, 6:34] = True
+    border[14:26, 14:26] = False  # more than 4 px inside the defect
+    assert not changed[~border].any() and changed[border].float().mean() > 0.9
+    out[:, 1].sum().backward()
+    assert refine.body[-1].weight.grad.abs().sum() > 0
+    anywhere = FullResRefine(logits=5, classes=3, band=0).eval()
+    anywhere.load_state_dict(refine.state_dict())
+    with torch.no_grad():
+        assert ((anywhere(logits, x) - logits).abs().sum(dim=1)[0] > 0).float().mean() > 0.9
+
+
+def test_a_model_card_from_before_the_band_keeps_a_refinement_that_acts_anywhere(tmp_path):
+    cfg = replace(TINY, full_res=True)
+    ModelCard(student=cfg).save(tmp_path / "config.json")
+    assert ModelCard.load(tmp_path / "config.json").student.refine_band == 4  # the default
+    d = json.loads((tmp_path / "config.json").read_text())
+    del d["student"]["refine_band"]  # round 8's models
+    (tmp_path / "config.json").write_text(json.dumps(d))
+    assert ModelCard.load(tmp_path / "config.json").student.refine_band == 0
 
 
 def test_a_full_res_model_folder_loads_with_its_refinement(tmp_path):

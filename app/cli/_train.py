@@ -46,9 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="weight the loss by the teacher's per-pixel confidence (off by default: "
                         "it lowered held-out IoU on both real sets, docs/RESULTS.md)")
     p.add_argument("--full-res", action="store_true", default=None,
-                   help="refine the student's masks at input resolution (beyond the paper; "
-                        "off by default: -11 points on magnetic_tile, +2 on crackforest's "
-                        "cracks, docs/RESULTS.md)")
+                   help="refine the student's masks at input resolution near their borders "
+                        "(beyond the paper; off by default: -3 points on magnetic_tile, +1 on "
+                        "crackforest, +7 on the synthetic demo; docs/RESULTS.md, round 11)")
     p.add_argument("--members", type=int, metavar="N",
                    help="decoders trained side by side on one backbone, each leaving out its "
                         "own fifth of the photos, their probabilities averaged (beyond the "

@@ -32,7 +32,8 @@ def _build_student(cfg: StudentConfig) -> Student:
 
     def decoder() -> B2PDecoder:
         return B2PDecoder(backbone.out_channels, len(cfg.taps), cfg.num_classes,
-                          cfg.decoder_channels, cfg.detail, cfg.binary, cfg.full_res)
+                          cfg.decoder_channels, cfg.detail, cfg.binary, cfg.full_res,
+                          cfg.refine_band)
 
     # one member keeps the plain decoder, so its weights keep the paper's (and old cards') names
     head = decoder() if cfg.members == 1 else Members([decoder() for _ in range(cfg.members)])

@@ -10,8 +10,9 @@ upsampled to the input size.
 Beyond the paper (``StudentConfig.full_res``, off by default): the upsampled logits are refined
 at the input's own resolution by a residual of two 3x3 convs on the image and the logits
 (:class:`FullResRefine`). The 1/4 grid is 4 input pixels a cell, wider than a 2-3 px crack;
-the refinement lets edges in the image place the mask's border between cells. Its last conv
-starts at zero, so a fresh model predicts exactly what it would without it.
+the refinement lets edges in the image place the mask's border between cells. It acts only
+within ``StudentConfig.refine_band`` px of the coarse mask's border. Its last conv starts at
+zero, so a fresh model predicts exactly what it would without it.
 
 Beyond the paper (``StudentConfig.members``, default 1): several decoders on the one backbone,
 each from its own random start and each leaving out its own share of the training photos
@@ -61,10 +62,18 @@ class ShuffleUp(nn.Sequential):
 
 
 class FullResRefine(nn.Module):
-    """Residual correction of upsampled logits from full-resolution image edges."""
+    """Residual correction of upsampled logits from full-resolution image edges.
 
-    def __init__(self, logits: int, width: int = 16) -> None:
+    ``band`` > 0: the correction acts only within ``band`` input pixels of the coarse mask's
+    border (the fine head's argmax, defect against background), where a 4 px grid cannot place
+    it; elsewhere the coarse logits stand. The idea is PointRend's (Kirillov et al., CVPR 2020):
+    refine where the coarse prediction is unsure. Without the band, the refinement learnt the
+    teacher's systematic misses inside large defects too (docs/RESULTS.md, rounds 8 and 11).
+    """
+
+    def __init__(self, logits: int, classes: int, band: int = 0, width: int = 16) -> None:
         super().__init__()
+        self.classes, self.band = classes, band
         self.image = conv_bn_relu(3, width)
         self.body = nn.Sequential(conv_bn_relu(width + logits, width),
                                   nn.Conv2d(width, logits, 3, 1, 1))
@@ -72,14 +81,27 @@ class FullResRefine(nn.Module):
         nn.init.zeros_(self.body[-1].bias)
 
     def forward(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return logits + self.body(torch.cat([self.image(x), logits], dim=1))
+        residual = self.body(torch.cat([self.image(x), logits], dim=1))
+        if self.band > 0:
+            residual = residual * self.border(logits)
+        return logits + residual
+
+    @torch.no_grad()
+    def border(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W): 1 within ``band`` px of the coarse defect mask's border, else 0."""
+        defect = (logits[:, :self.classes].argmax(dim=1, keepdim=True) != 0).to(logits.dtype)
+        k = 2 * self.band + 1
+        grown = F.max_pool2d(defect, k, 1, self.band)
+        shrunk = -F.max_pool2d(-defect, k, 1, self.band)
+        return grown - shrunk
 
 
 class B2PDecoder(nn.Module):
     """Decoder of the student; ``detail`` and ``binary`` switch the ablations."""
 
     def __init__(self, in_channels: int, num_taps: int, num_classes: int, channels: int = 256,
-                 detail: bool = True, binary: bool = True, full_res: bool = False) -> None:
+                 detail: bool = True, binary: bool = True, full_res: bool = False,
+                 refine_band: int = 0) -> None:
         super().__init__()
         self.proj = nn.ModuleList(conv_bn_relu(in_channels, channels, k=1)
                                   for _ in range(num_taps))
@@ -91,7 +113,8 @@ class B2PDecoder(nn.Module):
         self.mix = conv_bn_relu(widths[-1] + (32 if detail else 0), 64)
         self.fine_head = nn.Conv2d(64, num_classes, 1)
         self.binary_head = nn.Conv2d(64, 2, 1) if binary else None
-        self.refine = FullResRefine(num_classes + (2 if binary else 0)) if full_res else None
+        self.refine = (FullResRefine(num_classes + (2 if binary else 0), num_classes, refine_band)
+                       if full_res else None)
 
     def forward(self, feats: list[torch.Tensor], x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``feats``: tapped maps, shallow to deep; ``x``: the normalised image."""
