@@ -11,12 +11,28 @@ def test_demo_scores_teacher_and_student_on_photos_the_student_never_saw(tmp_pat
     out = tmp_path / "demo"
     assert demo.main(["--out", str(out), "--n", "4", "--size", "96", "--epochs", "1",
                       "--input-size", "28", "--backbone-weights", "none", "--teacher", "ridge",
-                      "--crop", "0", "--seed", "5"]) == 0
+                      "--crop", "0", "--seed", "5", "--test", "2"]) == 0
     summary = json.loads((out / "demo_metrics.json").read_text())
-    assert summary["held_out"] == ["synth_0000.jpg"]  # every fourth photo
+    assert summary["held_out"] == ["synth_0004.jpg", "synth_0005.jpg"]  # the generator's next 2
+    trained = set(summary["trained_on"])
+    assert trained and trained <= {f"synth_000{i}.jpg" for i in range(4)}
     assert summary["seed"] == 5 and summary["crop"] == 0 and summary["epochs_run"] == 1
     for row in ("teacher", "student"):
         assert 0.0 <= summary[row]["binary_iou"] <= 1.0
     assert json.loads((out / "data" / "dataset.json").read_text())["source"].endswith("seed 5)")
     printed = capsys.readouterr().out
     assert "teacher (ridge)" in printed and "student (Boxes2Pixels)" in printed
+
+
+def test_test_zero_holds_out_every_fourth_photo_as_rounds_1_to_11_did():
+    keys = [f"synth_{i:04d}.jpg" for i in range(8)]
+    assert demo._held_out(keys, 0) == ["synth_0000.jpg", "synth_0004.jpg"]
+    assert demo._held_out(keys, 3) == keys[-3:]
+
+
+def test_a_negative_test_count_is_refused(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        demo.main(["--test", "-1"])
+    assert "--test must be 0 or more" in capsys.readouterr().err
