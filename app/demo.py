@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=Path("demo_out"))
-    ap.add_argument("--n", type=int, default=16)
+    ap.add_argument("--n", type=int, default=16, help="photos the student trains on (16)")
     ap.add_argument("--size", type=int, default=320)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--input-size", type=int, default=224)
