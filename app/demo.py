@@ -89,14 +89,14 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
     print(f"3/6 pseudo-labelling with the {teacher} teacher")
     with tqdm_progress(teacher) as cb:
         pseudo_label_project(project, make_teacher(teacher), progress=cb)
-    test = _held_out(project.keys(), test)
-    scores_t = _scores(project, "teacher", data / "masks", test)
-    labels = {k: m for k in project.keys() if k not in set(test)
+    held_out = _held_out(project.keys(), test)
+    scores_t = _scores(project, "teacher", data / "masks", held_out)
+    labels = {k: m for k in project.keys() if k not in set(held_out)
               and (m := project.load_mask(k, "teacher")) is not None}
     bw = _backbone_weights(backbone)
     print(f"4/6 training the student on {len(labels)} photos ({epochs} epochs, input "
           f"{input_size}, frozen backbone with feature cache, backbone weights: {bw}); "
-          f"{len(test)} held out")
+          f"{len(held_out)} held out")
     model_dir = project.models_dir() / "demo"
     scfg = StudentConfig(num_classes=project.num_classes, input_size=input_size,
                          backbone_weights=bw, mode="frozen", full_res=full_res,
@@ -110,8 +110,8 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
     print("5/6 predicting (refined inside the boxes, no teacher fallback)")
     with tqdm_progress("predict") as cb:
         predict_project(project, model_dir, progress=cb, fallback=False)
-    student = _scores(project, "student", data / "masks", test)
-    print(f"6/6 metrics against the synthetic ground truth on the {len(test)} held-out photos "
+    student = _scores(project, "student", data / "masks", held_out)
+    print(f"6/6 metrics against the synthetic ground truth on the {len(held_out)} held-out photos "
           f"(the student saw only {teacher} masks of the others, made from boxes)")
     rows = {f"teacher ({teacher})": scores_t, "student (Boxes2Pixels)": student}
     print(f"    {'':24s} {'binary IoU':>10s} {'anomaly mIoU':>12s} {'recall':>7s} {'prec.':>7s}")
@@ -121,7 +121,7 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
     summary = {"data": str(data), "project": str(proj_dir), "model": str(model_dir),
                "backbone_weights": bw, "epochs_run": result.epochs_run, "seed": seed,
                "crop": load_card(model_dir).train.crop,
-               "held_out": test, "trained_on": sorted(labels),
+               "held_out": held_out, "trained_on": sorted(labels),
                "teacher_name": teacher, "teacher": scores_t, "student": student,
                "seconds": round(time.monotonic() - t0, 1)}
     (out / "demo_metrics.json").write_text(json.dumps(summary, indent=1, default=float))
@@ -154,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"score on N further photos ({TEST}); 0: every fourth of the --n "
                          "photos, the rule of rounds 1-11")
     a = ap.parse_args(argv)
+    if a.n < 1:
+        ap.error(f"--n must be at least 1, got {a.n}")
     if a.test < 0:
         ap.error(f"--test must be 0 or more, got {a.test}")
     run(a.out, a.n, a.size, a.epochs, a.input_size, a.backbone_weights, a.teacher, a.full_res,

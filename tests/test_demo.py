@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from app import demo
 
 
@@ -30,9 +32,9 @@ def test_test_zero_holds_out_every_fourth_photo_as_rounds_1_to_11_did():
     assert demo._held_out(keys, 3) == keys[-3:]
 
 
-def test_a_negative_test_count_is_refused(capsys):
-    import pytest
-
+@pytest.mark.parametrize(("args", "message"), [(["--test", "-1"], "--test must be 0 or more"),
+                                               (["--n", "0"], "--n must be at least 1")])
+def test_bad_photo_counts_are_refused(args, message, capsys):
     with pytest.raises(SystemExit):
-        demo.main(["--test", "-1"])
-    assert "--test must be 0 or more" in capsys.readouterr().err
+        demo.main(args)
+    assert message in capsys.readouterr().err
