@@ -91,7 +91,8 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
         pseudo_label_project(project, make_teacher(teacher), progress=cb)
     held_out = _held_out(project.keys(), test)
     scores_t = _scores(project, "teacher", data / "masks", held_out)
-    labels = {k: m for k in project.keys() if k not in set(held_out)
+    scored = set(held_out)
+    labels = {k: m for k in project.keys() if k not in scored
               and (m := project.load_mask(k, "teacher")) is not None}
     bw = _backbone_weights(backbone)
     print(f"4/6 training the student on {len(labels)} photos ({epochs} epochs, input "

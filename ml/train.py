@@ -130,7 +130,7 @@ class Trainer(SavedRun):
         # the card records the crop this run used, so prediction sees the same pixel scale
         sizes = [(r.height, r.width) for r in map(self.project.record, self.train_keys)]
         self.cfg = replace(self.cfg, crop=resolve_crop(self.cfg.crop, self.student.input_size,
-                                                         sizes))
+                                                       sizes))
         long_side = cache_long_side(self.student.input_size, self.cfg.crop)
         self.samples = D.load_samples(self.project, keys, source, labels, long_side,
                                       self.num_classes, confidence=self.cfg.teacher_confidence)
