@@ -26,7 +26,7 @@ TEST = 32  # photos scored, beyond the ``n`` the student trains on
 
 
 def _scores(project, source: str, gt_dir: Path, keys: list[str]) -> dict:
-    from ml.metrics import score_project
+    from ml.evaluation.metrics import score_project
 
     # a photo the teacher left without a mask predicted background everywhere
     return score_project(project, gt_dir, source, keys, missing_as_background=True).scores
@@ -58,16 +58,16 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
         teacher: str | None = None, full_res: bool = False, members: int = 1,
         crop: int = -1, seed: int = 0, test: int = TEST) -> dict:
     from app.cli._progress import TrainBars, tqdm_progress
-    from ml import synthetic
-    from ml.batch_predict import predict_project
-    from ml.checkpoint import load_card
-    from ml.classes import make_classes
-    from ml.config import DEFAULT_TEACHER, StudentConfig, TrainConfig
-    from ml.importers import import_yolo
-    from ml.pseudo_label import pseudo_label_project
-    from ml.store import Project
+    from ml.common.classes import make_classes
+    from ml.datasets import synthetic
+    from ml.datasets.importers import import_yolo
+    from ml.prediction.batch_predict import predict_project
+    from ml.project.store import Project
+    from ml.student.checkpoint import load_card
+    from ml.student.config import DEFAULT_TEACHER, StudentConfig, TrainConfig
     from ml.teachers import make_teacher
-    from ml.train import train
+    from ml.teachers.pseudo_label import pseudo_label_project
+    from ml.training.trainer import train
 
     t0 = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--input-size", type=int, default=224)
     ap.add_argument("--backbone-weights", default="offline")
     ap.add_argument("--teacher", choices=["grabcut", "auto", "ridge"],
-                    help="default: b2p pseudo-label's (ml.config.DEFAULT_TEACHER)")
+                    help="default: b2p pseudo-label's (ml.student.config.DEFAULT_TEACHER)")
     ap.add_argument("--full-res", action="store_true",
                     help="refine the student's masks at input resolution (b2p train --full-res)")
     ap.add_argument("--members", type=int, default=1,

@@ -36,8 +36,8 @@ from quality import (  # noqa: E402
     show_table,
 )
 
-from ml.classes import IGNORE  # noqa: E402
-from ml.store import boxes_to_arrays  # noqa: E402
+from ml.common.classes import IGNORE  # noqa: E402
+from ml.project.store import boxes_to_arrays  # noqa: E402
 from ml.teachers.auto import AutoTeacher, BoxChoice  # noqa: E402
 
 

@@ -7,7 +7,7 @@ photos and ``work/project`` holds their boxes. The models must be students of th
 training seeds, for instance; their own runs' boxes are the same when made with the same
 ``--pad``). Every model predicts each held-out photo; the average of their class probabilities
 is decoded by the product's box rule (student alone, no teacher fallback), as each model's
-own. What a trained :class:`ml.models.b2p.Members` student does within one model, measured
+own. What a trained :class:`ml.student.models.b2p.Members` student does within one model, measured
 across separately trained ones. Writes nothing unless ``--out FILE`` is given.
 """
 
@@ -24,8 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import command_line, dataset_classes, run_parser, score_labels  # noqa: E402
 
-from ml.records import boxes_to_arrays  # noqa: E402  (quality put the project root on the path)
-from ml.store import Project  # noqa: E402
+from ml.project.records import boxes_to_arrays  # noqa: E402  (quality put the project root on the path)
+from ml.project.store import Project  # noqa: E402
 
 SHOWN = ("binary_iou", "binary_recall", "binary_precision", "anomaly_miou")
 
@@ -33,7 +33,7 @@ SHOWN = ("binary_iou", "binary_recall", "binary_precision", "anomaly_miou")
 def score_average(models: list[Path], proj: Project, test: list[str], masks: Path,
                   names: list[str]) -> list[tuple[str, dict]]:
     """(name, scores) for each model alone, then for the average of all of them."""
-    from ml.predict import Predictor
+    from ml.prediction.predict import Predictor
 
     preds = [Predictor.from_dir(m, device="cpu") for m in models]
     alone: list[dict[str, np.ndarray]] = [{} for _ in preds]

@@ -3,7 +3,8 @@
 Two backbones: ``none`` (random init, no weights file: the checkpoint keeps the full state) and
 the same random ViT written to a timm-layout file and used as ``backbone_weights=PATH``, the
 path every real weights file (official, offline) takes: the checkpoint leaves out what the file
-holds. The resume state is built as ``ml.train_state`` builds it (raw weights, EMA, AdamW moments).
+holds. The resume state is built as ``ml.training.state`` builds it (raw weights, EMA, AdamW
+moments).
 
     .venv/bin/python bench/checkpoint_size.py
 """
@@ -18,9 +19,9 @@ import torch
 from safetensors.torch import save_file
 from timm.utils.model_ema import ModelEmaV3
 
-from ml.checkpoint import TRAIN_STATE_NAME, WEIGHTS_NAME, save_checkpoint, saved_state
-from ml.config import ModelCard, StudentConfig
-from ml.models import build_model, count_parameters
+from ml.student.checkpoint import TRAIN_STATE_NAME, WEIGHTS_NAME, save_checkpoint, saved_state
+from ml.student.config import ModelCard, StudentConfig
+from ml.student.models import build_model, count_parameters
 
 
 def _folder_sizes(model: torch.nn.Module, cfg: StudentConfig, where: Path) -> tuple[int, int]:

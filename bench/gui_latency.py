@@ -71,9 +71,9 @@ def make_project(args) -> Path:
     """Photos with two boxes each; a third get box-fill masks so the worker has data to train."""
     tmp = Path(tempfile.mkdtemp(prefix="b2p-bench-"))
     make_photos(tmp, args.images, args.size)
-    from ml.pseudo_label import pseudo_label_project
-    from ml.store import Box, Project
+    from ml.project.store import Box, Project
     from ml.teachers import make_teacher
+    from ml.teachers.pseudo_label import pseudo_label_project
 
     project = Project.create(tmp)
     s = args.size // 8
@@ -102,7 +102,7 @@ def startup_child(mode: str, folder: str) -> None:
         times["ready"] = time.monotonic()
         times["cpu"] = time.process_time()
     else:  # the real command, `b2p gui FOLDER`, stopped where it would enter napari.run()
-        from app.gui import _preview
+        from app.gui.startup import preview as _preview
 
         show_now = _preview.FirstImagePreview.show_now
 

@@ -25,8 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ml._atomic import atomic_write_text  # noqa: E402
-from ml.store import boxes_to_arrays  # noqa: E402
+from ml.common.atomic import atomic_write_text  # noqa: E402
+from ml.project.store import boxes_to_arrays  # noqa: E402
 from ml.teachers import make_teacher  # noqa: E402
 
 GOAL = 1.1
@@ -34,7 +34,7 @@ GOAL = 1.1
 
 def _images(n: int, n_boxes: int) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """(name, image, boxes, classes) with the ``n_boxes`` largest boxes of each photo."""
-    from ml.synthetic import generate
+    from ml.datasets.synthetic import generate
 
     out = []
     for s in generate(n, 512, seed=0):
@@ -120,7 +120,7 @@ def report(rows: list[dict], grabcut: list[float], box: list[float], args) -> st
         "",
         f"Machine: {machine()}; device {args.device}.",
         f"SAM {args.model_type}, randomly initialised; {len(rows)} synthetic photos "
-        f"(ml.synthetic, 512 px high), the {args.boxes} largest boxes of each.",
+        f"(ml.datasets.synthetic, 512 px high), the {args.boxes} largest boxes of each.",
         "Command: `python bench/pseudo_label.py "
         f"--images {args.images} --boxes {args.boxes} --model-type {args.model_type} "
         f"--device {args.device}`",

@@ -7,7 +7,7 @@ of a held-out split. At test time every model gets the same boxes. A learned row
 the student alone, box-constrained with no teacher fallback (with the fallback, a student that
 finds nothing would score as its teacher); the product's output (a box the student leaves
 empty takes the teacher's mask) is kept as ``product_*`` beside ``fallback_share``, the share
-of boxes that fell back, the old box rule (0.5 posterior, :mod:`ml.box_decode`) as
+of boxes that fell back, the old box rule (0.5 posterior, :mod:`ml.prediction.box_decode`) as
 ``posterior_binary_iou``, and scores without the box constraint as ``nobox_*``.
 
     python bench/quality.py --data ../shared/data/magnetic_tile [--quick]
@@ -33,12 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ml.classes import make_classes  # noqa: E402
-from ml.config import StudentConfig, TrainConfig  # noqa: E402
-from ml.images import label_file, load_label  # noqa: E402
-from ml.importers import import_masks, read_dataset_classes  # noqa: E402
-from ml.metrics import score_masks  # noqa: E402
-from ml.store import Project, boxes_to_arrays  # noqa: E402
+from ml.common.classes import make_classes  # noqa: E402
+from ml.common.images import label_file, load_label  # noqa: E402
+from ml.datasets.importers import import_masks, read_dataset_classes  # noqa: E402
+from ml.evaluation.metrics import score_masks  # noqa: E402
+from ml.project.store import Project, boxes_to_arrays  # noqa: E402
+from ml.student.config import StudentConfig, TrainConfig  # noqa: E402
 
 BOX_LOSS = 0.5  # box-term weight of the box-loss rows: as heavy as each teacher term
 METRICS = ["miou", "anomaly_miou", "anomaly_f1", "binary_iou", "binary_recall",
@@ -69,15 +69,15 @@ ROWS = [
     RowSpec("b2p -binary", {"binary": False}, ablation=True),
     RowSpec("b2p -detail", {"detail": False}, ablation=True),
     RowSpec("b2p frozen", {"mode": "frozen"}),
-    # beyond the paper: learn from the box itself (ml/box_loss.py), its ablation, two rounds
-    # (ml/rounds.py) and whole photos instead of the auto crops (--crop auto)
+    # beyond the paper: learn from the box itself (ml/training/box_loss.py), its ablation, two
+    # rounds (ml/training/rounds.py) and whole photos instead of the auto crops (--crop auto)
     RowSpec("b2p +box loss", train={"box_loss": BOX_LOSS}),
     RowSpec("b2p +box loss -pairwise", train={"box_loss": BOX_LOSS, "box_pairwise": 0.0}),
     RowSpec("b2p 2 rounds", rounds=2),
     RowSpec("b2p whole image", train={"crop": 0}),
-    # logits refined at input resolution (ml/models/b2p.py FullResRefine)
+    # logits refined at input resolution (ml/student/models/b2p.py FullResRefine)
     RowSpec("b2p +full res", {"full_res": True}),
-    # three decoders on one backbone, probabilities averaged (ml/models/b2p.py Members)
+    # three decoders on one backbone, probabilities averaged (ml/student/models/b2p.py Members)
     RowSpec("b2p 3 members", {"members": 3}),
     RowSpec("b2p oracle", oracle=True),
 ]
@@ -144,7 +144,7 @@ def run_parser(doc: str | None) -> argparse.ArgumentParser:
 
 def show_table(md: str, out: Path | None) -> int:
     """Print a markdown table, and write it to ``out`` when given; main's exit status."""
-    from ml._atomic import atomic_write_text
+    from ml.common.atomic import atomic_write_text
 
     print(md)
     if out:
@@ -164,8 +164,8 @@ def make_project(work: Path, data: Path, names: list[str], pad: int) -> Project:
 
 
 def teacher_labels(proj: Project, teacher_name: str) -> dict[str, np.ndarray]:
-    from ml.pseudo_label import pseudo_label_project
     from ml.teachers import make_teacher
+    from ml.teachers.pseudo_label import pseudo_label_project
 
     t0 = time.monotonic()
     pseudo_label_project(proj, make_teacher(teacher_name))
@@ -176,7 +176,7 @@ def teacher_labels(proj: Project, teacher_name: str) -> dict[str, np.ndarray]:
 
 def train_row(spec: RowSpec, proj: Project, labels: dict[str, np.ndarray], out: Path,
               base_student: dict, base_train: dict, ablation_mode: str) -> tuple[Path, dict]:
-    from ml.rounds import train_rounds
+    from ml.training.rounds import train_rounds
 
     scfg = StudentConfig(**{**base_student, **spec.student})
     if spec.ablation:
@@ -193,7 +193,7 @@ def eval_model(model_dir: Path, proj: Project, test: list[str], masks_dir: Path,
                teacher: dict, names: list[str], tiled: bool,
                device: str) -> tuple[dict, dict[str, np.ndarray]]:
     """(scores of the student alone, of the product and unboxed; the student's masks by key)."""
-    from ml.predict import Predictor
+    from ml.prediction.predict import Predictor
 
     pred = Predictor.from_dir(model_dir, device=device, tiled=tiled)
     alone, product, free, posterior = {}, {}, {}, {}
@@ -218,7 +218,7 @@ def figure(path: Path, title: str, proj: Project, keys: list[str], gts: dict, te
            student: dict) -> None:
     from quality_figure import pick_examples, write_figure
 
-    from ml.corrections import corrections
+    from ml.evaluation.corrections import corrections
 
     rows = []
     for k in pick_examples(keys, gts, 4):

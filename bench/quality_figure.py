@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-# corrections codes of ml.predict (1 recovered, 2 rejected, 3 reclassified) -> RGB
+# corrections codes of ml.prediction.predict (1 recovered, 2 rejected, 3 reclassified) -> RGB
 _CORR = {1: (0, 200, 255), 2: (255, 60, 60), 3: (255, 200, 0)}
 _DEFECT = (255, 40, 200)
 

@@ -43,10 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import ROOT, command_line, dataset_classes, run_parser, score_labels  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
-from ml import box_decode  # noqa: E402
-from ml.box_constraint import BoxConstraint  # noqa: E402
-from ml.records import boxes_to_arrays  # noqa: E402
-from ml.store import Project  # noqa: E402
+from ml.prediction import box_decode  # noqa: E402
+from ml.prediction.box_constraint import BoxConstraint  # noqa: E402
+from ml.project.records import boxes_to_arrays  # noqa: E402
+from ml.project.store import Project  # noqa: E402
 
 Probs = np.ndarray  # (C, H, W) float32
 
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = run_parser(__doc__)
     ap.add_argument("--model", required=True, help="a folder name under RUN/work/models")
     a = ap.parse_args(argv)
-    from ml.predict import Predictor
+    from ml.prediction.predict import Predictor
 
     t0 = time.monotonic()
     split = json.loads((a.run / "split.json").read_text())

@@ -4,12 +4,12 @@
 
 Reads OUT/quality.json (its rows and split) and OUT/work/ (the project with the same boxes and
 the trained models), predicts the held-out photos once per model and scores the student alone
-(box-constrained, no teacher fallback) under each box rule of :mod:`ml.box_decode`. Teacher
-rows and box fill are copied from the run, since they do not depend on the student. Writes
+(box-constrained, no teacher fallback) under each box rule of :mod:`ml.prediction.box_decode`.
+Teacher rows and box fill are copied from the run, since they do not depend on the student. Writes
 OUT/rescored.json and OUT/rescored.md.
 
 ``--box-pad 0,4`` scores each model once per pad (how far a mask may reach past its box;
-:data:`ml.box_constraint.BOX_PAD` unless told) and writes OUT/rescored_pad.{json,md};
+:data:`ml.prediction.box_constraint.BOX_PAD` unless told) and writes OUT/rescored_pad.{json,md};
 ``--models DIR ...`` scores those model folders instead of the run's rows, on the run's
 project and split (a run of the same split that kept no project, e.g. ``--rows`` runs).
 """
@@ -35,9 +35,9 @@ from quality import (  # noqa: E402
 )
 
 sys.path.insert(0, str(ROOT))
-from ml.box_decode import BOX_RULES  # noqa: E402
-from ml.records import boxes_to_arrays  # noqa: E402
-from ml.store import Project  # noqa: E402
+from ml.prediction.box_decode import BOX_RULES  # noqa: E402
+from ml.project.records import boxes_to_arrays  # noqa: E402
+from ml.project.store import Project  # noqa: E402
 
 
 def model_dir(work: Path, row: dict) -> Path:
@@ -53,7 +53,7 @@ def rescore(model: Path, proj: Project, test: list[str], masks_dir: Path,
 
     A pad of None is the Predictor's default.
     """
-    from ml.predict import Predictor
+    from ml.prediction.predict import Predictor
 
     pred = Predictor.from_dir(model, device="cpu")
     default = pred.box_pad

@@ -5,8 +5,8 @@ task, and a model on paper of a 48,000-photo campaign on N workers (docs/SCALING
         [--out bench/results/scale_cpu.txt]
 
 Throughput: synthetic photos, a tiny random student (56 px tiles, tiled prediction), the whole
-campaign path (``ml.campaign.predict_campaign``: tasks, files, the client moving them into the
-project). Photos per second are timed in steady state: from the result after which every worker
+campaign path (``ml.campaign.client.predict_campaign``: tasks, files, the client moving them into
+the project). Photos per second are timed in steady state: from the result after which every worker
 has had a photo (its model loaded) to the last. Baselines in the same run: in-process
 ``predict_project`` (one torch thread, and all cores' threads on the first photos) and one Dask
 worker with one torch thread. The load average is printed with the figures: on a machine shared
@@ -37,14 +37,15 @@ sys.path.insert(0, str(ROOT))
 
 from _machine import cpu_name, load_average  # noqa: E402
 
-from ml import batch_predict, campaign, predict  # noqa: E402
-from ml.checkpoint import save_checkpoint  # noqa: E402
-from ml.classes import DEFAULT_CLASSES  # noqa: E402
-from ml.config import ModelCard, StudentConfig  # noqa: E402
-from ml.images import load_image, save_label  # noqa: E402
-from ml.models import build_model  # noqa: E402
-from ml.regions import find_regions  # noqa: E402
-from ml.store import Box, Project  # noqa: E402
+from ml.campaign import client as campaign  # noqa: E402
+from ml.common.classes import DEFAULT_CLASSES  # noqa: E402
+from ml.common.images import load_image, save_label  # noqa: E402
+from ml.prediction import batch_predict, predict  # noqa: E402
+from ml.project.regions import find_regions  # noqa: E402
+from ml.project.store import Box, Project  # noqa: E402
+from ml.student.checkpoint import save_checkpoint  # noqa: E402
+from ml.student.config import ModelCard, StudentConfig  # noqa: E402
+from ml.student.models import build_model  # noqa: E402
 
 TINY = StudentConfig(input_size=56, backbone_weights="none", taps=(0, 1), decoder_channels=32)
 GPU_TILE_S = 0.004  # H200, fp32, batch 1, 518 px: bench/results/gpu_h200_paper_attempt1

@@ -12,8 +12,9 @@ shared machine; medians are reported.
 On CUDA the timings synchronise the device, ``--amp`` runs under bf16 autocast (as training
 does there) and the peak GPU memory of each model's training step is printed.
 
-TODO(train): frozen+feature-cache vs bitfit epoch timing belongs to ml/train.py's benchmark
-(``ml.train.train`` on a synthetic project with ``mode="frozen"`` and ``"bitfit"``).
+TODO(train): frozen+feature-cache vs bitfit epoch timing belongs to ml/training/trainer.py's
+benchmark (``ml.training.trainer.train`` on a synthetic project with ``mode="frozen"`` and
+``"bitfit"``).
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ import torch
 from _machine import cpu_name, load_average
 from torch import nn
 
-from ml.config import StudentConfig
-from ml.device import resolve_device
-from ml.models import Student, build_model, count_parameters
-from ml.models.backbone import set_trainable
+from ml.common.device import resolve_device
+from ml.student.config import StudentConfig
+from ml.student.models import Student, build_model, count_parameters
+from ml.student.models.backbone import set_trainable
 
 
 class ReferenceStudent(nn.Module):

@@ -27,8 +27,8 @@ from quality import (  # noqa: E402
     show_table,
 )
 
-from ml.pseudo_label import pseudo_label_project  # noqa: E402
 from ml.teachers import make_teacher  # noqa: E402
+from ml.teachers.pseudo_label import pseudo_label_project  # noqa: E402
 
 
 def teacher_row(proj, keys: list[str], name: str, masks_dir: Path, names: list[str]) -> dict:

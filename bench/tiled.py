@@ -44,14 +44,14 @@ import torch.nn.functional as F
 from _machine import cpu_name, load_average
 from torch import nn
 
-from ml import predict as P
-from ml.checkpoint import save_checkpoint
-from ml.classes import DEFAULT_CLASSES, palette
-from ml.config import ModelCard, StudentConfig
-from ml.images import load_label
-from ml.photo_rows import open_rows
-from ml.png_stream import PngMaskSink
-from ml.tiled import ArraySink, TileGrid
+from ml.common.classes import DEFAULT_CLASSES, palette
+from ml.common.images import load_label
+from ml.prediction import predict as P
+from ml.prediction.photo_rows import open_rows
+from ml.prediction.png_stream import PngMaskSink
+from ml.prediction.tiled import ArraySink, TileGrid
+from ml.student.checkpoint import save_checkpoint
+from ml.student.config import ModelCard, StudentConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CRACK, BLOB = 2, 1  # class ids drawn: damage, dirt
@@ -340,7 +340,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         torch.manual_seed(0)
-        from ml.models import build_model
+        from ml.student.models import build_model
 
         model_dir = save_checkpoint(tmp / "model", build_model(cfg).eval(), _card(cfg))
         (tmp / "photos").mkdir()

@@ -22,15 +22,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def build_project(data: Path, work: Path, n: int, epochs: int) -> tuple[object, str]:
     """A project over ``n`` linked photos with boxes, teacher and student masks, and its model."""
-    from ml.batch_predict import predict_project
-    from ml.classes import make_classes
-    from ml.config import StudentConfig, TrainConfig
-    from ml.importers import import_yolo
-    from ml.metadata import set_values
-    from ml.pseudo_label import pseudo_label_project
-    from ml.store import Project
+    from ml.prediction.batch_predict import predict_project
+    from ml.common.classes import make_classes
+    from ml.student.config import StudentConfig, TrainConfig
+    from ml.datasets.importers import import_yolo
+    from ml.metadata.values import set_values
+    from ml.teachers.pseudo_label import pseudo_label_project
+    from ml.project.store import Project
     from ml.teachers import make_teacher
-    from ml.train import train
+    from ml.training.trainer import train
 
     photos, labels = work / "photos", work / "labels"
     photos.mkdir(parents=True)

@@ -1,7 +1,7 @@
 """Entry point of the frozen app: no arguments open the GUI, arguments run the ``b2p`` CLI.
 
 The bundle has one executable. The GUI re-launches it as ``boxes2pixels worker ...`` for
-training (see ``app.gui._train_process.worker_command``): a frozen app has no ``python -m``.
+training (see ``app.gui.training.process.worker_command``): a frozen app has no ``python -m``.
 """
 
 import multiprocessing

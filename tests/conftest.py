@@ -65,6 +65,6 @@ def photo_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def project(tmp_path: Path, photo_dir: Path):
-    from ml.store import Project
+    from ml.project.store import Project
 
     return Project.create(tmp_path / "proj", photo_dir)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.box_decode import check_rule, tight_mask
-from ml.predict import constrain_to_boxes
+from ml.prediction.box_decode import check_rule, tight_mask
+from ml.prediction.predict import constrain_to_boxes
 
 
 def _faint_bar(h: int = 20, w: int = 30) -> np.ndarray:

@@ -9,12 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from ml import data as D
-from ml.box_loss import BoxLoss, box_extents, pairwise_loss, projection_loss
-from ml.box_raster import CUT_X, CUT_Y, OUTSIDE, SHIFT, box_raster, box_window
-from ml.config import StudentConfig, TrainConfig
-from ml.store import Box, Project
-from ml.train_events import Step
+from ml.project.store import Box, Project
+from ml.student.config import StudentConfig, TrainConfig
+from ml.training import data as D
+from ml.training.box_loss import BoxLoss, box_extents, pairwise_loss, projection_loss
+from ml.training.box_raster import CUT_X, CUT_Y, OUTSIDE, SHIFT, box_raster, box_window
+from ml.training.events import Step
 
 STUDENT = StudentConfig(input_size=56, backbone_weights="none", decoder_channels=32, taps=(0, 1))
 
@@ -157,7 +157,7 @@ def test_random_views_are_mostly_box_centred_with_their_rasters():
 
 
 def test_auto_crop_is_native_only_where_photos_are_larger_than_the_input():
-    from ml.crops import resolve_crop
+    from ml.student.crops import resolve_crop
 
     assert resolve_crop(-1, 56, [(400, 600)] * 3) == 56
     assert resolve_crop(-1, 56, [(64, 80)] * 3) == 56  # 1.4x: a thin crack would shrink
@@ -198,7 +198,7 @@ def bad_box_project(root: Path) -> Project:
 def test_training_with_box_loss_on_bad_boxes_never_gives_nan(tmp_path, mode, crop):
     from dataclasses import replace
 
-    from ml.train import train
+    from ml.training.trainer import train
 
     proj = bad_box_project(tmp_path)
     events = []

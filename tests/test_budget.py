@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from ml import budget as B
-from ml.config import ModelCard, StudentConfig, TrainConfig
-from ml.step_cost import measure_step
+from ml.student.config import ModelCard, StudentConfig, TrainConfig
+from ml.training import budget as B
+from ml.training.step_cost import measure_step
 
 SQUARE = [(512, 512)] * 50  # 40 train + 10 val photos
 
@@ -88,7 +88,7 @@ def test_budget_below_one_epoch_is_refused_with_the_minimum():
 
 
 def test_large_photos_get_crop_candidates_and_their_views():
-    from ml.crops import CROP_AUTO, resolve_crop
+    from ml.student.crops import CROP_AUTO, resolve_crop
 
     ladder = B.default_ladder("cpu", [(4000, 3000)] * 3)
     # the crop the plan costs is the one training's crop=auto will use: one rule
@@ -221,7 +221,7 @@ def test_planner_plans_every_budget_asked_measuring_once(tiny_project, monkeypat
 
 
 def test_the_step_timed_has_the_box_terms_when_the_run_has_them(monkeypatch):
-    from ml.box_loss import BoxLoss
+    from ml.training.box_loss import BoxLoss
 
     calls = []
     real = BoxLoss.__call__
@@ -238,17 +238,17 @@ def test_the_step_timed_has_the_box_terms_when_the_run_has_them(monkeypatch):
 
 
 def test_plan_project_measures_with_the_runs_box_loss_and_members(monkeypatch, tmp_path):
-    from ml.classes import make_classes
-    from ml.store import Project
+    from ml.common.classes import make_classes
+    from ml.project.store import Project
 
     seen = []
     monkeypatch.setattr(B, "measured_costs", lambda dev, n, bs, box_loss, members: (
         seen.append((box_loss, members)), costs())[1])
     proj = Project.create(tmp_path / "p", tmp_path, make_classes(["dirt"]))
     monkeypatch.setattr(proj, "image_size", lambda k: (512, 512))
-    import ml.data
+    import ml.training.data
 
-    monkeypatch.setattr(ml.data, "labelled_keys", lambda project, source: ["a.png"] * 20)
+    monkeypatch.setattr(ml.training.data, "labelled_keys", lambda project, source: ["a.png"] * 20)
     B.plan_project(proj, 600, "cpu", box_loss=0.5)
     B.plan_project(proj, 600, "cpu", members=3)
     assert seen == [(0.5, 1), (0.0, 3)]

@@ -1,4 +1,4 @@
-"""Campaign prediction on Dask (ml.campaign): same masks as in-process, resume, failures."""
+"""Campaign prediction on Dask (ml.campaign.client): same masks as in-process, resume, failures."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ import torch
 pytest.importorskip("distributed")
 
 from app.cli import main  # noqa: E402
-from ml import batch_predict as BP  # noqa: E402
-from ml import campaign as C  # noqa: E402
-from ml import predict as P  # noqa: E402
-from ml.checkpoint import save_checkpoint  # noqa: E402
-from ml.classes import DEFAULT_CLASSES  # noqa: E402
-from ml.config import ModelCard, StudentConfig  # noqa: E402
-from ml.models import build_model  # noqa: E402
-from ml.store import Box, Project  # noqa: E402
+from ml.campaign import client as C  # noqa: E402
+from ml.common.classes import DEFAULT_CLASSES  # noqa: E402
+from ml.prediction import batch_predict as BP  # noqa: E402
+from ml.prediction import predict as P  # noqa: E402
+from ml.project.store import Box, Project  # noqa: E402
+from ml.student.checkpoint import save_checkpoint  # noqa: E402
+from ml.student.config import ModelCard, StudentConfig  # noqa: E402
+from ml.student.models import build_model  # noqa: E402
 from tests.conftest import write_photo  # noqa: E402
 
 TINY = StudentConfig(input_size=28, backbone_weights="none", taps=(0, 1), decoder_channels=32)

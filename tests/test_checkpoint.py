@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ml.checkpoint import (
+from ml.project.store import Project
+from ml.student.checkpoint import (
     CARD_NAME,
     LAST_NAME,
     TRAIN_STATE_NAME,
@@ -21,7 +22,6 @@ from ml.checkpoint import (
     new_model_dir,
     resumable_run,
 )
-from ml.store import Project
 
 
 # ---------------------------------------------------------------- what a checkpoint keeps
@@ -32,7 +32,7 @@ def tiny(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from ml.config import StudentConfig
+    from ml.student.config import StudentConfig
 
     torch.manual_seed(1)
     vit = timm.create_model("vit_small_patch14_dinov2", pretrained=False, img_size=56,
@@ -48,7 +48,7 @@ def _trained(cfg):
     """A model whose trainable tensors and BN statistics moved away from their start."""
     import torch
 
-    from ml.models import build_model
+    from ml.student.models import build_model
 
     torch.manual_seed(2)
     model = build_model(cfg)
@@ -71,8 +71,8 @@ def _same_outputs(a, b) -> None:
 def test_bitfit_checkpoint_leaves_out_the_frozen_backbone_and_reads_it_back(tiny, tmp_path):
     from safetensors import safe_open
 
-    from ml.checkpoint import load_model, save_checkpoint
-    from ml.config import ModelCard
+    from ml.student.checkpoint import load_model, save_checkpoint
+    from ml.student.config import ModelCard
 
     cfg, backbone_file = tiny
     model = _trained(cfg)
@@ -96,8 +96,8 @@ def test_bitfit_checkpoint_leaves_out_the_frozen_backbone_and_reads_it_back(tiny
 def test_a_changed_or_missing_backbone_file_is_refused(tiny, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from ml.checkpoint import load_model, save_checkpoint
-    from ml.config import ModelCard
+    from ml.student.checkpoint import load_model, save_checkpoint
+    from ml.student.config import ModelCard
 
     cfg, backbone_file = tiny
     save_checkpoint(tmp_path / "m", _trained(cfg), ModelCard(student=cfg))
@@ -114,8 +114,8 @@ def test_a_changed_or_missing_backbone_file_is_refused(tiny, tmp_path):
 def test_model_folder_from_before_the_change_still_loads(tiny, tmp_path):
     from safetensors.torch import save_file
 
-    from ml.checkpoint import load_model
-    from ml.config import ModelCard
+    from ml.student.checkpoint import load_model
+    from ml.student.config import ModelCard
 
     cfg, backbone_file = tiny
     model = _trained(cfg)
@@ -134,8 +134,8 @@ def test_model_folder_from_before_the_change_still_loads(tiny, tmp_path):
 def test_random_init_checkpoints_hold_the_full_state(tmp_path):
     from safetensors import safe_open
 
-    from ml.checkpoint import load_model, save_checkpoint
-    from ml.config import ModelCard, StudentConfig
+    from ml.student.checkpoint import load_model, save_checkpoint
+    from ml.student.config import ModelCard, StudentConfig
 
     cfg = StudentConfig(input_size=56, taps=(0, 1), decoder_channels=32, backbone_weights="none")
     model = _trained(cfg)
@@ -149,9 +149,9 @@ def test_random_init_checkpoints_hold_the_full_state(tmp_path):
 def test_fine_tuning_in_another_mode_keeps_what_the_source_trained(tiny, tmp_path):
     import torch
 
-    from ml.checkpoint import load_model, load_weights, save_checkpoint
-    from ml.config import ModelCard
-    from ml.models import build_model
+    from ml.student.checkpoint import load_model, load_weights, save_checkpoint
+    from ml.student.config import ModelCard
+    from ml.student.models import build_model
 
     cfg, _ = tiny
     source = _trained(cfg)  # bitfit: backbone biases moved

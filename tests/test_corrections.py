@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.corrections import (
+from ml.evaluation.corrections import (
     AGREE,
     NAMES,
     RECLASSIFIED,

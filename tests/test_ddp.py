@@ -28,12 +28,12 @@ def _free_port() -> int:
 
 def _record_rank(rank: int, root: Path) -> dict:
     """Patch the trainer and the writers of this process so that they log into the record."""
-    import ml.checkpoint
-    import ml.train
-    from ml.store import Project
+    import ml.student.checkpoint
+    import ml.training.trainer
+    from ml.project.store import Project
 
     rec: dict = {"run": "", "items": {}, "epochs": {}, "cache": {}, "writes": 0}
-    step = ml.train.Trainer._train_step
+    step = ml.training.trainer.Trainer._train_step
 
     def train_step(self, idx, epoch):
         run = rec["run"]
@@ -66,9 +66,9 @@ def _record_rank(rank: int, root: Path) -> dict:
             return fn(*a, **kw)
         return wrapped
 
-    ml.train.Trainer._train_step = train_step
-    ml.checkpoint.save_checkpoint = counting(ml.checkpoint.save_checkpoint)
-    ml.checkpoint.save_card = counting(ml.checkpoint.save_card)
+    ml.training.trainer.Trainer._train_step = train_step
+    ml.student.checkpoint.save_checkpoint = counting(ml.student.checkpoint.save_checkpoint)
+    ml.student.checkpoint.save_card = counting(ml.student.checkpoint.save_card)
     Project.set_split = counting(Project.set_split)
     return rec
 
@@ -151,7 +151,7 @@ def test_only_rank_0_writes(ddp_runs):
 
 
 def test_resume_under_ddp_continues_the_saved_epoch(ddp_runs):
-    from ml.config import ModelCard
+    from ml.student.config import ModelCard
 
     root, recs = ddp_runs
     for rec in recs:
@@ -175,7 +175,7 @@ def test_ddp_without_torchrun_says_how_to_launch(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize("n,world", [(6, 2), (7, 3), (2, 8)])
 def test_padded_shares_cover_everything_with_as_many_items_per_rank(n, world):
-    from ml.distributed import Dist
+    from ml.training.distributed import Dist
 
     shares = [Dist(r, world, r, torch.device("cpu"), True).share(n, pad=True)
               for r in range(world)]

@@ -1,9 +1,9 @@
-"""The one device rule (ml.device), shared by training, prediction, teachers and benches."""
+"""The one device rule (ml.common.device), shared by training, prediction, teachers and benches."""
 
 import pytest
 import torch
 
-from ml.device import describe_auto, resolve_device
+from ml.common.device import describe_auto, resolve_device
 
 
 def test_auto_follows_cuda_availability(monkeypatch):

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml import dinov2_onnx as conv
 from ml import weights
+from ml.weights import dinov2_onnx as conv
 
 OFFLINE = "dinov2_vits14_offline"
 IMAGES = ("chelsea", "coffee", "astronaut")

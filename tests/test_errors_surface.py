@@ -61,7 +61,7 @@ def test_teacher_list_raises_when_the_weights_registry_fails(monkeypatch):
 def test_backbone_status_raises_when_the_weights_registry_fails(monkeypatch):
     pytest.importorskip("qtpy")
     import ml.weights
-    from app.gui._train_settings import installed_backbones
+    from app.gui.training.settings import installed_backbones
 
     monkeypatch.setattr(ml.weights, "list_status", _broken_registry)
     with pytest.raises(KeyError):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ml.export import export_masks
-from ml.regions import find_regions, mask_for
-from ml.store import ProjectError
+from ml.datasets.export import export_masks
+from ml.project.regions import find_regions, mask_for
+from ml.project.store import ProjectError
 
 
 def _label(h: int, w: int, seed: int) -> np.ndarray:
@@ -110,8 +110,8 @@ def test_coco_scores_come_from_student_confidence(masked, tmp_path):
 
 
 def test_coco_boxes_round_trip_through_the_importer(masked, tmp_path):
-    from ml.importers import import_coco
-    from ml.store import Project
+    from ml.datasets.importers import import_coco
+    from ml.project.store import Project
 
     path = tmp_path / "coco.json"
     export_masks(masked, "coco", "teacher", path)

@@ -8,7 +8,8 @@ import io
 import numpy as np
 import pytest
 
-from ml.findings import (
+from ml.findings.report import collect, write_report
+from ml.findings.review import (
     CSV_COLUMNS,
     FindingFilter,
     find_finding,
@@ -18,10 +19,9 @@ from ml.findings import (
     set_review,
     with_reviews,
 )
-from ml.regions import find_regions
-from ml.report import collect, write_report
-from ml.severity import RegionReview, overrides, set_override
-from ml.store import Project, ProjectError
+from ml.findings.severity import RegionReview, overrides, set_override
+from ml.project.regions import find_regions
+from ml.project.store import Project, ProjectError
 from tests.conftest import write_photo
 
 NAMES = ["T1/A/LE/p1.png", "T1/B/PS/p2.png", "T2/A/TE/p3.png", "clean.png"]
@@ -37,7 +37,7 @@ def _label(i: int) -> np.ndarray:
 @pytest.fixture
 def inspected(tmp_path) -> Project:
     """Three photos with two regions each (GSD known on the first), one without a mask."""
-    from ml.metadata import from_folders
+    from ml.metadata.values import from_folders
 
     for i, n in enumerate(NAMES):
         write_photo(tmp_path / "photos" / n, 64, 48, i)
@@ -128,7 +128,7 @@ def test_rows_take_new_decisions_without_reading_masks_again(inspected, monkeypa
     rows = list_findings(inspected).rows
     dirt = next(r for r in rows if r.key == "T1/A/LE/p1.png" and r.finding.class_name == "dirt")
     set_review(inspected, dirt.key, dirt.region_id, level=5, note="n", accepted=True)
-    monkeypatch.setattr("ml.findings.find_regions", None)  # any mask read would fail
+    monkeypatch.setattr("ml.findings.review.find_regions", None)  # any mask read would fail
     fresh = with_reviews(inspected, rows)
     assert [r.region_id for r in fresh] == [r.region_id for r in rows]  # order kept
     f = next(r for r in fresh if r.region_id == dirt.region_id and r.key == dirt.key).finding

@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 
 from app.cli import main
-from ml import images as I
-from ml.store import Project
+from ml.common import images as I
+from ml.project.store import Project
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -113,7 +113,7 @@ def test_float_tiff_with_nan_converts_to_a_clean_image(hostile):
 
 
 def test_scan_names_every_unreadable_photo_and_keeps_it_listed(hostile, tmp_path):
-    from ml.batch import BatchResult
+    from ml.common.batch import BatchResult
 
     proj = Project.create(tmp_path / "proj", hostile)
     assert len(proj.images) == len(GOOD) + len(BROKEN) + len(LATE)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ml.images import ImageError, image_size, list_images, load_image, load_label, save_label
+from ml.common.images import ImageError, image_size, list_images, load_image, load_label, save_label
 
 
 def test_exif_orientation_is_honoured(tmp_path):

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ml.box_export import export_boxes_coco, export_boxes_yolo
-from ml.classes import make_classes
-from ml.images import save_label
-from ml.importers import import_coco, import_masks, import_yolo, parse_class_map
-from ml.regions import boxes_from_mask
-from ml.store import Box, Project, ProjectError
+from ml.common.classes import make_classes
+from ml.common.images import save_label
+from ml.datasets.box_export import export_boxes_coco, export_boxes_yolo
+from ml.datasets.importers import import_coco, import_masks, import_yolo, parse_class_map
+from ml.project.regions import boxes_from_mask
+from ml.project.store import Box, Project, ProjectError
 
 
 def _yolo(dirpath, name, text):
@@ -216,7 +216,7 @@ def look_alikes(tmp_path):
 
 
 def test_output_names_never_share_a_file():
-    from ml.outnames import OutputNames
+    from ml.common.outnames import OutputNames
 
     names = OutputNames((".png", "_color.png"), reserved=("dataset.json",))
     got = [names(k).as_posix() for k in ["a.png", "a.jpg", "a_color.png", "a.jpg.png", "A.tif",
@@ -240,8 +240,8 @@ def test_box_export_of_same_stem_photos_round_trips(look_alikes, tmp_path):
 
 def test_mask_exports_of_same_stem_photos_keep_every_mask(look_alikes, tmp_path):
     from app.cli import main
-    from ml.export import export_masks
-    from ml.images import load_label
+    from ml.common.images import load_label
+    from ml.datasets.export import export_masks
 
     export_masks(look_alikes, "png", "teacher", tmp_path / "png")
     assert main(["masks", str(look_alikes.root), "--source", "teacher",

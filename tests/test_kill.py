@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.store import Project
+from ml.project.store import Project
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +29,7 @@ KILLS = 5
 STORE_CHILD = """
 import sys
 import numpy as np
-from ml.store import Box, Project
+from ml.project.store import Box, Project
 
 p = Project.open(sys.argv[1])
 log = open(sys.argv[2], "a", buffering=1)
@@ -69,7 +69,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np
-from ml.store import Box, Project
+from ml.project.store import Box, Project
 
 p = Project.open(sys.argv[1])
 log = open(sys.argv[2], "a", buffering=1)
@@ -111,8 +111,8 @@ while True:
 CHECKPOINT_CHILD = """
 import sys
 import torch
-from ml.checkpoint import load_train_state, save_checkpoint
-from ml.config import ModelCard
+from ml.student.checkpoint import load_train_state, save_checkpoint
+from ml.student.config import ModelCard
 
 torch.set_num_threads(1)
 out, log = sys.argv[1], open(sys.argv[2], "a", buffering=1)
@@ -234,8 +234,8 @@ def test_checkpoint_killed_mid_save_keeps_a_loadable_one(tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from ml.checkpoint import TRAIN_STATE_NAME, load_train_state, save_checkpoint
-    from ml.config import ModelCard
+    from ml.student.checkpoint import TRAIN_STATE_NAME, load_train_state, save_checkpoint
+    from ml.student.config import ModelCard
 
     rng = random.Random(11)
     out, log = tmp_path / "last", tmp_path / "writes.log"
@@ -279,8 +279,8 @@ def test_open_clears_leftovers_of_killed_writes_but_not_a_write_in_flight(projec
 def test_checkpoint_save_clears_leftovers_of_a_killed_save(tmp_path):
     import torch
 
-    from ml.checkpoint import save_checkpoint
-    from ml.config import ModelCard
+    from ml.student.checkpoint import save_checkpoint
+    from ml.student.config import ModelCard
 
     out = tmp_path / "last"
     out.mkdir()
@@ -294,14 +294,15 @@ def test_checkpoint_save_clears_leftovers_of_a_killed_save(tmp_path):
 
 
 class _Worker:
-    """``python -m app.worker`` with its JSON-lines stdout read on a thread (no hang on a stall)."""
+    """``python -m app.workers.train`` with its JSON-lines stdout read on a thread (no hang on a
+    stall)."""
 
     def __init__(self, *args: str) -> None:
         import queue
         import threading
 
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "app.worker", *args], env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "app.workers.train", *args], env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True)
         self.lines: queue.Queue = queue.Queue()
@@ -319,7 +320,7 @@ class _Worker:
 
 
 def test_worker_killed_mid_epoch_resumes_from_its_last_checkpoint(tmp_path):
-    from ml.checkpoint import load_train_state
+    from ml.student.checkpoint import load_train_state
     from tests.test_train import make_project
 
     proj = make_project(tmp_path, 6)

@@ -41,8 +41,9 @@ def test_cli_help_does_not_load_torch_or_qt():
 
 
 def test_prediction_does_not_load_training_code():
-    code = ("import sys, ml.predict; "
-            "print(sorted(m for m in ('ml.train', 'ml.data', 'ml.losses', 'cv2') "
+    code = ("import sys, ml.prediction.predict; "
+            "print(sorted(m for m in ('ml.training.trainer', 'ml.training.data', "
+            "'ml.training.losses', 'cv2') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          check=True).stdout.strip()

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ml.config import TrainConfig
-from ml.losses import IGNORE, B2PLoss, asymmetric_dice, class_weights, self_correct
+from ml.student.config import TrainConfig
+from ml.training.losses import IGNORE, B2PLoss, asymmetric_dice, class_weights, self_correct
 
 
 def _logits_for(probs: list[list[float]]) -> torch.Tensor:

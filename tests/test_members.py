@@ -7,12 +7,12 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ml.config import StudentConfig, TrainConfig
-from ml.losses import B2PLoss
-from ml.members import member_subsets
-from ml.models import build_model
-from ml.models.b2p import MEMBERS
-from ml.train_step import training_loss
+from ml.student.config import StudentConfig, TrainConfig
+from ml.student.models import build_model
+from ml.student.models.b2p import MEMBERS
+from ml.training.losses import B2PLoss
+from ml.training.members import member_subsets
+from ml.training.step import training_loss
 
 TINY = StudentConfig(input_size=28, backbone_weights="none", taps=(0, 1), decoder_channels=32)
 
@@ -53,7 +53,7 @@ def test_a_view_a_member_leaves_out_teaches_it_nothing():
 
 
 def test_a_members_run_trains_each_on_its_subset(tmp_path):
-    from ml.train import Trainer
+    from ml.training.trainer import Trainer
     from tests.test_train import STUDENT, cfg, make_project
 
     proj = make_project(tmp_path, 10)

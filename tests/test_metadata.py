@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from ml.metadata import from_csv, from_folders, meta_from_path, normalize_blade, normalize_side
-from ml.store import ProjectError
+from ml.metadata.values import (
+    from_csv,
+    from_folders,
+    meta_from_path,
+    normalize_blade,
+    normalize_side,
+)
+from ml.project.store import ProjectError
 
 
 def test_spellings_are_normalised():

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from ml.metrics import confusion, scores
+from ml.evaluation.metrics import confusion, scores
 
 
 def test_confusion_counts_rows_gt_cols_pred_and_skips_ignore():
@@ -87,7 +87,7 @@ def test_missed_class_scores_zero_not_nan():
 
 # ----------------------------------------------------------------- ground-truth matching
 def _gt_project(tmp_path):
-    from ml.store import Project
+    from ml.project.store import Project
     from tests.conftest import write_photo
 
     for name in ("site/a/p1.jpg", "site/b/p2.jpg", "p3.png", "p4.jpg"):
@@ -96,7 +96,7 @@ def _gt_project(tmp_path):
 
 
 def test_label_file_prefers_the_keys_subfolders_then_the_bare_stem(tmp_path):
-    from ml.images import label_file, save_label
+    from ml.common.images import label_file, save_label
 
     lab = np.zeros((6, 8), np.uint8)
     save_label(tmp_path / "gt" / "site" / "a" / "p1.png", lab)
@@ -108,8 +108,8 @@ def test_label_file_prefers_the_keys_subfolders_then_the_bare_stem(tmp_path):
 
 
 def test_score_project_matches_by_the_one_rule_and_lists_what_it_left_out(tmp_path):
-    from ml.images import save_label
-    from ml.metrics import score_project
+    from ml.common.images import save_label
+    from ml.evaluation.metrics import score_project
 
     proj = _gt_project(tmp_path)
     defect = np.zeros((6, 8), np.uint8)
@@ -131,8 +131,8 @@ def test_score_project_matches_by_the_one_rule_and_lists_what_it_left_out(tmp_pa
 
 
 def test_score_project_can_count_a_missing_mask_as_background(tmp_path):
-    from ml.images import save_label
-    from ml.metrics import score_project
+    from ml.common.images import save_label
+    from ml.evaluation.metrics import score_project
 
     proj = _gt_project(tmp_path)
     defect = np.zeros((6, 8), np.uint8)

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from ml import model_diff as D
-from ml.checkpoint import model_id, save_checkpoint
-from ml.classes import DEFAULT_CLASSES, IGNORE
-from ml.config import ModelCard, StudentConfig
-from ml.models import build_model
-from ml.store import Project
+from ml.common.classes import DEFAULT_CLASSES, IGNORE
+from ml.evaluation import model_diff as D
+from ml.project.store import Project
+from ml.student.checkpoint import model_id, save_checkpoint
+from ml.student.config import ModelCard, StudentConfig
+from ml.student.models import build_model
 
 TINY = StudentConfig(input_size=28, backbone_weights="none", taps=(0, 1), decoder_channels=32)
 
@@ -89,7 +89,7 @@ def two_models(tmp_path_factory):
 
 
 def test_predict_keeps_the_other_models_masks_as_previous(tmp_path, two_models):
-    from ml.batch_predict import predict_project
+    from ml.prediction.batch_predict import predict_project
 
     first, second = two_models
     proj = _project(tmp_path)

@@ -7,12 +7,12 @@ import math
 import pytest
 from PIL import Image, PngImagePlugin
 
-from ml.autofill import auto_fill
-from ml.gsd import estimate_gsd, gsd_mm, sensor_width
-from ml.images import ImageError
-from ml.metadata import confirm, guessed, set_values
-from ml.photo_meta import PhotoMeta, parse_xmp, read_photo_meta
-from ml.store import Project, ProjectError
+from ml.common.images import ImageError
+from ml.metadata.autofill import auto_fill
+from ml.metadata.gsd import estimate_gsd, gsd_mm, sensor_width
+from ml.metadata.photo_meta import PhotoMeta, parse_xmp, read_photo_meta
+from ml.metadata.values import confirm, guessed, set_values
+from ml.project.store import Project, ProjectError
 from tests._drone_photo import dji_xmp, write_drone_photo
 from tests.conftest import write_photo
 

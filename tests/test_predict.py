@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from ml import batch_predict as BP
-from ml import predict as P
-from ml.checkpoint import model_id, save_checkpoint
-from ml.classes import DEFAULT_CLASSES
-from ml.config import ModelCard, StudentConfig
-from ml.corrections import corrections
-from ml.models import build_model
-from ml.records import boxes_to_arrays
-from ml.store import Box
+from ml.common.classes import DEFAULT_CLASSES
+from ml.evaluation.corrections import corrections
+from ml.prediction import batch_predict as BP
+from ml.prediction import predict as P
+from ml.project.records import boxes_to_arrays
+from ml.project.store import Box
+from ml.student.checkpoint import model_id, save_checkpoint
+from ml.student.config import ModelCard, StudentConfig
+from ml.student.models import build_model
 
 TINY = StudentConfig(input_size=28, backbone_weights="none", taps=(0, 1), decoder_channels=32)
 
@@ -184,7 +184,7 @@ def test_predict_folder_writes_label_and_confidence(photo_dir, model_dir, tmp_pa
     out = tmp_path / "out"
     summary = BP.predict_folder(photo_dir, model_dir, out, tiled=True, device="cpu")
     assert len(summary.done) == 3 and not summary.failed
-    from ml.images import load_label
+    from ml.common.images import load_label
 
     assert load_label(out / "a.png").shape == (48, 64)
     assert load_label(out / "T01" / "A" / "LE" / "c_conf.png").shape == (32, 32)
@@ -201,7 +201,7 @@ def test_cli_predict_and_eval(project, model_dir, tmp_path, capsys):
     pred = reopened.load_mask(key, "student")
     assert reopened.record(key).student.settings["box_constraint"] is False
 
-    from ml.images import save_label
+    from ml.common.images import save_label
 
     gt_dir = tmp_path / "gt"
     save_label(gt_dir / "b.png", pred)  # ground truth equal to the prediction
@@ -247,7 +247,7 @@ def test_cli_predict_no_fallback_stores_the_student_alone(project, model_dir, ca
 
 
 def test_undo_class_weights_removes_the_weighted_ce_prior():
-    from ml.predict import undo_class_weights
+    from ml.prediction.predict import undo_class_weights
 
     probs = np.array([0.2, 0.8, 0.0], np.float32).reshape(3, 1, 1)
     out = undo_class_weights(probs, np.array([0.4, 4.0, 4.0], np.float32))
@@ -257,8 +257,8 @@ def test_undo_class_weights_removes_the_weighted_ce_prior():
 
 
 def test_a_crop_trained_model_is_tiled_at_its_training_scale(model_dir):
-    from ml.config import TrainConfig
-    from ml.crops import cache_long_side
+    from ml.student.config import TrainConfig
+    from ml.student.crops import cache_long_side
 
     model, card = P.load_model(model_dir, "cpu")
     card = replace(card, train=TrainConfig(crop=28))

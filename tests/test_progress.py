@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ml.progress import Progress, Reporter
+from ml.common.progress import Progress, Reporter
 
 
 class FakeClock:

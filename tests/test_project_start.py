@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from app.cli import main
-from ml.project_start import find_labels, label_class_names, start_project
-from ml.store import Project
+from ml.datasets.project_start import find_labels, label_class_names, start_project
+from ml.project.store import Project
 
 
 def photos(folder, names=("a.png", "b.png", "c.png")):
@@ -68,7 +68,7 @@ def test_yolo_names_become_the_project_classes_and_boxes_are_imported(tmp_path):
 
 def test_a_split_dataset_keeps_its_names_at_its_root(tmp_path):
     # the layout b2p's own YOLO export writes: OUT/classes.txt, OUT/images/train, OUT/labels/train
-    from ml.yolo import write_class_names
+    from ml.datasets.yolo import write_class_names
 
     imgs = photos(tmp_path / "out" / "images" / "train")
     yolo(tmp_path / "out" / "labels" / "train", ["a", "b"], "1 0.5 0.5 0.4 0.5\n")

@@ -13,9 +13,9 @@ from PIL import Image
 
 from app.cli import main
 from app.cli._progress import stop_on_ctrl_c
-from ml.pseudo_label import EDITED, EXISTING, NO_BOXES, pseudo_label_project
-from ml.store import Box, Project
+from ml.project.store import Box, Project
 from ml.teachers import make_teacher
+from ml.teachers.pseudo_label import EDITED, EXISTING, NO_BOXES, pseudo_label_project
 
 
 def write_disc(path: Path, cx: int, cy: int, r: int, seed: int) -> None:
@@ -90,7 +90,7 @@ def test_should_stop_between_images_keeps_finished_work(proj):
 
 
 def test_unknown_key_fails_before_work(proj):
-    from ml.store import ProjectError
+    from ml.project.store import ProjectError
 
     with pytest.raises(ProjectError, match="nope.png"):
         pseudo_label_project(proj, make_teacher("box"), keys=["a.png", "nope.png"])

@@ -24,7 +24,7 @@ def quality():
 
 def quick_run(tmp_path: Path, quality, rows: str = "b2p") -> tuple[Path, Path]:
     """(data, run folder) of a one-epoch frozen run from box fill on six tiny photos."""
-    from ml.synthetic import write_dataset
+    from ml.datasets.synthetic import write_dataset
 
     data = write_dataset(tmp_path / "data", n=6, size=96, seed=3)
     out = tmp_path / "out"
@@ -35,7 +35,7 @@ def quick_run(tmp_path: Path, quality, rows: str = "b2p") -> tuple[Path, Path]:
 
 
 def test_quick_run_writes_the_documented_json_split_and_figure(tmp_path, quality):
-    from ml.synthetic import write_dataset
+    from ml.datasets.synthetic import write_dataset
 
     data = write_dataset(tmp_path / "data", n=6, size=96, seed=3)
     out = tmp_path / "out"
@@ -75,12 +75,12 @@ def test_student_alone_is_scored_without_the_teachers_fallback(tmp_path, quality
     import numpy as np
     import torch
 
-    from ml.checkpoint import save_checkpoint
-    from ml.classes import DEFAULT_CLASSES
-    from ml.config import ModelCard, StudentConfig
-    from ml.images import save_label
-    from ml.models import build_model
-    from ml.store import Box, Project
+    from ml.common.classes import DEFAULT_CLASSES
+    from ml.common.images import save_label
+    from ml.project.store import Box, Project
+    from ml.student.checkpoint import save_checkpoint
+    from ml.student.config import ModelCard, StudentConfig
+    from ml.student.models import build_model
     from tests.conftest import write_photo
 
     photos = tmp_path / "photos"
@@ -123,7 +123,7 @@ def test_merge_keeps_each_row_once_and_refuses_other_splits(quality):
 
 
 def test_box_loss_and_rounds_rows_run_in_the_quick_bench(tmp_path, quality):
-    from ml.synthetic import write_dataset
+    from ml.datasets.synthetic import write_dataset
 
     data = write_dataset(tmp_path / "data", n=6, size=96, seed=3)
     out = tmp_path / "out"
@@ -142,7 +142,7 @@ def test_box_loss_and_rounds_rows_run_in_the_quick_bench(tmp_path, quality):
 
 
 def test_rows_for_one_teacher_replace_the_shared_row_lists(tmp_path, quality):
-    from ml.synthetic import write_dataset
+    from ml.datasets.synthetic import write_dataset
 
     data = write_dataset(tmp_path / "data", n=6, size=96, seed=3)
     out = tmp_path / "out"
@@ -174,7 +174,7 @@ def test_auto_choice_bench_scores_picks_against_fixed_candidates_and_the_ceiling
                                                                                   quality):
     import auto_choice
 
-    from ml.synthetic import write_dataset
+    from ml.datasets.synthetic import write_dataset
 
     data = write_dataset(tmp_path / "data", n=4, size=96, seed=3)
     out = tmp_path / "auto_choice.md"
@@ -227,7 +227,7 @@ def test_average_bench_scores_each_model_and_the_mean_of_their_probabilities(tmp
 def test_rescore_by_pad_reproduces_the_runs_figure_at_the_default_pad(tmp_path, quality):
     import rescore
 
-    from ml.box_constraint import BOX_PAD
+    from ml.prediction.box_constraint import BOX_PAD
 
     data, out = quick_run(tmp_path, quality)
     assert rescore.main([str(out), "--data", str(data), "--box-pad", f"{BOX_PAD},6"]) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ml.regions import boxes_from_mask
+from ml.project.regions import boxes_from_mask
 
 
 def test_boxes_by_class_split_touching_classes_drop_small_ones_and_clip_the_pad():

@@ -8,11 +8,11 @@ import re
 import numpy as np
 import pytest
 
-from ml.progress import Cancelled
-from ml.regions import find_regions
-from ml.report import write_report
-from ml.severity import set_override
-from ml.store import Box, Project
+from ml.common.progress import Cancelled
+from ml.findings.report import write_report
+from ml.findings.severity import set_override
+from ml.project.regions import find_regions
+from ml.project.store import Box, Project
 from tests.conftest import write_photo
 
 NAMES = ["WTG01/A/LE/p1.png", "WTG01/B/PS/p2.png", "WTG02/C/TE/<script>.png", "clean.png"]
@@ -28,7 +28,7 @@ def _label(h: int, w: int, i: int) -> np.ndarray:
 @pytest.fixture
 def inspected(tmp_path) -> Project:
     """Three images with defects (student on one), one clean, metadata from folders."""
-    from ml.metadata import from_folders
+    from ml.metadata.values import from_folders
 
     for i, n in enumerate(NAMES):
         write_photo(tmp_path / "photos" / n, 64, 48, i)
@@ -98,7 +98,7 @@ def test_findings_csv_has_one_row_per_region_with_fallback_and_override(inspecte
 
 
 def test_teacher_source_report_and_metrics_against_ground_truth(inspected, tmp_path):
-    from ml.images import save_label
+    from ml.common.images import save_label
 
     gt = tmp_path / "gt"
     for key in inspected.keys():  # ground truth = the teacher masks: perfect scores
@@ -155,7 +155,7 @@ def test_provenance_names_the_student_model_from_its_folder(inspected, tmp_path)
 def test_pdf_severity_badges_are_not_painted_over_by_the_row_stripes():
     from reportlab.lib import colors
 
-    from ml.report._pdf import SEVERITY_COLORS, _table
+    from ml.findings.report._pdf import SEVERITY_COLORS, _table
 
     table = _table(["Severity"], [1.0], [[5], [4], [3], [2]], sev_col=0)
     for row, level in enumerate([5, 4, 3, 2], start=1):
@@ -166,8 +166,8 @@ def test_pdf_severity_badges_are_not_painted_over_by_the_row_stripes():
 
 
 def test_report_orders_by_turbine_blade_side_and_marks_guessed_metadata(inspected, tmp_path):
-    from ml.metadata import confirm, set_values
-    from ml.report import collect
+    from ml.findings.report import collect
+    from ml.metadata.values import confirm, set_values
 
     # folder guesses everywhere; a person moves one photo to an earlier turbine and sets GSDs
     set_values(inspected, ["WTG02/C/TE/<script>.png"], turbine="WTG00")

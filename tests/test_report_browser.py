@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.report import write_report
-from ml.severity import DEFAULT_PATH, PROJECT_FILE
-from ml.store import Box, Project
+from ml.findings.report import write_report
+from ml.findings.severity import DEFAULT_PATH, PROJECT_FILE
+from ml.project.store import Box, Project
 from tests import _browser
 from tests.conftest import write_photo
 
@@ -44,7 +44,7 @@ def _label(i: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> dict[str, Path]:
     """A report on twelve photos with findings over two turbines, and one clean photo."""
-    from ml.metadata import from_folders
+    from ml.metadata.values import from_folders
 
     tmp = tmp_path_factory.mktemp("browser")
     names = [f"WTG0{1 + i % 2}/{'ABC'[i % 3]}/LE/p{i:02d}.png" for i in range(N_IMAGES)]

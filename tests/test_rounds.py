@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ml.rounds import REMOVE_TAU, fuse_targets, round_dir, round_targets
+from ml.training.rounds import REMOVE_TAU, fuse_targets, round_dir, round_targets
 
 
 def _probs(p_bg: np.ndarray) -> np.ndarray:
@@ -47,12 +47,12 @@ def test_fusion_never_empties_a_box_and_a_confident_teacher_wins():
 
 
 def test_rounds_train_a_second_model_whose_targets_move_only_the_allowed_way(tmp_path):
-    from ml.checkpoint import is_model, load_card
-    from ml.config import TrainConfig
-    from ml.predict import Predictor, undo_class_weights
-    from ml.rounds import train_rounds
-    from ml.store import Project, boxes_to_arrays
-    from ml.train_events import Done, Note
+    from ml.prediction.predict import Predictor, undo_class_weights
+    from ml.project.store import Project, boxes_to_arrays
+    from ml.student.checkpoint import is_model, load_card
+    from ml.student.config import TrainConfig
+    from ml.training.events import Done, Note
+    from ml.training.rounds import train_rounds
     from tests.test_box_loss import STUDENT, bad_box_project
 
     proj = bad_box_project(tmp_path)
@@ -84,7 +84,7 @@ def test_rounds_train_a_second_model_whose_targets_move_only_the_allowed_way(tmp
 
 
 def test_cli_passes_rounds_box_loss_crop_full_res_and_members(tmp_path, monkeypatch):
-    import ml.rounds
+    import ml.training.rounds
     from app.cli import main
     from tests.test_box_loss import bad_box_project
 
@@ -96,7 +96,7 @@ def test_cli_passes_rounds_box_loss_crop_full_res_and_members(tmp_path, monkeypa
         return SimpleNamespace(best_metric=None, stopped=False, epochs_run=1, seconds=0.0,
                                best_epoch=1, out_dir=round_dir(out_dir, rounds))
 
-    monkeypatch.setattr(ml.rounds, "train_rounds", fake)
+    monkeypatch.setattr(ml.training.rounds, "train_rounds", fake)
     rc = main(["train", str(proj.root), "--out", str(tmp_path / "m"), "--rounds", "2",
                "--box-loss", "0.5", "--crop", "auto", "--device", "cpu"])
     assert rc == 0 and seen["rounds"] == 2

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from ml.regions import find_regions
-from ml.severity import assess, load_settings, overrides, set_override
-from ml.store import ProjectError
+from ml.findings.severity import assess, load_settings, overrides, set_override
+from ml.project.regions import find_regions
+from ml.project.store import ProjectError
 
 
 def test_rule_steps_with_physical_size_and_caps_per_class():

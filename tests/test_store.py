@@ -7,9 +7,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from ml import _atomic
-from ml.classes import make_classes
-from ml.store import INDEX_NAME, Box, Project, ProjectError, ProjectWarning
+from ml.common import atomic as _atomic
+from ml.common.classes import make_classes
+from ml.project.store import INDEX_NAME, Box, Project, ProjectError, ProjectWarning
 
 
 def test_create_scans_subfolders_and_round_trips(project):
@@ -126,7 +126,7 @@ def test_writer_killed_mid_way_leaves_a_readable_project(project):
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(os.getcwd())!r})
-        from ml.store import Project, Box
+        from ml.project.store import Project, Box
         p = Project.open({str(project.root)!r})
         print("ready", flush=True)
         i = 0
@@ -150,7 +150,7 @@ def test_unreadable_image_is_listed_and_named_on_load(tmp_path, photo_dir):
     (photo_dir / "broken.jpg").write_bytes(b"garbage")
     proj = Project.create(tmp_path / "p", photo_dir, make_classes(["crack"]))
     assert proj.record("broken.jpg").width == 0
-    from ml.images import ImageError
+    from ml.common.images import ImageError
 
     with pytest.raises(ImageError, match="broken.jpg"):
         proj.load_image("broken.jpg")
@@ -238,7 +238,7 @@ def test_folder_and_extension_look_alikes_get_their_own_masks(tmp_path):
 
 def _v1_project(tmp_path, records):
     """A schema-1 project as the old app wrote it: masks named key.replace('/', '__')."""
-    from ml.images import save_label
+    from ml.common.images import save_label
 
     root = tmp_path / "p"
     images = {}
@@ -320,7 +320,7 @@ def test_v1_collision_with_no_telling_owner_drops_both(tmp_path):
 
 
 def test_migration_interrupted_before_the_index_write_loses_no_mask(tmp_path, monkeypatch):
-    from ml import store
+    from ml.project import store
 
     _photos(tmp_path / "photos", ["x/y.png"])
     root = _v1_project(tmp_path, {
@@ -338,7 +338,7 @@ def test_migration_interrupted_before_the_index_write_loses_no_mask(tmp_path, mo
 
 
 def test_all_defects_boxed_defaults_to_imported_or_reviewed_and_round_trips(project):
-    from ml.store import Box, Project
+    from ml.project.store import Box, Project
 
     k = project.keys()[0]
     rec = project.record(k)

@@ -10,9 +10,9 @@ import pytest
 import timm
 import torch
 
-from ml.checkpoint import load_model, load_train_state, model_id, save_checkpoint
-from ml.config import ModelCard, StudentConfig, TrainConfig
-from ml.models import MODELS, Backbone, build_model, count_parameters
+from ml.student.checkpoint import load_model, load_train_state, model_id, save_checkpoint
+from ml.student.config import ModelCard, StudentConfig, TrainConfig
+from ml.student.models import MODELS, Backbone, build_model, count_parameters
 
 SMALL = StudentConfig(input_size=56, backbone_weights="none")
 TINY = replace(SMALL, taps=(0, 1), decoder_channels=32)  # 2 blocks, narrow decoder
@@ -68,9 +68,9 @@ def test_full_res_refinement_starts_as_the_plain_decoder_and_learns_edges(binary
 
 
 def test_members_train_each_on_its_own_and_predict_their_mean_probabilities():
-    from ml.losses import B2PLoss
-    from ml.models.b2p import MEMBERS
-    from ml.train_step import training_loss
+    from ml.student.models.b2p import MEMBERS
+    from ml.training.losses import B2PLoss
+    from ml.training.step import training_loss
 
     torch.manual_seed(0)
     model = build_model(replace(TINY, members=3))
@@ -115,7 +115,7 @@ def test_a_members_model_folder_loads_and_one_member_keeps_the_plain_names(tmp_p
 
 def test_the_refinement_changes_logits_only_near_the_coarse_border():
     """Inside a large coarse defect and far outside it the coarse logits stand (band 4 px)."""
-    from ml.models.b2p import FullResRefine
+    from ml.student.models.b2p import FullResRefine
 
     torch.manual_seed(0)
     refine = FullResRefine(logits=5, classes=3, band=4).eval()

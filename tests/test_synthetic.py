@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 
 from app.cli import main
-from ml.images import load_image, load_label
-from ml.importers import import_yolo
-from ml.store import Box, Project
-from ml.synthetic import (
+from ml.common.images import load_image, load_label
+from ml.datasets.importers import import_yolo
+from ml.datasets.synthetic import (
     DAMAGE,
     DIRT,
     generate,
@@ -16,7 +15,8 @@ from ml.synthetic import (
     mask_boxes,
     write_dataset,
 )
-from ml.yolo import boxes_text as yolo_lines
+from ml.datasets.yolo import boxes_text as yolo_lines
+from ml.project.store import Box, Project
 
 SIZE = 128
 
@@ -83,7 +83,7 @@ def test_both_classes_and_clean_images_occur(samples):
 
 
 def test_defects_are_clipped_to_the_blade_and_damage_wins_overlaps():
-    from ml import synthetic as syn
+    from ml.datasets import synthetic as syn
 
     rng = np.random.default_rng(2)
     blade = syn._blade_geometry(rng, 160, 200)

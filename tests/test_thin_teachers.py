@@ -11,13 +11,13 @@ import torch
 from PIL import Image
 
 from app.cli import main
-from ml import data as D
-from ml.config import TrainConfig
-from ml.losses import B2PLoss, asymmetric_dice
-from ml.pseudo_label import PseudoLabelResult, pseudo_label_project
-from ml.store import Box, Project
+from ml.project.store import Box, Project
+from ml.student.config import TrainConfig
 from ml.teachers import EMPTY_COVER, make_teacher
 from ml.teachers.auto import AutoTeacher
+from ml.teachers.pseudo_label import PseudoLabelResult, pseudo_label_project
+from ml.training import data as D
+from ml.training.losses import B2PLoss, asymmetric_dice
 
 LINE_BOX = (20, 20, 100, 60)  # a thin diagonal line from (22, 22) to (98, 58)
 BLOB_BOX = (130, 30, 170, 70)  # a filled disc of radius 18 at (150, 50)

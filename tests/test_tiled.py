@@ -10,18 +10,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ml import batch_predict as BP
-from ml import predict as P
-from ml.box_constraint import constrain_to_boxes, undo_class_weights
-from ml.checkpoint import save_checkpoint
-from ml.classes import DEFAULT_CLASSES
-from ml.config import ModelCard, StudentConfig
-from ml.images import load_image, load_label
-from ml.models import build_model
-from ml.photo_rows import ArrayRows, TiffRows, open_rows
-from ml.png_stream import PngMaskSink
-from ml.progress import Cancelled
-from ml.tiled import ArraySink, TileGrid, ramp_window, tiled_bands, upsample_bands
+from ml.common.classes import DEFAULT_CLASSES
+from ml.common.images import load_image, load_label
+from ml.common.progress import Cancelled
+from ml.prediction import batch_predict as BP
+from ml.prediction import predict as P
+from ml.prediction.box_constraint import constrain_to_boxes, undo_class_weights
+from ml.prediction.photo_rows import ArrayRows, TiffRows, open_rows
+from ml.prediction.png_stream import PngMaskSink
+from ml.prediction.tiled import ArraySink, TileGrid, ramp_window, tiled_bands, upsample_bands
+from ml.student.checkpoint import save_checkpoint
+from ml.student.config import ModelCard, StudentConfig
+from ml.student.models import build_model
 
 TINY = StudentConfig(input_size=28, backbone_weights="none", taps=(0, 1), decoder_channels=32)
 CARD = ModelCard(student=TINY, classes=[c.to_json() for c in DEFAULT_CLASSES])

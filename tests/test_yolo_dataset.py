@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.export import export_masks
-from ml.split import split_keys
-from ml.store import Project, ProjectError
-from ml.yolo_dataset import place_photo
+from ml.datasets.export import export_masks
+from ml.datasets.yolo_dataset import place_photo
+from ml.project.split import split_keys
+from ml.project.store import Project, ProjectError
 from tests.conftest import write_photo
 
 # two photos share the stem "a"; one keeps a dot in its stem; subfolders are kept
@@ -73,7 +73,7 @@ def test_layout_pairs_every_photo_with_its_labels_and_uses_the_saved_split(maske
     assert len(pairs) == 6 and all(lab.is_file() for _, lab in pairs.values())
     assert {k.split("/")[0] for k in pairs} == {"train", "val"}
     assert any(k.startswith("val/") and k.endswith(Path(val[0]).name) for k in pairs)
-    # the same-stem pair never shares a label file; names follow ml.outnames
+    # the same-stem pair never shares a label file; names follow ml.common.outnames
     assert {Path(k).name for k in pairs} == {"a.jpg", "a.png.png", "img.v2.png", "b.jpg",
                                              "c.png", "d.tif"}
     for key in masked.keys():

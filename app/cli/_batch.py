@@ -1,4 +1,4 @@
-"""Printing a batch job's :class:`ml.batch.BatchResult` and choosing the exit code.
+"""Printing a batch job's :class:`ml.common.batch.BatchResult` and choosing the exit code.
 
 Every batch command exits 0 when each item was done or skipped for a stated reason, 1 when
 some items failed (each is named on its own line; the rest was done and saved) and 130 when
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from ml.batch import BatchResult
+from ml.common.batch import BatchResult
 
 SHOWN = 50  # lines of each kind printed before "... and N more"
 PARTIAL = 1  # exit code: some items failed, the rest was done

@@ -45,13 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _open(path: Path):
-    from ml.store import Project
+    from ml.project.store import Project
 
     return Project.open(path)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ml.export import export_masks
+    from ml.datasets.export import export_masks
 
     if not args.format.startswith("yolo") and args.copy_images:
         raise CLIError("--copy-images is for the yolo and yolo-seg formats")
@@ -70,7 +70,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ml.report import write_report
+    from ml.findings.report import write_report
 
     if args.gsd is not None and not args.gsd > 0:
         raise CLIError(f"--gsd must be a positive number of mm per pixel, got {args.gsd}")

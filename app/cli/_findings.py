@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _open(path: str):
-    from ml.store import Project
+    from ml.project.store import Project
 
     return Project.open(path)
 
@@ -77,8 +77,8 @@ def _severity_filter(text: str | None) -> tuple[int | None, bool]:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from ml._atomic import atomic_write_text
-    from ml.findings import FindingFilter, findings_csv, list_findings
+    from ml.common.atomic import atomic_write_text
+    from ml.findings.review import FindingFilter, findings_csv, list_findings
 
     level, at_least = _severity_filter(args.severity)
     proj = _open(args.words[0])
@@ -99,7 +99,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_set(args: argparse.Namespace) -> int:
-    from ml.findings import find_finding, set_review
+    from ml.findings.review import find_finding, set_review
 
     if len(args.words) != 4:
         raise CLIError("usage: b2p findings set PROJECT KEY REGION_ID [--severity N|--clear] "

@@ -30,6 +30,6 @@ def _gui(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from app.worker import main
+    from app.workers.train import main
 
     return main(args.argv)

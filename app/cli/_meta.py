@@ -55,7 +55,7 @@ def _keys(proj, where: str | None) -> list[str]:
 
 
 def _cell(meta: dict, name: str, guessed: dict) -> str:
-    from ml.metadata import SHORT_SIDES
+    from ml.metadata.values import SHORT_SIDES
 
     v = meta.get(name)
     if v in (None, ""):
@@ -67,7 +67,7 @@ def _cell(meta: dict, name: str, guessed: dict) -> str:
 
 def show(proj, keys: list[str]) -> None:
     """One line per image, guessed values marked, then the legend."""
-    from ml.metadata import FIELDS, guessed
+    from ml.metadata.values import FIELDS, guessed
 
     rows = [["image", *FIELDS]]
     any_guess = False
@@ -85,7 +85,7 @@ def show(proj, keys: list[str]) -> None:
 
 
 def _parse_sets(items: list[str]) -> dict[str, str]:
-    from ml.metadata import FIELDS
+    from ml.metadata.values import FIELDS
 
     out = {}
     for item in items:
@@ -97,7 +97,7 @@ def _parse_sets(items: list[str]) -> dict[str, str]:
 
 
 def _confirm_fields(names: list[str]) -> list[str] | None:
-    from ml.metadata import FIELDS
+    from ml.metadata.values import FIELDS
 
     if "all" in names:
         return None
@@ -109,9 +109,9 @@ def _confirm_fields(names: list[str]) -> list[str] | None:
 
 
 def cmd_meta(args: argparse.Namespace) -> int:
-    from ml import metadata
-    from ml.autofill import auto_fill
-    from ml.store import Project
+    from ml.metadata import values as metadata
+    from ml.metadata.autofill import auto_fill
+    from ml.project.store import Project
 
     proj = Project.open(args.project)
     if args.distance is not None and not args.auto:

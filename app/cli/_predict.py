@@ -13,7 +13,7 @@ from app.cli._batch import exit_code, print_items
 from app.cli._progress import stop_on_ctrl_c, tqdm_progress
 
 if TYPE_CHECKING:
-    from ml.store import Project
+    from ml.project.store import Project
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -68,9 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from ml import batch_predict as predict
-    from ml.checkpoint import current_model
-    from ml.store import INDEX_NAME, Project
+    from ml.prediction import batch_predict as predict
+    from ml.project.store import INDEX_NAME, Project
+    from ml.student.checkpoint import current_model
 
     target = Path(args.target)
     if not target.is_dir():
@@ -119,7 +119,7 @@ def run_predict(args: argparse.Namespace) -> int:
 def _run_campaign(args: argparse.Namespace, project: Project, model_dir: Path,
                   options: dict) -> int:
     """``b2p predict PROJECT --scheduler ...``: the same masks, predicted by Dask workers."""
-    from ml.campaign import CampaignError, predict_campaign
+    from ml.campaign.client import CampaignError, predict_campaign
 
     try:
         with stop_on_ctrl_c("the photos in flight") as stop, tqdm_progress("predict") as bar:
@@ -159,9 +159,9 @@ def _json_safe(obj: object) -> object:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from ml._atomic import atomic_write_json
-    from ml.metrics import score_project
-    from ml.store import Project
+    from ml.common.atomic import atomic_write_json
+    from ml.evaluation.metrics import score_project
+    from ml.project.store import Project
 
     r = score_project(Project.open(args.project), args.gt, args.source)
     if not r.scored:

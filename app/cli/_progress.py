@@ -7,8 +7,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ml.progress import Progress, ProgressFn
-from ml.train_events import CacheProgress, Note, Setup, Step, TrainEvent, Validation
+from ml.common.progress import Progress, ProgressFn
+from ml.training.events import CacheProgress, Note, Setup, Step, TrainEvent, Validation
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from app.cli import CLIError
 from app.cli._batch import PARTIAL, exit_code, print_items
-from ml.batch import BatchResult
+from ml.common.batch import BatchResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,15 +61,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _open(path: Path):
-    from ml.store import Project
+    from ml.project.store import Project
 
     return Project.open(path)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from ml.classes import DEFAULT_CLASSES, make_classes
-    from ml.project_start import find_labels, start_project
-    from ml.store import Project
+    from ml.common.classes import DEFAULT_CLASSES, make_classes
+    from ml.datasets.project_start import find_labels, start_project
+    from ml.project.store import Project
 
     if args.import_found and args.classes is not None:
         raise CLIError("--import-found takes the classes from the labels it imports; "
@@ -122,7 +122,7 @@ def _report_unreadable(scan: BatchResult) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from app.cli._progress import tqdm_progress
-    from ml import importers
+    from ml.datasets import importers
 
     proj = _open(args.project)
     replace = not args.keep
@@ -142,8 +142,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_masks(args: argparse.Namespace) -> int:
-    from ml.images import ImageError, save_label
-    from ml.outnames import OutputNames
+    from ml.common.images import ImageError, save_label
+    from ml.common.outnames import OutputNames
 
     proj = _open(args.project)
     names = OutputNames((".png",))
@@ -167,7 +167,7 @@ def cmd_masks(args: argparse.Namespace) -> int:
 
 
 def cmd_boxes(args: argparse.Namespace) -> int:
-    from ml.box_export import export_boxes_coco, export_boxes_yolo
+    from ml.datasets.box_export import export_boxes_coco, export_boxes_yolo
 
     proj = _open(args.project)
     if args.format == "yolo":

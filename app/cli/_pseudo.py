@@ -8,8 +8,8 @@ from pathlib import Path
 
 from app.cli import CLIError
 from app.cli._batch import exit_code, print_items
-from ml.batch import BatchResult
-from ml.config import DEFAULT_TEACHER
+from ml.common.batch import BatchResult
+from ml.student.config import DEFAULT_TEACHER
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,7 +55,7 @@ def teacher_options(args: argparse.Namespace) -> dict:
 
 
 def print_summary(summary: BatchResult) -> None:
-    from ml.pseudo_label import EDITED, EXISTING, NO_BOXES, PseudoLabelResult
+    from ml.teachers.pseudo_label import EDITED, EXISTING, NO_BOXES, PseudoLabelResult
 
     print(f"pseudo-labelled {len(summary.done)} of {summary.total} images; "
           f"skipped {len(summary.skipped_for(EDITED))} edited, "
@@ -68,9 +68,9 @@ def print_summary(summary: BatchResult) -> None:
 
 def cmd_pseudo_label(args: argparse.Namespace) -> int:
     from app.cli._progress import stop_on_ctrl_c, tqdm_progress
-    from ml.pseudo_label import pseudo_label_project
-    from ml.store import Project
+    from ml.project.store import Project
     from ml.teachers import make_teacher
+    from ml.teachers.pseudo_label import pseudo_label_project
 
     proj = Project.open(args.project)
     if args.teacher == "auto" and not any(proj.record(k).boxes for k in proj.keys()):

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from app.cli._progress import tqdm_progress
-    from ml.synthetic import write_dataset
+    from ml.datasets.synthetic import write_dataset
 
     with tqdm_progress("synth") as cb:
         out = write_dataset(args.out, n=args.n, size=args.size, seed=args.seed, progress=cb)

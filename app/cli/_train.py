@@ -1,7 +1,7 @@
 """``b2p train``: train the student on a project's masks; Ctrl-C stops with a checkpoint.
 
 ``--ddp`` trains data-parallel in processes started by torchrun (one per GPU, or CPU processes
-on gloo); rank 0 alone prints and writes (``ml/distributed.py``).
+on gloo); rank 0 alone prints and writes (``ml/training/distributed.py``).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def _ddp_group(args: argparse.Namespace):
     if not args.ddp:
         yield True
         return
-    from ml import distributed
+    from ml.training import distributed
 
     if args.budget is not None:
         raise CLIError("--budget plans a run on one device; drop --budget or --ddp")
@@ -90,11 +90,11 @@ def _ddp_group(args: argparse.Namespace):
 
 def _open_project(path: Path, ddp: bool):
     """The project; under --ddp rank 0 opens it first (an older one is upgraded once)."""
-    from ml.store import Project
+    from ml.project.store import Project
 
     if not ddp:
         return Project.open(path)
-    from ml import distributed
+    from ml.training import distributed
 
     group = distributed.current()
     project = Project.open(path) if group.is_main else None
@@ -116,8 +116,8 @@ def _crop(text: str) -> int:
 
 
 def _configs(args: argparse.Namespace, num_classes: int):
-    from ml.checkpoint import LAST_NAME, load_card
-    from ml.config import StudentConfig, TrainConfig
+    from ml.student.checkpoint import LAST_NAME, load_card
+    from ml.student.config import StudentConfig, TrainConfig
 
     student = StudentConfig(num_classes=num_classes)
     train = TrainConfig()
@@ -152,7 +152,7 @@ def _budget_seconds(args: argparse.Namespace) -> float | None:
     """The --budget in seconds (None without one); CLIError for a bad or conflicting one."""
     if args.budget is None:
         return None
-    from ml.budget import parse_budget
+    from ml.training.budget import parse_budget
 
     try:
         seconds = parse_budget(args.budget)
@@ -166,8 +166,9 @@ def _budget_seconds(args: argparse.Namespace) -> float | None:
 
 
 def _plan(args: argparse.Namespace, project, student, cfg, budget_s: float):
-    """Configs fitted to the budget by ml.budget; prints the plan before training starts."""
-    from ml.budget import BudgetError, apply_plan, plan_project
+    """Configs fitted to the budget by ml.training.budget; prints the plan before training
+    starts."""
+    from ml.training.budget import BudgetError, apply_plan, plan_project
 
     if student.arch != "b2p":
         raise CLIError(f"--budget plans the b2p student, not {student.arch}")
@@ -185,7 +186,7 @@ def _plan(args: argparse.Namespace, project, student, cfg, budget_s: float):
 
 def run_train(args: argparse.Namespace) -> int:
     if args.ddp:
-        from ml.distributed import launched
+        from ml.training.distributed import launched
 
         if not launched():  # exit 2 as argparse does: the command line is wrong
             print("b2p train: error: --ddp trains in the processes torchrun starts; launch it "
@@ -196,8 +197,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, main: bool) -> int:
-    from ml.checkpoint import can_resume
-    from ml.rounds import train_rounds
+    from ml.student.checkpoint import can_resume
+    from ml.training.rounds import train_rounds
 
     budget_s = _budget_seconds(args)
     project = _open_project(args.project, args.ddp)
@@ -220,7 +221,7 @@ def _train(args: argparse.Namespace, main: bool) -> int:
         return 130 if result.stopped else 0
     best = "n/a" if result.best_metric is None else f"{result.best_metric:.3f}"
     if cfg.budget_plan:
-        from ml.budget import format_duration
+        from ml.training.budget import format_duration
 
         print(f"budget {format_duration(cfg.budget_s)}: planned "
               f"{format_duration(cfg.budget_plan['expected_s'])}, the run took "

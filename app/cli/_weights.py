@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ml.progress import Progress, ProgressFn
+from ml.common.progress import Progress, ProgressFn
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 def launch(project: str | Path | None = None) -> int:
     """Open the app on a project folder (made from a folder of photos if needed), else on the
     last project opened."""
-    from ._startup import Startup, folder_to_open
+    from app.gui.startup.startup import Startup, folder_to_open
 
     inspector = Startup(folder_to_open(project)).finish()
     if inspector is None:  # the person closed the window while it loaded
@@ -40,11 +40,11 @@ def freeze_startup_objects() -> None:
 
 def __getattr__(name: str):
     if name == "Inspector":
-        from ._main import Inspector
+        from app.gui._main import Inspector
 
         return Inspector
     if name == "Startup":
-        from ._startup import Startup
+        from app.gui.startup.startup import Startup
 
         return Startup
     raise AttributeError(name)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from ml.classes import ClassInfo
-
-from ._class_picker import ClassPicker
-from ._resources import icon
+from app.gui._class_picker import ClassPicker
+from app.gui._resources import icon
+from ml.common.classes import ClassInfo
 
 
 class AnnotatePanel(QWidget):

@@ -15,14 +15,13 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ml.checkpoint import current_model
-from ml.config import DEFAULT_TEACHER
-from ml.store import Project
-
-from ._jobs import Job
-from ._preload import preload_torch
-from ._progress_panel import ProgressPanel
-from ._resources import icon
+from app.gui._jobs import Job
+from app.gui._preload import preload_torch
+from app.gui._progress_panel import ProgressPanel
+from app.gui._resources import icon
+from ml.project.store import Project
+from ml.student.checkpoint import current_model
+from ml.student.config import DEFAULT_TEACHER
 
 
 def teacher_choices() -> list[tuple[str, str, dict]]:
@@ -43,8 +42,8 @@ def teacher_choices() -> list[tuple[str, str, dict]]:
 
 def _pseudo_label(project: Project, teacher: str, options: dict, keys: list[str] | None,
                   only_missing: bool, progress=None, should_stop=None):
-    from ml.pseudo_label import pseudo_label_project
     from ml.teachers import make_teacher
+    from ml.teachers.pseudo_label import pseudo_label_project
 
     t = make_teacher(teacher, **options)
     return pseudo_label_project(project, t, keys=keys, only_missing=only_missing,
@@ -53,7 +52,7 @@ def _pseudo_label(project: Project, teacher: str, options: dict, keys: list[str]
 
 def _predict(project: Project, model_dir: str, keys: list[str] | None, tiled: bool,
              progress=None, should_stop=None):
-    from ml.batch_predict import predict_project
+    from ml.prediction.batch_predict import predict_project
 
     return predict_project(project, model_dir, keys=keys, tiled=tiled, box_constraint=True,
                            progress=progress, should_stop=should_stop)
@@ -136,14 +135,14 @@ class BatchPanel(QWidget):
     def predict(self, all_images: bool, model_dir: str | None = None,
                 on_start: Callable[[Job], None] | None = None) -> Job | None:
         """Predict with ``model_dir`` (default: the current model); the masks it replaces are
-        kept as the previous model's (``ml.batch_predict.predict_project``). ``on_start(job)`` runs
-        before the job starts (another panel following its progress)."""
+        kept as the previous model's (``ml.prediction.batch_predict.predict_project``).
+        ``on_start(job)`` runs before the job starts (another panel following its progress)."""
         project, key = self._state()
         model = model_dir or (current_model(project) if project else None)
         if project is None or model is None or (key is None and not all_images):
             return None
         keys = None if all_images else [key]
-        preload_torch(("ml.predict",))
+        preload_torch(("ml.prediction.predict",))
         return self.run_job(Job("predict", _predict, project, str(model), keys,
                                 self.tiled.isChecked()), on_start)
 

@@ -15,7 +15,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ml.classes import BACKGROUND, ClassInfo, make_classes
+from ml.common.classes import BACKGROUND, ClassInfo, make_classes
 
 
 class _ClassRow(QWidget):

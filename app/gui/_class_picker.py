@@ -5,7 +5,7 @@ from __future__ import annotations
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QButtonGroup, QGridLayout, QPushButton, QWidget
 
-from ml.classes import ClassInfo
+from ml.common.classes import ClassInfo
 
 
 class ClassPicker(QWidget):

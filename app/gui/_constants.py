@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ml.corrections import RECLASSIFIED, RECOVERED, REJECTED
+from ml.evaluation.corrections import RECLASSIFIED, RECOVERED, REJECTED
 
 # napari layer names (one of each; the app replaces their data when the image changes)
 LAYER_IMAGE = "image"
@@ -11,10 +11,10 @@ LAYER_TEACHER = "pseudo-mask"
 LAYER_STUDENT = "student"
 LAYER_CORRECTIONS = "corrections"
 
-# colours of the corrections map codes (codes and names: ml.corrections)
+# colours of the corrections map codes (codes and names: ml.evaluation.corrections)
 CORRECTION_COLORS = {RECOVERED: "#00e5ff", REJECTED: "#ff2d55", RECLASSIFIED: "#ffd60a"}
 
-# list colours per image status (ml.store.ImageRecord.status)
+# list colours per image status (ml.project.store.ImageRecord.status)
 STATUS_COLORS = {"no boxes": "#8e8e93", "boxed": "#f0b400", "pseudo-labelled": "#64d2ff",
                  "edited": "#bf5af2", "predicted": "#30d158", "reviewed": "#34c759"}
 

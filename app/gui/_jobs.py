@@ -13,14 +13,14 @@ from typing import Any
 
 from qtpy.QtCore import QObject, Signal
 
-from ml.batch import BatchResult
-from ml.progress import Cancelled, Progress
+from ml.common.batch import BatchResult
+from ml.common.progress import Cancelled, Progress
 
 
 class Job(QObject):
     """One run of ``fn(*args, progress=..., should_stop=..., **kwargs)`` in a thread."""
 
-    progress = Signal(object)  # ml.progress.Progress
+    progress = Signal(object)  # ml.common.progress.Progress
     item_error = Signal(str)  # a per-image failure reported without stopping the batch
     succeeded = Signal(object)  # fn's return value
     failed = Signal(str)  # one-line error of the whole job
@@ -81,5 +81,5 @@ class Job(QObject):
 
 
 def _summary_errors(result: Any) -> list[str]:
-    """Per-image failures of a batch job's :class:`ml.batch.BatchResult` (none otherwise)."""
+    """Per-image failures of a batch job's :class:`ml.common.batch.BatchResult` (none otherwise)."""
     return result.problems() if isinstance(result, BatchResult) else []

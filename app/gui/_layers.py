@@ -11,11 +11,10 @@ from napari.layers.base._base_constants import ActionType
 from napari.utils.colormaps import DirectLabelColormap
 from qtpy.QtCore import QObject, Signal
 
-from ml.classes import ClassInfo
-from ml.corrections import NAMES
-from ml.store import Box
-
-from . import _constants as C
+from app.gui import _constants as C
+from ml.common.classes import ClassInfo
+from ml.evaluation.corrections import NAMES
+from ml.project.store import Box
 
 FINISHED_ACTIONS = (ActionType.ADDED, ActionType.CHANGED, ActionType.REMOVED)
 

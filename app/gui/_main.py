@@ -8,41 +8,40 @@ from qtpy.QtCore import QEvent, QObject
 from qtpy.QtGui import QKeySequence, QShortcut
 from qtpy.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
-from ml.store import INDEX_NAME, Project
-
-from . import _constants as C
-from ._annotate_panel import AnnotatePanel
-from ._batch_panel import BatchPanel
-from ._class_manager import ClassManager
-from ._findings_panel import FindingsPanel
-from ._jobs import Job
-from ._layers import ImageLayers
-from ._metadata_panel import MetadataPanel
-from ._project_panel import ProjectPanel
-from ._recent import add_recent
-from ._review_panel import ReviewPanel
-from ._session import ImageSession
-from ._training_panel import TrainingPanel
-from ._window_geometry import scrolled
+from app.gui import _constants as C
+from app.gui._annotate_panel import AnnotatePanel
+from app.gui._batch_panel import BatchPanel
+from app.gui._class_manager import ClassManager
+from app.gui._jobs import Job
+from app.gui._layers import ImageLayers
+from app.gui._metadata_panel import MetadataPanel
+from app.gui._project_panel import ProjectPanel
+from app.gui._recent import add_recent
+from app.gui._review_panel import ReviewPanel
+from app.gui._session import ImageSession
+from app.gui._window_geometry import scrolled
+from app.gui.findings.panel import FindingsPanel
+from app.gui.training.panel import TrainingPanel
+from ml.project.store import INDEX_NAME, Project
 
 __all__ = ["Inspector"]
 
 
 def _export(project, fmt, source, out, progress=None, should_stop=None):
-    from ml.export import export_masks
+    from ml.datasets.export import export_masks
 
     return export_masks(project, fmt, source, out, progress=progress, should_stop=should_stop)
 
 
 def _report(project, out, progress=None, should_stop=None):
-    from ml.report import write_report
+    from ml.findings.report import write_report
 
     return write_report(project, out, progress=progress, should_stop=should_stop)
 
 
 def unreadable(project: Project) -> dict[str, str]:
     """Key -> reason for each photo of ``project`` whose size could not be read."""
-    from ml.images import ImageError
+    from ml.common.images import ImageError
 
     out = {}
     for key, rec in project.images.items():
@@ -83,7 +82,7 @@ class Inspector(QObject):
             win.add_dock_widget(scrolled(self.findings), name="Findings", area="bottom")
         self._wire()
         self._shortcuts()
-        from ._menus import ProjectMenu
+        from app.gui._menus import ProjectMenu
 
         self.menu = ProjectMenu(win.main_menu, {
             "open": self.ask_open, "open_path": self.open_project, "classes": self.manage_classes,
@@ -158,7 +157,7 @@ class Inspector(QObject):
     # ------------------------------------------------------------------ project
     def ask_open(self) -> None:
         """Open a project folder; a folder of photos without one is offered a new project."""
-        from ._new_project import offer_project
+        from app.gui._new_project import offer_project
 
         parent = self.viewer.window._qt_window
         folder = QFileDialog.getExistingDirectory(parent, "Open a folder of photos or a project")
@@ -177,7 +176,7 @@ class Inspector(QObject):
 
     def start_project(self, photos: Path, root: Path, labels=None) -> Job | None:
         """Create the project and import ``labels`` in a job, then open it on its first photo."""
-        from ml.project_start import start_project
+        from ml.datasets.project_start import start_project
 
         job = Job("new project", start_project, photos, root, labels)
         job.succeeded.connect(self._on_project_started)
@@ -346,7 +345,7 @@ class Inspector(QObject):
             self.training.settings.replan_if_missing()
 
     def show_weights(self) -> None:
-        from ._weights_dialog import WeightsDialog
+        from app.gui._weights_dialog import WeightsDialog
 
         dlg = WeightsDialog(self.viewer.window._qt_window)
         dlg.finished.connect(lambda _r: (self.batch.refresh_teachers(),
@@ -355,7 +354,7 @@ class Inspector(QObject):
         self.weights_dialog = dlg
 
     def ask_export(self) -> None:
-        from ml.export import FORMATS
+        from ml.datasets.export import FORMATS
 
         if self.project is None:
             return

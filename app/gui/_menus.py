@@ -7,8 +7,8 @@ from collections.abc import Callable
 from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import QMenu, QMenuBar
 
-from ._recent import recent_projects
-from ._resources import icon
+from app.gui._recent import recent_projects
+from app.gui._resources import icon
 
 
 class ProjectMenu(QMenu):

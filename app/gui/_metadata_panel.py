@@ -1,6 +1,6 @@
 """Inspection metadata of the selected photo(s): edit, bulk set, auto-fill, confirm guesses.
 
-Every edit is saved at once through :func:`ml.metadata.set_values` (the store writes its
+Every edit is saved at once through :func:`ml.metadata.values.set_values` (the store writes its
 index atomically) and counts as the person's value. Guessed values (from folders, EXIF/XMP
 or the GSD estimate) show in grey italics with a ✓ button that confirms them.
 """
@@ -20,11 +20,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ml.metadata import BLADES, FIELDS, SHORT_SIDES, confirm, guessed, set_values
-from ml.store import Project, ProjectError
-
-from ._jobs import Job
-from ._resources import icon
+from app.gui._jobs import Job
+from app.gui._resources import icon
+from ml.metadata.values import BLADES, FIELDS, SHORT_SIDES, confirm, guessed, set_values
+from ml.project.store import Project, ProjectError
 
 _LABELS = {"turbine": "Turbine", "blade": "Blade", "side": "Side", "date": "Date",
            "distance_m": "Distance (m)", "gsd_mm": "GSD (mm/px)"}
@@ -37,7 +36,7 @@ GUESSED_STYLE = "color: #9a9a9a; font-style: italic;"
 
 
 def _auto_fill(project, keys, progress=None, should_stop=None):
-    from ml.autofill import auto_fill
+    from ml.metadata.autofill import auto_fill
 
     return auto_fill(project, keys, progress=progress, should_stop=should_stop)
 

@@ -1,10 +1,10 @@
 """Open folder: a folder of photos without a project is offered one, with its labels imported.
 
 :func:`offer_project` says how many photos the folder holds and which box labels were found
-beside them (``ml.project_start.find_labels``), and asks where the project goes: into the photo
-folder (the default, as ``b2p init FOLDER`` and ``b2p gui FOLDER`` do) or another folder. The
-Inspector then runs ``ml.project_start.start_project`` as a job and opens the new project on
-its first photo.
+beside them (``ml.datasets.project_start.find_labels``), and asks where the project goes: into the
+photo folder (the default, as ``b2p init FOLDER`` and ``b2p gui FOLDER`` do) or another folder. The
+Inspector then runs ``ml.datasets.project_start.start_project`` as a job and opens the new project
+on its first photo.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from pathlib import Path
 
 from qtpy.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from ml.images import list_images
-from ml.project_start import FoundLabels, find_labels
-from ml.store import INDEX_NAME
-
-from . import _constants as C
+from app.gui import _constants as C
+from ml.common.images import list_images
+from ml.datasets.project_start import FoundLabels, find_labels
+from ml.project.store import INDEX_NAME
 
 CREATE_HERE = "Create here"
 CHOOSE_FOLDER = "Choose another folder…"

@@ -11,9 +11,8 @@ from pathlib import Path
 
 from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
-from ml.store import INDEX_NAME
-
-from ._resources import icon
+from app.gui._resources import icon
+from ml.project.store import INDEX_NAME
 
 PLUGIN_NAME = "boxes2pixels"  # the distribution name; napari.yaml's ``name``
 _INSPECTORS: dict[int, object] = {}  # id(viewer) -> its Inspector, dropped with the window
@@ -26,7 +25,7 @@ def _real_viewer(viewer):
 
 def inspector_for(viewer):
     """The viewer's Inspector, made on first use with its panels kept for our dock hosts."""
-    from ._main import Inspector
+    from app.gui._main import Inspector
 
     viewer = _real_viewer(viewer)
     ins = _INSPECTORS.get(id(viewer))

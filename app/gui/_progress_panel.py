@@ -13,10 +13,9 @@ from qtpy.QtWidgets import (
 )
 from superqt.utils import qthrottled
 
-from ml.progress import Progress
-
-from . import _constants as C
-from ._jobs import Job
+from app.gui import _constants as C
+from app.gui._jobs import Job
+from ml.common.progress import Progress
 
 
 def format_eta(seconds: float | None) -> str:
@@ -114,7 +113,7 @@ class ProgressPanel(QWidget):
         n_err = self.errors.count()
         state = "cancelled" if job.cancelled else "done"
         count = f" · {self.bar.value()}/{self.bar.maximum()}" if self.bar.maximum() else ""
-        from ml.pseudo_label import PseudoLabelResult
+        from ml.teachers.pseudo_label import PseudoLabelResult
 
         # pseudo-labelling also says how many boxes each teacher left (nearly) empty
         empty = f" · {_result.empty_line()}" if isinstance(_result, PseudoLabelResult) else ""

@@ -15,11 +15,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ml.store import Project
-
-from . import _constants as C
-from ._resources import icon
-from ._thumbnails import ThumbnailLoader
+from app.gui import _constants as C
+from app.gui._resources import icon
+from app.gui._thumbnails import ThumbnailLoader
+from ml.project.store import Project
 
 KEY_ROLE = Qt.ItemDataRole.UserRole
 

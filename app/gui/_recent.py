@@ -6,7 +6,7 @@ from pathlib import Path
 
 from qtpy.QtCore import QSettings
 
-from . import _constants as C
+from app.gui import _constants as C
 
 
 def _settings() -> QSettings:
@@ -23,7 +23,7 @@ def recent_projects() -> list[str]:
 
 def last_project() -> str | None:
     """The most recently opened project that is still a project, or None."""
-    from ml.store import INDEX_NAME
+    from ml.project.store import INDEX_NAME
 
     return next((p for p in recent_projects() if (Path(p) / INDEX_NAME).is_file()), None)
 

@@ -2,7 +2,7 @@
 
 "Compare with" picks what the student's mask is held against: the teacher's pseudo-mask (the
 corrections, which Accept folds in) or the previous model's mask (what the new model changed:
-gained, lost and reclassified pixels, per class; :mod:`ml.model_diff`).
+gained, lost and reclassified pixels, per class; :mod:`ml.evaluation.model_diff`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ml import model_diff
-from ml.corrections import NAMES
-
-from . import _constants as C
-from ._resources import icon
+from app.gui import _constants as C
+from app.gui._resources import icon
+from ml.evaluation import model_diff
+from ml.evaluation.corrections import NAMES
 
 
 class ReviewPanel(QWidget):

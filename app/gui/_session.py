@@ -11,12 +11,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 from qtpy.QtCore import QObject, QTimer, Signal
 
-from ml.corrections import fold_corrections
-from ml.model_diff import ModelDiff, photo_diff
-from ml.store import Box, Project
-
-from . import _constants as C
-from ._layers import ImageLayers
+from app.gui import _constants as C
+from app.gui._layers import ImageLayers
+from ml.evaluation.corrections import fold_corrections
+from ml.evaluation.model_diff import ModelDiff, photo_diff
+from ml.project.store import Box, Project
 
 
 class ImageSession(QObject):

@@ -8,11 +8,11 @@ from pathlib import Path
 from qtpy.QtCore import QObject, Signal
 from qtpy.QtGui import QImage
 
-from ml.images import ImageError, thumbnail
+from ml.common.images import ImageError, thumbnail
 
 
 def make_thumbnail(path: Path, size: int) -> QImage:
-    """A ``size``-bounded RGB QImage of the photo; ml.images.ImageError names a bad file."""
+    """A ``size``-bounded RGB QImage of the photo; ml.common.images.ImageError names a bad file."""
     im = thumbnail(path, size)
     data = im.tobytes()
     qimg = QImage(data, im.width, im.height, 3 * im.width, QImage.Format.Format_RGB888)

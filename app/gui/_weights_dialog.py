@@ -14,9 +14,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ._jobs import Job
-from ._progress_panel import ProgressPanel
-from ._resources import icon
+from app.gui._jobs import Job
+from app.gui._progress_panel import ProgressPanel
+from app.gui._resources import icon
 
 
 def _download(name: str, progress=None, should_stop=None):

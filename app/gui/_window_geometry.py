@@ -9,7 +9,7 @@ from __future__ import annotations
 from qtpy.QtCore import QByteArray, QEvent, QObject, QSettings
 from qtpy.QtWidgets import QFrame, QScrollArea, QWidget
 
-from . import _constants as C
+from app.gui import _constants as C
 
 MIN_SIZE = (320, 240)  # a saved geometry smaller than this is not restored
 

@@ -19,21 +19,21 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from ._base import EMPTY_COVER, Teacher, TeacherOutput, paint_order
-from .auto import AutoTeacher
-from .boxfill import BoxTeacher
-from .grabcut import GrabCutTeacher
-from .ridge import RidgeTeacher
+from ml.teachers._base import EMPTY_COVER, Teacher, TeacherOutput, paint_order
+from ml.teachers.auto import AutoTeacher
+from ml.teachers.boxfill import BoxTeacher
+from ml.teachers.grabcut import GrabCutTeacher
+from ml.teachers.ridge import RidgeTeacher
 
 
 def _build_sam(**options: Any) -> Teacher:
-    from .sam import SamTeacher  # imports torch: only when a SAM teacher is asked for
+    from ml.teachers.sam import SamTeacher  # imports torch: only when a SAM teacher is asked for
 
     return SamTeacher(**options)
 
 
 def _sam_options() -> set[str]:
-    from .sam import SamTeacher
+    from ml.teachers.sam import SamTeacher
 
     return _accepted(SamTeacher)
 

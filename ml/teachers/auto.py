@@ -22,9 +22,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ._base import EMPTY_COVER, LOW, Region, Teacher, box_coverage, box_region
-from .grabcut import GrabCutTeacher
-from .ridge import RidgeTeacher
+from ml.teachers._base import EMPTY_COVER, LOW, Region, Teacher, box_coverage, box_region
+from ml.teachers.grabcut import GrabCutTeacher
+from ml.teachers.ridge import RidgeTeacher
 
 BOX = "box"
 
@@ -105,7 +105,7 @@ class AutoTeacher(Teacher):
                                                "grabcut": GrabCutTeacher(**common)}
         self.use_sam = sam_available(model_type) if sam is None else bool(sam)
         if self.use_sam:
-            from .sam import SamTeacher  # imports torch: only with a checkpoint at hand
+            from ml.teachers.sam import SamTeacher  # imports torch: only with a checkpoint at hand
 
             self.candidates["sam"] = SamTeacher(model_type=model_type, device=device, **common)
         self.choices: list[str] = []

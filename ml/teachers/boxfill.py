@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import LOW, Region, Teacher, box_region
+from ml.teachers._base import LOW, Region, Teacher, box_region
 
 
 class BoxTeacher(Teacher):

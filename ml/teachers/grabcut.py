@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ._base import LOW, Region, Teacher, box_region
+from ml.teachers._base import LOW, Region, Teacher, box_region
 
 
 class GrabCutTeacher(Teacher):

@@ -16,7 +16,7 @@ import math
 import cv2
 import numpy as np
 
-from ._base import EMPTY_COVER, HIGH, LOW, Region, Teacher, box_region
+from ml.teachers._base import EMPTY_COVER, HIGH, LOW, Region, Teacher, box_region
 
 TOP_SHARE = 0.05  # polarity: compare the strongest 5 % of each response inside the box
 

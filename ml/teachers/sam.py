@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._torch_load import load_torch_checkpoint
-from ..device import resolve_device
-from ._base import Region, Teacher
+from ml.common.device import resolve_device
+from ml.common.torch_load import load_torch_checkpoint
+from ml.teachers._base import Region, Teacher
 
 if TYPE_CHECKING:
     import torch

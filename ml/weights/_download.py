@@ -13,9 +13,9 @@ import urllib.request
 from pathlib import Path
 from typing import IO
 
-from ..progress import Cancelled, ProgressFn, Reporter, StopFn
-from ._cache import install, part_path
-from ._registry import WeightsError, import_hint
+from ml.common.progress import Cancelled, ProgressFn, Reporter, StopFn
+from ml.weights._cache import install, part_path
+from ml.weights._registry import WeightsError, import_hint
 
 _CHUNK = 1 << 20
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..progress import ProgressFn, StopFn
-from ._cache import find
-from ._convert import build_offline, convert_file
-from ._download import copy_file, download_file
-from ._registry import WeightsError, get_source
+from ml.common.progress import ProgressFn, StopFn
+from ml.weights._cache import find
+from ml.weights._convert import build_offline, convert_file
+from ml.weights._download import copy_file, download_file
+from ml.weights._registry import WeightsError, get_source
 
 
 def download(name: str, progress: ProgressFn | None = None, should_stop: StopFn | None = None,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._torch_load import load_torch_checkpoint
-from ..progress import ProgressFn
-from ._fetch import ensure
-from ._registry import get_source
+from ml.common.progress import ProgressFn
+from ml.common.torch_load import load_torch_checkpoint
+from ml.weights._fetch import ensure
+from ml.weights._registry import get_source
 
 if TYPE_CHECKING:
     import torch

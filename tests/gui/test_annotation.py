@@ -7,7 +7,7 @@ import pytest
 from qtpy.QtCore import Qt
 
 from app.gui._class_manager import ClassManager
-from ml.pseudo_label import EDITED
+from ml.teachers.pseudo_label import EDITED
 from tests.gui.helpers import focus_canvas, save_shot
 
 pytestmark = pytest.mark.gui
@@ -64,7 +64,7 @@ def test_draw_classify_undo_and_manage_classes(inspector, photos, qtbot):
 
 
 def test_grabcut_pseudo_label_and_person_edits_survive_batch(inspector, photos, qtbot, tmp_path):
-    from ml.store import Box
+    from ml.project.store import Box
 
     project = inspector.open_project(photos)
     for k in project.keys():

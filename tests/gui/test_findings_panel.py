@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from qtpy.QtCore import Qt
 
-from ml.findings import list_findings
-from ml.store import Project
+from ml.findings.review import list_findings
+from ml.project.store import Project
 from tests.gui.helpers import focus_canvas, save_shot
 
 pytestmark = pytest.mark.gui
@@ -43,7 +43,7 @@ def _review(root, key: str = "img0.png"):
 def test_keyboard_review_with_undo_note_and_accept_reaches_the_report(inspector, photos, qtbot,
                                                                       tmp_path):
     from app.cli import main
-    from ml.report import collect
+    from ml.findings.report import collect
 
     _inspected(photos)
     inspector.open_project(photos)
@@ -136,15 +136,15 @@ def test_whole_project_list_filters_and_opens_the_photo_of_a_finding(inspector, 
 
 
 def test_a_painted_mask_lists_again_and_box_edits_do_not(inspector, photos, qtbot, monkeypatch):
-    import ml.findings
+    import ml.findings.review
 
     _inspected(photos)
     inspector.open_project(photos)
     panel = inspector.findings
     qtbot.waitUntil(lambda: len(panel.model.rows) == 2, timeout=10000)
     reads = []
-    real = ml.findings.photo_findings
-    monkeypatch.setattr(ml.findings, "photo_findings",
+    real = ml.findings.review.photo_findings
+    monkeypatch.setattr(ml.findings.review, "photo_findings",
                         lambda project, key, *a: reads.append(key) or real(project, key, *a))
     inspector.session.saved.emit("img0.png")  # as after a box edit: the masks are the same
     assert "Listing" not in panel.status.text() and reads == []  # no listing started

@@ -6,8 +6,8 @@ import pytest
 from qtpy.QtCore import Qt
 
 from app.gui._metadata_panel import GUESSED_STYLE, MIXED
-from ml.metadata import guessed
-from ml.store import Project
+from ml.metadata.values import guessed
+from ml.project.store import Project
 from tests._drone_photo import dji_xmp, write_drone_photo
 from tests.conftest import write_photo
 from tests.gui.helpers import save_shot

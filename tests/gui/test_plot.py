@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.gui._plot import TrainingPlot, decimate
+from app.gui.training.plot import TrainingPlot, decimate
 
 pytestmark = pytest.mark.gui
 

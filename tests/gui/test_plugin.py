@@ -99,7 +99,7 @@ def test_widgets_open_through_napari_and_share_one_inspector(make_napari_viewer,
 def test_reader_opens_a_project_folder_into_our_docks(make_napari_viewer, plugin_pm, photos):
     from app.gui import _constants as C
     from app.gui import _plugin
-    from ml.store import Project
+    from ml.project.store import Project
 
     Project.create(photos)
     viewer = make_napari_viewer()

@@ -90,7 +90,7 @@ def test_a_folder_with_a_bomb_and_broken_photos_opens_and_names_them(inspector, 
 
 def test_job_lists_the_failed_items_of_a_batch_result(qtbot):
     from app.gui._jobs import Job
-    from ml.batch import BatchResult
+    from ml.common.batch import BatchResult
 
     def batch(progress=None, should_stop=None):
         return BatchResult(action="done", total=2, done=("a",), failed={"b.png": "file is empty"})

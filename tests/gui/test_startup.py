@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from qtpy.QtCore import QRect, QSize, QTimer
 
-from app.gui import _viewer_import
 from app.gui._recent import add_recent, last_project
-from app.gui._startup import Startup, folder_to_open
+from app.gui.startup import viewer_import as _viewer_import
+from app.gui.startup.startup import Startup, folder_to_open
 from tests.gui.helpers import write_photos
 
 pytestmark = pytest.mark.gui

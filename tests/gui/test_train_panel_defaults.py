@@ -2,7 +2,7 @@
 new model; the Corrections dock then shows what changed against the previous model.
 
 The planner and the device probe run as child Pythons, as in the app; here they are small
-scripts that answer at once (the real planner's lines come from ``ml.budget`` itself, with
+scripts that answer at once (the real planner's lines come from ``ml.training.budget`` itself, with
 step times made up, so no test waits for torch to time a ViT).
 """
 
@@ -13,9 +13,9 @@ import json
 import numpy as np
 import pytest
 
-from ml import budget as B
-from ml.model_diff import GAINED, model_diff
-from ml.train_events import Done
+from ml.evaluation.model_diff import GAINED, model_diff
+from ml.training import budget as B
+from ml.training.events import Done
 from tests.gui.helpers import save_shot, write_photos
 
 pytestmark = pytest.mark.gui
@@ -30,10 +30,10 @@ def _cost(c: B.Candidate) -> B.StepCost:
 
 
 def _plan_lines(device: str) -> dict[str, str]:
-    """What ``python -m ml.budget`` prints for each budget choice on ``device``."""
+    """What ``python -m ml.training.budget`` prints for each budget choice on ``device``."""
     from app.gui._preload import preload_torch
 
-    preload_torch()  # the planner reads ml.data (torch): load it the way the GUI must
+    preload_torch()  # the planner reads ml.training.data (torch): load it the way the GUI must
     out = {}
     for arg, seconds in (("300s", 300.0), ("900s", 900.0), ("3600s", 3600.0),
                          ("converged", None)):
@@ -47,7 +47,7 @@ def _plan_lines(device: str) -> dict[str, str]:
 @pytest.fixture
 def children(tmp_path, monkeypatch):
     """Fake planner and probe children; returns a function setting the device they report."""
-    from app.gui import _train_settings as S
+    from app.gui.training import settings as S
 
     log = tmp_path / "planner_calls.jsonl"
     script = tmp_path / "fake_planner.py"
@@ -72,7 +72,7 @@ def children(tmp_path, monkeypatch):
 
 @pytest.fixture
 def project(tmp_path):
-    from ml.store import Project
+    from ml.project.store import Project
 
     write_photos(tmp_path / "three", n=3)
     return Project.create(tmp_path / "proj", tmp_path / "three")
@@ -80,7 +80,7 @@ def project(tmp_path):
 
 @pytest.fixture
 def panel(qtbot):
-    from app.gui._training_panel import TrainingPanel
+    from app.gui.training.panel import TrainingPanel
 
     w = TrainingPanel()
     qtbot.addWidget(w)
@@ -140,7 +140,7 @@ def test_on_a_gpu_the_panel_proposes_the_papers_settings_with_their_duration(
 
 
 def test_a_planner_without_an_answer_is_said_in_the_label(panel, project, monkeypatch, qtbot):
-    from app.gui import _train_settings as S
+    from app.gui.training import settings as S
 
     monkeypatch.setattr(S, "PLAN_CODE", "import sys; sys.exit(3)")
     panel.set_project(project)
@@ -152,7 +152,7 @@ def test_a_planner_without_an_answer_is_said_in_the_label(panel, project, monkey
 
 def test_predict_all_with_the_new_model_then_compare_with_the_previous(inspector, photos, qtbot,
                                                                        children, tmp_path):
-    from ml.store import Box
+    from ml.project.store import Box
 
     children("cpu")
     project = inspector.open_project(photos)
@@ -177,7 +177,7 @@ def test_predict_all_with_the_new_model_then_compare_with_the_previous(inspector
         panel.predict_btn.click()
     assert not panel.predict_progress.isHidden()
     assert panel.predict_progress.label.text().startswith("predict: done")
-    from ml.checkpoint import model_id
+    from ml.student.checkpoint import model_id
 
     new_id = model_id(panel.out_dir)
     for k in project.keys():

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ml.budget import TrainPlan
+from ml.training.budget import TrainPlan
 
 pytestmark = pytest.mark.gui
 
@@ -21,7 +21,7 @@ def _plan_line(budget_s, **kw) -> str:
 
 @pytest.fixture
 def form(qtbot):
-    from app.gui._train_settings import TrainSettings
+    from app.gui.training.settings import TrainSettings
 
     w = TrainSettings()
     qtbot.addWidget(w)

@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from ml.checkpoint import can_resume
-from ml.corrections import fold_corrections
-from ml.train_events import Done, Error, Step, Stopped, from_json
+from ml.evaluation.corrections import fold_corrections
+from ml.student.checkpoint import can_resume
+from ml.training.events import Done, Error, Step, Stopped, from_json
 from tests.gui.helpers import save_shot
 
 pytestmark = pytest.mark.gui
@@ -20,7 +20,7 @@ TINY = ({"input_size": 56, "backbone_weights": "none", "decoder_channels": 32},
 
 
 def test_worker_reports_bad_input_as_one_error_event(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "app.worker", str(tmp_path / "none"),
+    proc = subprocess.run([sys.executable, "-m", "app.workers.train", str(tmp_path / "none"),
                            "--out", str(tmp_path / "m")], capture_output=True, text=True,
                           timeout=60, stdin=subprocess.DEVNULL)
     assert proc.returncode == 1
@@ -31,7 +31,7 @@ def test_worker_reports_bad_input_as_one_error_event(tmp_path):
 
 
 def _prepare(inspector, photos, qtbot):
-    from ml.store import Box
+    from ml.project.store import Box
 
     project = inspector.open_project(photos)
     for k in project.keys():
@@ -133,8 +133,8 @@ def test_a_worker_ended_before_it_saved_a_state_is_not_called_resumable(inspecto
 
 def test_fine_tuning_keeps_the_current_models_build(inspector, photos, tmp_path):
     """The form's Members (and heads) give way to the model being fine-tuned."""
-    from ml.checkpoint import CARD_NAME, WEIGHTS_NAME
-    from ml.config import ModelCard, StudentConfig
+    from ml.student.checkpoint import CARD_NAME, WEIGHTS_NAME
+    from ml.student.config import ModelCard, StudentConfig
 
     project = inspector.open_project(photos)
     built = StudentConfig(num_classes=project.num_classes, members=2, full_res=True,

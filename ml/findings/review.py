@@ -1,0 +1,250 @@
+"""The findings review: every defect region of a photo or a project, as a customer gets it.
+
+A finding is one region (:mod:`ml.project.regions`) of the mask a report reads (``source``, default
+the student's prediction, else the teacher's mask) with its size, the suggested severity and
+the rule that gave it, a reviewer's severity, note and "accepted" flag
+(:mod:`ml.findings.severity`), the repair action of the severity that counts, and the photo's
+turbine / blade / side.
+
+* :func:`list_findings` lists them for one photo or the whole project, filtered
+  (:class:`FindingFilter`);
+* :func:`set_review` (from :mod:`ml.findings.severity`) records a person's decisions, saved in the
+  project at once, and returns the previous ones for :func:`restore_review` (undo);
+  :func:`with_reviews` updates listed rows after one without reading the masks again;
+* :func:`findings_csv` writes them, one row per finding (``findings.csv`` of a report).
+
+Length is :meth:`ml.project.regions.RegionSet.length_px`: the longer side of the smallest rotated
+rectangle around the region, so a curved crack counts its chord, not its path.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ml.common import images as _images
+from ml.common.progress import ProgressFn, Reporter, StopFn
+from ml.datasets.export import fit_to_record
+from ml.findings.severity import (
+    LEVELS,
+    Finding,
+    RegionReview,
+    SeveritySettings,
+    assess,
+    load_settings,
+    restore_review,
+    reviews,
+    set_review,
+)
+from ml.project.records import ImageRecord
+from ml.project.regions import SOURCES, RegionSet, SourceMask, find_regions, mask_for
+from ml.project.store import Project, ProjectError
+
+__all__ = ["CSV_COLUMNS", "FindingFilter", "FindingList", "FindingRow", "RegionReview",
+           "find_finding", "findings_csv", "list_findings", "photo_findings", "photo_regions",
+           "restore_review", "set_review", "with_reviews"]
+
+
+@dataclass(frozen=True)
+class FindingRow:
+    """A finding with what the list shows about its photo."""
+
+    finding: Finding
+    turbine: str
+    blade: str
+    side: str
+    mask: str  # the mask it was found in: teacher | edited | student
+    photo_reviewed: bool  # the photo's mask is marked reviewed (``ImageRecord.reviewed``)
+
+    @classmethod
+    def of(cls, finding: Finding, record: ImageRecord, mask: str) -> FindingRow:
+        meta = record.meta
+        return cls(finding, *(str(meta.get(k, "") or "") for k in ("turbine", "blade", "side")),
+                   mask, record.reviewed)
+
+    @property
+    def key(self) -> str:
+        return self.finding.key
+
+    @property
+    def region_id(self) -> str:
+        return self.finding.region.id
+
+
+@dataclass(frozen=True)
+class FindingFilter:
+    """Which findings to list; every field left empty lets all through."""
+
+    severity: int | None = None  # the severity that counts (a reviewer's, else suggested)
+    at_least: bool = False  # ``severity`` and above
+    class_name: str | None = None
+    turbine: str | None = None
+    blade: str | None = None
+    unreviewed: bool = False  # only findings nobody has accepted yet
+
+    def __post_init__(self) -> None:
+        if self.severity is not None and self.severity not in LEVELS:
+            raise ProjectError(f"severity filter must be 1-5, got {self.severity}")
+
+    def matches(self, row: FindingRow) -> bool:
+        f = row.finding
+        if self.severity is not None and not (
+                f.severity >= self.severity if self.at_least else f.severity == self.severity):
+            return False
+        return ((self.class_name is None or f.class_name == self.class_name)
+                and (self.turbine is None or row.turbine == self.turbine)
+                and (self.blade is None or row.blade == self.blade)
+                and not (self.unreviewed and f.accepted))
+
+
+@dataclass
+class FindingList:
+    """What :func:`list_findings` found."""
+
+    rows: list[FindingRow] = field(default_factory=list)
+    not_inspected: list[str] = field(default_factory=list)  # photos without a mask to read
+    failed: dict[str, str] = field(default_factory=dict)  # key -> why its mask is unreadable
+    source: str = "student"
+
+    def summary(self) -> str:
+        photos = len({r.key for r in self.rows})
+        accepted = sum(r.finding.accepted for r in self.rows)
+        text = (f"{len(self.rows)} finding(s) on {photos} photo(s), {accepted} accepted, "
+                f"{len(self.rows) - accepted} to review")
+        if self.not_inspected:
+            text += f"; {len(self.not_inspected)} photo(s) have no mask"
+        return text
+
+
+def photo_regions(project: Project, key: str,
+                  source: str = "student") -> tuple[SourceMask, np.ndarray, RegionSet] | None:
+    """The mask a report reads for ``key`` (at the photo's size) and its regions, or None.
+
+    ``student`` falls back to the teacher's mask where the photo has no prediction.
+    """
+    sm = mask_for(project, key, source, fallback=(source == "student"))
+    if sm is None:
+        return None
+    rec = project.record(key)
+    label = fit_to_record(sm.label, rec.width, rec.height)
+    conf = (fit_to_record(sm.confidence, rec.width, rec.height)
+            if sm.confidence is not None else None)
+    return sm, label, find_regions(label, conf)
+
+
+def photo_findings(project: Project, key: str, source: str = "student",
+                   settings: SeveritySettings | None = None,
+                   gsd: float | None = None) -> list[FindingRow] | None:
+    """The findings of one photo, most severe first; None when it has no mask of ``source``."""
+    found = photo_regions(project, key, source)
+    if found is None:
+        return None
+    sm, _, regions = found
+    settings = settings or load_settings(project)
+    rec = project.record(key)
+    return [FindingRow.of(f, rec, sm.origin)
+            for f in assess(project, key, regions, settings, gsd)]
+
+
+def list_findings(project: Project, key: str | None = None, source: str = "student",
+                  where: FindingFilter | None = None, gsd: float | None = None,
+                  settings: SeveritySettings | None = None, progress: ProgressFn | None = None,
+                  should_stop: StopFn | None = None) -> FindingList:
+    """Findings of photo ``key`` or, without one, of every photo in project order.
+
+    Within a photo the most severe (then largest) come first. A photo whose mask cannot be
+    read is named in ``failed`` and the rest are listed.
+    """
+    if source not in SOURCES:
+        raise ProjectError(f"unknown mask source '{source}' ({', '.join(SOURCES)})")
+    if gsd is not None and not gsd > 0:
+        raise ProjectError(f"GSD must be a positive number of mm per pixel, got {gsd}")
+    keys = [key] if key is not None else project.keys()
+    if key is not None:
+        project.record(key)  # names an unknown photo
+    settings = settings or load_settings(project)
+    where = where or FindingFilter()
+    out = FindingList(source=source)
+    rep = Reporter(len(keys), progress, should_stop)
+    for k in keys:
+        rep.check()
+        try:
+            rows = photo_findings(project, k, source, settings, gsd)
+        except _images.ImageError as e:  # a damaged mask file: named, the others go on
+            out.failed[k] = str(e)
+            rep.step(message=k, error=str(e))
+            continue
+        if rows is None:
+            out.not_inspected.append(k)
+        else:
+            out.rows.extend(r for r in rows if where.matches(r))
+        rep.step(message=k)
+    return out
+
+
+def with_reviews(project: Project, rows: list[FindingRow],
+                 settings: SeveritySettings | None = None) -> list[FindingRow]:
+    """``rows`` with the decisions stored now (after :func:`set_review`), in the same order.
+
+    Regions and sizes are kept, not read again: a decision does not change the mask.
+    """
+    settings = settings or load_settings(project)
+    decided = {k: reviews(project.record(k)) for k in {r.key for r in rows}}
+    out = []
+    for row in rows:
+        f = row.finding
+        rev = decided[f.key].get(f.region.id, RegionReview())
+        level = f.suggested if rev.level is None else rev.level
+        out.append(replace(row, finding=replace(
+            f, severity=level, overridden=rev.level is not None,
+            category=settings.category(level), note=rev.note, accepted=rev.accepted)))
+    return out
+
+
+def find_finding(project: Project, key: str, region_id: str,
+                 source: str = "student") -> FindingRow:
+    """The finding ``region_id`` of photo ``key``; a clear error naming the ones there are."""
+    rows = photo_findings(project, key, source)
+    if rows is None:
+        raise ProjectError(f"{key}: no {source} mask, so no findings to review")
+    for r in rows:
+        if r.region_id == region_id:
+            return r
+    have = ", ".join(r.region_id for r in rows) or "none"
+    raise ProjectError(f"{key}: no region '{region_id}' in the {source} mask (regions: {have})")
+
+
+# ----------------------------------------------------------------- findings.csv
+CSV_COLUMNS = ("image", "turbine", "blade", "side", "region_id", "class", "severity",
+               "severity_name", "suggested_severity", "override", "area_px", "area_pct",
+               "area_mm2", "bbox", "confidence", "mask", "reviewed", "action", "time_frame",
+               "length_px", "length_mm", "accepted", "note", "severity_rule")
+
+
+def _cell(v: object) -> str:
+    s = "" if v is None else str(v)
+    # a spreadsheet would run a cell starting with these as a formula
+    return "'" + s if s[:1] in ("=", "+", "-", "@") else s
+
+
+def findings_csv(rows: Iterable[FindingRow]) -> str:
+    """One CSV row per finding (``reviewed``: the photo's mask; ``accepted``: the finding)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for row in rows:
+        f, r = row.finding, row.finding.region
+        w.writerow([_cell(v) for v in (
+            f.key, row.turbine, row.blade, row.side, r.id, f.class_name, f.severity,
+            f.category.name, f.suggested, "yes" if f.overridden else "no", r.area,
+            f"{f.area_pct:.4f}", "" if f.area_mm2 is None else f"{f.area_mm2:.1f}",
+            " ".join(map(str, r.bbox)), "" if r.confidence is None else f"{r.confidence:.3f}",
+            row.mask, "yes" if row.photo_reviewed else "no", f.category.action,
+            f.category.time_frame, f"{f.length_px:.1f}",
+            "" if f.length_mm is None else f"{f.length_mm:.1f}",
+            "yes" if f.accepted else "no", f.note, f.rule)])
+    return buf.getvalue()

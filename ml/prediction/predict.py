@@ -1,0 +1,245 @@
+"""Student inference: whole-image or tiled prediction, box-constrained masks, corrections map.
+
+Modes: ``resize`` (the paper: the photo is resized to ``input_size`` squared, class
+probabilities are resized back) and ``tiled`` (native resolution: overlapping ``input_size``
+tiles blended with a linear-ramp window, :mod:`ml.prediction.tiled`; photos smaller than a tile are
+reflect-padded). A model trained on crops (``card.train.crop`` > 0) is always tiled at its
+training scale: the photo is scaled as the training cache scaled it (long side at most
+:func:`ml.student.crops.cache_long_side`) and by input size / crop, tiled, and the probabilities are
+resized back, so training and prediction see defects at the same pixel size.
+
+Box constraint, where a person drew boxes: only pixels inside them may be defects, which of
+them are is the box rule's call (:mod:`ml.prediction.box_decode`: by default ``tight``, the
+tightness prior; ``posterior``, the 0.5 rule on prior-corrected probabilities), the box gives the
+class, and a box the student leaves empty may take the teacher's mask (the fallback, the product's
+default; scoring the student itself needs it off). :mod:`ml.prediction.box_constraint` has the
+rules.
+
+Every mode hands out the probabilities band by band (:meth:`Predictor.bands`), and
+:meth:`Predictor.stream` turns each band into uint8 label and confidence rows for a sink, so a
+45 MP photo is predicted without any whole-photo float map; :meth:`Predictor.predict` gathers
+the rows into arrays. :mod:`ml.prediction.batch_predict` runs it over a project's or a folder's
+photos (``predict_folder`` writes the rows into PNGs as they come, :mod:`ml.prediction.png_stream`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from ml.common.device import resolve_device
+from ml.common.progress import ProgressFn, Reporter, StopFn
+from ml.prediction.box_constraint import (
+    BOX_PAD,
+    BoxConstraint,
+    constrain_to_boxes,
+    undo_class_weights,
+)
+from ml.prediction.box_decode import check_rule
+from ml.prediction.photo_rows import ArrayRows, RowSource, as_rows
+from ml.prediction.tiled import ArraySink, TileGrid, tiled_bands, upsample_bands
+from ml.prediction.tiled import ramp_window as _ramp_window  # noqa: F401 - the name tests and callers know
+from ml.prediction.tiled import tile_starts as _starts  # noqa: F401
+from ml.student.checkpoint import load_model
+from ml.student.config import ModelCard
+
+
+@dataclass
+class PredictResult:
+    label: np.ndarray  # (H, W) uint8 class ids
+    confidence: np.ndarray  # (H, W) uint8: max class probability * 255
+    probs: np.ndarray | None = None  # (C, H, W) float16, when asked for
+    fallbacks: int = 0  # boxes that took the teacher's mask
+
+
+class BandSink(Protocol):
+    """Where :meth:`Predictor.stream` puts each finished band (top to bottom, no gaps)."""
+
+    def write(self, y0: int, label: np.ndarray, confidence: np.ndarray,
+              probs: np.ndarray | None = None) -> None: ...
+
+
+class Predictor:
+    """A trained model ready for numpy-in, numpy-out prediction of single photos."""
+
+    def __init__(self, model: nn.Module, card: ModelCard, device: str | torch.device = "cpu",
+                 tiled: bool = False, overlap: float = 0.25, batch_size: int = 4,
+                 box_pad: int = BOX_PAD, box_rule: str = "tight") -> None:
+        if not 0 <= overlap < 1:
+            raise ValueError(f"tile overlap must be in [0, 1), got {overlap}")
+        self.device = resolve_device(str(device))
+        self.model = model.to(self.device).eval()
+        self.card = card
+        self.tile = int(card.student.input_size)
+        self.tiled = tiled
+        self.crop = max(int(card.train.crop), 0)  # > 0: tile at the training crops' scale
+        self.overlap = int(round(self.tile * overlap))
+        self.batch_size = max(1, int(batch_size))
+        self.box_pad = int(box_pad)
+        self.box_rule = check_rule(box_rule)
+        self.class_weights = _training_weights(card)
+
+    @classmethod
+    def from_dir(cls, model_dir: str | Path, device: str | torch.device = "auto",
+                 **options: Any) -> Predictor:
+        model, card = load_model(model_dir, "cpu")
+        return cls(model, card, device, **options)
+
+    def settings(self) -> dict[str, Any]:
+        """What made a prediction, stored beside each mask."""
+        tiles = self.tiled or self.crop > 0
+        return {"mode": "tiled" if tiles else "resize", "input_size": self.tile,
+                "train_crop": self.crop,
+                "overlap": self.overlap if tiles else 0, "box_pad": self.box_pad,
+                "box_rule": self.box_rule,
+                "box_prior_correction": (self.box_rule == "posterior"
+                                         and self.class_weights is not None),
+                "box_classes": True}
+
+    @torch.inference_mode()
+    def _forward(self, batch: np.ndarray) -> torch.Tensor:
+        """Class probabilities (B, C, h, w) of a (B, h, w, 3) uint8 batch."""
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+        x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        return self.model(x)["fine"].float().softmax(dim=1)
+
+    def crop_scale(self, hw: tuple[int, int]) -> float:
+        """Factor a photo of size ``hw`` is resized by so its pixels match the training crops."""
+        from ml.student.crops import cache_long_side
+
+        cached = min(1.0, cache_long_side(self.tile, self.crop) / max(max(hw), 1))
+        return cached * self.tile / self.crop
+
+    def _tiled_size(self, h: int, w: int) -> tuple[int, int]:
+        """(height, width) a photo is tiled at: native, or a crop-trained model's scale."""
+        if self.crop <= 0:
+            return h, w
+        f = self.crop_scale((h, w))
+        return max(1, round(h * f)), max(1, round(w * f))
+
+    def tile_count(self, height: int, width: int) -> int:
+        """Model runs (tiles) a photo of this size takes: the total of its progress."""
+        if self.crop <= 0 and not self.tiled:
+            return 1
+        return TileGrid(*self._tiled_size(height, width), self.tile, self.overlap).n_tiles
+
+    def _tiled(self, source: RowSource, reporter: Reporter | None
+               ) -> Iterator[tuple[int, torch.Tensor]]:
+        grid = TileGrid(source.height, source.width, self.tile, self.overlap)
+        return tiled_bands(self._forward, source, grid, self.batch_size, self.device, reporter)
+
+    def bands(self, image: np.ndarray | RowSource, reporter: Reporter | None = None
+              ) -> Iterator[tuple[int, torch.Tensor]]:
+        """(first row, (C, rows, W) class probabilities) of the photo, band by band."""
+        import cv2
+
+        src = as_rows(image)
+        h, w = src.height, src.width
+        if self.crop > 0 or self.tiled:
+            hs, ws = self._tiled_size(h, w)
+            if (hs, ws) == (h, w):
+                yield from self._tiled(src, reporter)
+                return
+            small = cv2.resize(src.rows(0, h), (ws, hs), interpolation=cv2.INTER_AREA
+                               if hs * ws < h * w else cv2.INTER_LINEAR)
+            # the scaled photo is small (its long side is bounded by the training cache's)
+            probs = torch.cat([p for _, p in self._tiled(ArrayRows(small), reporter)], dim=1)
+            yield from upsample_bands(probs, h, w)
+            return
+        t = self.tile
+        if reporter is not None:
+            reporter.check()
+        image = src.rows(0, h)
+        interp = cv2.INTER_AREA if h * w > t * t else cv2.INTER_LINEAR
+        small = cv2.resize(image, (t, t), interpolation=interp) if (h, w) != (t, t) else image
+        del image
+        probs = self._forward(small[None])[0]
+        if reporter is not None:
+            reporter.step(1)
+        yield from upsample_bands(probs, h, w)
+
+    def stream(self, image: np.ndarray | RowSource, sink: BandSink,
+               boxes: np.ndarray | None = None, box_classes: np.ndarray | None = None,
+               progress: ProgressFn | None = None, should_stop: StopFn | None = None
+               ) -> BoxConstraint | None:
+        """Predict ``image`` into ``sink`` band by band: uint8 label and confidence rows.
+
+        With ``boxes`` ((N, 4) xyxy) the label is box-constrained; the ``tight`` rule's boxes
+        and the teacher fallback need whole boxes, so they are left to the caller through the
+        returned :class:`~ml.prediction.box_constraint.BoxConstraint` (``finish``, then
+        ``fallback``; see :meth:`predict`): the streamed rows hold the ``posterior`` rule's boxes
+        only. ``progress`` counts tiles; ``should_stop`` is asked before each batch of tiles and
+        raises ``Cancelled``.
+        """
+        src = as_rows(image)
+        h, w = src.height, src.width
+        bc = (BoxConstraint(boxes, box_classes, self.box_pad, h, w, self.box_rule)
+              if boxes is not None and len(boxes) else None)
+        rep = Reporter(self.tile_count(h, w), progress, should_stop)
+        for y0, band in self.bands(src, rep):
+            band = band.float()
+            top = band.max(dim=0)  # torch: threaded and on the model's device
+            confidence = (top.values * 255.0).round_().to(torch.uint8).cpu().numpy()
+            p = band.cpu().numpy()
+            if bc is None:
+                label = top.indices.to(torch.uint8).cpu().numpy()
+            else:
+                label = bc.band(y0, undo_class_weights(p, self.class_weights)
+                                if self.box_rule == "posterior" else p)
+            sink.write(y0, label, confidence, p)
+        return bc
+
+    def probabilities(self, image: np.ndarray | RowSource) -> np.ndarray:
+        """(C, H, W) float32 class probabilities of an (H, W, 3) uint8 RGB photo."""
+        src = as_rows(image)
+        sink = ArraySink(src.height, src.width, np.float32)
+        self.stream(src, sink)
+        assert sink.probs is not None
+        return sink.probs
+
+    def constrain(self, probs: np.ndarray, boxes: np.ndarray,
+                  teacher: np.ndarray | None = None, box_classes: np.ndarray | None = None,
+                  fallback: bool = True, rule: str | None = None) -> tuple[np.ndarray, int]:
+        """(box-constrained label, boxes that fell back) of :meth:`probabilities`' output.
+
+        ``rule``: a box rule other than the predictor's own (the bench scores both).
+        """
+        rule = check_rule(rule or self.box_rule)
+        if rule == "posterior":
+            probs = undo_class_weights(probs, self.class_weights)
+        return constrain_to_boxes(probs, boxes, teacher, self.box_pad, box_classes, fallback,
+                                  rule)
+
+    def predict(self, image: np.ndarray | RowSource, boxes: np.ndarray | None = None,
+                teacher: np.ndarray | None = None, return_probs: bool = False,
+                box_classes: np.ndarray | None = None, fallback: bool = True,
+                progress: ProgressFn | None = None, should_stop: StopFn | None = None
+                ) -> PredictResult:
+        """Label and confidence maps; with ``boxes`` ((N, 4) xyxy) the box-constrained mask.
+
+        ``box_classes`` ((N,) class ids) gives the boxed pixels their box's class;
+        ``fallback=False`` leaves a box the student finds empty empty (no teacher mask).
+        ``progress`` and ``should_stop``: as :meth:`stream`.
+        """
+        src = as_rows(image)
+        sink = ArraySink(src.height, src.width, np.float16 if return_probs else None)
+        bc = self.stream(src, sink, boxes, box_classes, progress, should_stop)
+        if bc is not None:
+            bc.finish(sink.label)  # the tight rule's boxes, decided once each box is whole
+        fallbacks = bc.fallback(sink.label, teacher) if bc is not None and fallback else 0
+        return PredictResult(sink.label, sink.confidence, sink.probs, fallbacks)
+
+
+def _training_weights(card: ModelCard) -> np.ndarray | None:
+    """The CE class weights the model was trained with (None for plain CE)."""
+    if card.train.loss != "b2p":
+        return None
+    from ml.training.losses import class_weights
+
+    return np.asarray(class_weights(card.train, card.student.num_classes), np.float32)

@@ -1,0 +1,170 @@
+"""The mask files of a project: pseudo-masks, student predictions and the maps beside them.
+
+:class:`MaskFiles` is the half of :class:`ml.project.store.Project` that reads and writes
+``masks/KIND/KEY.png`` (and ``KEY_conf.png``, ``KEY_corr.png``) and the index's records of
+them; the other half (photos, boxes, classes, the index itself) is in :mod:`ml.project.store`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ml.common import images as _images
+from ml.common.atomic import atomic_write_bytes
+from ml.project.files import EXTRA_SUFFIXES, MASK_KINDS, ProjectError, mask_rel
+from ml.project.records import ImageRecord, MaskRecord
+
+
+class MaskFiles:
+    """Mask reads and writes of a :class:`ml.project.store.Project` (which provides what is
+    declared)."""
+
+    if TYPE_CHECKING:  # what ml.project.store.Project provides
+        root: Path
+        _lock: threading.RLock
+
+        def record(self, key: str) -> ImageRecord: ...
+        def palette(self) -> list[tuple[int, int, int]]: ...
+        def _changed(self) -> None: ...
+
+    def _write_mask(self, kind: str, key: str, label: np.ndarray,
+                    maps: dict[str, np.ndarray | None]) -> tuple[str, dict[str, str]]:
+        """Write ``key``'s ``kind`` mask and its extra ``maps`` ((rel path, {map: rel path})).
+
+        A map given as None is removed, so no file outlives the mask it was made with.
+        """
+        for what, arr in maps.items():  # refused before anything is written
+            if arr is not None and arr.shape[:2] != label.shape[:2]:
+                raise ProjectError(f"{key}: {what} shape {arr.shape[:2]} does not match mask "
+                                   f"{label.shape[:2]}")
+        rel = mask_rel(kind, key)
+        _images.save_label(self.root / rel, label, self.palette())
+        extra: dict[str, str] = {}
+        for what, arr in maps.items():
+            map_rel = mask_rel(kind, key, EXTRA_SUFFIXES[what])
+            if arr is None:
+                (self.root / map_rel).unlink(missing_ok=True)
+                continue
+            _images.save_label(self.root / map_rel, np.asarray(arr, np.uint8))
+            extra[what] = map_rel
+        return rel, extra
+
+    def save_teacher_mask(self, key: str, label: np.ndarray, source: str,
+                          settings: dict | None = None, edited: bool = False,
+                          force: bool = False, confidence: np.ndarray | None = None) -> bool:
+        """Store a pseudo-mask; a person-edited mask is kept unless ``force``. True if written.
+
+        ``confidence`` (uint8, the label's shape) is the teacher's per-pixel confidence,
+        stored beside the mask; a mask saved without one (a person's edit) drops the old one.
+        """
+        rec = self.record(key)
+        with self._lock:
+            if rec.teacher is not None and rec.teacher.edited and not edited and not force:
+                return False
+            self._check_shape(rec, label)
+            rel, extra = self._write_mask("teacher", key, label, {"confidence": confidence})
+            rec.teacher = MaskRecord(rel, source, dict(settings or {}), edited, extra=extra)
+            self._changed()
+        return True
+
+    def save_edited_mask(self, key: str, label: np.ndarray) -> None:
+        """A person's edit of the pseudo-mask: marked edited, never overwritten by batches."""
+        rec = self.record(key)
+        prev = rec.teacher
+        source = prev.source if prev else "manual"
+        settings = prev.settings if prev else {}
+        self.save_teacher_mask(key, label, source, settings, edited=True, force=True)
+
+    def save_student(self, key: str, label: np.ndarray, model: str,
+                     confidence: np.ndarray | None = None,
+                     corrections: np.ndarray | None = None, settings: dict | None = None) -> None:
+        """Store a student prediction with optional uint8 confidence and corrections maps."""
+        rec = self.record(key)
+        with self._lock:
+            self._check_shape(rec, label)
+            rel, extra = self._write_mask("student", key, label, {
+                "confidence": confidence, "corrections": corrections})
+            rec.student = MaskRecord(rel, model, dict(settings or {}), False, extra=extra)
+            self._changed()
+
+    def keep_previous(self, key: str, new_model: str | None = None) -> bool:
+        """Copy ``key``'s student mask to ``previous`` (before another model overwrites it).
+
+        With ``new_model``, a mask that model made is not kept: predicting again with the same
+        model keeps the older model's mask. True if there was one to keep. The copy is atomic;
+        the index names it at its next write.
+        """
+        rec = self.record(key)
+        with self._lock:
+            m = rec.student
+            if m is None or m.source == new_model or not (self.root / m.path).is_file():
+                return False
+            rel = mask_rel("previous", key)
+            atomic_write_bytes(self.root / rel, (self.root / m.path).read_bytes())
+            rec.previous = MaskRecord(rel, m.source, dict(m.settings), created=m.created)
+            self._changed()
+        return True
+
+    def adopt_student(self, key: str, folder: str | os.PathLike, shape: tuple[int, int],
+                      model: str, extras: tuple[str, ...] = (),
+                      settings: dict | None = None) -> None:
+        """Move a student prediction another process wrote under ``folder`` into the project.
+
+        ``folder`` mirrors the project's layout (``folder / mask_rel("student", key)``, the
+        ``extras`` maps beside it) on the same file system, so each move is an atomic rename.
+        """
+        rec = self.record(key)
+        with self._lock:
+            self._check_shape(rec, np.empty((*shape, 0), np.uint8))
+            rel = mask_rel("student", key)
+            extra = {w: mask_rel("student", key, EXTRA_SUFFIXES[w]) for w in extras}
+            for r in (*extra.values(), rel):  # the mask last: it is what the record names
+                (self.root / r).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(Path(folder) / r, self.root / r)
+            rec.student = MaskRecord(rel, model, dict(settings or {}), False, extra=extra)
+            self._changed()
+
+    def _check_shape(self, rec: ImageRecord, label: np.ndarray) -> None:
+        if rec.width and rec.height and label.shape[:2] != (rec.height, rec.width):
+            raise ProjectError(f"{rec.key}: mask shape {label.shape[:2]} does not match image "
+                               f"{(rec.height, rec.width)}")
+
+    def load_mask(self, key: str, source: str = "teacher") -> np.ndarray | None:
+        """Mask of ``source`` (teacher | student | previous | reviewed), or None if there is none.
+
+        ``previous`` is the student mask of the model before the last one that predicted.
+        ``reviewed`` is defined only for images marked reviewed: the person-edited mask if
+        there is one, else the student's prediction, else the teacher's.
+        """
+        rec = self.record(key)
+        if source == "reviewed":
+            if not rec.reviewed:
+                return None
+            for m in ((rec.teacher if rec.teacher and rec.teacher.edited else None),
+                      rec.student, rec.teacher):
+                if m is not None:
+                    return _images.load_label(self.root / m.path)
+            return None
+        if source not in MASK_KINDS:
+            raise ProjectError(f"unknown mask source '{source}' (teacher, student, previous, "
+                               "reviewed)")
+        m = getattr(rec, source)
+        return None if m is None else _images.load_label(self.root / m.path)
+
+    def load_student_extra(self, key: str, what: str) -> np.ndarray | None:
+        """The student's ``confidence`` or ``corrections`` map, if stored."""
+        return self._load_extra(self.record(key).student, what)
+
+    def load_teacher_confidence(self, key: str) -> np.ndarray | None:
+        """The teacher's uint8 per-pixel confidence, if its mask was saved with one."""
+        return self._load_extra(self.record(key).teacher, "confidence")
+
+    def _load_extra(self, m: MaskRecord | None, what: str) -> np.ndarray | None:
+        if m is None or what not in m.extra:
+            return None
+        return _images.load_label(self.root / m.extra[what])
