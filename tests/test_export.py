@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from ml.datasets.export import export_masks
-from ml.project.regions import find_regions, mask_for
+from ml.project.masks import mask_for
+from ml.project.regions import find_regions
 from ml.project.store import ProjectError
 
 

@@ -50,15 +50,15 @@ def test_prediction_does_not_load_training_code():
     assert out == "[]"
 
 
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
+def _module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _local_imports(path: Path, known: set[str]) -> set[str]:
+def _local_imports(path: Path, known: set[str], root: Path = ROOT) -> set[str]:
     """Our modules that ``path`` imports anywhere (functions too), less type-only imports."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    me = _module_name(path)
+    me = _module_name(path, root)
     package = me if path.name == "__init__.py" else me.rpartition(".")[0]
     type_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
                  and ast.unparse(node.test).endswith("TYPE_CHECKING")
@@ -119,3 +119,62 @@ def test_no_import_cycles_even_through_imports_inside_functions():
     known = {_module_name(p) for p in files}
     graph = {_module_name(p): _local_imports(p, known) for p in files}
     assert _cycles(graph) == []
+
+
+# The rows of docs/ARCHITECTURE.md: a package of ml/ imports its own row or lower rows only, and
+# two packages of one row never import each other. Imports under ``if TYPE_CHECKING:`` are left
+# out (annotations only, never run); every other import counts, inside functions too.
+ROWS = {
+    "common": 1,
+    "project": 2,
+    "weights": 3, "student": 3, "teachers": 3, "datasets": 3, "metadata": 3, "evaluation": 3,
+    "prediction": 4,
+    "training": 5, "campaign": 5, "findings": 5,
+}
+
+
+def _package_edges(files: list[Path], root: Path = ROOT) -> set[tuple[str, str]]:
+    """(importing package, imported package) of ml/ for every import between two packages."""
+    known = {_module_name(p, root) for p in files}
+    edges = set()
+    for p in files:
+        me = _module_name(p, root).split(".")
+        for name in _local_imports(p, known, root):
+            other = name.split(".")
+            if len(me) > 2 and other[0] == "ml" and len(other) > 1 and other[1] != me[1]:
+                edges.add((me[1], other[1]))
+    return edges
+
+
+def _row_offences(edges: set[tuple[str, str]]) -> list[str]:
+    bad = [f"ml.{a} (row {ROWS.get(a)}) imports ml.{b} (row {ROWS.get(b)})"
+           for a, b in sorted(edges) if a not in ROWS or b not in ROWS or ROWS[b] > ROWS[a]]
+    bad += [f"ml.{a} and ml.{b} import each other" for a, b in sorted(edges)
+            if a < b and (b, a) in edges]
+    return bad
+
+
+def test_ml_packages_import_only_their_row_or_lower():
+    files = list((ROOT / "ml").rglob("*.py"))
+    assert {p.parent.name for p in files if p.parent.parent == ROOT / "ml"} == set(ROWS)
+    assert [p.name for p in (ROOT / "ml").glob("*.py")] == ["__init__.py"]  # no loose modules
+    assert _row_offences(_package_edges(files)) == []
+
+
+def test_row_check_catches_an_upward_import(tmp_path):
+    """A planted import from a lower row up to training, and a mutual pair, are both caught."""
+    pkg = tmp_path / "ml"
+    for sub, text in {"common": "from ml.training import trainer\n",
+                      "training": "from ml.common import progress\n",
+                      "weights": "from ml.student import config\n",
+                      "student": "import ml.weights\n"}.items():
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+        (pkg / sub / "mod.py").write_text(text)
+    for name in ("training/trainer.py", "common/progress.py", "student/config.py"):
+        (pkg / name).write_text("")
+    (pkg / "__init__.py").write_text("")
+    offences = _row_offences(_package_edges(list(pkg.rglob("*.py")), root=tmp_path))
+    assert offences == ["ml.common (row 1) imports ml.training (row 5)",
+                        "ml.common and ml.training import each other",
+                        "ml.student and ml.weights import each other"]

@@ -8,8 +8,7 @@ from pathlib import Path
 from app.cli import CLIError
 from app.cli._batch import PARTIAL, exit_code, print_items
 from app.cli._progress import tqdm_progress
-
-SOURCES = ["teacher", "student", "reviewed"]
+from ml.project.files import SOURCES
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.cli import CLIError
 from app.cli._batch import PARTIAL
-from app.cli._export import SOURCES
+from ml.project.files import SOURCES
 
 USAGE = ("b2p findings PROJECT [--csv FILE] [--severity N|N+] [--class C] [--turbine T] "
          "[--blade B] [--unreviewed]\n"

@@ -10,6 +10,7 @@ from pathlib import Path
 from app.cli import CLIError
 from app.cli._batch import PARTIAL, exit_code, print_items
 from ml.common.batch import BatchResult
+from ml.project.files import SOURCES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("masks", help="write one class-id PNG per image (original size, same stem)")
     p.add_argument("project", type=Path)
-    p.add_argument("--source", choices=["teacher", "student", "reviewed"], default="teacher")
+    p.add_argument("--source", choices=SOURCES, default="teacher")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_masks)
 

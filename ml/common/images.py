@@ -190,3 +190,12 @@ def save_label(path: str | os.PathLike, label: np.ndarray,
         raise ValueError(f"label map must be 2-D, got shape {label.shape}")
     data = encode_png(label.astype(np.uint8, copy=False), palette)
     return atomic_write(path, lambda fh: fh.write(data))
+
+
+def fit_to_record(label: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The label map at the image's recorded size (nearest neighbour if it differs)."""
+    if not width or not height or label.shape == (height, width):
+        return label
+    import cv2
+
+    return cv2.resize(label, (width, height), interpolation=cv2.INTER_NEAREST)

@@ -37,11 +37,13 @@ from ml import __version__
 from ml.common import images as _images
 from ml.common.atomic import atomic_write_bytes, atomic_write_json
 from ml.common.batch import BatchResult
+from ml.common.images import fit_to_record
 from ml.common.outnames import OutputNames
 from ml.common.progress import ProgressFn, Reporter, StopFn
 from ml.datasets import yolo
 from ml.datasets import yolo_dataset as _yolo_dataset
-from ml.project.regions import SOURCES, Region, RegionSet, SourceMask, find_regions, mask_for
+from ml.project.masks import SourceMask, check_source, mask_for
+from ml.project.regions import Region, RegionSet, find_regions
 from ml.project.store import Project, ProjectError
 
 FORMATS = ("png", "coco", "yolo-seg", "yolo")
@@ -73,15 +75,6 @@ class ExportSummary(BatchResult):
         return (f"{self.exported} images, {self.regions} regions exported as {self.fmt} to "
                 f"{self.out}{split}; {len(self.skipped)} without a {self.source} mask skipped"
                 f"{failed}{stop}")
-
-
-def fit_to_record(label: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The label map at the image's recorded size (nearest neighbour if it differs)."""
-    if not width or not height or label.shape == (height, width):
-        return label
-    import cv2
-
-    return cv2.resize(label, (width, height), interpolation=cv2.INTER_NEAREST)
 
 
 def contours(mask: np.ndarray, offset: tuple[int, int] = (0, 0)) -> list[np.ndarray]:
@@ -220,8 +213,7 @@ def export_masks(project: Project, fmt: str, source: str, out: str | Path,
     """
     if fmt not in FORMATS:
         raise ProjectError(f"unknown export format '{fmt}' ({', '.join(FORMATS)})")
-    if source not in SOURCES:
-        raise ProjectError(f"unknown mask source '{source}' ({', '.join(SOURCES)})")
+    check_source(source)
     out = Path(out)
     dataset, split_note = None, ""
     if fmt == "coco":

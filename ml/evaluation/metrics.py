@@ -115,43 +115,67 @@ class GroundTruthScores:
     unmatched: tuple[str, ...]  # ground-truth files (relative paths) that no photo claimed
 
 
-def score_masks(keys: Iterable[str], gt_dir: str | Path, mask: MaskFn, class_names: list[str],
-                missing_as_background: bool = False) -> GroundTruthScores:
-    """Score ``mask(key)`` against each photo's ground-truth label PNG under ``gt_dir``.
+class GroundTruthScorer:
+    """Masks scored against ``gt_dir``'s label PNGs one photo at a time, as they are read.
 
     Photos without a ground-truth file are left out. A photo without a mask is listed under
     ``missing``, or scored as all background with ``missing_as_background``. A ground truth
     whose size differs from the mask, or with unknown class ids, is listed under ``failed``.
     """
-    gt_dir = Path(gt_dir)
-    if not gt_dir.is_dir():
-        raise FileNotFoundError(f"{gt_dir}: ground-truth folder not found")
-    n = len(class_names)
-    cm = np.zeros((n, n), np.int64)
-    claimed: set[Path] = set()
-    scored, missing, failed = [], [], {}
-    for key in keys:
-        f = label_file(gt_dir, key)
-        if f is None:
-            continue
-        claimed.add(f)
-        pred = mask(key)
-        if pred is None and not missing_as_background:
-            missing.append(key)
-            continue
+
+    def __init__(self, gt_dir: str | Path, class_names: list[str],
+                 missing_as_background: bool = False) -> None:
+        self.gt_dir = Path(gt_dir)
+        if not self.gt_dir.is_dir():
+            raise FileNotFoundError(f"{self.gt_dir}: ground-truth folder not found")
+        self.class_names = class_names
+        self.missing_as_background = missing_as_background
+        self.cm = np.zeros((len(class_names), len(class_names)), np.int64)
+        self.claimed: set[Path] = set()
+        self.scored: list[str] = []
+        self.missing: list[str] = []
+        self.failed: dict[str, str] = {}
+
+    def ground_truth(self, key: str) -> Path | None:
+        """The ground-truth file of ``key`` (claimed for it), or None: nothing to score."""
+        f = label_file(self.gt_dir, key)
+        if f is not None:
+            self.claimed.add(f)
+        return f
+
+    def add(self, key: str, pred: np.ndarray | None, gt_file: Path) -> None:
+        """Score ``pred`` (None: no mask) against ``gt_file``."""
+        if pred is None and not self.missing_as_background:
+            self.missing.append(key)
+            return
         try:
-            gt = load_label(f)
+            gt = load_label(gt_file)
             pred = np.zeros_like(gt) if pred is None else pred
             if gt.shape != pred.shape:
                 raise ValueError(f"ground truth {gt.shape} and mask {pred.shape} differ")
-            cm += confusion(pred, gt, n)
-            scored.append(key)
+            self.cm += confusion(pred, gt, len(self.class_names))
+            self.scored.append(key)
         except ValueError as e:  # ImageError is a ValueError too
-            failed[key] = str(e)
-    unmatched = tuple(p.relative_to(gt_dir).as_posix() for p in list_images(gt_dir)
-                      if p not in claimed)
-    return GroundTruthScores(scores(cm, class_names), cm, tuple(scored), tuple(missing), failed,
-                             unmatched)
+            self.failed[key] = str(e)
+
+    def result(self) -> GroundTruthScores:
+        unmatched = tuple(p.relative_to(self.gt_dir).as_posix()
+                          for p in list_images(self.gt_dir) if p not in self.claimed)
+        return GroundTruthScores(scores(self.cm, self.class_names), self.cm.copy(),
+                                 tuple(self.scored), tuple(self.missing), dict(self.failed),
+                                 unmatched)
+
+
+def score_masks(keys: Iterable[str], gt_dir: str | Path, mask: MaskFn, class_names: list[str],
+                missing_as_background: bool = False) -> GroundTruthScores:
+    """Score ``mask(key)`` against each photo's ground-truth label PNG under ``gt_dir``
+    (the rules of :class:`GroundTruthScorer`)."""
+    scorer = GroundTruthScorer(gt_dir, class_names, missing_as_background)
+    for key in keys:
+        f = scorer.ground_truth(key)
+        if f is not None:
+            scorer.add(key, mask(key), f)
+    return scorer.result()
 
 
 def score_project(project: Project, gt_dir: str | Path, source: str = "student",

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ml.common import images as _images
+from ml.common.images import fit_to_record
 from ml.common.progress import ProgressFn, Reporter, StopFn
-from ml.datasets.export import fit_to_record
 from ml.findings.severity import (
     LEVELS,
     Finding,
@@ -40,8 +40,9 @@ from ml.findings.severity import (
     reviews,
     set_review,
 )
+from ml.project.masks import SourceMask, check_source, mask_for
 from ml.project.records import ImageRecord
-from ml.project.regions import SOURCES, RegionSet, SourceMask, find_regions, mask_for
+from ml.project.regions import RegionSet, find_regions
 from ml.project.store import Project, ProjectError
 
 __all__ = ["CSV_COLUMNS", "FindingFilter", "FindingList", "FindingRow", "RegionReview",
@@ -159,8 +160,7 @@ def list_findings(project: Project, key: str | None = None, source: str = "stude
     Within a photo the most severe (then largest) come first. A photo whose mask cannot be
     read is named in ``failed`` and the rest are listed.
     """
-    if source not in SOURCES:
-        raise ProjectError(f"unknown mask source '{source}' ({', '.join(SOURCES)})")
+    check_source(source)
     if gsd is not None and not gsd > 0:
         raise ProjectError(f"GSD must be a positive number of mm per pixel, got {gsd}")
     keys = [key] if key is not None else project.keys()

@@ -240,6 +240,6 @@ def _training_weights(card: ModelCard) -> np.ndarray | None:
     """The CE class weights the model was trained with (None for plain CE)."""
     if card.train.loss != "b2p":
         return None
-    from ml.training.losses import class_weights
+    from ml.student.config import class_weights
 
     return np.asarray(class_weights(card.train, card.student.num_classes), np.float32)

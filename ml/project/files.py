@@ -11,6 +11,8 @@ from pathlib import PurePosixPath
 INDEX_NAME = "project.json"
 STORE_DIRS = ("masks", "models", "exports", "reports", "runs")  # runs: ml.campaign.client
 MASK_KINDS = ("teacher", "student", "previous")  # previous: the model before's student mask
+# the masks an export, the findings or a report can read (ml.project.masks.mask_for)
+SOURCES = ("teacher", "student", "reviewed")
 EXTRA_SUFFIXES = {"confidence": "_conf", "corrections": "_corr"}  # maps beside a mask
 
 

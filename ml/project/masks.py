@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,8 +17,16 @@ import numpy as np
 
 from ml.common import images as _images
 from ml.common.atomic import atomic_write_bytes
-from ml.project.files import EXTRA_SUFFIXES, MASK_KINDS, ProjectError, mask_rel
+from ml.project.files import EXTRA_SUFFIXES, MASK_KINDS, SOURCES, ProjectError, mask_rel
 from ml.project.records import ImageRecord, MaskRecord
+
+
+# Which stored mask a source (files.SOURCES) means is decided here alone: load_mask("reviewed"),
+# exports, findings and the report all go through mask_for.
+def check_source(source: str) -> None:
+    """Refuse a mask source that is not one of :data:`SOURCES`."""
+    if source not in SOURCES:
+        raise ProjectError(f"unknown mask source '{source}' ({', '.join(SOURCES)})")
 
 
 class MaskFiles:
@@ -141,15 +150,10 @@ class MaskFiles:
         ``reviewed`` is defined only for images marked reviewed: the person-edited mask if
         there is one, else the student's prediction, else the teacher's.
         """
-        rec = self.record(key)
         if source == "reviewed":
-            if not rec.reviewed:
-                return None
-            for m in ((rec.teacher if rec.teacher and rec.teacher.edited else None),
-                      rec.student, rec.teacher):
-                if m is not None:
-                    return _images.load_label(self.root / m.path)
-            return None
+            sm = mask_for(self, key, "reviewed")
+            return None if sm is None else sm.label
+        rec = self.record(key)
         if source not in MASK_KINDS:
             raise ProjectError(f"unknown mask source '{source}' (teacher, student, previous, "
                                "reviewed)")
@@ -168,3 +172,45 @@ class MaskFiles:
         if m is None or what not in m.extra:
             return None
         return _images.load_label(self.root / m.extra[what])
+
+
+@dataclass
+class SourceMask:
+    """The label map an export or report uses for one image, and where it came from."""
+
+    label: np.ndarray
+    origin: str  # teacher | edited | student
+    confidence: np.ndarray | None  # only for student predictions
+    model: str  # teacher name or student model id
+
+
+def mask_for(project: MaskFiles, key: str, source: str,
+             fallback: bool = False) -> SourceMask | None:
+    """The mask of ``source`` for ``key`` (None if there is none).
+
+    ``reviewed`` follows :meth:`Project.load_mask`: only images marked reviewed, using the
+    person-edited mask, else the student's, else the teacher's. With ``fallback`` a missing
+    student prediction falls back to the teacher's mask.
+    """
+    check_source(source)
+    rec = project.record(key)
+    if source == "reviewed":
+        if not rec.reviewed:
+            return None
+        order = ["edited", "student", "teacher"]
+    elif source == "student":
+        order = ["student", "teacher"] if fallback else ["student"]
+    else:
+        order = ["teacher"]
+    for kind in order:
+        if kind == "edited" and not (rec.teacher and rec.teacher.edited):
+            continue
+        store_kind = "student" if kind == "student" else "teacher"
+        label = project.load_mask(key, store_kind)  # never "reviewed": no recursion
+        if label is None:
+            continue
+        mrec = rec.student if kind == "student" else rec.teacher
+        origin = kind if kind != "teacher" or not mrec.edited else "edited"
+        conf = project.load_student_extra(key, "confidence") if kind == "student" else None
+        return SourceMask(label, origin, conf, mrec.source if mrec else "")
+    return None

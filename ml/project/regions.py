@@ -1,4 +1,4 @@
-"""Connected defect regions of a label map, and which stored mask an export or report reads.
+"""Connected defect regions of a label map.
 
 A *region* is one 8-connected component of one defect class. Its id is derived from what the
 region is, not from its position in a list, so a person's decision about it (a severity
@@ -18,9 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ml.project.store import Box, Project, ProjectError
-
-SOURCES = ("teacher", "student", "reviewed")
+from ml.project.store import Box
 
 
 @dataclass(frozen=True)
@@ -151,46 +149,3 @@ def boxes_from_mask(label: np.ndarray, pad: int = 0, by_class: bool = False,
                            float(min(x + bw + pad, w)), float(min(y + bh + pad, h)), c,
                            "imported"))
     return out
-
-
-@dataclass
-class SourceMask:
-    """The label map an export or report uses for one image, and where it came from."""
-
-    label: np.ndarray
-    origin: str  # teacher | edited | student
-    confidence: np.ndarray | None  # only for student predictions
-    model: str  # teacher name or student model id
-
-
-def mask_for(project: Project, key: str, source: str,
-             fallback: bool = False) -> SourceMask | None:
-    """The mask of ``source`` for ``key`` (None if there is none).
-
-    ``reviewed`` follows :meth:`Project.load_mask`: only images marked reviewed, using the
-    person-edited mask, else the student's, else the teacher's. With ``fallback`` a missing
-    student prediction falls back to the teacher's mask.
-    """
-    if source not in SOURCES:
-        raise ProjectError(f"unknown mask source '{source}' ({', '.join(SOURCES)})")
-    rec = project.record(key)
-    if source == "reviewed":
-        if not rec.reviewed:
-            return None
-        order = ["edited", "student", "teacher"]
-    elif source == "student":
-        order = ["student", "teacher"] if fallback else ["student"]
-    else:
-        order = ["teacher"]
-    for kind in order:
-        if kind == "edited" and not (rec.teacher and rec.teacher.edited):
-            continue
-        store_kind = "student" if kind == "student" else "teacher"
-        label = project.load_mask(key, store_kind)
-        if label is None:
-            continue
-        mrec = rec.student if kind == "student" else rec.teacher
-        origin = kind if kind != "teacher" or not mrec.edited else "edited"
-        conf = project.load_student_extra(key, "confidence") if kind == "student" else None
-        return SourceMask(label, origin, conf, mrec.source if mrec else "")
-    return None

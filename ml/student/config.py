@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ml.common.atomic import atomic_write_json
+from ml.common.classes import default_class_weights
 
 T = TypeVar("T")
 
@@ -145,3 +146,11 @@ class ModelCard:
                    TrainConfig.from_dict(d.get("train", {})), list(d.get("classes", [])),
                    d.get("backbone_source", ""), int(d.get("epoch", 0)), d.get("best_metric"),
                    list(d.get("history", [])), d.get("app_version", ""))
+
+
+def class_weights(cfg: TrainConfig, num_classes: int) -> tuple[float, ...]:
+    """The configured CE class weights, or the paper's (0.4, 4, 4, ...) for ``num_classes``."""
+    w = tuple(cfg.class_weights) or default_class_weights(num_classes)
+    if len(w) != num_classes:
+        raise ValueError(f"class_weights has {len(w)} entries for {num_classes} classes")
+    return w

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ml.common.classes import IGNORE, default_class_weights
-from ml.student.config import TrainConfig
+from ml.common.classes import IGNORE
+from ml.student.config import TrainConfig, class_weights
 
 LOSS_KINDS = ("b2p", "ce")
 
@@ -60,14 +60,6 @@ def self_correct(fine_logits: torch.Tensor, target: torch.Tensor, tau: float = 0
         corrected = (target == 0) & (cls > 0) & (conf > tau)
         new = torch.where(corrected, cls, target)
     return new, corrected
-
-
-def class_weights(cfg: TrainConfig, num_classes: int) -> tuple[float, ...]:
-    """The configured CE class weights, or the paper's (0.4, 4, 4, ...) for ``num_classes``."""
-    w = tuple(cfg.class_weights) or default_class_weights(num_classes)
-    if len(w) != num_classes:
-        raise ValueError(f"class_weights has {len(w)} entries for {num_classes} classes")
-    return w
 
 
 def weighted_ce(logits: torch.Tensor, target: torch.Tensor, class_weight: torch.Tensor,

@@ -7,15 +7,12 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
 from ml import __version__
 from ml.common import images as _images
 from ml.common.atomic import atomic_write_bytes, atomic_write_text
 from ml.common.hashing import sha256_file
 from ml.common.progress import Cancelled, ProgressFn, Reporter, StopFn
-from ml.datasets.export import fit_to_record
-from ml.evaluation.metrics import score_masks
+from ml.evaluation.metrics import GroundTruthScorer, GroundTruthScores
 from ml.findings.report._data import GUESS_MARK, ImageEntry, ReportData, entry_order, findings_csv
 from ml.findings.report._figures import overlay_thumbnail, severity_chart
 from ml.findings.report._html import render_html
@@ -23,18 +20,20 @@ from ml.findings.report._pdf import render_pdf
 from ml.findings.review import photo_regions
 from ml.findings.severity import SeveritySettings, assess, image_gsd, load_settings
 from ml.metadata.values import guessed
-from ml.project.regions import mask_for
 from ml.project.store import Project, ProjectError
 from ml.student.checkpoint import CARD_NAME, WEIGHTS_NAME, find_model
 
 
 # ----------------------------------------------------------------- collection
 def _collect_entry(project: Project, key: str, source: str, settings: SeveritySettings,
-                   gsd: float | None) -> ImageEntry | None:
+                   gsd: float | None, scorer: GroundTruthScorer | None) -> ImageEntry | None:
     found = photo_regions(project, key, source)
     if found is None:
         return None
     sm, label, regions = found
+    gt_file = scorer.ground_truth(key) if scorer is not None else None
+    if gt_file is not None:  # scored from the one read of the mask the report shows
+        scorer.add(key, label, gt_file)
     rec = project.record(key)
     findings = assess(project, key, regions, settings, gsd)
     try:
@@ -105,26 +104,12 @@ def provenance(project: Project, data: ReportData, gsd: float | None) -> list[tu
     return out
 
 
-def _fitted_mask(project: Project, data: ReportData, key: str) -> np.ndarray | None:
-    """The mask the report used for ``key``, at the image's recorded size."""
-    sm = mask_for(project, key, data.source, fallback=(data.source == "student"))
-    if sm is None:
-        return None
-    rec = project.record(key)
-    return fit_to_record(sm.label, rec.width, rec.height)
-
-
-def gt_metrics(project: Project, data: ReportData, gt_dir: str | Path) -> dict:
-    """Display name -> value: scores of the report's masks against ground-truth label PNGs.
+def gt_metrics(result: GroundTruthScores, gt_dir: str | Path) -> dict:
+    """Display name -> value: the report's masks scored against ground-truth label PNGs.
 
     Each image's ground truth is found by :func:`ml.common.images.label_file`; pixel = class id,
     like ``b2p export --format png`` writes.
     """
-    gt_dir = Path(gt_dir)
-    if not gt_dir.is_dir():
-        raise ProjectError(f"{gt_dir}: ground-truth folder not found")
-    result = score_masks([e.key for e in data.entries], gt_dir,
-                         lambda k: _fitted_mask(project, data, k), project.class_names())
     if not result.scored:
         raise ProjectError(f"{gt_dir}: no ground-truth mask matches an inspected image")
     scores = result.scores
@@ -143,10 +128,14 @@ def gt_metrics(project: Project, data: ReportData, gt_dir: str | Path) -> dict:
 # ----------------------------------------------------------------- driver
 def collect(project: Project, source: str = "student", gsd: float | None = None,
             settings: SeveritySettings | None = None, progress: ProgressFn | None = None,
-            should_stop: StopFn | None = None) -> ReportData:
-    """Everything a report shows, for every image with a mask."""
+            should_stop: StopFn | None = None, gt_dir: str | Path | None = None) -> ReportData:
+    """Everything a report shows, for every image with a mask (with ``gt_dir``, the masks'
+    scores against that ground truth in ``metrics``)."""
     if gsd is not None and not gsd > 0:
         raise ProjectError(f"GSD must be a positive number of mm per pixel, got {gsd}")
+    if gt_dir is not None and not Path(gt_dir).is_dir():
+        raise ProjectError(f"{gt_dir}: ground-truth folder not found")
+    scorer = GroundTruthScorer(gt_dir, project.class_names()) if gt_dir is not None else None
     settings = settings or load_settings(project)
     colors = {c.name: c.color for c in sorted(project.classes, key=lambda c: c.id) if c.id > 0}
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
@@ -156,7 +145,7 @@ def collect(project: Project, source: str = "student", gsd: float | None = None,
     for key in keys:
         rep.check()
         try:
-            entry = _collect_entry(project, key, source, settings, gsd)
+            entry = _collect_entry(project, key, source, settings, gsd, scorer)
         except _images.ImageError as e:  # a damaged mask file: named, the report goes on
             data.failed[key] = str(e)
             rep.step(message=key, error=str(e))
@@ -168,6 +157,8 @@ def collect(project: Project, source: str = "student", gsd: float | None = None,
         rep.step(message=key)
     data.entries.sort(key=entry_order)  # turbine, blade, side: the order an inspector walks
     data.provenance = provenance(project, data, gsd)
+    if scorer is not None:
+        data.metrics = gt_metrics(scorer.result(), gt_dir)
     return data
 
 
@@ -176,11 +167,10 @@ def write_report(project: Project, out_dir: str | Path, source: str = "student",
                  progress: ProgressFn | None = None,
                  should_stop: StopFn | None = None) -> dict[str, Path]:
     """Write report.html, findings.csv, severity_chart.png (and report.pdf); return paths."""
-    data = collect(project, source, gsd, progress=progress, should_stop=should_stop)
+    data = collect(project, source, gsd, progress=progress, should_stop=should_stop,
+                   gt_dir=gt_dir)
     if should_stop and should_stop():
         raise Cancelled()
-    if gt_dir is not None:
-        data.metrics = gt_metrics(project, data, gt_dir)
     out_dir = Path(out_dir)
     chart = severity_chart(data.findings, data.class_colors)
     paths = {"html": out_dir / "report.html", "csv": out_dir / "findings.csv",
