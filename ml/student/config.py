@@ -154,3 +154,16 @@ def class_weights(cfg: TrainConfig, num_classes: int) -> tuple[float, ...]:
     if len(w) != num_classes:
         raise ValueError(f"class_weights has {len(w)} entries for {num_classes} classes")
     return w
+
+
+# How a backbone's weights are named to a person (model cards, the report, the trainer's log)
+_BACKBONE_LABELS = {"official": "official Meta DINOv2 ViT-S/14",
+                    "offline": "offline DINOv2-derived ViT-S/14 (converted)",
+                    "none": "random init"}
+
+
+def backbone_label(weights: str, file_name: str = "") -> str:
+    """A person's name for ``StudentConfig.backbone_weights`` (``file_name``: a weights file)."""
+    if weights in _BACKBONE_LABELS:
+        return _BACKBONE_LABELS[weights]
+    return f"weights from {file_name}" if file_name else weights

@@ -16,7 +16,7 @@ import torch
 from ml import __version__
 from ml.student import checkpoint
 from ml.student.checkpoint import LAST_NAME as LAST
-from ml.student.config import ModelCard
+from ml.student.config import ModelCard, backbone_label
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,10 +24,6 @@ if TYPE_CHECKING:
 
     from ml.project.store import Project
     from ml.student.config import StudentConfig, TrainConfig
-
-_BACKBONE_SOURCES = {"official": "official Meta DINOv2 ViT-S/14",
-                     "offline": "offline DINOv2 ViT-S/14 (converted)", "none": "random init"}
-
 
 def load_train_state(model_dir: str | Path) -> dict[str, Any]:
     """The resume state beside the last checkpoint: ``optimizer`` plus our ``extra_state``."""
@@ -75,8 +71,7 @@ class SavedRun:
 
     def _card(self, epoch: int, best: bool) -> ModelCard:
         return ModelCard(self.student, self.cfg, [c.to_json() for c in self.project.classes],
-                         _BACKBONE_SOURCES.get(self.student.backbone_weights,
-                                               self.student.backbone_weights),
+                         backbone_label(self.student.backbone_weights),
                          self.best_epoch if best else epoch, self.best_metric,
                          list(self.history), __version__)
 

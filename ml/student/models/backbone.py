@@ -26,6 +26,7 @@ from torch import nn
 from ml import weights as _weights
 from ml.common.hashing import sha256_file
 from ml.common.torch_load import load_torch_checkpoint
+from ml.student.config import backbone_label
 
 MODES = ("bitfit", "frozen", "full")
 # Backbone weight sources with a registry entry; other files share the arch's reference one.
@@ -116,10 +117,8 @@ def load_backbone_weights(vit: nn.Module, weights: str, sha256: str | None = Non
     if missing or unexpected:
         raise ValueError(f"{path}: weights do not fit the backbone (missing: {missing[:4]}, "
                          f"unexpected: {unexpected[:4]})")
-    labels = {"official": "official Meta DINOv2 ViT-S/14",
-              "offline": "offline DINOv2-derived ViT-S/14"}
-    return labels.get(weights, f"{layout} weights from {path.name}"), BackboneWeights(weights,
-                                                                                     digest)
+    return (backbone_label(weights, f"{path.name} ({layout} layout)"),
+            BackboneWeights(weights, digest))
 
 
 def _trains(module: nn.Module, pname: str, mode: str) -> bool:
