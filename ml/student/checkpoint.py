@@ -2,11 +2,14 @@
 
     MODEL_DIR/model.safetensors   what training changed (below); its header names the backbone
                                   weights file that holds the rest
-    MODEL_DIR/config.json         the :class:`ml.student.config.ModelCard` (how to rebuild the
-    model) MODEL_DIR/train_state.pt      optional: optimizer / EMA / epoch, for resuming training
+    MODEL_DIR/config.json         the :class:`ml.student.config.ModelCard` (how to rebuild
+                                  the model)
+    MODEL_DIR/train_state.pt      optional: optimizer / EMA / epoch, for resuming training
     RUN_DIR/last/                 a training run's latest state (all three files), for resuming
 
-A project keeps its model folders under ``PROJECT/models``; :func:`list_models`,
+:class:`ModelFolder` opens one folder once (its card, weights and resume state, each read at
+most once), as segment-anything's predictor holds its state. A project keeps its model folders
+under ``PROJECT/models``; :func:`list_models`,
 :func:`current_model`, :func:`resumable_run` and :func:`find_model` are the only rules for
 finding them. The model id is the start of the weights file's SHA-256, so every stored mask
 names exactly the weights that made it.
@@ -32,6 +35,7 @@ import datetime as _dt
 import io
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -210,6 +214,48 @@ def _weights_sha256(model_dir: Path) -> str:
 def model_id(model_dir: str | Path) -> str:
     """First 12 hex digits of the SHA-256 of the weights file."""
     return _weights_sha256(Path(model_dir))[:12]
+
+
+class ModelFolder:
+    """One model folder, opened once: what a training run or a prediction reads of it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"ModelFolder({str(self.path)!r})"
+
+    @property
+    def is_model(self) -> bool:
+        return is_model(self.path)
+
+    @cached_property
+    def card(self) -> ModelCard:
+        """The model card (FileNotFoundError if the folder holds no trained model)."""
+        return load_card(self.path)
+
+    @cached_property
+    def train_state(self) -> dict[str, Any] | None:
+        """The saved optimizer / EMA / epoch state, or None."""
+        return load_train_state(self.path)
+
+    @cached_property
+    def model_id(self) -> str:
+        return model_id(self.path)
+
+    @property
+    def last(self) -> ModelFolder:
+        """The run's latest state (``last/``), beside its best weights."""
+        return ModelFolder(self.path / LAST_NAME)
+
+    @property
+    def can_resume(self) -> bool:
+        return can_resume(self.path)
+
+    def load_weights(self, model: nn.Module,
+                     state: Mapping[str, torch.Tensor] | None = None) -> None:
+        """:func:`load_weights` from this folder into ``model``."""
+        load_weights(model, self.path, state)
 
 
 # -- finding model folders -------------------------------------------------------------------

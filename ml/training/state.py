@@ -16,6 +16,7 @@ import torch
 from ml import __version__
 from ml.student import checkpoint
 from ml.student.checkpoint import LAST_NAME as LAST
+from ml.student.checkpoint import ModelFolder
 from ml.student.config import ModelCard, backbone_label
 
 if TYPE_CHECKING:
@@ -25,11 +26,13 @@ if TYPE_CHECKING:
     from ml.project.store import Project
     from ml.student.config import StudentConfig, TrainConfig
 
-def load_train_state(model_dir: str | Path) -> dict[str, Any]:
-    """The resume state beside the last checkpoint: ``optimizer`` plus our ``extra_state``."""
-    state = checkpoint.load_train_state(Path(model_dir) / LAST)
+def load_train_state(run: str | Path | ModelFolder) -> dict[str, Any]:
+    """The resume state beside the run's last checkpoint: ``optimizer`` plus our
+    ``extra_state``."""
+    run = run if isinstance(run, ModelFolder) else ModelFolder(run)
+    state = run.last.train_state
     if state is None:
-        raise FileNotFoundError(f"{Path(model_dir) / LAST}: nothing to resume (train without "
+        raise FileNotFoundError(f"{run.last.path}: nothing to resume (train without "
                                 "--resume first)")
     return state
 

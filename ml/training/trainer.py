@@ -88,10 +88,11 @@ class Trainer(SavedRun):
                  init_from: Path | None = None, loss_kind: str | None = None,
                  should_stop: StopFn | None = None) -> None:
         self.project, self.out_dir, self.cfg = project, Path(out_dir), cfg
+        self.run = checkpoint.ModelFolder(self.out_dir)  # opened once: card, weights, state
         self.should_stop = should_stop or (lambda: False)
-        state = load_train_state(self.out_dir) if resume else None
+        state = load_train_state(self.run) if resume else None
         if resume:
-            student = checkpoint.load_card(self.out_dir / LAST).student
+            student = self.run.last.card.student
         student = replace(student, num_classes=student.num_classes or project.num_classes)
         if student.num_classes != project.num_classes and labels is None:
             raise ValueError(f"student has {student.num_classes} classes, project "
@@ -151,9 +152,9 @@ class Trainer(SavedRun):
         self.model = models.build_model(replace(self.student, backbone_weights="none")
                                         if from_file else self.student)
         if state is not None:  # before the feature cache: its backbone must be the saved one
-            checkpoint.load_weights(self.model, self.out_dir / LAST, state["raw_model"])
+            self.run.last.load_weights(self.model, state["raw_model"])
         elif init_from is not None:
-            self._init_from(Path(init_from))
+            self._init_from(checkpoint.ModelFolder(init_from))
         self.model.to(self.device)
         self.trainable, self.total = models.count_parameters(self.model)
         self.caches_features = (self.student.mode == "frozen"
@@ -193,15 +194,15 @@ class Trainer(SavedRun):
         self.ema = ModelEmaV3(self.model, decay=self.cfg.ema, use_warmup=True,
                               warmup_gamma=10.0, warmup_power=1.0)
 
-    def _init_from(self, src: Path) -> None:
-        card = checkpoint.load_card(src)
+    def _init_from(self, src: checkpoint.ModelFolder) -> None:
+        card = src.card
         differ = [f"{name} {getattr(card.student, name)!r} (asked: "
                   f"{getattr(self.student, name)!r})" for name in SHAPE_FIELDS
                   if getattr(card.student, name) != getattr(self.student, name)]
         if differ:
-            raise ValueError(f"{src}: cannot fine-tune a model built otherwise: "
+            raise ValueError(f"{src.path}: cannot fine-tune a model built otherwise: "
                              f"{'; '.join(differ)}. Keep the model's settings or train anew")
-        checkpoint.load_weights(self.model, src)
+        src.load_weights(self.model)
 
     # ------------------------------------------------------------ the run
     def fit(self) -> Iterator[TrainEvent]:
