@@ -62,7 +62,7 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
     from ml.datasets import synthetic
     from ml.datasets.importers import import_yolo
     from ml.prediction.batch_predict import predict_project
-    from ml.project.store import Project
+    from ml.project.store import Project, is_project
     from ml.student.checkpoint import load_card
     from ml.student.config import DEFAULT_TEACHER, StudentConfig, TrainConfig
     from ml.teachers import make_teacher
@@ -77,7 +77,7 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
         # one stream: the test photos are the generator's next ``test``, never trained on
         synthetic.write_dataset(data, n=n + test, size=size, seed=seed, progress=cb)
     proj_dir = out / "project"
-    if (proj_dir / "project.json").exists():
+    if is_project(proj_dir):
         import shutil
 
         shutil.rmtree(proj_dir)

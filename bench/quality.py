@@ -37,7 +37,7 @@ from ml.common.classes import make_classes  # noqa: E402
 from ml.common.images import label_file, load_label  # noqa: E402
 from ml.datasets.importers import import_masks, read_dataset_classes  # noqa: E402
 from ml.evaluation.metrics import score_masks  # noqa: E402
-from ml.project.store import Project, boxes_to_arrays  # noqa: E402
+from ml.project.store import Project, boxes_to_arrays, is_project  # noqa: E402
 from ml.student.config import StudentConfig, TrainConfig  # noqa: E402
 
 BOX_LOSS = 0.5  # box-term weight of the box-loss rows: as heavy as each teacher term
@@ -154,7 +154,7 @@ def show_table(md: str, out: Path | None) -> int:
 
 def make_project(work: Path, data: Path, names: list[str], pad: int) -> Project:
     proj_dir = work / "project"
-    if (proj_dir / "project.json").exists():
+    if is_project(proj_dir):
         import shutil
 
         shutil.rmtree(proj_dir)

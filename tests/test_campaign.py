@@ -121,19 +121,19 @@ def test_a_stopped_run_resumes_without_predicting_finished_photos(tmp_path, mode
     assert len(calls) == len(KEYS) - again.resumed
 
 
-def test_only_the_client_writes_the_index_in_batches(tmp_path, model_dir, scheduler,
-                                                    monkeypatch):
+def test_only_the_client_writes_the_index_one_photo_per_transaction(tmp_path, model_dir,
+                                                                  scheduler, monkeypatch):
     proj = _project(tmp_path)
     writers = []
-    real = Project.save
-    monkeypatch.setattr(Project, "save", lambda self: writers.append(
+    real = Project.batch
+    monkeypatch.setattr(Project, "batch", lambda self: writers.append(
         threading.current_thread()) or real(self))
     # a local cluster of this command's own, its workers threads of this process
     res = _run(proj, model_dir, "local", workers=2, processes=False, device="cpu",
                index_every=2)
     assert len(res.done) == 3 and res.workers == 2
     assert set(writers) == {threading.main_thread()}
-    assert len(writers) == 2  # after 2 results, then once at the end: not once per photo
+    assert len(writers) == 3  # each photo's masks land in one transaction as it comes
 
 
 def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, model_dir):

@@ -171,12 +171,14 @@ def test_coco_bad_annotations_are_skipped_by_id_and_the_rest_imported(project, t
                                      "\xff\xfe", '{"images": [], "annotations": [] '])
 def test_coco_file_of_the_wrong_shape_is_refused_whole(project, tmp_path, content):
     project.set_boxes("a.png", [Box(1, 1, 5, 5, 1, "imported")])
-    before = (project.root / "project.json").read_text()
+    from ml.project.legacy import interchange
+
+    before = interchange(project)
     f = tmp_path / "bad.json"
     f.write_bytes(content.encode("latin-1"))
     with pytest.raises(ProjectError, match="not a readable COCO"):
         import_coco(project, f)
-    assert (project.root / "project.json").read_text() == before
+    assert interchange(project) == before
 
 
 def test_stopped_import_changes_nothing(project, tmp_path):

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.project.store import Project
+from ml.project.db import check_file
+from ml.project.store import DB_NAME, Project
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 REPO = Path(__file__).resolve().parents[1]
@@ -222,7 +223,7 @@ def test_project_killed_mid_write_loses_only_that_write(project, tmp_path, child
         seen = _on_disk(again)
         for slot, values in allowed.items():
             assert seen[slot] in values, (slot, seen[slot], values)
-        json.loads((project.root / "project.json").read_text())  # whole, never cut short
+        assert check_file(project.root / DB_NAME) is None  # whole, never cut short
         before = {slot: {seen[slot]} for slot in allowed}
     # leftovers of killed writes are cleared once surely no writer owns them any more
     _age(_temps(project.root))

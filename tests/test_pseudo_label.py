@@ -110,8 +110,7 @@ def test_grabcut_masks_follow_the_disc(proj):
 @pytest.mark.parametrize("teacher", ["grabcut", "box"])
 def test_cli_pseudo_label_end_to_end(proj, teacher, capsys):
     (proj.root.parent / "photos" / "e.png").unlink()
-    proj.images.pop("e.png")
-    proj.save()
+    proj.remove_images(["e.png"])
     rc = main(["pseudo-label", str(proj.root), "--teacher", teacher, "--pad", "3"])
     out = capsys.readouterr().out
     assert rc == 0, out
@@ -126,8 +125,7 @@ def test_cli_pseudo_label_end_to_end(proj, teacher, capsys):
 def test_cli_default_teacher_is_auto(proj, capsys):
     # students learn best from it on every set measured (docs/RESULTS.md, round 6)
     (proj.root.parent / "photos" / "e.png").unlink()
-    proj.images.pop("e.png")
-    proj.save()
+    proj.remove_images(["e.png"])
     assert main(["pseudo-label", str(proj.root)]) == 0, capsys.readouterr().out
     assert Project.open(proj.root).record("a.png").teacher.source == "auto"
 

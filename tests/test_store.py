@@ -7,9 +7,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from ml.common import atomic as _atomic
 from ml.common.classes import make_classes
-from ml.project.store import INDEX_NAME, Box, Project, ProjectError, ProjectWarning
+from ml.project.store import DB_NAME, INDEX_NAME, Box, Project, ProjectError, ProjectWarning
 
 
 def test_create_scans_subfolders_and_round_trips(project):
@@ -88,36 +87,44 @@ def test_mask_shape_and_box_class_are_checked(project):
 def test_existing_project_and_newer_schema_are_refused(project):
     with pytest.raises(ProjectError, match="already exists"):
         Project.create(project.root)
-    data = json.loads((project.root / INDEX_NAME).read_text())
-    data["schema"] = 99
-    (project.root / INDEX_NAME).write_text(json.dumps(data))
+    project.db.q("UPDATE settings SET value = '99' WHERE name = 'schema'")
     with pytest.raises(ProjectError, match="newer"):
         Project.open(project.root)
 
 
-def test_batch_writes_once(project, monkeypatch):
-    calls = []
-    real = project.save
-    monkeypatch.setattr(project, "save", lambda: (calls.append(1), real()))
+def test_an_old_index_of_a_newer_schema_is_refused(project):
+    old = _as_old_project(project)
+    data = json.loads((old / INDEX_NAME).read_text())
+    data["schema"] = 99
+    (old / INDEX_NAME).write_text(json.dumps(data))
+    with pytest.raises(ProjectError, match="newer"):
+        Project.open(old)
+    assert not (old / DB_NAME).exists()
+
+
+def test_a_batch_is_one_transaction(project):
+    other = Project.open(project.root)  # another writer, as a second process would be
+    with pytest.raises(RuntimeError):
+        with project.batch():
+            for k in project.keys():
+                project.set_boxes(k, [Box(0, 0, 3, 3, 1)])
+            assert len(project.record("a.png").boxes) == 1  # the batch reads its own writes
+            raise RuntimeError("stopped half-way")
+    assert all(not other.record(k).boxes for k in project.keys())  # none landed
     with project.batch():
         for k in project.keys():
             project.set_boxes(k, [Box(0, 0, 3, 3, 1)])
-    assert len(calls) == 1
+    assert all(len(other.record(k).boxes) == 1 for k in project.keys())
 
 
-def test_failed_write_leaves_last_good_state(project, monkeypatch):
+def test_a_full_disk_is_told_and_leaves_the_last_good_state(project):
     project.set_boxes("a.png", [Box(0, 0, 3, 3, 1)])
-    good = (project.root / INDEX_NAME).read_text()
-
-    def exploding_dump(*a, **k):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(_atomic.os, "fsync", exploding_dump)
-    with pytest.raises(OSError):
-        project.set_boxes("a.png", [Box(0, 0, 9, 9, 2)])
-    monkeypatch.undo()
-    assert (project.root / INDEX_NAME).read_text() == good
-    assert not list(project.root.glob(".*.tmp"))
+    pages = project.db.one("PRAGMA page_count")[0]
+    project.db.q(f"PRAGMA max_page_count = {pages}")  # the file may not grow: as a full disk
+    with pytest.raises(ProjectError, match="disk is full"):
+        project.set_boxes("a.png", [Box(0, 0, 9, 9 + i / 10, 2) for i in range(3000)])
+    project.db.q("PRAGMA max_page_count = 1073741823")
+    assert [b.xyxy for b in project.record("a.png").boxes] == [(0, 0, 3, 3)]
     assert Project.open(project.root).record("a.png").boxes[0].xyxy == (0, 0, 3, 3)
 
 
@@ -199,14 +206,27 @@ def test_non_finite_and_inverted_boxes_are_refused_by_the_store(project, bad):
 
 def test_index_holding_nan_boxes_still_opens_without_them(project):
     project.set_boxes("a.png", [Box(0, 0, 3, 3, 1)])
-    data = json.loads((project.root / INDEX_NAME).read_text())
+    old = _as_old_project(project)
+    data = json.loads((old / INDEX_NAME).read_text())
     data["images"]["a.png"]["boxes"] += [{"xyxy": [float("nan"), 0, 5, 5], "cls": 1},
                                          {"xyxy": [8, 8, 2, 2], "cls": 1}]
-    (project.root / INDEX_NAME).write_text(json.dumps(data))  # writes the NaN literal
+    (old / INDEX_NAME).write_text(json.dumps(data))  # writes the NaN literal
     with pytest.warns(ProjectWarning, match="box .* dropped"):
-        again = Project.open(project.root)
+        again = Project.open(old)
     assert [b.xyxy for b in again.record("a.png").boxes] == [(0, 0, 3, 3)]
     assert len(again.warnings) == 2 and all("a.png: box" in w for w in again.warnings)
+
+
+def _as_old_project(project):
+    """The project as the app before the database kept it: a project.json only."""
+    from ml.project.legacy import export_json
+
+    old = project.root.parent / "old"
+    old.mkdir()
+    data = json.loads(export_json(project, old / "x.json").read_text())
+    data["image_root"] = str(project.image_root)
+    (old / INDEX_NAME).write_text(json.dumps(data))
+    return old
 
 
 def _photos(folder, names, sizes=None):
@@ -276,8 +296,10 @@ def test_v1_project_migrates_its_masks_to_collision_free_names(tmp_path):
     assert proj.load_mask("x/y.png")[0, 0] == 1
     assert proj.load_student_extra("x/y.png", "confidence")[0, 0] == 200
     assert proj.load_mask("c.png")[0, 0] == 1
-    assert not (root / "masks/teacher/x__y.png.png").exists()  # old name cleaned up
-    assert json.loads((root / INDEX_NAME).read_text())["schema"] == 2
+    # copy-first: the old index and the files it names stay as they were, beside the database
+    assert (root / "masks/teacher/x__y.png.png").exists()
+    assert json.loads((root / INDEX_NAME).read_text())["schema"] == 1
+    assert (root / DB_NAME).is_file() and Project.open(root).warnings == []
 
 
 def test_v1_collision_keeps_the_shared_mask_for_the_newest_writer_only(tmp_path):
@@ -320,20 +342,21 @@ def test_v1_collision_with_no_telling_owner_drops_both(tmp_path):
 
 
 def test_migration_interrupted_before_the_index_write_loses_no_mask(tmp_path, monkeypatch):
-    from ml.project import store
+    from ml.project import legacy
 
     _photos(tmp_path / "photos", ["x/y.png"])
     root = _v1_project(tmp_path, {
         "x/y.png": ((64, 48), {"teacher": (3, "2024-01-01T00:00:01+00:00", (64, 48))})})
 
-    def crash(self):
-        raise KeyboardInterrupt  # the process dies between the copies and the index write
+    def crash(*a):
+        raise KeyboardInterrupt  # the process dies before the new database is put in place
 
-    monkeypatch.setattr(store.Project, "save", crash)
+    monkeypatch.setattr(legacy.os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
         Project.open(root)
     monkeypatch.undo()
     assert json.loads((root / INDEX_NAME).read_text())["schema"] == 1
+    assert not (root / DB_NAME).exists() and not list(root.glob(".project.sqlite*"))
     assert Project.open(root).load_mask("x/y.png")[0, 0] == 3
 
 

@@ -12,9 +12,12 @@ from ml.project.files import SOURCES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export masks as label PNGs, COCO, YOLO-seg or YOLO boxes")
+    p = sub.add_parser("export", help="export masks as label PNGs, COCO, YOLO-seg or YOLO "
+                                      "boxes, or the whole index as project.json")
     p.add_argument("project", type=Path)
-    p.add_argument("--format", choices=["png", "coco", "yolo-seg", "yolo"], required=True)
+    p.add_argument("--format", choices=["png", "coco", "yolo-seg", "yolo", "project-json"],
+                   required=True, help="project-json: the index (boxes, mask records, metadata, "
+                                       "findings) in the interchange form, to --out")
     p.add_argument("--source", choices=SOURCES, default="student",
                    help="which masks (default: student; images without one are skipped)")
     p.add_argument("--out", type=Path, required=True,
@@ -52,6 +55,12 @@ def _open(path: Path):
 def cmd_export(args: argparse.Namespace) -> int:
     from ml.datasets.export import export_masks
 
+    if args.format == "project-json":
+        from ml.project.legacy import export_json
+
+        out = export_json(_open(args.project), args.out)
+        print(f"wrote the project index to {out}")
+        return 0
     if not args.format.startswith("yolo") and args.copy_images:
         raise CLIError("--copy-images is for the yolo and yolo-seg formats")
     if not 0 < args.val_fraction < 1:

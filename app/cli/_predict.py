@@ -69,18 +69,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from ml.prediction import batch_predict as predict
-    from ml.project.store import INDEX_NAME, Project
+    from ml.project.store import Project, is_project
     from ml.student.checkpoint import current_model
 
     target = Path(args.target)
     if not target.is_dir():
         raise CLIError(f"{target}: not a folder")
-    is_project = (target / INDEX_NAME).is_file()
-    if not is_project and not args.out:
+    is_proj = is_project(target)
+    if not is_proj and not args.out:
         raise CLIError(f"{target} is not a project: give --out DIR for the predicted masks")
-    if args.model is None and not is_project:
+    if args.model is None and not is_proj:
         raise CLIError("--model MODEL_DIR is needed for a photo folder")
-    project = Project.open(target) if is_project else None
+    project = Project.open(target) if is_proj else None
     model_dir = Path(args.model) if args.model else current_model(project)
     if model_dir is None:
         raise CLIError(f"no trained model under {project.models_dir()}; pass --model")
@@ -110,7 +110,7 @@ def run_predict(args: argparse.Namespace) -> int:
         ch = summary.changes
         print(f"against the previous model ({ch.photos_changed} of {ch.photos} photos changed): "
               f"{ch.summary(project.class_names())}")
-    where = "stored in the project" if is_project else f"written to {args.out}"
+    where = "stored in the project" if is_proj else f"written to {args.out}"
     print(f"predicted {len(summary.done)}/{summary.total} photos with model {summary.model}, "
           f"{where}" + (f"; {len(summary.failed)} failed" if summary.failed else ""))
     return exit_code(summary)

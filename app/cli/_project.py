@@ -182,11 +182,8 @@ def cmd_boxes(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     proj = _open(args.project)
-    counts: dict[str, int] = {}
-    for rec in proj.images.values():
-        counts[rec.status] = counts.get(rec.status, 0) + 1
-    boxes = sum(len(r.boxes) for r in proj.images.values())
-    print(f"{proj.root}: {len(proj.images)} images, {boxes} boxes")
+    counts = proj.status_counts()  # counted by the database, no record is read
+    print(f"{proj.root}: {sum(counts.values())} images, {proj.box_count()} boxes")
     for status, n in sorted(counts.items()):
         print(f"  {status:16s} {n}")
     return 0

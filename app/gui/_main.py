@@ -19,10 +19,11 @@ from app.gui._project_panel import ProjectPanel
 from app.gui._recent import add_recent
 from app.gui._review_panel import ReviewPanel
 from app.gui._session import ImageSession
+from app.gui._watch import ProjectWatcher
 from app.gui._window_geometry import scrolled
 from app.gui.findings.panel import FindingsPanel
 from app.gui.training.panel import TrainingPanel
-from ml.project.store import INDEX_NAME, Project
+from ml.project.store import Project, is_project
 
 __all__ = ["Inspector"]
 
@@ -70,6 +71,8 @@ class Inspector(QObject):
         self.training = TrainingPanel()
         self.metadata = MetadataPanel()
         self.findings = FindingsPanel(lambda: self.project)
+        self.watcher = ProjectWatcher(self)  # other writers' changes show within ~1 s
+        self.watcher.changed.connect(self.reload_from_store)
         win = viewer.window
         if dock:
             win.add_dock_widget(self.projects, name="Project", area="left")
@@ -163,7 +166,7 @@ class Inspector(QObject):
         folder = QFileDialog.getExistingDirectory(parent, "Open a folder of photos or a project")
         if not folder:
             return
-        if (Path(folder) / INDEX_NAME).exists():
+        if is_project(folder):
             self.open_project(folder)
             return
         try:
@@ -211,12 +214,28 @@ class Inspector(QObject):
         self.training.set_project(project)
         self.metadata.set_project(project)
         self.projects.set_project(project)
+        self.watcher.set_project(project)
         if project.keys():
             self.projects.step(0)  # selects the first image, which shows it
         self._warn_unreadable(project)
         self.batch.sync()
         self.update_title()
         return project
+
+    def reload_from_store(self) -> None:
+        """Another writer changed the project: show its photos, boxes, masks and findings as
+        stored now (an edit in progress here is kept)."""
+        if self.project is None:
+            return
+        if self.project.keys() != self.projects.keys():
+            self.projects.set_project(self.project)  # photos added or removed
+            if self.session.key is not None:
+                self.projects.select(self.session.key)
+        else:
+            self.projects.refresh_all()
+        self.session.reload_from_store()
+        self.findings.refresh()
+        self._set_state("changed elsewhere: reloaded")
 
     def _warn_unreadable(self, project: Project) -> None:
         """Name the photos that cannot be read (listed, skipped by every job) once on open."""
@@ -377,6 +396,7 @@ class Inspector(QObject):
 
     def shutdown(self) -> None:
         """Save pending edits, cancel jobs and stop a training worker (window closing)."""
+        self.watcher.set_project(None)
         self.projects.thumbs.stop()
         self.metadata.stop()
         if self.batch.job is not None:

@@ -17,7 +17,7 @@ from qtpy.QtWidgets import QFileDialog, QMessageBox, QWidget
 from app.gui import _constants as C
 from ml.common.images import list_images
 from ml.datasets.project_start import FoundLabels, find_labels
-from ml.project.store import INDEX_NAME
+from ml.project.store import is_project
 
 CREATE_HERE = "Create here"
 CHOOSE_FOLDER = "Choose another folder…"
@@ -81,7 +81,7 @@ def _ask_folder(parent: QWidget | None, photos: Path) -> Path | None:
     if not chosen:
         return None
     root = Path(chosen).resolve()
-    if (root / INDEX_NAME).exists():
+    if is_project(root):
         QMessageBox.warning(parent, C.APP_TITLE, f"{root} already holds a project; open it "
                             "with Open folder, or choose an empty folder.")
         return None

@@ -12,7 +12,7 @@ from pathlib import Path
 from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app.gui._resources import icon
-from ml.project.store import INDEX_NAME
+from ml.project.store import DB_NAME, INDEX_NAME, is_project
 
 PLUGIN_NAME = "boxes2pixels"  # the distribution name; napari.yaml's ``name``
 _INSPECTORS: dict[int, object] = {}  # id(viewer) -> its Inspector, dropped with the window
@@ -126,8 +126,8 @@ def _project_folder(path: str | list[str]) -> Path | None:
             return None
         path = path[0]
     p = Path(path)
-    folder = p.parent if p.name == INDEX_NAME else p
-    return folder if (folder / INDEX_NAME).is_file() else None
+    folder = p.parent if p.name in (INDEX_NAME, DB_NAME) else p
+    return folder if is_project(folder) else None
 
 
 def get_project_reader(path: str | list[str]):

@@ -18,7 +18,7 @@ from qtpy.QtWidgets import (
 from app.gui import _constants as C
 from app.gui._resources import icon
 from app.gui._thumbnails import ThumbnailLoader
-from ml.project.store import Project
+from ml.project.store import ImageRecord, Project
 
 KEY_ROLE = Qt.ItemDataRole.UserRole
 
@@ -72,31 +72,38 @@ class ProjectPanel(QWidget):
         self._items.clear()
         placeholder = QPixmap(C.THUMB_PX, C.THUMB_PX)
         placeholder.fill(QColor("#3a3a3c"))
-        for key in project.keys() if project else []:
+        records = project.records() if project else {}  # one read of the whole campaign
+        for key, rec in records.items():
             item = QListWidgetItem(QIcon(placeholder), key)
             item.setData(KEY_ROLE, key)
             self.list.addItem(item)
             self._items[key] = item
-            self.update_status(key)
+            self.update_status(key, rec)
         self.list.blockSignals(False)
         if project is None:
             self.title.setText("No project — open a folder of photos")
             return
         self.title.setText(f"<b>{project.name}</b> · {len(self._items)} images")
-        self.thumbs.start([(k, project.image_path(k)) for k in project.keys()])
+        root = project.image_root
+        self.thumbs.start([(k, root / k) for k in records])
 
-    def update_status(self, key: str) -> None:
+    def keys(self) -> list[str]:
+        """The photos listed, in list order."""
+        return list(self._items)
+
+    def update_status(self, key: str, rec: ImageRecord | None = None) -> None:
         item = self._items.get(key)
         if item is None or self.project is None:
             return
-        rec = self.project.record(key)
+        rec = rec if rec is not None else self.project.record(key)
         item.setText(f"{key}\n{rec.status} · {len(rec.boxes)} boxes")
         item.setForeground(QBrush(QColor(C.STATUS_COLORS.get(rec.status, "#ffffff"))))
         item.setToolTip(f"{key}: {rec.status}")
 
     def refresh_all(self) -> None:
+        records = self.project.records() if self.project is not None else {}
         for key in self._items:
-            self.update_status(key)
+            self.update_status(key, records.get(key))
 
     def status_of(self, key: str) -> str:
         return self._items[key].text().split("\n")[1] if key in self._items else ""

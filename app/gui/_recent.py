@@ -23,9 +23,9 @@ def recent_projects() -> list[str]:
 
 def last_project() -> str | None:
     """The most recently opened project that is still a project, or None."""
-    from ml.project.store import INDEX_NAME
+    from ml.project.store import is_project
 
-    return next((p for p in recent_projects() if (Path(p) / INDEX_NAME).is_file()), None)
+    return next((p for p in recent_projects() if is_project(p)), None)
 
 
 def add_recent(path: str | Path) -> list[str]:

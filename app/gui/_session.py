@@ -95,6 +95,17 @@ class ImageSession(QObject):
             self.layers.set_teacher(p.load_mask(k, "teacher"))
         self.layers.set_prediction(p.load_mask(k, "student"), self._changes())
 
+    def reload_from_store(self) -> None:
+        """Show the boxes and masks as stored now (another writer changed them); a pending
+        paint stroke or box edit of this window is kept."""
+        if self.project is None or self.key is None:
+            return
+        boxes = list(self.project.record(self.key).boxes)
+        if boxes != self._boxes and not self.has_pending():
+            self._boxes = boxes
+            self.layers.set_boxes(boxes)
+        self.reload_masks()
+
     # ------------------------------------------------------------------ saving
     def has_pending(self) -> bool:
         return self._timer.isActive() or any(not f.done() for f in self._pending)

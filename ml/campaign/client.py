@@ -3,8 +3,9 @@
 What runs where: this module is the *client*. It reads the project, submits one task per photo
 (:func:`ml.campaign.worker.predict_photo`) in a bounded window, and as results come back
 (``as_completed``) moves each photo's finished maps from the run folder into the project and
-records them: the client is the index's only writer, and writes it every ``index_every``
-results. Workers load the model once each, read photos by path (or fsspec URL) and write::
+records each in one transaction of the project database (``index_every`` is kept for
+callers; every result is stored as it comes). Workers load the model once each, read photos
+by path (or fsspec URL) and write::
 
     PROJECT/runs/<run>/masks/student/KEY.png (+ _conf, _corr)   moved into the project after
     PROJECT/runs/<run>/results/KEY.json                         written last: photo complete
@@ -301,25 +302,22 @@ def predict_campaign(project: Project, model_dir: str | Path, scheduler: str = "
     ready, adopted, todo = _sort_out(project, run_dir, keys, mid, extra)
     done: list[str] = list(adopted)
     failed: dict[str, str] = {}
-    fallbacks, since_save = 0, 0
+    fallbacks = 0
     rep = Reporter(len(keys), progress, should_stop, done=len(adopted))
     say = note or (lambda _: None)
     cluster = {"workers": 0, "dashboard": ""}
 
     def take(res: PhotoResult) -> None:
-        nonlocal fallbacks, since_save
+        nonlocal fallbacks
         try:
             if res.error:
                 raise RuntimeError(res.error)
-            project.keep_previous(res.key, new_model=mid)  # as predict_project does
-            project.adopt_student(res.key, run_dir, res.shape, mid, res.extras,
-                                  _record_settings(res, extra))
+            with project.batch():  # one photo in one transaction, as predict_project does
+                project.keep_previous(res.key, new_model=mid)
+                project.adopt_student(res.key, run_dir, res.shape, mid, res.extras,
+                                      _record_settings(res, extra))
             done.append(res.key)
             fallbacks += res.fallbacks
-            since_save += 1
-            if since_save >= index_every:
-                project.save()
-                since_save = 0
         except Exception as e:  # one bad photo must not end the batch
             failed[res.key] = str(e) if res.error else f"{type(e).__name__}: {e}"
         rep.step(message=res.key)
@@ -330,20 +328,19 @@ def predict_campaign(project: Project, model_dir: str | Path, scheduler: str = "
         except Exception as e:  # a record the client cannot describe: name it, go on
             return PhotoResult(key, error=f"{type(e).__name__}: {e}")
 
-    with project.batch():
-        for res in ready:  # finished by an earlier run: into the project without predicting
-            take(res)
-        stopped = False
-        if todo and not rep.stopped():
-            with _client(scheduler, workers, connect_timeout, processes,
-                         torch_threads) as (client, n, thr):
-                cluster.update(workers=n, dashboard=client.dashboard_link or "")
-                say(f"Dask dashboard: {_dashboard(client)} ({n} workers)")
-                spec = RunSpec(str(Path(model_dir).resolve()), device, tiled, opts, thr,
-                               fallback, tuple(tuple(c) for c in project.palette()))
-                stopped = _run_tasks(client, (describe(k) for k in todo), spec, run_dir,
-                                     window or 4 * max(n, 1), take, rep.stopped)
-        stopped = stopped or (len(done) + len(failed) < len(keys))
+    for res in ready:  # finished by an earlier run: into the project without predicting
+        take(res)
+    stopped = False
+    if todo and not rep.stopped():
+        with _client(scheduler, workers, connect_timeout, processes,
+                     torch_threads) as (client, n, thr):
+            cluster.update(workers=n, dashboard=client.dashboard_link or "")
+            say(f"Dask dashboard: {_dashboard(client)} ({n} workers)")
+            spec = RunSpec(str(Path(model_dir).resolve()), device, tiled, opts, thr,
+                           fallback, tuple(tuple(c) for c in project.palette()))
+            stopped = _run_tasks(client, (describe(k) for k in todo), spec, run_dir,
+                                 window or 4 * max(n, 1), take, rep.stopped)
+    stopped = stopped or (len(done) + len(failed) < len(keys))
     if not failed and not stopped:
         shutil.rmtree(run_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # the runs folder too, when no other run is kept

@@ -192,7 +192,9 @@ def _apply(project: Project, found: dict[str, list[Box]], replace: bool, report:
         report.stopped = True
         report.warnings.append("stopped before the end: nothing imported")
         return
-    with project.batch():
+    if found:
+        project.auto_backup("import")  # a bulk change: the state before it can come back
+    with project.batch():  # one transaction: the whole import lands, or (killed) none of it
         for key, boxes in found.items():
             report.matched.append(key)
             report.boxes_added += len(boxes)

@@ -22,13 +22,14 @@ what they were, so a caller can undo.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ml.project.records import now
 from ml.project.regions import Region, RegionSet
-from ml.project.store import ImageRecord, Project, ProjectError
+from ml.project.store import ChangedElsewhere, ImageRecord, Project, ProjectError
 
 DEFAULT_PATH = Path(__file__).with_name("severity_default.json")
 PROJECT_FILE = "severity.json"
@@ -194,22 +195,36 @@ _KEEP: Any = object()  # set_review: leave this field as it is
 
 
 def set_review(project: Project, key: str, region_id: str, *, level: int | None = _KEEP,
-               note: str = _KEEP, accepted: bool = _KEEP, by: str = "") -> RegionReview:
+               note: str = _KEEP, accepted: bool = _KEEP, by: str = "",
+               seen: RegionReview | None = None) -> RegionReview:
     """Change a person's decisions about a region (fields not given stay); saved at once.
 
     ``level=None`` drops the reviewer's severity (the suggestion stands again). Returns the
-    decisions as they were, for :func:`restore_review` (undo).
+    decisions as they were, for :func:`restore_review` (undo). ``by`` defaults to the
+    project's user, so every decision says who made it, and when.
+
+    ``seen``: the decisions as this writer last read them. Where a field being set has been
+    changed by another writer since, this (later) decision still wins, and a
+    :class:`ChangedElsewhere` warning says whose value it replaced: never a silent overwrite.
     """
     if level is not _KEEP and level is not None and level not in LEVELS:
         raise ProjectError(f"severity must be 1-5, got {level}")
-    with project.batch():  # holds the project's lock: read, change and save as one step
+    with project.batch():  # one transaction: read, change and write as one step
         prev = RegionReview.from_json(
             project.record(key).findings.get(OVERRIDES_KEY, {}).get(region_id, {}))
         new = RegionReview(prev.level if level is _KEEP else level,
                            prev.note if note is _KEEP else str(note).strip(),
                            prev.accepted if accepted is _KEEP else bool(accepted),
-                           by or prev.by, now())
+                           by or getattr(project, "user", "") or prev.by, now())
         _write_review(project, key, region_id, new)
+    if seen is not None:
+        clash = [f for f, v in (("level", level), ("note", note), ("accepted", accepted))
+                 if v is not _KEEP and getattr(prev, f) != getattr(seen, f)]
+        if clash:
+            warnings.warn(ChangedElsewhere(
+                f"{key}, region {region_id}: {', '.join(clash)} changed elsewhere (by "
+                f"{prev.by or 'another writer'} at {prev.at or 'an unknown time'}) since it "
+                f"was read; this decision replaced it"), stacklevel=2)
     return prev
 
 

@@ -221,18 +221,21 @@ def apply_guesses(project: Project, key: str, guesses: Mapping[str, tuple[Any, s
 def from_folders(project: Project) -> MetaSummary:
     """Guess turbine / blade / side (and the EXIF date) of every image from its folder path."""
     out = MetaSummary()
+    found: dict[str, dict] = {}
+    for key in project.keys():  # the photos are read first: no write lock is held meanwhile
+        guesses = {k: (v, "folder name") for k, v in meta_from_path(key).items()}
+        try:
+            date = read_photo_meta(project.image_path(key)).date
+        except ImageError:  # a broken or hostile photo (even a bomb) simply has no date
+            date = None
+        if date:
+            guesses["date"] = (date, "photo's capture time (EXIF)")
+        if not guesses:
+            out.skipped.append(key)
+            continue
+        found[key] = guesses
     with project.batch():
-        for key in project.keys():
-            guesses = {k: (v, "folder name") for k, v in meta_from_path(key).items()}
-            try:
-                date = read_photo_meta(project.image_path(key)).date
-            except ImageError:  # a broken or hostile photo (even a bomb) simply has no date
-                date = None
-            if date:
-                guesses["date"] = (date, "photo's capture time (EXIF)")
-            if not guesses:
-                out.skipped.append(key)
-                continue
+        for key, guesses in found.items():
             apply_guesses(project, key, guesses)
             out.updated += 1
     return out

@@ -165,17 +165,17 @@ def predict_project(project: Project, model_dir: str | Path, keys: list[str] | N
         tiles = _tile_events(progress, rep.done, rep.total, key)
         result, corr = _predict_key(project, key, predictor, box_constraint, fallback, tiles,
                                     should_stop)
-        if keep_previous:
-            project.keep_previous(key, new_model=mid)
-        project.save_student(key, result.label, model=mid, confidence=result.confidence,
-                             corrections=corr, settings=settings)
+        with project.batch():  # one photo's masks land together; compute stays outside
+            if keep_previous:
+                project.keep_previous(key, new_model=mid)
+            project.save_student(key, result.label, model=mid, confidence=result.confidence,
+                                 corrections=corr, settings=settings)
         if project.record(key).previous is not None:  # counts only, not the maps
             diffs.append(total([d for d in [photo_diff(project, key)] if d]))
         fallbacks.append(result.fallbacks)
 
     t0 = time.monotonic()
-    with project.batch():
-        done, failed, stopped = _each_photo(keys, rep, one)
+    done, failed, stopped = _each_photo(keys, rep, one)
     return Predictions(action="predicted", total=len(keys), done=tuple(done), failed=failed,
                        stopped=stopped, warnings=tuple(warnings), model=mid,
                        fallback_boxes=sum(fallbacks), seconds=round(time.monotonic() - t0, 2),

@@ -6,10 +6,13 @@ Shared by :mod:`ml.project.store` (which re-exports all of it) and the schema mi
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+import os
+from pathlib import Path, PurePosixPath
 
-INDEX_NAME = "project.json"
-STORE_DIRS = ("masks", "models", "exports", "reports", "runs")  # runs: ml.campaign.client
+DB_NAME = "project.sqlite"  # the index: ml.project.db
+INDEX_NAME = "project.json"  # the index before schema 3, and the interchange form (export)
+BACKUP_DIR = "backups"  # automatic and 'b2p backup' copies of the database
+STORE_DIRS = ("masks", "models", "exports", "reports", "runs", BACKUP_DIR)  # runs: campaign
 MASK_KINDS = ("teacher", "student", "previous")  # previous: the model before's student mask
 # the masks an export, the findings or a report can read (ml.project.masks.mask_for)
 SOURCES = ("teacher", "student", "reviewed")
@@ -22,6 +25,20 @@ class ProjectError(RuntimeError):
 
 class ProjectWarning(UserWarning):
     """Something opening a project had to repair; also kept in ``Project.warnings``."""
+
+
+class ChangedElsewhere(ProjectWarning):
+    """A write replaced a value another writer had changed since this writer read it.
+
+    The write lands (the later one wins) and the writer is told, so nothing is overwritten
+    silently; the earlier writer sees the change at its next :meth:`Project.changed_elsewhere`.
+    """
+
+
+def is_project(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds a project (its database, or a project.json to migrate)."""
+    folder = Path(folder)
+    return (folder / DB_NAME).is_file() or (folder / INDEX_NAME).is_file()
 
 
 def mask_rel(kind: str, key: str, suffix: str = "") -> str:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,7 +41,10 @@ class MaskFiles:
 
         def record(self, key: str) -> ImageRecord: ...
         def palette(self) -> list[tuple[int, int, int]]: ...
-        def _changed(self) -> None: ...
+        def _write(self) -> AbstractContextManager[None]: ...
+        def _change(self, key: str, names: tuple[str, ...],
+                    fn: Callable[[ImageRecord], Any], action: str = "",
+                    detail: Any = None) -> ImageRecord: ...
 
     def _write_mask(self, kind: str, key: str, label: np.ndarray,
                     maps: dict[str, np.ndarray | None]) -> tuple[str, dict[str, str]]:
@@ -71,14 +76,15 @@ class MaskFiles:
         ``confidence`` (uint8, the label's shape) is the teacher's per-pixel confidence,
         stored beside the mask; a mask saved without one (a person's edit) drops the old one.
         """
-        rec = self.record(key)
-        with self._lock:
+        with self._write():  # the check and the write as one: a person's edit meanwhile wins
+            rec = self.record(key)
             if rec.teacher is not None and rec.teacher.edited and not edited and not force:
                 return False
             self._check_shape(rec, label)
             rel, extra = self._write_mask("teacher", key, label, {"confidence": confidence})
-            rec.teacher = MaskRecord(rel, source, dict(settings or {}), edited, extra=extra)
-            self._changed()
+            m = MaskRecord(rel, source, dict(settings or {}), edited, extra=extra)
+            self._change(key, ("teacher",), lambda r: setattr(r, "teacher", m),
+                         "edited mask" if edited else "", {"source": source} if edited else None)
         return True
 
     def save_edited_mask(self, key: str, label: np.ndarray) -> None:
@@ -93,13 +99,12 @@ class MaskFiles:
                      confidence: np.ndarray | None = None,
                      corrections: np.ndarray | None = None, settings: dict | None = None) -> None:
         """Store a student prediction with optional uint8 confidence and corrections maps."""
-        rec = self.record(key)
-        with self._lock:
-            self._check_shape(rec, label)
+        self._check_shape(self.record(key), label)
+        with self._write():
             rel, extra = self._write_mask("student", key, label, {
                 "confidence": confidence, "corrections": corrections})
-            rec.student = MaskRecord(rel, model, dict(settings or {}), False, extra=extra)
-            self._changed()
+            m = MaskRecord(rel, model, dict(settings or {}), False, extra=extra)
+            self._change(key, ("student",), lambda r: setattr(r, "student", m))
 
     def keep_previous(self, key: str, new_model: str | None = None) -> bool:
         """Copy ``key``'s student mask to ``previous`` (before another model overwrites it).
@@ -108,15 +113,14 @@ class MaskFiles:
         model keeps the older model's mask. True if there was one to keep. The copy is atomic;
         the index names it at its next write.
         """
-        rec = self.record(key)
-        with self._lock:
-            m = rec.student
+        with self._write():
+            m = self.record(key).student
             if m is None or m.source == new_model or not (self.root / m.path).is_file():
                 return False
             rel = mask_rel("previous", key)
             atomic_write_bytes(self.root / rel, (self.root / m.path).read_bytes())
-            rec.previous = MaskRecord(rel, m.source, dict(m.settings), created=m.created)
-            self._changed()
+            prev = MaskRecord(rel, m.source, dict(m.settings), created=m.created)
+            self._change(key, ("previous",), lambda r: setattr(r, "previous", prev))
         return True
 
     def adopt_student(self, key: str, folder: str | os.PathLike, shape: tuple[int, int],
@@ -127,16 +131,15 @@ class MaskFiles:
         ``folder`` mirrors the project's layout (``folder / mask_rel("student", key)``, the
         ``extras`` maps beside it) on the same file system, so each move is an atomic rename.
         """
-        rec = self.record(key)
-        with self._lock:
-            self._check_shape(rec, np.empty((*shape, 0), np.uint8))
+        self._check_shape(self.record(key), np.empty((*shape, 0), np.uint8))
+        with self._write():
             rel = mask_rel("student", key)
             extra = {w: mask_rel("student", key, EXTRA_SUFFIXES[w]) for w in extras}
             for r in (*extra.values(), rel):  # the mask last: it is what the record names
                 (self.root / r).parent.mkdir(parents=True, exist_ok=True)
                 os.replace(Path(folder) / r, self.root / r)
-            rec.student = MaskRecord(rel, model, dict(settings or {}), False, extra=extra)
-            self._changed()
+            m = MaskRecord(rel, model, dict(settings or {}), False, extra=extra)
+            self._change(key, ("student",), lambda r: setattr(r, "student", m))
 
     def _check_shape(self, rec: ImageRecord, label: np.ndarray) -> None:
         if rec.width and rec.height and label.shape[:2] != (rec.height, rec.width):

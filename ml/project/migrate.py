@@ -1,57 +1,41 @@
-"""Upgrade an older project index in place, one schema step at a time.
+"""Upgrade the records of an older project.json index, one schema step at a time.
 
-Order matters for crash safety: mask files are *copied* to their new names first, then the
-new index is written atomically, and only then are the old files removed. A crash before the
-index write leaves the old index pointing at untouched old files; a crash after it leaves only
-stale copies behind. The index is the truth throughout.
+Copy-first: mask files are *copied* to their new names and the old ones are left alone, so
+the old index beside the new database (:mod:`ml.project.legacy`) still points at files that
+are there. The records handed in are changed in place.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from pathlib import Path
 
 from ml.common import images as _images
 from ml.common.atomic import atomic_write_bytes
-from ml.project.files import EXTRA_SUFFIXES, MASK_KINDS, ProjectError, mask_rel
+from ml.project.files import EXTRA_SUFFIXES, MASK_KINDS, mask_rel
 from ml.project.records import ImageRecord
-
-if TYPE_CHECKING:
-    from ml.project.store import Project
 
 _User = tuple[ImageRecord, str]  # a record and which of its masks (teacher | student)
 
 
-def migrate(project: Project, schema: int) -> list[str]:
-    """Bring ``project`` from ``schema`` to the current one and save it; returns warnings."""
-    old_files = _referenced(project)
+@dataclass
+class _Old:
+    """What the steps need of the project being upgraded."""
+
+    root: Path
+    images: dict[str, ImageRecord]
+
+
+def upgrade(root: Path, images: dict[str, ImageRecord], schema: int) -> list[str]:
+    """Bring ``images`` (read from an index of ``schema``) to schema 2; returns warnings."""
+    project = _Old(Path(root), images)
     warnings: list[str] = []
-    try:
-        if schema < 2:
-            warnings += _v1_to_v2(project)
-        project.save()
-    except OSError as e:
-        raise ProjectError(f"{project.root}: cannot upgrade the project from schema {schema} "
-                           f"({e}); is the folder writable?") from e
-    for rel in old_files - _referenced(project):
-        try:
-            (project.root / rel).unlink(missing_ok=True)
-        except OSError:
-            pass  # a stale copy costs disk space, never correctness
+    if schema < 2:
+        warnings += _v1_to_v2(project)
     return warnings
 
 
-def _referenced(project: Project) -> set[str]:
-    """Every file the index points at (masks and their extra maps)."""
-    out: set[str] = set()
-    for rec in project.images.values():
-        for m in (getattr(rec, kind) for kind in MASK_KINDS):
-            if m is not None:
-                out.add(m.path)
-                out.update(v for v in m.extra.values() if isinstance(v, str))
-    return out
-
-
-def _v1_to_v2(project: Project) -> list[str]:
+def _v1_to_v2(project: _Old) -> list[str]:
     """Schema 1 joined key folders with "__", so ``a/b.png`` and ``a__b.png`` shared a file."""
     warnings = _resolve_shared(project)
     for rec in project.images.values():
@@ -74,13 +58,13 @@ def _v1_to_v2(project: Project) -> list[str]:
     return warnings
 
 
-def _copy(project: Project, old: str, new: str) -> str:
+def _copy(project: _Old, old: str, new: str) -> str:
     if old != new:
         atomic_write_bytes(project.root / new, (project.root / old).read_bytes())
     return new
 
 
-def _resolve_shared(project: Project) -> list[str]:
+def _resolve_shared(project: _Old) -> list[str]:
     """Where records share one mask file, it holds only the last writer's mask: keep it for
     the one record it fits (size, then newest), drop it from the others, and say so."""
     users: dict[str, list[_User]] = {}
@@ -106,7 +90,7 @@ def _resolve_shared(project: Project) -> list[str]:
     return warnings
 
 
-def _owner(project: Project, path: str, group: list[_User]) -> _User | None:
+def _owner(project: _Old, path: str, group: list[_User]) -> _User | None:
     """The one record the shared file belongs to, or None when that cannot be told."""
     try:
         w, h = _images.image_size(project.root / path)

@@ -106,6 +106,8 @@ class ImageRecord:
     # default, true for reviewed photos and photos with imported boxes (see every_defect_boxed)
     all_defects_boxed: bool | None = None
     previous: MaskRecord | None = None  # the student mask of the model before (model_diff)
+    # the stored record's version when read (counts every change; not part of the record)
+    version: int = field(default=0, compare=False, repr=False)
 
     @property
     def status(self) -> str:

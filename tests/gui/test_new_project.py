@@ -70,7 +70,7 @@ def test_the_project_can_go_into_another_folder_and_cancel_creates_nothing(
     write_photos(photos, n=3)
     answer(monkeypatch, "Cancel", [str(photos)])
     inspector.ask_open()
-    assert not (photos / "project.json").exists() and inspector.project is None
+    assert not (photos / "project.sqlite").exists() and inspector.project is None
 
     elsewhere = tmp_path / "projects" / "blade7"
     elsewhere.mkdir(parents=True)
@@ -80,7 +80,7 @@ def test_the_project_can_go_into_another_folder_and_cancel_creates_nothing(
     qtbot.waitUntil(lambda: inspector.project is not None, timeout=10000)
     assert inspector.project.root == elsewhere.resolve()
     assert inspector.project.image_root == photos.resolve()
-    assert not (photos / "project.json").exists()
+    assert not (photos / "project.sqlite").exists()
     assert inspector.session.key == "img0.png"
     # an existing project opens at once, without an offer
     answer(monkeypatch, "Cancel", [str(elsewhere)])

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from qtpy.QtCore import QMimeData, QPointF, Qt, QUrl
 from qtpy.QtGui import QDropEvent
 
 from app.gui._recent import recent_projects
+from ml.project.store import Project
 from tests.gui.helpers import focus_canvas, save_shot, write_photos
 
 pytestmark = pytest.mark.gui
@@ -16,9 +15,9 @@ pytestmark = pytest.mark.gui
 
 def test_open_folder_creates_project_lists_images_and_navigates(inspector, photos, qtbot,
                                                                   tmp_path):
-    assert not (photos / "project.json").exists()
+    assert not (photos / "project.sqlite").exists()
     project = inspector.open_project(photos)
-    assert (photos / "project.json").exists()
+    assert (photos / "project.sqlite").exists()
     assert project.keys() == [f"img{i}.png" for i in range(5)]
     panel = inspector.projects
     assert panel.list.count() == 5
@@ -53,7 +52,7 @@ def test_dropping_a_folder_opens_it_and_bad_folders_are_reported(inspector, tmp_
     assert inspector.eventFilter(inspector.viewer.window._qt_viewer, drop)
     assert inspector.project is not None and inspector.project.root == other.resolve()
     assert inspector.projects.list.count() == 2
-    # a folder with a broken index is refused with a message, the open project stays
+    # a folder with a broken old index is refused with a message, the open project stays
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "project.json").write_text("{not json")
@@ -61,8 +60,7 @@ def test_dropping_a_folder_opens_it_and_bad_folders_are_reported(inspector, tmp_
     assert "unreadable project index" in inspector.viewer.status
     assert inspector.project.root == other.resolve()
     # reopening an existing project keeps its data
-    data = json.loads((other / "project.json").read_text())
-    assert set(data["images"]) == {"img0.png", "img1.png"}
+    assert set(Project.open(other).keys()) == {"img0.png", "img1.png"}
 
 
 def test_a_folder_with_a_bomb_and_broken_photos_opens_and_names_them(inspector, photos, qtbot):

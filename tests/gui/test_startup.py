@@ -119,7 +119,7 @@ def test_the_last_project_reopens(tmp_path, started):
     assert again.project.root == b.resolve()
     assert again.session.key == "img0.png"
     # a last project that is gone falls back to the one before it
-    (b / "project.json").unlink()
+    (b / "project.sqlite").unlink()
     assert last_project() == str(a.resolve())
     add_recent(a)
     assert folder_to_open(tmp_path / "other") == tmp_path / "other"  # asked for wins
