@@ -18,7 +18,7 @@ from ml.common.classes import BACKGROUND, DEFAULT_CLASSES, make_classes
 from ml.common.images import list_images
 from ml.common.progress import ProgressFn, StopFn
 from ml.datasets import importers
-from ml.datasets.importers import _label_file
+from ml.datasets.importers import yolo_label_file
 from ml.datasets.yolo import CLASSES_FILE, read_class_names
 from ml.datasets.yolo_dataset import DATA_YAML
 from ml.project.store import INDEX_NAME, Project, ProjectError
@@ -77,7 +77,7 @@ def _yolo_folders(photos: Path, keys: list[str]) -> list[FoundLabels]:
         if d in seen or not d.is_dir():
             continue
         seen.add(d)
-        n = sum(1 for k in keys if _label_file(d, k) is not None)  # the importer's own rule
+        n = sum(1 for k in keys if yolo_label_file(d, k) is not None)  # the importer's own rule
         if n:
             out.append(FoundLabels("yolo", d, n))
     return out
