@@ -178,3 +178,10 @@ def test_row_check_catches_an_upward_import(tmp_path):
     assert offences == ["ml.common (row 1) imports ml.training (row 5)",
                         "ml.common and ml.training import each other",
                         "ml.student and ml.weights import each other"]
+
+
+def test_no_module_over_400_lines():
+    """A module that grows past 400 lines is holding more than one job: split it."""
+    long = {str(p.relative_to(ROOT)): n for pkg in ("ml", "app") for p in (ROOT / pkg).rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    assert long == {}
