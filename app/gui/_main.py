@@ -15,6 +15,7 @@ from app.gui._class_manager import ClassManager
 from app.gui._jobs import Job
 from app.gui._layers import ImageLayers
 from app.gui._metadata_panel import MetadataPanel
+from app.gui._project_jobs import export_job, report_job, unreadable
 from app.gui._project_panel import ProjectPanel
 from app.gui._recent import add_recent
 from app.gui._review_panel import ReviewPanel
@@ -26,32 +27,6 @@ from app.gui.training.panel import TrainingPanel
 from ml.project.store import Project, is_project
 
 __all__ = ["Inspector"]
-
-
-def _export(project, fmt, source, out, progress=None, should_stop=None):
-    from ml.datasets.export import export_masks
-
-    return export_masks(project, fmt, source, out, progress=progress, should_stop=should_stop)
-
-
-def _report(project, out, progress=None, should_stop=None):
-    from ml.findings.report import write_report
-
-    return write_report(project, out, progress=progress, should_stop=should_stop)
-
-
-def unreadable(project: Project) -> dict[str, str]:
-    """Key -> reason for each photo of ``project`` whose size could not be read."""
-    from ml.common.images import ImageError
-
-    out = {}
-    for key, rec in project.images.items():
-        if not rec.width:
-            try:
-                project.image_size(key)
-            except ImageError as e:
-                out[key] = e.reason
-    return out
 
 
 class Inspector(QObject):
@@ -385,14 +360,14 @@ class Inspector(QObject):
                                           ["reviewed", "student", "teacher"], 0, False)
         out = QFileDialog.getExistingDirectory(parent, "Export to folder") if ok else ""
         if out:
-            self.batch.run_job(Job(f"export {fmt}", _export, self.project, fmt, source, out))
+            self.batch.run_job(Job(f"export {fmt}", export_job, self.project, fmt, source, out))
 
     def ask_report(self) -> None:
         if self.project is None:
             return
         out = QFileDialog.getExistingDirectory(self.viewer.window._qt_window, "Report folder")
         if out:
-            self.batch.run_job(Job("report", _report, self.project, out))
+            self.batch.run_job(Job("report", report_job, self.project, out))
 
     def shutdown(self) -> None:
         """Save pending edits, cancel jobs and stop a training worker (window closing)."""
