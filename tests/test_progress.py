@@ -40,3 +40,16 @@ def test_eta_from_the_start_and_when_nothing_ran_yet():
     assert seen[0] == Progress(0, 4, "setting up", {}, None)
     assert seen[1].eta_s == pytest.approx(9.0)
     assert seen[2].eta_s == pytest.approx(0.0)
+
+
+def test_a_bar_writes_a_few_lines_to_a_log_not_one_per_event(capsys):
+    from app.cli._progress import tqdm_progress
+
+
+    with tqdm_progress("import") as cb:  # stderr is captured: not a terminal
+        for i in range(1, 5001):
+            cb(Progress(i, 5000, message=f"p{i}.png"))
+    err = capsys.readouterr().err
+    drawn = err.count("import:")
+    assert 1 <= drawn <= 3, drawn  # the first line, the last, nothing for 5,000 events between
+    assert "5000/5000" in err

@@ -194,10 +194,10 @@ def test_a_box_is_the_same_before_and_after_the_project_is_reopened(project):
 
 
 @pytest.mark.parametrize("bad", [Box(float("nan"), 0, 5, 5, 1), Box(0, 0, float("inf"), 5, 1),
-                                 Box(9, 0, 5, 5, 1), Box(0, 5, 5, 5, 1)])
+                                 Box(9, 0, 5, 5, 1), Box(0, 5, 5, 5, 1), Box(0, 0, 0.5, 5, 1)])
 def test_non_finite_and_inverted_boxes_are_refused_by_the_store(project, bad):
     project.set_boxes("a.png", [Box(0, 0, 3, 3, 1)])
-    with pytest.raises(ProjectError, match=r"a\.png: box .*(non-finite|inverted)"):
+    with pytest.raises(ProjectError, match=r"a\.png: box .*(non-finite|inverted|under 1 px)"):
         project.set_boxes("a.png", [Box(1, 1, 4, 4, 1), bad])
     with pytest.raises(ProjectError, match="a.png"):
         project.add_boxes("a.png", [bad])
@@ -373,3 +373,19 @@ def test_all_defects_boxed_defaults_to_imported_or_reviewed_and_round_trips(proj
     assert not project.record(k).every_defect_boxed()  # an explicit flag wins
     again = Project.open(project.root).record(k)
     assert again.all_defects_boxed is False and not again.every_defect_boxed()
+
+
+def test_the_importers_and_the_store_keep_boxes_by_one_rule(project):
+    """Issue 26 §3.8: a box the importers keep is one the store takes, and the other way."""
+    from ml.datasets.importers import ImportReport, clip_box
+    from ml.project.records import box_problem
+
+    for xyxy in [(0, 0, 0.99, 5), (0, 0, 1, 1), (2, 2, 2.5, 9), (3, 3, 40, 30), (5, 5, 5, 9)]:
+        box = Box(*xyxy, 1)
+        kept = clip_box(box, 64, 48, "t", ImportReport()) is not None
+        assert kept == (box_problem(box) is None), xyxy
+        if kept:
+            project.set_boxes("a.png", [box])
+        else:
+            with pytest.raises(ProjectError):
+                project.set_boxes("a.png", [box])

@@ -10,6 +10,21 @@ from contextlib import contextmanager
 from ml.common.progress import Progress, ProgressFn
 from ml.training.events import CacheProgress, Note, Setup, Step, TrainEvent, Validation
 
+LOG_INTERVAL_S = 20.0  # not a terminal (a log file, CI): a bar's line at most this often
+
+
+def _pace() -> dict:
+    """tqdm's rate limits: one updating line on a terminal, a few lines a minute in a log.
+
+    Updates go through ``update()``, which keeps to them; ``refresh()`` would draw every event
+    (20,000 photos imported were 20,000 lines in a log).
+    """
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stream
+        tty = False
+    return {} if tty else {"mininterval": LOG_INTERVAL_S, "maxinterval": LOG_INTERVAL_S}
+
 
 @contextmanager
 def tqdm_progress(desc: str, unit: str = "img") -> Iterator[ProgressFn]:
@@ -20,17 +35,16 @@ def tqdm_progress(desc: str, unit: str = "img") -> Iterator[ProgressFn]:
 
     def update(p: Progress) -> None:
         if not bar:
-            bar.append(tqdm(total=p.total, desc=desc, unit=unit, dynamic_ncols=True))
+            bar.append(tqdm(total=p.total, desc=desc, unit=unit, dynamic_ncols=True, **_pace()))
         b = bar[0]
         if b.total != p.total:
             b.total = p.total
-        b.n = p.done
         post = {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in p.extra.items()
                 if isinstance(v, (int, float, str))}
         if p.message:
             post["msg"] = p.message[:40]
         b.set_postfix(post, refresh=False)
-        b.refresh()
+        b.update(p.done - b.n)  # drawn when tqdm's rate limit allows, not on every event
 
     try:
         yield update
@@ -102,11 +116,11 @@ class TrainBars:
         if name != self.name:
             self.close()
             self.name, self.bar = name, tqdm(total=total, desc=name, unit=unit,
-                                             dynamic_ncols=True, initial=max(initial, 0))
+                                             dynamic_ncols=True, initial=max(initial, 0),
+                                             **_pace())
         self.bar.total = total
-        self.bar.update(done - self.bar.n)
         self.bar.set_postfix(post, refresh=False)
-        self.bar.refresh()
+        self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -14,6 +14,7 @@ from qtpy.QtCore import QObject, Signal
 from app.gui import _constants as C
 from ml.common.classes import ClassInfo
 from ml.evaluation.corrections import NAMES
+from ml.project.records import box_problem
 from ml.project.store import Box
 
 FINISHED_ACTIONS = (ActionType.ADDED, ActionType.CHANGED, ActionType.REMOVED)
@@ -29,9 +30,8 @@ def rect_to_box(corners: np.ndarray, cls: int, width: int, height: int) -> Box |
     pts = np.asarray(corners, dtype=float)[:, -2:]
     y0, x0 = np.clip(pts.min(0), 0, [height, width])
     y1, x1 = np.clip(pts.max(0), 0, [height, width])
-    if x1 - x0 < 1 or y1 - y0 < 1:
-        return None
-    return Box(float(x0), float(y0), float(x1), float(y1), int(cls))
+    box = Box(float(x0), float(y0), float(x1), float(y1), int(cls))
+    return box if box_problem(box) is None else None  # the store's rule (ml.project.records)
 
 
 def _label_data(label: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:

@@ -11,6 +11,7 @@ from pathlib import Path
 from ml.common import images as _images
 from ml.common.batch import BatchResult
 from ml.common.progress import ProgressFn, Reporter, StopFn
+from ml.project.records import box_problem
 from ml.project.store import Box, Project, ProjectError
 
 NO_LABELS = "no labels"  # why an image was skipped (ImportResult.skipped values)
@@ -93,10 +94,12 @@ def clip_box(box: Box, width: int, height: int, where: str, report: ImportReport
     cx1, cy1 = min(max(x1, 0.0), width), min(max(y1, 0.0), height)
     if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
         report.warnings.append(f"{where}: box clipped to the image")
-    if cx1 - cx0 < 1.0 or cy1 - cy0 < 1.0:
-        report.warnings.append(f"{where}: zero-area box dropped")
+    out = Box(cx0, cy0, cx1, cy1, box.cls, "imported")
+    problem = box_problem(out)  # the store's rule: every box kept here can be stored
+    if problem is not None:
+        report.warnings.append(f"{where}: zero-area box dropped (it {problem})")
         return None
-    return Box(cx0, cy0, cx1, cy1, box.cls, "imported")
+    return out
 
 
 def label_files(project: Project, find: Callable[[str], Path | None], report: ImportReport,

@@ -54,12 +54,18 @@ class Box:
         return cls(x0, y0, x1, y1, int(d["cls"]), str(d.get("source", "manual")))
 
 
+MIN_BOX_PX = 1.0  # narrower or lower than one pixel: a box that covers no whole pixel
+
+
 def box_problem(box: Box) -> str | None:
-    """Why ``box`` cannot be stored (non-finite, inverted or empty), or None when it can."""
+    """Why ``box`` cannot be stored (non-finite, inverted, or under :data:`MIN_BOX_PX` wide or
+    high), or None when it can: the one rule of the store, the importers and the GUI."""
     if not all(math.isfinite(v) for v in box.xyxy):
         return "has a non-finite coordinate"
     if box.x1 <= box.x0 or box.y1 <= box.y0:
         return "is inverted or has no area (want x0 < x1 and y0 < y1)"
+    if box.x1 - box.x0 < MIN_BOX_PX or box.y1 - box.y0 < MIN_BOX_PX:
+        return f"is under {MIN_BOX_PX:g} px wide or high"
     return None
 
 
