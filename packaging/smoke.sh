@@ -58,6 +58,13 @@ step import clean import "$P" --yolo "$WORK/synth/labels"
 step pseudo-label clean pseudo-label "$P"  # the default teacher, auto
 step weights-list clean weights list
 
+# The budget planner as the GUI runs it: the bundle in plan-worker mode, a JSON plan per budget.
+plan_worker() {
+    clean plan-worker "$P" --budget 10m --student "$TINY" --train "$TRAIN" > "$LOG/plan.jsonl"
+}
+step plan-worker plan_worker
+grep -q '"mode"' "$LOG/plan.jsonl" || fail plan-worker "no plan from the planner"
+
 # Training exactly as the GUI runs it: the bundle re-launched in worker mode, JSON on stdout.
 train_worker() {
     clean worker "$P" --out "$P/models/smoke" --student "$TINY" --train "$TRAIN" \

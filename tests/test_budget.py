@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -174,15 +175,21 @@ def test_cli_prints_the_plan_then_trains_it(tiny_project, tmp_path, capsys, monk
     assert card.train.budget_plan["epochs"] == 2 and len(card.history) == 2
 
 
+CPU_TRAIN = json.dumps({"device": "cpu"})
+
+
 def test_planner_prints_one_json_line_for_the_gui(tiny_project, monkeypatch, capsys):
-    import json
+    from app.workers.plan import main
 
     _fake_measure(monkeypatch, step_s=100.0)
-    assert B.main([str(tiny_project.root), "--budget", "10m", "--device", "cpu"]) == 0
+    assert main([str(tiny_project.root), "--budget", "10m", "--train", CPU_TRAIN]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["epochs"] == 2 and d["text"] == B.TrainPlan.from_dict(d).describe()
-    assert B.main([str(tiny_project.root), "--budget", "abc"]) == 1
+    assert main([str(tiny_project.root), "--budget", "abc"]) == 1
     assert "not a duration" in json.loads(capsys.readouterr().out)["error"]
+    # settings out of range: the configs' own message, one line for all budgets
+    assert main([str(tiny_project.root), "--student", '{"members": 0}']) == 1
+    assert "members 0 must be at least 1" in json.loads(capsys.readouterr().out)["error"]
 
 
 def test_about_says_the_expected_time_in_words_for_this_machine():
@@ -205,13 +212,15 @@ def test_a_budget_choice_may_be_until_converged(text):
 
 
 def test_planner_plans_every_budget_asked_measuring_once(tiny_project, monkeypatch, capsys):
+    from app.workers.plan import main
+
     measured: list = []
     monkeypatch.setattr(B, "default_ladder", lambda device, sizes: [B.Candidate("frozen", 56)])
     monkeypatch.setattr(B, "measured_costs", lambda *a, **k: measured.append(a) or (
         lambda c: B.StepCost(0.5, 100.0, 1.0)))
-    argv = [str(tiny_project.root), "--device", "cpu", "--budget", "15m", "--budget", "30s",
+    argv = [str(tiny_project.root), "--train", CPU_TRAIN, "--budget", "15m", "--budget", "30s",
             "--budget", "converged"]
-    assert B.main(argv) == 1  # 30 s is too short: said on its own line, the others planned
+    assert main(argv) == 1  # 30 s is too short: said on its own line, the others planned
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [d["budget_s"] for d in lines] == [900, 30, None]
     assert lines[0]["epochs"] == 4 and lines[0]["about"].endswith("on this CPU")
@@ -249,6 +258,31 @@ def test_plan_project_measures_with_the_runs_box_loss_and_members(monkeypatch, t
     import ml.training.data
 
     monkeypatch.setattr(ml.training.data, "labelled_keys", lambda project, source: ["a.png"] * 20)
-    B.plan_project(proj, 600, "cpu", box_loss=0.5)
-    B.plan_project(proj, 600, "cpu", members=3)
+    B.plan_project(proj, StudentConfig(), TrainConfig(device="cpu", box_loss=0.5), 600)
+    B.plan_project(proj, StudentConfig(members=3), TrainConfig(device="cpu"), 600)
     assert seen == [(0.5, 1), (0.0, 3)]
+
+
+def test_plan_project_returns_the_configs_planned_keeping_what_was_fixed(monkeypatch, tmp_path):
+    from ml.common.classes import make_classes
+    from ml.project.store import Project
+
+    proj = Project.create(tmp_path / "p", tmp_path, make_classes(["dirt"]))
+    monkeypatch.setattr(proj, "image_size", lambda k: (512, 512))
+    import ml.training.data
+
+    monkeypatch.setattr(ml.training.data, "labelled_keys", lambda project, source: ["a.png"] * 50)
+    student, cfg = StudentConfig(members=2), TrainConfig(device="cpu", batch_size=2)
+    s, c = B.plan_project(proj, student, cfg, 3600, cost=costs())
+    p = B.TrainPlan.of(c)
+    assert (s.mode, s.input_size, c.crop, c.epochs) == (p.mode, p.input_size, p.crop, p.epochs)
+    assert s.members == 2 and c.batch_size == 2 == p.batch_size and c.budget_s == 3600
+    assert B.TrainPlan.of(TrainConfig()) is None  # not planned
+    # the person's input size is kept; the rest is planned around it
+    s, c = B.plan_project(proj, replace(student, input_size=224), cfg, 3600, cost=costs(),
+                          fixed=["input_size"])
+    assert s.input_size == 224 and s.mode == "frozen"
+    with pytest.raises(ValueError, match="input size 50 must be a multiple of 14"):
+        B.plan_project(proj, replace(student, input_size=50), cfg, 3600, cost=costs())
+    with pytest.raises(ValueError, match="b2p student, not unet"):
+        B.plan_project(proj, replace(student, arch="unet"), cfg, 3600, cost=costs())

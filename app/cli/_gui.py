@@ -1,4 +1,6 @@
-"""``b2p gui [PROJECT]`` opens the desktop app; the hidden ``b2p worker`` runs a training job."""
+"""``b2p gui [PROJECT]`` opens the desktop app; the hidden ``b2p worker`` runs a training job and
+``b2p plan-worker`` the budget planner (how the frozen app, which has no ``python -m``, starts
+``app.workers.train`` and ``app.workers.plan``)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,11 @@ def register(sub) -> None:
                    help="project folder, or a folder of photos to make one from "
                         "(default: the last project opened)")
     p.set_defaults(func=_gui)
-    w = sub.add_parser("worker", add_help=False)
-    w.add_argument("argv", nargs=argparse.REMAINDER)
-    w.set_defaults(func=_worker)
-    _hide(sub, "worker")
+    for name, module in (("worker", "train"), ("plan-worker", "plan")):
+        w = sub.add_parser(name, add_help=False)
+        w.add_argument("argv", nargs=argparse.REMAINDER)
+        w.set_defaults(func=_worker, worker=module)
+        _hide(sub, name)
 
 
 def _hide(sub, name: str) -> None:
@@ -30,6 +33,8 @@ def _gui(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from app.workers.train import main
-
+    if args.worker == "plan":
+        from app.workers.plan import main
+    else:
+        from app.workers.train import main
     return main(args.argv)

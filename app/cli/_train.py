@@ -117,7 +117,7 @@ def _crop(text: str) -> int:
 
 def _configs(args: argparse.Namespace, num_classes: int):
     from ml.student.checkpoint import LAST_NAME, load_card
-    from ml.student.config import StudentConfig, TrainConfig
+    from ml.student.config import ConfigError, StudentConfig, TrainConfig
 
     student = StudentConfig(num_classes=num_classes)
     train = TrainConfig()
@@ -139,13 +139,12 @@ def _configs(args: argparse.Namespace, num_classes: int):
               "teacher_confidence": args.teacher_confidence}
     student = replace(student, **{k: v for k, v in s_over.items() if v is not None})
     train = replace(train, **{k: v for k, v in t_over.items() if v is not None})
-    if student.arch == "b2p" and student.input_size % 14:
-        raise CLIError(f"--input-size must be a multiple of 14 (got {student.input_size})")
-    if train.epochs < 1 or train.batch_size < 1:
-        raise CLIError("--epochs and --batch-size must be >= 1")
-    if train.box_loss < 0 or args.rounds < 1 or student.members < 1:
-        raise CLIError("--box-loss must be >= 0, and --rounds and --members >= 1")
-    return student, train
+    if args.rounds < 1:
+        raise CLIError("--rounds must be at least 1")
+    try:
+        return student.check(), train.check()
+    except ConfigError as e:
+        raise CLIError(str(e)) from None
 
 
 def _budget_seconds(args: argparse.Namespace) -> float | None:
@@ -166,22 +165,17 @@ def _budget_seconds(args: argparse.Namespace) -> float | None:
 
 
 def _plan(args: argparse.Namespace, project, student, cfg, budget_s: float):
-    """Configs fitted to the budget by ml.training.budget; prints the plan before training
-    starts."""
-    from ml.training.budget import BudgetError, apply_plan, plan_project
+    """Configs fitted to the budget by ml.training.budget (keeping --mode, --input-size and
+    --crop where given); prints the plan before training starts."""
+    from ml.training.budget import FIXABLE, TrainPlan, plan_project
 
-    if student.arch != "b2p":
-        raise CLIError(f"--budget plans the b2p student, not {student.arch}")
-    print(f"measuring a training step for --budget {args.budget} ...",
-          flush=True)
-    try:
-        p = plan_project(project, budget_s, cfg.device, args.source, cfg.batch_size,
-                         args.mode, args.input_size, args.crop, box_loss=cfg.box_loss,
-                         members=student.members)
-    except BudgetError as e:
-        raise CLIError(str(e)) from None
+    print(f"measuring a training step for --budget {args.budget} ...", flush=True)
+    fixed = [name for name in FIXABLE if getattr(args, name) is not None]
+    # a too-short budget (BudgetError) is a ValueError: one line on stderr, exit 1
+    student, cfg = plan_project(project, student, cfg, budget_s, args.source, fixed)
+    p = TrainPlan.of(cfg)
     print(f"{p.describe()} on {p.device}", flush=True)
-    return apply_plan(p, student, cfg)
+    return student, cfg
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -12,6 +12,10 @@ from ml.common.classes import default_class_weights
 
 T = TypeVar("T")
 
+# A b2p student's input is a whole number of the DINOv2 backbone's 14 px patches.
+PATCH = 14
+MODES = ("bitfit", "frozen", "full")
+
 # The teacher `b2p pseudo-label`, the GUI's Pseudo-label dock and `make demo` use unless told:
 # students learnt more from it than from GrabCut on every set measured (docs/RESULTS.md).
 DEFAULT_TEACHER = "auto"
@@ -25,6 +29,24 @@ def _from_dict(cls: type[T], d: dict[str, Any]) -> T:
         if k in names:
             kw[k] = tuple(v) if isinstance(v, list) else v
     return cls(**kw)
+
+
+class ConfigError(ValueError):
+    """Settings out of range: one line naming each and the rule it breaks."""
+
+
+def nearest_input_size(size: float) -> int:
+    """The input size :meth:`StudentConfig.check` accepts nearest to ``size`` (a multiple of
+    :data:`PATCH`, at least one patch): the GUI rounds what was typed with it."""
+    return max(PATCH, round(size / PATCH) * PATCH)
+
+
+def _check(what: str, rules: list[tuple[str, Any, bool, str]]) -> None:
+    """Raise :class:`ConfigError` listing every ``(name, value, ok, rule)`` that is not ok, as
+    ultralytics' ``check_cfg`` does for its settings."""
+    bad = [f"{name} {value!r} {rule}" for name, value, ok, rule in rules if not ok]
+    if bad:
+        raise ConfigError(f"{what}: " + "; ".join(bad))
 
 
 # what a student's weights are shaped by: fine-tuning a model keeps each of them
@@ -54,6 +76,26 @@ class StudentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def check(self) -> StudentConfig:
+        """This config, or :class:`ConfigError` with one line naming each setting out of range
+        (the CLI and the GUI show it as it is)."""
+        size, b2p = self.input_size, self.arch == "b2p"
+        _check("student settings", [
+            ("classes", self.num_classes, self.num_classes >= 2,
+             "must be at least 2 (background and one defect class)"),
+            ("input size", size, size % PATCH == 0 and size >= PATCH if b2p else size >= 1,
+             f"must be a multiple of {PATCH}, the backbone's patch (nearest: "
+             f"{nearest_input_size(size)})" if b2p else "must be at least 1"),
+            ("mode", self.mode, self.mode in MODES, f"must be one of {', '.join(MODES)}"),
+            ("members", self.members, self.members >= 1, "must be at least 1"),
+            ("taps", self.taps, len(self.taps) >= 1 and min(self.taps, default=0) >= 0,
+             "must name at least one backbone block, counted from 0"),
+            ("decoder channels", self.decoder_channels, self.decoder_channels >= 1,
+             "must be at least 1"),
+            ("refine band", self.refine_band, self.refine_band >= 0, "must be 0 or more"),
+        ])
+        return self
 
     def shaped_as(self, base: StudentConfig) -> StudentConfig:
         """This config with ``base``'s :data:`SHAPE_FIELDS` (to fine-tune a model of ``base``)."""
@@ -111,6 +153,27 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def check(self) -> TrainConfig:
+        """This config, or :class:`ConfigError` with one line naming each setting out of range."""
+        _check("training settings", [
+            ("epochs", self.epochs, self.epochs >= 1, "must be at least 1"),
+            ("batch size", self.batch_size, self.batch_size >= 1, "must be at least 1"),
+            ("lr", self.lr, self.lr > 0, "must be more than 0"),
+            ("weight decay", self.weight_decay, self.weight_decay >= 0, "must be 0 or more"),
+            ("ema", self.ema, 0 <= self.ema < 1, "must be from 0 up to, not including, 1"),
+            ("patience", self.patience, self.patience >= 1, "must be at least 1 epoch"),
+            ("loss", self.loss, self.loss in ("b2p", "ce"), "must be b2p or ce"),
+            ("tau", self.tau, 0 < self.tau <= 1, "must be above 0 and at most 1"),
+            ("val fraction", self.val_fraction, 0 <= self.val_fraction < 1,
+             "must be from 0 up to, not including, 1"),
+            ("crop", self.crop, self.crop >= -1, "must be -1 (auto), 0 (whole photos) or a size"),
+            ("box loss", self.box_loss, self.box_loss >= 0, "must be 0 (off) or more"),
+            ("box pairwise", self.box_pairwise, self.box_pairwise >= 0, "must be 0 or more"),
+            ("box outside", self.box_outside, self.box_outside >= 0, "must be 0 or more"),
+            ("budget", self.budget_s, self.budget_s >= 0, "must be 0 (none) or more seconds"),
+        ])
+        return self
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:

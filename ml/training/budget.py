@@ -9,21 +9,17 @@ only the decoder trains); on a GPU the ladder starts with the paper's settings (
 The expected time counts the setup, the cache fill, every epoch's steps and validation, and
 the checkpoints.
 
-    python -m ml.training.budget PROJECT --budget 15m [--device auto]   # one JSON line: the plan
-    python -m ml.training.budget PROJECT --budget 15m --budget 5m --budget converged   # a line each
-
-(the GUI runs this in a child process, so torch never loads in the GUI for it; it asks for
-every budget it offers at once, each setting measured once, so switching the choice is
-instant).
+:func:`plan_project` takes a run's two configs and returns them planned (the plan recorded in
+``TrainConfig.budget_plan``); ``b2p train --budget`` calls it, and the GUI asks
+:mod:`app.workers.plan`, a child process running :func:`plan_budgets`, so torch never loads in
+the GUI for it.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
-import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 
@@ -80,6 +76,11 @@ class TrainPlan:
     @classmethod
     def from_dict(cls, d: dict) -> TrainPlan:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+
+    @classmethod
+    def of(cls, cfg: TrainConfig) -> TrainPlan | None:
+        """The plan :func:`apply_plan` recorded in ``cfg`` (None: the run was not planned)."""
+        return cls.from_dict(cfg.budget_plan) if cfg.budget_plan else None
 
 
 class BudgetError(ValueError):
@@ -238,46 +239,71 @@ def plan(budget_s: float | None, device: str, image_sizes: Sequence[tuple[int, i
                      budget_s, setup + cache + fits * epoch, setup, cache, epoch)
 
 
-def plan_project(project, budget_s: float | None, device: str = "auto",
-                 source: str = "teacher", batch_size: int = 4, mode: str | None = None,
-                 input_size: int | None = None, crop: int | None = None,
-                 cost: Callable[[Candidate], StepCost] | None = None,
-                 box_loss: float = 0.0, members: int = 1) -> TrainPlan:
-    """:func:`plan` for a project's photos with ``source`` masks, measured on ``device``
-    (with the box terms' cost when ``box_loss`` > 0, and every decoder of ``members``)."""
-    from ml.common.device import resolve_device
-    from ml.training.data import labelled_keys
-
-    dev = resolve_device(device).type
-    sizes = [project.image_size(k) for k in labelled_keys(project, source)]
-    if not sizes:
-        raise ValueError(f"no photos with {source} masks to train on (run pseudo-labelling "
-                         "first)")
-    if crop is not None and crop < 0:  # crop=auto: the ladder holds what auto would pick
-        crop = None
-    ladder = restrict(default_ladder(dev, sizes), mode, input_size, crop)
-    cost = cost or measured_costs(dev, project.num_classes, batch_size, box_loss, members)
-    return plan(budget_s, dev, sizes, cost, batch_size, ladder)
+FIXABLE = ("mode", "input_size", "crop")  # the plan's settings a person may fix
 
 
-def plan_budgets(project, budgets: Iterable[float | None], device: str = "auto",
-                 source: str = "teacher", batch_size: int = 4,
-                 cost: Callable[[Candidate], StepCost] | None = None, box_loss: float = 0.0,
-                 members: int = 1) -> Iterator[tuple[float | None, TrainPlan | BudgetError]]:
+def plan_project(project, student: StudentConfig, cfg: TrainConfig, budget_s: float | None,
+                 source: str = "teacher", fixed: Iterable[str] = (),
+                 cost: Callable[[Candidate], StepCost] | None = None
+                 ) -> tuple[StudentConfig, TrainConfig]:
+    """The two configs fitted to ``budget_s`` on the project's photos with ``source`` masks,
+    the plan recorded in ``cfg.budget_plan`` (:meth:`TrainPlan.of`).
+
+    ``fixed`` names the settings of :data:`FIXABLE` a person chose, which the plan keeps; the
+    configs' device, batch size, box loss and members set what one step costs.
+    """
+    p = next(_plans(project, student, cfg, [budget_s], source, fixed, cost, refuse=True))[1]
+    return apply_plan(p, student, cfg)
+
+
+def plan_budgets(project, student: StudentConfig, cfg: TrainConfig,
+                 budgets: Iterable[float | None], source: str = "teacher",
+                 cost: Callable[[Candidate], StepCost] | None = None
+                 ) -> Iterator[tuple[float | None, TrainPlan | BudgetError]]:
     """(budget, its plan or its :class:`BudgetError`) for each budget, as each is planned.
 
     Each setting is measured once for all of them. Other errors (no photos to train on) raise.
     """
-    from ml.common.device import resolve_device
+    yield from _plans(project, student, cfg, budgets, source, (), cost, refuse=False)
 
-    cost = cost or measured_costs(resolve_device(device).type, project.num_classes, batch_size,
-                                  box_loss, members)
+
+def _plans(project, student: StudentConfig, cfg: TrainConfig, budgets: Iterable[float | None],
+           source: str, fixed: Iterable[str], cost: Callable[[Candidate], StepCost] | None,
+           refuse: bool) -> Iterator[tuple[float | None, TrainPlan | BudgetError]]:
+    """:func:`plan` for each budget on the project's photos (a too-short budget raises its
+    :class:`BudgetError` when ``refuse``, else is yielded)."""
+    from ml.common.device import resolve_device
+    from ml.training.data import labelled_keys
+
+    fixed = set(fixed)
+    if fixed - set(FIXABLE):
+        raise ValueError(f"a plan keeps only {', '.join(FIXABLE)}, not {sorted(fixed)}")
+    student.check()
+    cfg.check()
+    if student.arch != "b2p":
+        raise ValueError(f"a budget plans the b2p student, not {student.arch}")
+    dev = resolve_device(cfg.device).type
+    keys = labelled_keys(project, source)
+    sizes = [project.image_size(k) for k in keys]
+    if not sizes:
+        raise ValueError(f"no photos with {source} masks to train on (run pseudo-labelling "
+                         "first)")
+    keep = {"mode": student.mode, "input_size": student.input_size, "crop": cfg.crop}
+    keep = {k: v for k, v in keep.items() if k in fixed}
+    if keep.get("crop", 0) < 0:  # crop=auto: the ladder holds what auto would pick
+        del keep["crop"]
+    ladder = restrict(default_ladder(dev, sizes), **keep)
+    cost = cost or measured_costs(dev, project.num_classes, cfg.batch_size, cfg.box_loss,
+                                  student.members)
     for budget_s in budgets:
         try:
-            yield budget_s, plan_project(project, budget_s, device, source, batch_size,
-                                         cost=cost)
+            p = plan(budget_s, dev, sizes, cost, cfg.batch_size, ladder, augment=cfg.augment)
         except BudgetError as e:
+            if refuse:
+                raise
             yield budget_s, e
+        else:
+            yield budget_s, p
 
 
 def apply_plan(p: TrainPlan, student: StudentConfig, cfg: TrainConfig
@@ -287,45 +313,3 @@ def apply_plan(p: TrainPlan, student: StudentConfig, cfg: TrainConfig
     cfg = replace(cfg, crop=p.crop, epochs=p.epochs, batch_size=p.batch_size,
                   budget_s=float(p.budget_s or 0.0), budget_plan=p.to_dict())
     return student, cfg
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Print a JSON line per budget: its plan or ``{"budget_s", "error"}``; exit 1 on any error.
-
-    An error that is no budget's (no project, no photos to train on) is one ``{"error"}`` line.
-    """
-    ap = argparse.ArgumentParser(prog="python -m ml.training.budget",
-                                 description=__doc__.splitlines()[0])
-    ap.add_argument("project")
-    ap.add_argument("--budget", action="append",
-                    help=f"90s, 10m, 1h or {CONVERGED}; repeat it for a plan each, printed in "
-                    "order; omitted: until converged")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--source", default="teacher")
-    ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--box-loss", type=float, default=0.0,
-                    help="the run's box-loss weight: its terms cost step time")
-    ap.add_argument("--members", type=int, default=1,
-                    help="the run's decoders (StudentConfig.members): each costs step time")
-    a = ap.parse_args(argv)
-    failed = False
-    try:
-        from ml.project.store import Project
-
-        budgets = [parse_budget_choice(b) for b in a.budget or [CONVERGED]]
-        project = Project.open(a.project)
-        for budget_s, p in plan_budgets(project, budgets, a.device, a.source, a.batch_size,
-                                        box_loss=a.box_loss, members=a.members):
-            if isinstance(p, BudgetError):
-                failed = True
-                print(json.dumps({"budget_s": budget_s, "error": str(p)}), flush=True)
-            else:
-                print(p.to_json(), flush=True)  # the GUI shows each as it comes
-    except Exception as e:  # one line for the GUI, whatever went wrong
-        print(json.dumps({"error": str(e)}), flush=True)
-        return 1
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -36,6 +36,7 @@ from ml.student.checkpoint import (
     new_model_dir,
     resumable_run,
 )
+from ml.student.config import ConfigError
 from ml.training.events import (
     CacheProgress,
     Checkpoint,
@@ -196,7 +197,7 @@ class TrainingPanel(QWidget):
     def start(self, resume: bool = False, finetune: bool = False) -> None:
         try:
             args = self.worker_args(resume, finetune)
-        except RuntimeError as e:
+        except (RuntimeError, ConfigError) as e:  # ConfigError: settings out of range, said once
             self.status.setText(str(e))
             return
         self._show.cancel()

@@ -12,12 +12,28 @@ from qtpy.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 from app.gui import _constants as C
 from ml.training.events import Done, Error, Stopped, TrainEvent, from_json
 
+# the hidden ``b2p`` subcommand that runs each of app/workers/ in the frozen app (app/cli/_gui.py)
+FROZEN_WORKERS = {"train": "worker", "plan": "plan-worker"}
 
-def worker_command(args: list[str]) -> list[str]:
-    """argv of the worker: ``python -m app.workers.train`` or, frozen, ``<app> worker``."""
+
+def worker_command(args: list[str], worker: str = "train") -> list[str]:
+    """argv of ``app.workers.<worker>``: ``python -m app.workers.train`` or, frozen,
+    ``<app> worker`` (``<app> plan-worker`` for the planner)."""
     if getattr(sys, "frozen", False):
-        return [sys.executable, "worker", *args]
-    return [sys.executable, "-m", "app.workers.train", *args]
+        return [sys.executable, FROZEN_WORKERS[worker], *args]
+    return [sys.executable, "-m", f"app.workers.{worker}", *args]
+
+
+def worker_environment() -> QProcessEnvironment:
+    """The GUI's environment, unbuffered, with this checkout first on the path (a worker finds
+    the ``app`` and ``ml`` the GUI runs, wherever it was started from)."""
+    env = QProcessEnvironment.systemEnvironment()
+    env.insert("PYTHONUNBUFFERED", "1")
+    if not getattr(sys, "frozen", False):
+        root = str(Path(__file__).resolve().parents[3])
+        old = env.value("PYTHONPATH", "")
+        env.insert("PYTHONPATH", root + (os.pathsep + old if old else ""))
+    return env
 
 
 def worker_threads() -> int:
@@ -67,13 +83,7 @@ class TrainProcess(QObject):
         self._buf, self._stderr, self._done, self._error = b"", "", None, None
         self._stop_stage = 0
         proc = QProcess(self)
-        env = QProcessEnvironment.systemEnvironment()
-        env.insert("PYTHONUNBUFFERED", "1")
-        if not getattr(sys, "frozen", False):  # make app/ and ml/ importable from a checkout
-            root = str(Path(__file__).resolve().parents[3])
-            old = env.value("PYTHONPATH", "")
-            env.insert("PYTHONPATH", root + (os.pathsep + old if old else ""))
-        proc.setProcessEnvironment(env)
+        proc.setProcessEnvironment(worker_environment())
         proc.readyReadStandardOutput.connect(self._read_stdout)
         proc.readyReadStandardError.connect(self._read_stderr)
         proc.finished.connect(self._on_finished)

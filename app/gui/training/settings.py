@@ -2,8 +2,9 @@
 
 On a CPU the default is a 15 min budget, planned by ``ml.training.budget`` (frozen backbone and
 feature cache, the input size and epochs that fit); on a GPU it is the paper's settings, trained
-until converged. One child Python (torch never loads in the GUI for it) measures this machine once
-and plans every budget choice, the chosen one first; its expected duration ("about 14 min on this
+until converged. One child process, :mod:`app.workers.plan` (torch never loads in the GUI for
+it), takes the form's configs, measures this machine once and plans every budget choice, the
+chosen one first; its expected duration ("about 14 min on this
 CPU") is shown before Start, and switching the budget shows that budget's plan at once. A plan
 drives mode, input size and epochs; the form holds no planning logic of its own.
 """
@@ -25,7 +26,9 @@ from qtpy.QtWidgets import (
 )
 
 import ml
-from ml.student.config import StudentConfig, TrainConfig
+from app.gui import _constants as C
+from app.gui.training.process import worker_command, worker_environment
+from ml.student.config import StudentConfig, TrainConfig, nearest_input_size
 from ml.training.budget import CONVERGED, TrainPlan, apply_plan
 
 BACKBONE_WEIGHTS = {"official": "dinov2_vits14", "offline": "dinov2_vits14_offline",
@@ -37,9 +40,6 @@ _ML_ROOT = str(Path(ml.__file__).resolve().parents[1])
 PROBE_CODE = ("import os, sys; getattr(os, 'nice', lambda n: 0)(10); "  # below the GUI's priority
               f"sys.path.insert(0, {_ML_ROOT!r}); "
               "from ml.common.device import describe_auto; print(describe_auto())")
-PLAN_CODE = ("import os, sys; getattr(os, 'nice', lambda n: 0)(10); "
-             f"sys.path.insert(0, {_ML_ROOT!r}); "
-             "from ml.training.budget import main; sys.exit(main())")
 BUDGETS = {"5 min": 300.0, "15 min": 900.0, "60 min": 3600.0, "until converged": None}
 CPU_BUDGET, GPU_BUDGET = "15 min", "until converged"
 
@@ -203,7 +203,7 @@ class TrainSettings(QWidget):
         changed)."""
         self.plan = None
         self._set_fields_enabled(True)
-        if self.project_root is not None and not getattr(sys, "frozen", False):
+        if self.project_root is not None:
             ctx = self._context()
             if force or ctx != self._plan_ctx:
                 self._start_planner(ctx)
@@ -221,21 +221,25 @@ class TrainSettings(QWidget):
             self.refresh_plan(force=True)
 
     def _start_planner(self, ctx: tuple) -> None:
-        """One child Python plans every budget choice, the chosen one first."""
+        """One child process plans every budget choice, the chosen one first, for the form's
+        configs."""
         self._stop_planner()  # its answers are for another project or device, or stale
         self._plan_ctx, self._plans, self._plan_error, self._plan_buf = ctx, {}, None, b""
         chosen = self.budget_s()
         budgets = [chosen, *(b for b in BUDGETS.values() if b != chosen)]
-        args = [ctx[0], "--device", ctx[1], *(["--box-loss", "1"] if ctx[2] else []),
-                "--members", str(ctx[3])]
+        student, cfg = self.base_configs(StudentConfig().num_classes)  # the planner counts them
+        args = [ctx[0], "--student", json.dumps(student.to_dict()),
+                "--train", json.dumps(cfg.to_dict()), "--nice", str(C.WORKER_NICE)]
         for b in budgets:
             args += ["--budget", CONVERGED if b is None else f"{b:g}s"]
         proc = QProcess(self)
+        proc.setProcessEnvironment(worker_environment())
         proc.readyReadStandardOutput.connect(lambda p=proc: self._read_plans(p))
         proc.finished.connect(lambda *_a, p=proc: self._on_plans_done(p))
         proc.finished.connect(proc.deleteLater)
         self._planner = proc
-        proc.start(sys.executable, ["-c", PLAN_CODE, *args])
+        cmd = worker_command(args, "plan")
+        proc.start(cmd[0], cmd[1:])
 
     def _stop_planner(self) -> None:
         if self.planning():
@@ -270,8 +274,8 @@ class TrainSettings(QWidget):
             return
 
     def on_plan_json(self, line: str, ctx: tuple | None = None) -> None:
-        """Take one line of ``python -m ml.training.budget``: a budget's plan or error, or an error
-        for all; answers for another project or device (``ctx``) are dropped."""
+        """Take one line of :mod:`app.workers.plan`: a budget's plan or error, or an error for
+        all; answers for another project or device (``ctx``) are dropped."""
         if ctx is not None and ctx != self._plan_ctx:
             return
         try:
@@ -318,15 +322,21 @@ class TrainSettings(QWidget):
         for w in (self.mode, self.input_size, self.epochs):
             w.setEnabled(on)
 
-    def configs(self, num_classes: int) -> tuple[StudentConfig, TrainConfig]:
-        size = max(14, round(self.input_size.value() / 14) * 14)
+    def base_configs(self, num_classes: int) -> tuple[StudentConfig, TrainConfig]:
+        """The form's settings, before any plan (what the planner plans)."""
         student = StudentConfig(num_classes=num_classes, mode=self.mode.currentText(),
-                                input_size=size,
+                                input_size=nearest_input_size(self.input_size.value()),
                                 backbone_weights=self.backbone.currentData(),
                                 members=self.members.value())
         cfg = TrainConfig(epochs=self.epochs.value(),
                           device=self.device.currentText().split(" ")[0],
                           box_loss=float(self.box_loss.value()))
+        return student, cfg
+
+    def configs(self, num_classes: int) -> tuple[StudentConfig, TrainConfig]:
+        """The run's configs: the form's, with the chosen budget's plan; ConfigError (its one
+        line is what the panel shows) for settings out of range."""
+        student, cfg = self.base_configs(num_classes)
         if self.plan is not None:  # the budget's plan, recorded in the model card
             student, cfg = apply_plan(self.plan, student, cfg)
-        return student, cfg
+        return student.check(), cfg.check()

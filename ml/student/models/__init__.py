@@ -25,10 +25,9 @@ __all__ = ["MODELS", "Backbone", "B2PDecoder", "Members", "Student", "UNet", "bu
 
 
 def _build_student(cfg: StudentConfig) -> Student:
+    cfg.check()
     backbone = Backbone(cfg.backbone, cfg.input_size, tuple(cfg.taps), cfg.backbone_weights,
                         cfg.mode)
-    if cfg.members < 1:
-        raise ValueError(f"members must be at least 1, got {cfg.members}")
 
     def decoder() -> B2PDecoder:
         return B2PDecoder(backbone.out_channels, len(cfg.taps), cfg.num_classes,
