@@ -32,6 +32,22 @@ def _scores(project, source: str, gt_dir: Path, keys: list[str]) -> dict:
     return score_project(project, gt_dir, source, keys, missing_as_background=True).scores
 
 
+def _box_free(project, model_dir: Path, gt_dir: Path, keys: list[str]) -> dict:
+    """The student on ``keys`` with no boxes at all (speckle removed, as ``b2p predict
+    --no-box-constraint``): pixel scores and region recall / precision (3 px)."""
+    from ml.common.images import label_file, load_label
+    from ml.evaluation.metrics import score_masks
+    from ml.evaluation.regions import RegionCounts, region_counts
+    from ml.prediction.predict import Predictor
+
+    pred = Predictor.from_dir(model_dir, device="cpu")
+    masks = {k: pred.predict(project.load_image(k)).label for k in keys}
+    scores = score_masks(keys, gt_dir, masks.get, project.class_names()).scores
+    counts = sum((region_counts(masks[k], load_label(f)) for k in keys
+                  if (f := label_file(gt_dir, k)) is not None), RegionCounts())
+    return {**scores, **counts.as_dict()}
+
+
 def _held_out(keys: list[str], test: int = 0) -> list[str]:
     """The demo's test photos: the last ``test`` of them; with ``test`` 0 every fourth photo
     (at least one), the rule of rounds 1-11."""
@@ -112,18 +128,24 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
     with tqdm_progress("predict") as cb:
         predict_project(project, model_dir, progress=cb, fallback=False)
     student = _scores(project, "student", data / "masks", held_out)
+    free = _box_free(project, model_dir, data / "masks", held_out)
     print(f"6/6 metrics against the synthetic ground truth on the {len(held_out)} held-out photos "
           f"(the student saw only {teacher} masks of the others, made from boxes)")
-    rows = {f"teacher ({teacher})": scores_t, "student (Boxes2Pixels)": student}
-    print(f"    {'':24s} {'binary IoU':>10s} {'anomaly mIoU':>12s} {'recall':>7s} {'prec.':>7s}")
+    rows = {f"teacher ({teacher})": scores_t, "student (Boxes2Pixels)": student,
+            "student, no boxes": free}
+    print(f"    {'':24s} {'binary IoU':>10s} {'anomaly mIoU':>12s} {'recall':>7s} {'prec.':>7s}"
+          f" {'regions found':>13s} {'on a defect':>11s}")
     for name, s in rows.items():
+        regions = (f" {s['region_recall']:13.3f} {s['region_precision']:11.3f}"
+                   if "region_recall" in s else "")
         print(f"    {name:24s} {s['binary_iou']:10.3f} {s['anomaly_miou']:12.3f} "
-              f"{s['binary_recall']:7.3f} {s['binary_precision']:7.3f}")
+              f"{s['binary_recall']:7.3f} {s['binary_precision']:7.3f}{regions}")
     summary = {"data": str(data), "project": str(proj_dir), "model": str(model_dir),
                "backbone_weights": bw, "epochs_run": result.epochs_run, "seed": seed,
                "crop": load_card(model_dir).train.crop,
                "held_out": held_out, "trained_on": sorted(labels),
                "teacher_name": teacher, "teacher": scores_t, "student": student,
+               "student_box_free": free,
                "seconds": round(time.monotonic() - t0, 1)}
     (out / "demo_metrics.json").write_text(json.dumps(summary, indent=1, default=float))
     print(f"outputs: project {proj_dir}, model {model_dir}, metrics {out / 'demo_metrics.json'}; "

@@ -1,9 +1,11 @@
 """How well ``auto`` chooses: its per-box pick against each fixed candidate and the best pick.
 
 Boxes come from the ground-truth masks' connected components (padded), as in
-``bench/quality.py``. ``auto`` labels every photo and keeps what it weighed per box
-(:class:`ml.teachers.auto.BoxChoice`); each candidate's mask is then scored inside its box
-against the ground truth. Rows, binary IoU summed over the pixels of every box:
+``bench/quality.py``. ``auto`` first surveys the project as ``b2p pseudo-label`` does (each
+class thin or region; ``--no-survey``: every box decides alone), then labels every photo and
+keeps what it weighed per box (:class:`ml.teachers.auto.BoxChoice`); each candidate's mask
+is then scored inside its box against the ground truth. Rows, binary IoU summed over the
+pixels of every box:
 
 * ``auto``: the candidate ``auto`` picked (its mask before hole filling and painting);
 * ``always NAME``: one candidate everywhere (where it left a box under 2 % covered, nothing);
@@ -39,6 +41,7 @@ from quality import (  # noqa: E402
 from ml.common.classes import IGNORE  # noqa: E402
 from ml.project.store import boxes_to_arrays  # noqa: E402
 from ml.teachers.auto import AutoTeacher, BoxChoice  # noqa: E402
+from ml.teachers.pseudo_label import survey_photos  # noqa: E402
 
 
 def box_counts(weighed: BoxChoice, truth: np.ndarray) -> dict[str, tuple[int, int]]:
@@ -107,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="first N photos only (0: all)")
     ap.add_argument("--pad", type=int, default=2, help="pixels around ground-truth boxes")
     ap.add_argument("--out", type=Path, help="also write the table here")
+    ap.add_argument("--no-survey", action="store_true",
+                    help="no survey of the project: each box decides its kind alone")
     a = ap.parse_args(argv)
     t0 = time.monotonic()
     names = dataset_classes(a.data)
@@ -117,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         proj = make_project(Path(tmp), a.data, names, a.pad)
         keys = boxed_keys(proj, a.limit)
         truths = ground_truth(a.data / "masks", keys)
+        kinds = {} if a.no_survey else teacher.survey(survey_photos(proj))
         for i, key in enumerate(keys):
             teacher.set_image(proj.load_image(key))
             teacher.predict(*boxes_to_arrays(proj.record(key).boxes))
@@ -126,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     md = markdown(dataset, len(keys), summarise(per_box), command_line("auto_choice.py", argv),
                   time.monotonic() - t0)
+    named = {c: names[c] if c < len(names) else str(c) for c in kinds}
+    md += ("\nClass kinds from the survey: " + ", ".join(f"{named[c]} {k}" for c, k in
+                                                       kinds.items()) + "\n") if kinds else ""
     return show_table(md, a.out)
 
 

@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from box_free import box_free_markdown, box_free_scores  # noqa: E402
+
 from ml.common.classes import make_classes  # noqa: E402
 from ml.common.images import label_file, load_label  # noqa: E402
 from ml.datasets.importers import import_masks, read_dataset_classes  # noqa: E402
@@ -196,7 +198,9 @@ def eval_model(model_dir: Path, proj: Project, test: list[str], masks_dir: Path,
     from ml.prediction.predict import Predictor
 
     pred = Predictor.from_dir(model_dir, device=device, tiled=tiled)
-    alone, product, free, posterior = {}, {}, {}, {}
+    from ml.prediction.speckle import output_cell
+
+    alone, product, free, posterior, cells = {}, {}, {}, {}, {}
     n_boxes = n_fell_back = 0
     for k in test:
         xyxy, cls = boxes_to_arrays(proj.record(k).boxes)
@@ -205,12 +209,13 @@ def eval_model(model_dir: Path, proj: Project, test: list[str], masks_dir: Path,
         posterior[k], _ = pred.constrain(probs, xyxy, None, cls, False, rule="posterior")
         product[k], fell_back = pred.constrain(probs, xyxy, teacher.get(k), cls)
         free[k] = probs.argmax(axis=0).astype(np.uint8)
+        cells[k] = output_cell(pred.input_scale(free[k].shape))
         n_boxes, n_fell_back = n_boxes + len(xyxy), n_fell_back + fell_back
     row = score_labels(alone, masks_dir, names)
     row.update({f"product_{m}": v for m, v in score_labels(product, masks_dir, names).items()})
     row["fallback_share"] = n_fell_back / max(n_boxes, 1)
     row["posterior_binary_iou"] = score_labels(posterior, masks_dir, names)["binary_iou"]
-    row.update({f"nobox_{m}": v for m, v in score_labels(free, masks_dir, names).items()})
+    row.update(box_free_scores(free, cells, masks_dir, names))  # bench/box_free.py
     return row, alone
 
 
@@ -261,6 +266,7 @@ def markdown(result: dict) -> str:
             cells.append("–" if v is None else f"{v:.3f}" if isinstance(v, float) and c in
                          scored else str(v))
         lines.append("| " + " | ".join(cells) + " |")
+    lines += box_free_markdown(result["rows"])
     lines += ["", f"Settings: {json.dumps(result['settings'])}", f"Machine: {result['machine']}",
               f"Command: `{result['command']}`"]
     return "\n".join(lines) + "\n"

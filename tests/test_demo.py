@@ -19,11 +19,14 @@ def test_demo_scores_teacher_and_student_on_photos_the_student_never_saw(tmp_pat
     trained = set(summary["trained_on"])
     assert trained and trained <= {f"synth_000{i}.jpg" for i in range(4)}
     assert summary["seed"] == 5 and summary["crop"] == 0 and summary["epochs_run"] == 1
-    for row in ("teacher", "student"):
+    for row in ("teacher", "student", "student_box_free"):
         assert 0.0 <= summary[row]["binary_iou"] <= 1.0
+    free = summary["student_box_free"]  # the held-out photos without boxes, by region too
+    assert free["true_regions"] > 0 and free["region_recall"] == free["region_recall"]
     assert json.loads((out / "data" / "dataset.json").read_text())["source"].endswith("seed 5)")
     printed = capsys.readouterr().out
     assert "teacher (ridge)" in printed and "student (Boxes2Pixels)" in printed
+    assert "student, no boxes" in printed and "regions found" in printed
 
 
 def test_test_zero_holds_out_every_fourth_photo_as_rounds_1_to_11_did():

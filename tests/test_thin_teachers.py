@@ -145,9 +145,12 @@ def proj(tmp_path: Path) -> Project:
 
 
 def test_pseudo_label_stores_confidence_and_counts_empty_boxes(proj):
-    res = pseudo_label_project(proj, AutoTeacher(sam=False))
+    teacher = AutoTeacher(sam=False)
+    res = pseudo_label_project(proj, teacher)
     assert isinstance(res, PseudoLabelResult)
     assert res.done == ("a.png",) and res.boxes == 3
+    assert set(teacher.kinds) == {1}  # surveyed first; the kind is stored with the mask
+    assert proj.record("a.png").teacher.settings["kinds"] == {"1": teacher.kinds[1]}
     assert set(res.empty_boxes) == {"auto", "ridge", "grabcut"}
     assert "under 2 % covered" in res.summary()
     conf = proj.load_teacher_confidence("a.png")
@@ -193,3 +196,36 @@ def test_loss_weight_lowers_the_share_of_unsure_pixels():
     assert low < full
     p = torch.softmax(logits, 1)[:, 1]
     assert asymmetric_dice(p, target, weight=unsure) < asymmetric_dice(p, target)
+
+
+def test_auto_survey_decides_each_class_kind_from_its_boxes():
+    photos = [scene(seed=s)[0] for s in range(3)]
+    t = AutoTeacher(sam=False, record=True)
+    kinds = t.survey((img, [LINE_BOX, BLOB_BOX], [1, 2]) for img in photos)
+    assert kinds == {1: "thin", 2: "region"}
+    assert t.settings()["kinds"] == {"1": "thin", "2": "region"}
+    img, line, disc = scene(seed=5)
+    t.set_image(img)
+    t.predict([LINE_BOX, BLOB_BOX], [1, 2])
+    assert t.choices[0] == "ridge" and t.choices[1] in ("grabcut", "box")
+    assert [w.kind for w in t.weighed] == ["thin", "region"]
+    assert t.weighed[0].flank > t.weighed[1].flank or np.isnan(t.weighed[1].flank)
+
+
+def test_flank_contrast_tells_a_line_from_a_blob_rim():
+    from ml.teachers.auto import flank_contrast
+
+    grey = np.full((60, 60), 200.0)
+    box = np.zeros((60, 60), bool)
+    box[10:50, 10:50] = True
+    line = np.zeros((60, 60), bool)
+    line[29:31, 10:50] = True  # a 2 px dark line across the box, background on both flanks
+    grey[line] = 50
+    assert flank_contrast(grey, line, box) > 0.9
+    blob = np.full((60, 60), 200.0)
+    yy, xx = np.mgrid[0:60, 0:60]
+    r = np.hypot(yy - 30, xx - 30)
+    blob[r < 19] = 80  # a dark disc filling the box ...
+    rim = (r >= 16) & (r < 19)  # ... whose rim a ridge mask would catch
+    blob[rim] = 50
+    assert flank_contrast(blob, rim, box) < 0.6

@@ -24,6 +24,7 @@ photos (``predict_folder`` writes the rows into PNGs as they come, :mod:`ml.pred
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ from ml.prediction.box_constraint import (
 )
 from ml.prediction.box_decode import check_rule
 from ml.prediction.photo_rows import ArrayRows, RowSource, as_rows
+from ml.prediction.speckle import MIN_CELLS, output_cell, remove_speckle
 from ml.prediction.tiled import ArraySink, TileGrid, tiled_bands, upsample_bands
 from ml.prediction.tiled import ramp_window as _ramp_window  # noqa: F401 - the name tests and callers know
 from ml.prediction.tiled import tile_starts as _starts  # noqa: F401
@@ -70,7 +72,8 @@ class Predictor:
 
     def __init__(self, model: nn.Module, card: ModelCard, device: str | torch.device = "cpu",
                  tiled: bool = False, overlap: float = 0.25, batch_size: int = 4,
-                 box_pad: int = BOX_PAD, box_rule: str = "tight") -> None:
+                 box_pad: int = BOX_PAD, box_rule: str = "tight",
+                 min_region_cells: float = MIN_CELLS) -> None:
         if not 0 <= overlap < 1:
             raise ValueError(f"tile overlap must be in [0, 1), got {overlap}")
         self.device = resolve_device(str(device))
@@ -84,6 +87,7 @@ class Predictor:
         self.box_pad = int(box_pad)
         self.box_rule = check_rule(box_rule)
         self.class_weights = _training_weights(card)
+        self.min_region_cells = max(0.0, float(min_region_cells))  # box-free speckle bound
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, device: str | torch.device = "auto",
@@ -100,7 +104,7 @@ class Predictor:
                 "box_rule": self.box_rule,
                 "box_prior_correction": (self.box_rule == "posterior"
                                          and self.class_weights is not None),
-                "box_classes": True}
+                "box_classes": True, "min_region_cells": self.min_region_cells}
 
     @torch.inference_mode()
     def _forward(self, batch: np.ndarray) -> torch.Tensor:
@@ -115,6 +119,14 @@ class Predictor:
 
         cached = min(1.0, cache_long_side(self.tile, self.crop) / max(max(hw), 1))
         return cached * self.tile / self.crop
+
+    def input_scale(self, hw: tuple[int, int]) -> float:
+        """Input pixels per photo pixel for a photo of size ``hw`` (geometric mean of the axes)."""
+        if self.crop > 0:
+            return self.crop_scale(hw)
+        if self.tiled:
+            return 1.0
+        return self.tile / max(math.sqrt(hw[0] * hw[1]), 1.0)
 
     def _tiled_size(self, h: int, w: int) -> tuple[int, int]:
         """(height, width) a photo is tiled at: native, or a crop-trained model's scale."""
@@ -225,7 +237,8 @@ class Predictor:
 
         ``box_classes`` ((N,) class ids) gives the boxed pixels their box's class;
         ``fallback=False`` leaves a box the student finds empty empty (no teacher mask).
-        ``progress`` and ``should_stop``: as :meth:`stream`.
+        ``progress`` and ``should_stop``: as :meth:`stream`. Without boxes, findings smaller
+        than ``min_region_cells`` output cells are dropped (:mod:`ml.prediction.speckle`).
         """
         src = as_rows(image)
         sink = ArraySink(src.height, src.width, np.float16 if return_probs else None)
@@ -233,7 +246,11 @@ class Predictor:
         if bc is not None:
             bc.finish(sink.label)  # the tight rule's boxes, decided once each box is whole
         fallbacks = bc.fallback(sink.label, teacher) if bc is not None and fallback else 0
-        return PredictResult(sink.label, sink.confidence, sink.probs, fallbacks)
+        label = sink.label
+        if bc is None and self.min_region_cells > 0:  # box-free: findings, not specks
+            cell = output_cell(self.input_scale((src.height, src.width)))
+            label = remove_speckle(label, cell, self.min_region_cells)
+        return PredictResult(label, sink.confidence, sink.probs, fallbacks)
 
 
 def _training_weights(card: ModelCard) -> np.ndarray | None:

@@ -140,6 +140,7 @@ class Teacher:
         self.max_hole_frac = float(max_hole_frac)
         self.priority = tuple(int(c) for c in priority) if priority is not None else None
         self._image: np.ndarray | None = None
+        self._classes: np.ndarray = np.zeros(0, np.int64)
 
     # ----------------------------------------------------------------- public API
     def set_image(self, image: np.ndarray) -> None:
@@ -168,6 +169,7 @@ class Teacher:
                 and not region_empty(r)]
         if keep:
             sub = boxes[keep]
+            self._classes = cls[keep]  # the boxes' class ids, for teachers that weigh them
             items = self._box_masks(sub, [padded[i] for i in keep])
             for j in paint_order(cls[keep], self.priority):
                 i = keep[j]

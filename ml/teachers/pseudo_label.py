@@ -4,13 +4,15 @@ Person-edited masks are never overwritten. With ``only_missing`` images that alr
 teacher mask are skipped, so an interrupted run picks up where it stopped. A photo that cannot
 be read or labelled is named in the result's ``failed`` and the batch goes on. The teacher's
 per-pixel confidence is saved beside each mask, and the result counts, per teacher, the boxes
-it left (nearly) empty.
+it left (nearly) empty. A teacher with a ``survey`` method (``auto``) first reads up to
+:data:`SURVEY_PHOTOS` of the project's boxed photos, spread over it, to decide what each class
+looks like (thin or region); its settings, stored with every mask, say what it decided.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,7 @@ from ml.project.store import Project, ProjectError, boxes_to_arrays
 EDITED = "edited by a person"
 EXISTING = "already pseudo-labelled"
 NO_BOXES = "no boxes"
+SURVEY_PHOTOS = 64  # photos a teacher's survey reads at most
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +55,9 @@ def pseudo_label_project(project: Project, teacher: Any, keys: Iterable[str] | N
     keys = project.keys() if keys is None else list(keys)
     for k in keys:
         project.record(k)  # unknown keys fail before any work is done
+    survey = getattr(teacher, "survey", None)
+    if callable(survey):
+        survey(survey_photos(project))
     settings = teacher.settings()
     source = settings["name"]
     done: list[str] = []
@@ -86,6 +92,25 @@ def pseudo_label_project(project: Project, teacher: Any, keys: Iterable[str] | N
     return PseudoLabelResult(action="pseudo-labelled", total=len(keys), done=tuple(done),
                              failed=failed, skipped=skipped, stopped=stopped, boxes=boxes,
                              empty_boxes=dict(empty))
+
+
+def survey_photos(project: Project, limit: int = SURVEY_PHOTOS
+                  ) -> Iterator[tuple[Any, Any, Any]]:
+    """(image, boxes, classes) of up to ``limit`` boxed photos spread over the project.
+
+    Every boxed photo counts, not only those being labelled, so that a run over a few new
+    photos decides as a run over all did. Unreadable photos are left out.
+    """
+    boxed = [k for k in project.keys() if project.record(k).boxes]
+    if len(boxed) > limit:
+        step = len(boxed) / limit
+        boxed = [boxed[int(i * step)] for i in range(limit)]
+    for k in boxed:
+        try:
+            image = project.load_image(k)
+        except (ImageError, ProjectError, ValueError):
+            continue
+        yield (image, *boxes_to_arrays(project.record(k).boxes))
 
 
 def _label_one(project: Project, teacher: Any, key: str, only_missing: bool, source: str,

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Section 1's headline table: the path a user takes with the defaults, on one data set.
+#
+#   bench/one_click.sh DATA OUT [BUDGET]
+#
+# DATA holds images/, masks/ (class-id PNGs) and dataset.json. The boxes are the masks'
+# connected components padded by 2 px (as bench/quality.py), imported with `b2p import
+# --masks`; then `b2p pseudo-label` (default teacher), `b2p train --budget BUDGET` (10m)
+# and `b2p predict --no-fallback`, each timed, and every boxed photo is scored against the
+# ground truth: the teacher's masks, the student's, and the filled boxes (`b2p pseudo-label
+# --teacher box` into a copy of the project). Everything goes under OUT; OUT/summary.txt holds
+# the commands, their times and the scores.
+set -eu
+data=${1:?DATA}; out=${2:?OUT}; budget=${3:-10m}
+b2p="${PYTHON:-python3} -m app.cli"
+mkdir -p "$out"
+log="$out/summary.txt"
+: > "$log"
+run() {  # run a command, log it with its wall time
+  local t0=$(date +%s)
+  echo "\$ $*" | tee -a "$log"
+  "$@" > "$out/step.$(date +%s%N).log" 2>&1
+  echo "  ($(( $(date +%s) - t0 )) s)" | tee -a "$log"
+}
+proj="$out/project"
+rm -rf "$proj" "$out/boxfill"
+classes=$(${PYTHON:-python3} -c "import json,sys; print(','.join(json.load(open(sys.argv[1]))['classes'][1:]))" "$data/dataset.json")
+run $b2p init "$proj" --images "$data/images" --classes "$classes"
+run $b2p import "$proj" --masks "$data/masks" --pad 2
+cp -r "$proj" "$out/boxfill"
+run $b2p pseudo-label "$proj"
+run $b2p train "$proj" --budget "$budget"
+run $b2p predict "$proj" --no-fallback
+run $b2p pseudo-label "$out/boxfill" --teacher box
+for what in boxfill:teacher project:teacher project:student; do
+  p=${what%%:*}; s=${what#*:}
+  $b2p eval "$out/$p" --gt "$data/masks" --source "$s" --out "$out/eval_${p}_$s.json" > /dev/null
+  ${PYTHON:-python3} -c "import json,sys; d=json.load(open(sys.argv[1])); s=d.get('scores', d); print(f'{sys.argv[2]:18s} binary IoU {s[\"binary_iou\"]:.3f} recall {s[\"binary_recall\"]:.3f} precision {s[\"binary_precision\"]:.3f} anomaly mIoU {s[\"anomaly_miou\"]:.3f}')" "$out/eval_${p}_$s.json" "$p/$s" | tee -a "$log"
+done
