@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 CELL_INPUT_PX = 4  # input pixels per output cell of the student (its quarter-resolution grid)
@@ -37,6 +36,8 @@ def remove_speckle(label: np.ndarray, cell: float, min_cells: float = MIN_CELLS)
     ``cell``: one output cell in photo pixels (:func:`output_cell`). Fragments within one cell
     of each other count as one finding. ``min_cells`` 0 keeps everything.
     """
+    import cv2  # lazily: loading the predictor must not load OpenCV (tests/test_layout.py)
+
     if min_cells <= 0 or not label.any():
         return label
     fg = (label > 0).astype(np.uint8)
