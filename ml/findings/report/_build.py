@@ -16,6 +16,7 @@ from ml.common.hashing import sha256_file
 from ml.common.progress import Cancelled, ProgressFn, Reporter, StopFn
 from ml.datasets.export import fit_to_record
 from ml.evaluation.metrics import score_masks
+from ml.findings.report._blade import blade_section
 from ml.findings.report._data import GUESS_MARK, ImageEntry, ReportData, entry_order, findings_csv
 from ml.findings.report._figures import overlay_thumbnail, severity_chart
 from ml.findings.report._html import render_html
@@ -167,6 +168,7 @@ def collect(project: Project, source: str = "student", gsd: float | None = None,
             data.entries.append(entry)
         rep.step(message=key)
     data.entries.sort(key=entry_order)  # turbine, blade, side: the order an inspector walks
+    data.blade = blade_section(project, source, should_stop)
     data.provenance = provenance(project, data, gsd)
     return data
 
