@@ -149,3 +149,25 @@ def test_cli_meta_along_and_radius(project, capsys):
     assert "radius_m" in out and "2*" in out
     assert main(["meta", root, "--along", "A/LE"]) == 1  # no --step
     assert "--step" in capsys.readouterr().err
+
+
+def test_auto_fill_reads_the_radius_from_dji_xmp(tmp_path):
+    from ml.metadata.autofill import auto_fill
+    from ml.project.store import Project
+    from tests._drone_photo import dji_xmp, write_drone_photo
+
+    attrs = ('drone-dji:RelativeAltitude="+45.20" drone-dji:GimbalPitchDegree="+10.00" '
+             'drone-dji:LRFTargetDistance="12.0" drone-dji:GimbalRollDegree="+2.00"')
+    write_drone_photo(tmp_path / "photos" / "T1" / "A" / "PS" / "d.jpg", dji_xmp(attrs))
+    write_drone_photo(tmp_path / "photos" / "T1" / "A" / "PS" / "8.5m" / "e.jpg", dji_xmp(attrs))
+    proj = Project.create(tmp_path / "p", tmp_path / "photos")
+    set_values(proj, proj.keys(), hub_height_m=100)
+    auto_fill(proj)
+    drone = proj.record("T1/A/PS/d.jpg").meta
+    assert drone["radius_m"] == pytest.approx(100 - 45.2 - 12 * math.sin(math.radians(10)),
+                                              abs=0.01)
+    assert guessed(drone)["radius_m"].startswith("altitude")
+    folder = proj.record("T1/A/PS/8.5m/e.jpg").meta
+    assert folder["radius_m"] == 8.5 and folder["side"] == "pressure_side"
+    from ml.metadata.position import axis_from_meta
+    assert axis_from_meta(drone).angle_deg == pytest.approx(88.0)
