@@ -154,27 +154,48 @@ def shapes(bm: BladeMap, width: float = 900.0, highlight: str | None = None) -> 
     return out
 
 
+def _spread(xs: list[float], gap: float = 17.0) -> list[float]:
+    """Marker x positions in number order: runs closer than ``gap`` fan out around their mean."""
+    out = list(xs)
+    order = sorted(range(len(xs)), key=lambda i: (xs[i], i))
+    run: list[int] = []
+    for i in order + [None]:
+        if run and (i is None or xs[i] - xs[run[-1]] >= gap):
+            centre = sum(xs[j] for j in run) / len(run)
+            for k, j in enumerate(sorted(run)):
+                out[j] = centre + (k - (len(run) - 1) / 2) * gap
+            run = []
+        if i is not None:
+            run.append(i)
+    return out
+
+
 def _markers(bm: BladeMap, lanes: list[str], x0: float, scale: float,
              highlight: str | None) -> list[Shape]:
     out: list[Shape] = []
-    last_x: dict[str, list[float]] = {}
-    for m in bm.markers:
-        lane = lanes.index(m.side) if m.side in lanes else len(lanes) - 1
-        x = x0 + min(m.radius_m, bm.length_m) * scale
-        near = [px for px in last_x.get(m.side, []) if abs(px - x) < 16]
-        shift = 0.0 if not near else -8.5 if len(near) % 2 else 8.5  # keep numbers readable
-        y = TOP + LANE_H * lane + LANE_H / 2 + shift
-        last_x.setdefault(m.side, []).append(x)
-        if m.uncertainty_m:
-            u = m.uncertainty_m * scale
-            out.append(Shape("line", (x - u, y, x + u, y), stroke=INK, width=1.2))
-        ring = "#c62828" if m.beyond else INK if highlight == m.finding.key else "#ffffff"
-        ref = f"{m.finding.key}#{m.finding.row.region_id}"
-        out.append(Shape("circle", (x, y, 8.5), fill=SEVERITY_COLORS.get(m.severity, "#888"),
-                         stroke=ring, width=2.2 if ring != "#ffffff" else 1.2, ref=ref))
-        out.append(Shape("text", (x, y + 3.4), text=str(m.number), size=9, bold=True,
-                         fill="#ffffff"))
-    return out
+    under: list[Shape] = []  # uncertainty bars and leaders, drawn below every marker
+    for side in {m.side for m in bm.markers}:
+        ms = [m for m in bm.markers if m.side == side]
+        lane = lanes.index(side) if side in lanes else len(lanes) - 1
+        yc = TOP + LANE_H * lane + LANE_H / 2
+        true = [x0 + min(m.radius_m, bm.length_m) * scale for m in ms]
+        for m, x_true, x in zip(ms, true, _spread(true), strict=True):
+            if m.uncertainty_m:
+                u = m.uncertainty_m * scale
+                under.append(Shape("line", (x_true - u, yc, x_true + u, yc), stroke=INK,
+                                   width=1.2))
+            if abs(x - x_true) > 1:  # fanned out to stay readable: a leader to its radius
+                under.append(Shape("line", (x_true, yc + 12, x, yc + 6), stroke=MUTED,
+                                   width=0.8))
+                under.append(Shape("circle", (x_true, yc + 12, 1.6), fill=INK))
+            ring = "#c62828" if m.beyond else INK if highlight == m.finding.key else "#ffffff"
+            ref = f"{m.finding.key}#{m.finding.row.region_id}"
+            out.append(Shape("circle", (x, yc, 8.5), fill=SEVERITY_COLORS.get(m.severity,
+                                                                               "#888"),
+                             stroke=ring, width=2.2 if ring != "#ffffff" else 1.2, ref=ref))
+            out.append(Shape("text", (x, yc + 3.4), text=str(m.number), size=9, bold=True,
+                             fill="#ffffff"))
+    return under + out
 
 
 def _esc(v: object) -> str:
