@@ -171,3 +171,11 @@ def test_auto_fill_reads_the_radius_from_dji_xmp(tmp_path):
     assert folder["radius_m"] == 8.5 and folder["side"] == "pressure_side"
     from ml.metadata.position import axis_from_meta
     assert axis_from_meta(drone).angle_deg == pytest.approx(88.0)
+
+
+def test_blade_axis_of_a_photo_without_edges_is_none():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    assert axis_from_edges(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)) is None
+    assert axis_from_edges(np.full((40, 40, 3), 128, np.uint8)) is None

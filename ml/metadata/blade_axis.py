@@ -33,7 +33,7 @@ def axis_from_edges(image: np.ndarray) -> Axis | None:
     side = min(gray.shape)
     segs = cv2.HoughLinesP(edges, 1, np.pi / 360, threshold=max(20, side // 10),
                            minLineLength=side // 5, maxLineGap=side // 20)
-    if segs is None:
+    if segs is None or len(segs) == 0:
         return None
     d = segs.reshape(-1, 4).astype(np.float64)
     vx, vy = d[:, 2] - d[:, 0], d[:, 3] - d[:, 1]
