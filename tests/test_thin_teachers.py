@@ -140,7 +140,8 @@ def proj(tmp_path: Path) -> Project:
     for name in ("a", "b"):
         Image.fromarray(scene(seed=ord(name))[0]).save(photos / f"{name}.png")
     p = Project.create(tmp_path / "proj", photos)
-    p.set_boxes("a.png", [Box(*LINE_BOX, 1), Box(*BLOB_BOX, 1), Box(10, 10, 11, 11, 1)])  # the smallest box the store keeps
+    # the third is the smallest box the store keeps (1 px)
+    p.set_boxes("a.png", [Box(*LINE_BOX, 1), Box(*BLOB_BOX, 1), Box(10, 10, 11, 11, 1)])
     return p  # b.png has no boxes
 
 

@@ -11,7 +11,8 @@ from app.cli._batch import exit_code, print_items
 from app.cli._progress import tqdm_progress
 
 _MARK = "*"
-_FIELD_HELP = "turbine, blade, side, date, distance_m, gsd_mm"
+_FIELD_HELP = ("turbine, blade, side, date, distance_m, gsd_mm, radius_m, hub_height_m, "
+               "blade_length_m, inspection")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +34,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                           f"{_FIELD_HELP}; an empty VALUE clears it; repeatable")
     act.add_argument("--confirm", nargs="+", metavar="FIELD",
                      help="a person checked these guessed fields (or 'all') and they are right")
+    act.add_argument("--radius", action="store_true",
+                     help="guess each photo's radius (m from the blade root) from names like "
+                          ".../B/PS/12.5m/ or the drone's altitude (needs hub_height_m)")
+    act.add_argument("--along", metavar="BLADE/SIDE",
+                     help="guess radii for a sequence along one blade side: --from M "
+                          "--step M, in capture order")
+    p.add_argument("--from", dest="start", type=float, default=0.0, metavar="M",
+                   help="with --along: the first photo's radius (default 0)")
+    p.add_argument("--step", type=float, metavar="M", help="with --along: metres between photos")
+    p.add_argument("--takeoff-alt", type=float, metavar="M",
+                   help="with --radius: GPS altitude of the take-off point (tower base), for "
+                        "photos without XMP RelativeAltitude")
     p.add_argument("--where", metavar="GLOB",
                    help="only images whose key matches, e.g. 'WTG07/*' (--auto, --set, "
                         "--confirm, the listing)")
@@ -41,6 +54,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "one; the GSD estimate uses it")
     p.add_argument("--show", action="store_true", help="print the table after the action")
     p.set_defaults(func=cmd_meta)
+
+
+def _position(proj, keys: list[str], args: argparse.Namespace) -> None:
+    from ml.metadata.position import along, fill_radius
+
+    if args.along is not None:
+        if args.step is None:
+            raise CLIError("--along needs --step M (and --from M, default 0)")
+        res = along(proj, args.along, args.start, args.step, keys)
+    else:
+        res = fill_radius(proj, keys, takeoff_alt_m=args.takeoff_alt)
+    print(res.summary())
 
 
 def _keys(proj, where: str | None) -> list[str]:
@@ -69,13 +94,14 @@ def show(proj, keys: list[str]) -> None:
     """One line per image, guessed values marked, then the legend."""
     from ml.metadata.values import FIELDS, guessed
 
-    rows = [["image", *FIELDS]]
+    fields = [*FIELDS, "radius_m"]
+    rows = [["image", *fields]]
     any_guess = False
     for k in keys:
         meta = proj.record(k).meta
         g = guessed(meta)
         any_guess |= bool(g)
-        rows.append([k, *(_cell(meta, f, g) for f in FIELDS)])
+        rows.append([k, *(_cell(meta, f, g) for f in fields)])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
@@ -85,7 +111,7 @@ def show(proj, keys: list[str]) -> None:
 
 
 def _parse_sets(items: list[str]) -> dict[str, str]:
-    from ml.metadata.values import FIELDS
+    from ml.metadata.values import ALL_FIELDS as FIELDS
 
     out = {}
     for item in items:
@@ -97,7 +123,7 @@ def _parse_sets(items: list[str]) -> dict[str, str]:
 
 
 def _confirm_fields(names: list[str]) -> list[str] | None:
-    from ml.metadata.values import FIELDS
+    from ml.metadata.values import ALL_FIELDS as FIELDS
 
     if "all" in names:
         return None
@@ -118,7 +144,9 @@ def cmd_meta(args: argparse.Namespace) -> int:
         raise CLIError("--distance goes with --auto (use --set distance_m=M to set it)")
     keys = _keys(proj, args.where)
     rc = 0
-    if args.auto:
+    if args.along is not None or args.radius:
+        _position(proj, keys, args)
+    elif args.auto:
         with tqdm_progress("meta") as bar:
             result = auto_fill(proj, keys, distance_m=args.distance, progress=bar)
         print_items(result)
@@ -139,6 +167,6 @@ def cmd_meta(args: argparse.Namespace) -> int:
         n = metadata.confirm(proj, keys, _confirm_fields(args.confirm))
         print(f"confirmed {n} guessed values on {len(keys)} images")
     if args.show or not (args.auto or args.from_folders or args.csv or args.set
-                         or args.confirm):
+                         or args.confirm or args.radius or args.along):
         show(proj, keys)
     return rc

@@ -11,6 +11,7 @@ from qtpy.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 from app.gui import _constants as C
 from app.gui._annotate_panel import AnnotatePanel
 from app.gui._batch_panel import BatchPanel
+from app.gui._blade_map_panel import BladeMapPanel
 from app.gui._class_manager import ClassManager
 from app.gui._jobs import Job
 from app.gui._layers import ImageLayers
@@ -48,6 +49,7 @@ class Inspector(QObject):
         self.findings = FindingsPanel(lambda: self.project)
         self.watcher = ProjectWatcher(self)  # other writers' changes show within ~1 s
         self.watcher.changed.connect(self.reload_from_store)
+        self.blade_map = BladeMapPanel(lambda: self.project)
         win = viewer.window
         if dock:
             win.add_dock_widget(self.projects, name="Project", area="left")
@@ -58,6 +60,8 @@ class Inspector(QObject):
                                 area="right")
             win.add_dock_widget(self.training, name="Train", area="right", tabify=True)
             win.add_dock_widget(scrolled(self.findings), name="Findings", area="bottom")
+            win.add_dock_widget(scrolled(self.blade_map), name="Blade map", area="bottom",
+                                tabify=True)
         self._wire()
         self._shortcuts()
         from app.gui._menus import ProjectMenu
@@ -94,6 +98,8 @@ class Inspector(QObject):
         self.session.saved.connect(self.findings.photo_changed)
         self.batch.job_finished.connect(lambda _j: self.findings.refresh())
         self.findings.region_chosen.connect(self.go_to_region)
+        self.blade_map.region_chosen.connect(self.go_to_region)
+        self.session.image_changed.connect(self.blade_map.show_photo)
         self.layers.boxes.bind_key("Control-z", lambda _l: self.session.undo_boxes(),
                                    overwrite=True)
         self.layers.boxes.bind_key("Control-Shift-z", lambda _l: self.session.redo_boxes(),
@@ -194,6 +200,7 @@ class Inspector(QObject):
             self.projects.step(0)  # selects the first image, which shows it
         self._warn_unreadable(project)
         self.batch.sync()
+        self.blade_map.refresh()
         self.update_title()
         return project
 
@@ -374,6 +381,7 @@ class Inspector(QObject):
         self.watcher.set_project(None)
         self.projects.thumbs.stop()
         self.metadata.stop()
+        self.blade_map.stop()
         if self.batch.job is not None:
             self.batch.job.cancel()
         if self.training.process.is_running():

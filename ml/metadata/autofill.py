@@ -19,6 +19,7 @@ from ml.common.images import ImageError
 from ml.common.progress import ProgressFn, Reporter, StopFn
 from ml.metadata.gsd import estimate_gsd
 from ml.metadata.photo_meta import PhotoMeta, read_photo_meta
+from ml.metadata.position import radius_guesses
 from ml.metadata.values import (
     CAPTURE,
     FIELDS,
@@ -63,6 +64,8 @@ def guesses_for(key: str, meta: Mapping, photo: PhotoMeta,
             how = f"estimate: {est.how}" + ("; distance guessed" if dist[1] == _ALTITUDE_NOTE
                                              else "")
             out["gsd_mm"] = (round(est.gsd_mm, 4), how)
+    # the radius along the blade: a folder like 12.5m, else hub height minus drone height
+    out.update(radius_guesses(key, {**meta, CAPTURE: photo.capture()}))
     return out
 
 
@@ -76,7 +79,7 @@ class AutoFillResult(BatchResult):
 
     def summary(self) -> str:
         def counts(c: Mapping[str, int]) -> str:
-            return ", ".join(f"{k} {c[k]}" for k in FIELDS if c.get(k)) or "none"
+            return ", ".join(f"{k} {c[k]}" for k in (*FIELDS, "radius_m") if c.get(k)) or "none"
 
         return (f"{super().summary()}\nfilled: {counts(self.filled)}\n"
                 f"kept (set by a person): {counts(self.kept)}\n"

@@ -45,7 +45,12 @@ SHORT_SIDES = {"leading_edge": "LE", "trailing_edge": "TE", "pressure_side": "PS
                "suction_side": "SS"}
 BLADES = ("A", "B", "C")
 FIELDS = ("turbine", "blade", "side", "date", "distance_m", "gsd_mm")  # a person can set these
+# position along the blade (ml.metadata.position): the photo's radius, its turbine's sizes
+# (set on every photo of a turbine), its inspection's date (ml.findings.inspections)
+POSITION_FIELDS = ("radius_m", "hub_height_m", "blade_length_m", "inspection")
+ALL_FIELDS = FIELDS + POSITION_FIELDS
 CSV_COLUMNS = ("image", "turbine", "blade", "side", "distance_m", "date")
+CSV_OPTIONAL = ("radius_m", "hub_height_m", "blade_length_m", "gsd_mm")
 GUESSED = "_guessed"
 CAPTURE = "capture"
 
@@ -83,10 +88,15 @@ def normalize_blade(text: str) -> str | None:
     return None
 
 
+RADIUS_FOLDER = re.compile(r"(?i)(?:r\s*=?\s*)?(\d+(?:[.,]\d+)?)\s*m")
+
+
 def meta_from_path(key: str) -> dict:
     """turbine / blade / side read from the folders of an image key (see module docs)."""
     folders = list(Path(key).parts[:-1])
     meta: dict = {}
+    if folders and RADIUS_FOLDER.fullmatch(folders[-1].strip()):
+        folders.pop()  # .../B/PS/12.5m/photo.jpg: the radius (ml.metadata.position) is below
     if folders and normalize_side(folders[-1]):
         meta["side"] = normalize_side(folders.pop())
     if folders and normalize_blade(folders[-1]):
@@ -116,15 +126,24 @@ def check_value(name: str, value: Any) -> Any:
             return _dt.date.fromisoformat(text[:10]).isoformat()
         except ValueError:
             raise ValueError(f"date '{text}' is not YYYY-MM-DD") from None
-    if name in ("distance_m", "gsd_mm"):
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValueError(f"{name} '{text}' is not a number") from None
-        if not (math.isfinite(number) and number > 0):
-            raise ValueError(f"{name} must be a positive number, got {text}")
-        return number
-    raise ValueError(f"unknown field '{name}' (one of {', '.join(FIELDS)})")
+    if name == "inspection":
+        return check_value("date", text)
+    if name in ("distance_m", "gsd_mm", "radius_m", "hub_height_m", "blade_length_m"):
+        return _metres(name, text)
+    raise ValueError(f"unknown field '{name}' (one of {', '.join(ALL_FIELDS)})")
+
+
+def _metres(name: str, text: str) -> float:
+    """A positive number (a radius may be 0: the root); ValueError naming the field."""
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"{name} '{text}' is not a number") from None
+    zero_ok = name == "radius_m"
+    if not (math.isfinite(number) and (number > 0 or (zero_ok and number == 0))):
+        kind = "non-negative" if zero_ok else "positive"
+        raise ValueError(f"{name} must be a {kind} number, got {text}")
+    return number
 
 
 # ----------------------------------------------------------------- provenance
@@ -195,7 +214,7 @@ def confirm(project: Project, keys: Iterable[str], fields: Iterable[str] | None 
     with project.batch():
         for key in keys:
             meta = project.record(key).meta
-            names = [f for f in (fields or FIELDS) if f in guessed(meta)]
+            names = [f for f in (fields or ALL_FIELDS) if f in guessed(meta)]
             if names:
                 project.update(key, meta=_with(meta, {f: meta[f] for f in names}, {}))
                 n += len(names)
@@ -250,7 +269,7 @@ def _parse_row(project: Project, row: dict, where: str) -> tuple[str, dict]:
     if key is None:
         raise ProjectError(f"{where}: no image '{name}' in the project")
     meta: dict = {}
-    for col in CSV_COLUMNS[1:]:
+    for col in CSV_COLUMNS[1:] + CSV_OPTIONAL:
         text = (row.get(col) or "").strip()
         if text:
             try:
@@ -262,6 +281,8 @@ def _parse_row(project: Project, row: dict, where: str) -> tuple[str, dict]:
 
 def from_csv(project: Project, path: str | Path) -> MetaSummary:
     """Set metadata from a CSV with columns image,turbine,blade,side,distance_m,date.
+
+    Optional columns: radius_m, hub_height_m, blade_length_m, gsd_mm.
 
     ``image`` is the image key (path under the image root) or a unique file name. Every row
     is checked before anything is stored; the first bad one raises an error naming its line.

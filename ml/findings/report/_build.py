@@ -13,6 +13,7 @@ from ml.common.atomic import atomic_write_bytes, atomic_write_text
 from ml.common.hashing import sha256_file
 from ml.common.progress import Cancelled, ProgressFn, Reporter, StopFn
 from ml.evaluation.metrics import GroundTruthScorer, GroundTruthScores
+from ml.findings.report._blade import blade_section
 from ml.findings.report._data import GUESS_MARK, ImageEntry, ReportData, entry_order, findings_csv
 from ml.findings.report._figures import overlay_thumbnail, severity_chart
 from ml.findings.report._html import render_html
@@ -156,6 +157,7 @@ def collect(project: Project, source: str = "student", gsd: float | None = None,
             data.entries.append(entry)
         rep.step(message=key)
     data.entries.sort(key=entry_order)  # turbine, blade, side: the order an inspector walks
+    data.blade = blade_section(project, source, should_stop)
     data.provenance = provenance(project, data, gsd)
     if scorer is not None:
         data.metrics = gt_metrics(scorer.result(), gt_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from ml.findings.review import FindingRow
 from ml.findings.review import findings_csv as _findings_csv
@@ -43,6 +44,7 @@ class ReportData:
     failed: dict[str, str] = field(default_factory=dict)  # key -> why it could not be read
     provenance: list[tuple[str, str]] = field(default_factory=list)
     metrics: dict | None = None
+    blade: Any = None  # ml.findings.report._blade.BladeSection: maps and changes, if placed
 
     @property
     def findings(self) -> list[Finding]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import html
 
+from ml.findings.report._blade_html import CSS as BLADE_CSS
+from ml.findings.report._blade_html import changes_html, maps_html
 from ml.findings.report._data import (
     GUESS_NOTE,
     ImageEntry,
@@ -189,6 +191,8 @@ def render_html(data: ReportData, chart: bytes) -> str:
     with_findings = [x for x in data.entries if x.findings]
     clean = [x for x in data.entries if not x.findings]
     parts = [_summary(data, chart), _priority(data, priority(data))]
+    if data.blade is not None:  # where on the blade, and what changed since last time
+        parts += [maps_html(data.blade), changes_html(data.blade)]
     parts.append("<h2>Images with findings</h2>")
     if any_guessed(data):
         parts.append(f'<p class="muted">{e(GUESS_NOTE)}.</p>')
@@ -202,7 +206,7 @@ def render_html(data: ReportData, chart: bytes) -> str:
     title = f"Blade inspection report: {data.project}"
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-            f"<title>{e(title)}</title><style>{_CSS}</style></head><body><main>"
+            f"<title>{e(title)}</title><style>{_CSS}{BLADE_CSS}</style></head><body><main>"
             f"<header><h1>{e(title)}</h1><p>{e(data.created)} · masks: {e(data.source)} · "
             f"{len(data.entries)} images</p></header>" + "".join(parts) +
             "<footer>Made with Boxes2Pixels Inspector. Severity levels are suggestions by a "

@@ -32,6 +32,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from ml.findings.report._blade_pdf import changes_story, maps_story
 from ml.findings.report._data import (
     GUESS_NOTE,
     ImageEntry,
@@ -244,6 +245,10 @@ def _provenance(data: ReportData) -> list[Flowable]:
 def story(data: ReportData, chart: bytes) -> list[Flowable]:
     """Every flowable of the PDF, in order; each part starts on a new page."""
     parts = [_summary(data, chart), _overview(data)]
+    if data.blade is not None:  # where on the blade, and what changed since last time
+        parts.append(maps_story(data.blade, _heading))
+        if data.blade.comparison is not None:
+            parts.append(changes_story(data.blade, _heading))
     parts += [_image_page(e) for e in data.entries if e.findings]
     parts.append(_provenance(data))
     out: list[Flowable] = []

@@ -1,0 +1,106 @@
+"""The README's blade map and changes pictures, rendered by headless Chromium from real runs.
+
+    .venv/bin/python docs/blade_screenshots.py ../shared/data/iliad_wind_turbine --out docs/img
+
+* ``blade_map.png``: the report's "Where on the blade" section over the first ``--n`` boxed
+  ILIAD drone photos (CC BY 4.0; DTU's Nordtank turbine), masks from the GrabCut teacher. The
+  set carries no position metadata, so the photos are given blades and radii by
+  ``b2p meta --along`` sequences (stated in the picture's caption), as an inspector would for
+  a flight along each blade.
+* ``changes.png``: the "Changes since" section on the synthetic two-year blades
+  (:mod:`ml.datasets.synthetic_history`), the true masks as the teacher's.
+
+Projects are built in a temporary folder; the photos are linked, never copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def real_project(data: Path, work: Path, n: int):
+    from ml.common.classes import make_classes
+    from ml.datasets.importers import import_yolo
+    from ml.metadata.position import along, set_turbine
+    from ml.metadata.values import set_values
+    from ml.project.store import Project
+    from ml.teachers import make_teacher
+    from ml.teachers.pseudo_label import pseudo_label_project
+
+    photos, labels = work / "photos", work / "labels"
+    photos.mkdir(parents=True)
+    labels.mkdir()
+    boxed = [p for p in sorted((data / "labels").glob("*.txt")) if p.read_text().strip()]
+    for lab in boxed[:n]:
+        img = next((data / "images").glob(lab.stem + ".*"))
+        (photos / img.name).symlink_to(img.resolve())
+        (labels / lab.name).symlink_to(lab.resolve())
+    project = Project.create(work / "project", photos, make_classes(["damage"]))
+    import_yolo(project, labels)
+    keys = project.keys()
+    half = len(keys) // 2
+    set_values(project, keys, turbine="Nordtank", side="PS")
+    set_values(project, keys[:half], blade="A")
+    set_values(project, keys[half:], blade="B")
+    set_turbine(project, "Nordtank", hub_height_m=36.0, blade_length_m=19.0)
+    along(project, "A/PS", 2.0, 2.5)
+    along(project, "B/PS", 1.0, 3.0)
+    pseudo_label_project(project, make_teacher("grabcut"))
+    return project
+
+
+def page(body: str, css: str) -> str:
+    from ml.findings.report._html import _CSS
+
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{_CSS}{css}</style>"
+            f"</head><body><main>{body}</main></body></html>")
+
+
+def shoot(html: str, out: Path, height: int, keep: int) -> None:
+    """A ``height`` px tall screenshot of ``html``, cut to its rows 20..``keep``."""
+    from PIL import Image
+
+    chrome = next(p for p in map(shutil.which, ("chromium", "chromium-browser",
+                                                 "google-chrome")) if p)
+    with tempfile.TemporaryDirectory() as tmp:
+        f = Path(tmp) / "page.html"
+        f.write_text(html, encoding="utf-8")
+        subprocess.run([chrome, "--headless", "--no-sandbox", "--disable-gpu",
+                        "--hide-scrollbars", f"--window-size=1100,{height}",
+                        f"--screenshot={out}", f.as_uri()], check=True,
+                       stderr=subprocess.DEVNULL, timeout=120)
+    Image.open(out).crop((0, 20, 1100, keep)).save(out, optimize=True)
+    print(f"  {out}")
+
+
+def main() -> int:
+    from bench.history import build_project
+    from ml.datasets.synthetic_history import make_history
+    from ml.findings.report._blade import blade_section
+    from ml.findings.report._blade_html import CSS, changes_html, maps_html
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data", type=Path)
+    ap.add_argument("--out", type=Path, default=Path("docs/img"))
+    ap.add_argument("--n", type=int, default=10)
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        real = real_project(args.data, Path(tmp) / "real", args.n)
+        section = blade_section(real, "teacher")
+        shoot(page(maps_html(section), CSS), args.out / "blade_map.png", 1150, 880)
+        synth = build_project(Path(tmp) / "synth", make_history(0, stations=(6.0, 14.0)))
+        section = blade_section(synth, "teacher")
+        shoot(page(changes_html(section), CSS), args.out / "changes.png", 1500, 700)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
