@@ -21,6 +21,7 @@ from app.gui._review_panel import ReviewPanel
 from app.gui._session import ImageSession
 from app.gui._window_geometry import scrolled
 from app.gui.findings.panel import FindingsPanel
+from app.gui.review.panel import ReviewQueuePanel
 from app.gui.training.panel import TrainingPanel
 from ml.project.store import INDEX_NAME, Project
 
@@ -70,6 +71,7 @@ class Inspector(QObject):
         self.training = TrainingPanel()
         self.metadata = MetadataPanel()
         self.findings = FindingsPanel(lambda: self.project)
+        self.proposals = ReviewQueuePanel(lambda: self.project)
         win = viewer.window
         if dock:
             win.add_dock_widget(self.projects, name="Project", area="left")
@@ -80,6 +82,8 @@ class Inspector(QObject):
                                 area="right")
             win.add_dock_widget(self.training, name="Train", area="right", tabify=True)
             win.add_dock_widget(scrolled(self.findings), name="Findings", area="bottom")
+            win.add_dock_widget(scrolled(self.proposals), name="Review", area="right",
+                                tabify=True)
         self._wire()
         self._shortcuts()
         from app.gui._menus import ProjectMenu
@@ -116,6 +120,9 @@ class Inspector(QObject):
         self.session.saved.connect(self.findings.photo_changed)
         self.batch.job_finished.connect(lambda _j: self.findings.refresh())
         self.findings.region_chosen.connect(self.go_to_region)
+        self.proposals.show_proposal.connect(self.go_to_region)
+        self.proposals.decided.connect(self._on_decided)
+        self.batch.job_finished.connect(lambda _j: self.proposals.refresh())
         self.layers.boxes.bind_key("Control-z", lambda _l: self.session.undo_boxes(),
                                    overwrite=True)
         self.layers.boxes.bind_key("Control-Shift-z", lambda _l: self.session.redo_boxes(),
@@ -215,6 +222,7 @@ class Inspector(QObject):
             self.projects.step(0)  # selects the first image, which shows it
         self._warn_unreadable(project)
         self.batch.sync()
+        self.proposals.refresh()
         self.update_title()
         return project
 
@@ -240,6 +248,12 @@ class Inspector(QObject):
         self.annotate.show_reviewed(self.project.record(key).reviewed)
         self.batch.sync()
         self.update_title()
+
+    def _on_decided(self, key: str) -> None:
+        """A review decision changed ``key``'s boxes: show them if it is on screen."""
+        if key == self.session.key:
+            self.session.reload_boxes()
+        self.projects.update_status(key)
 
     def go_to_region(self, key: str, bbox: tuple[int, int, int, int]) -> None:
         """Show photo ``key`` (if another is on screen) zoomed to a finding's box."""
