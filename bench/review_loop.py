@@ -182,7 +182,7 @@ def train(proj: Project, out: Path, a: argparse.Namespace, names: list[str]) -> 
 
     s = StudentConfig(num_classes=len(names), input_size=a.input_size, mode="frozen",
                       backbone_weights=a.backbone_weights)
-    t = TrainConfig(epochs=a.epochs, batch_size=8, crop=0, patience=a.epochs, device="cpu",
+    t = TrainConfig(epochs=a.epochs, batch_size=4, crop=0, patience=a.epochs, device="cpu",
                     seed=a.seed)
     if out.exists():
         shutil.rmtree(out)
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--n", type=int, default=15, help="proposals answered per round")
     ap.add_argument("--k", type=int, default=2, help="photos boxed per round")
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--input-size", type=int, default=224)
     ap.add_argument("--backbone-weights", default="offline")
     ap.add_argument("--teacher", default="grabcut")

@@ -238,6 +238,15 @@ class Inspector(QObject):
     def show_key(self, key: str) -> None:
         if self.project is None:
             return
+        if key == self.session.key and getattr(self, "_opening", False):
+            return  # projects.select below re-selects it: the photo is being shown already
+        self._opening = True
+        try:
+            self._show_key(key)
+        finally:
+            self._opening = False
+
+    def _show_key(self, key: str) -> None:
         try:
             self.session.open(key)
         except Exception as e:

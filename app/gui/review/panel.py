@@ -17,7 +17,7 @@ from dataclasses import replace
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QKeySequence, QShortcut
 from qtpy.QtWidgets import (
-    QHBoxLayout,
+    QGridLayout,
     QInputDialog,
     QLabel,
     QPushButton,
@@ -63,19 +63,17 @@ class ReviewQueuePanel(QWidget):
         self.status.setWordWrap(True)
         lay.addWidget(self.title)
         lay.addWidget(self.detail)
-        row = QHBoxLayout()
+        grid = QGridLayout()
         self.buttons: dict[str, QPushButton] = {}
-        for key, action in KEYS.items():
-            b = QPushButton(f"{action.replace('_', ' ')} ({key})")
+        labels = {"accept": "Accept", "reject": "Reject", "change_class": "Class…",
+                  "redraw_box": "Redraw box", "previous": "Previous", "next": "Next",
+                  "undo": "Undo"}
+        for n, (key, action) in enumerate(KEYS.items()):
+            b = QPushButton(f"{labels[action]} ({key})")
             b.clicked.connect(lambda _c=False, a=action: getattr(self, a)())
             self.buttons[action] = b
-        for action in ("accept", "reject", "change_class", "redraw_box"):
-            row.addWidget(self.buttons[action])
-        lay.addLayout(row)
-        nav = QHBoxLayout()
-        for action in ("previous", "next", "undo"):
-            nav.addWidget(self.buttons[action])
-        lay.addLayout(nav)
+            grid.addWidget(b, n // 2, n % 2)
+        lay.addLayout(grid)
         self.refresh_btn = QPushButton("Refresh queue")
         self.refresh_btn.clicked.connect(self.refresh)
         lay.addWidget(self.refresh_btn)
