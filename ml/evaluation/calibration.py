@@ -113,6 +113,8 @@ class Calibration:
     regions: int = 0
     positives: int = 0
     note: str = ""  # where the labelled regions came from, or why there were none
+    # str(class id) -> [[threshold, precision, recall], ...]: what each cut gives (a slider)
+    curves: dict[str, list[list[float]]] = field(default_factory=dict)
 
     def apply(self, raw: np.ndarray | float) -> np.ndarray:
         """Calibrated confidence of raw region confidence(s), in [0, 1]."""
@@ -154,6 +156,27 @@ class Calibration:
         keep["knots_x"] = tuple(keep.get("knots_x", ()))
         keep["knots_y"] = tuple(keep.get("knots_y", ()))
         return cls(**keep, thresholds=th)
+
+
+def pr_curve(prob: np.ndarray, truth: np.ndarray, points: int = 25) -> list[list[float]]:
+    """[threshold, precision, recall] at up to ``points`` cuts, highest threshold first."""
+    p, y = np.asarray(prob, np.float64), np.asarray(truth, bool)
+    if p.size == 0:
+        return []
+    order = np.argsort(-p, kind="stable")
+    ps, ys = p[order], y[order]
+    tp = np.cumsum(ys)
+    cuts = np.nonzero(np.r_[ps[1:] != ps[:-1], True])[0]
+    cuts = cuts[np.unique(np.linspace(0, len(cuts) - 1, min(points, len(cuts))).round()
+                          .astype(int))]
+    return [[round(float(ps[i]), 4), round(float(tp[i] / (i + 1)), 4),
+             round(float(tp[i] / max(int(ys.sum()), 1)), 4)] for i in cuts]
+
+
+def at_threshold(curve: list[list[float]], t: float) -> tuple[float | None, float | None]:
+    """(precision, recall) of a curve at threshold ``t``: the lowest cut at or above it."""
+    above = [c for c in curve if c[0] >= t]
+    return (above[-1][1], above[-1][2]) if above else (None, 0.0)
 
 
 def threshold_for_precision(prob: np.ndarray, truth: np.ndarray,
@@ -213,8 +236,9 @@ def fit_calibration(raw: np.ndarray, truth: np.ndarray, classes: np.ndarray,
     p = cal.apply(c)
     ths = {str(int(cls)): threshold_for_precision(p[k == cls], y[k == cls], target)
            for cls in np.unique(k)}
+    curves = {str(int(cls)): pr_curve(p[k == cls], y[k == cls]) for cls in np.unique(k)}
     return Calibration(cal.method, cal.temperature, cal.bias, cal.knots_x, cal.knots_y, target,
-                       ths, ece(c, y), ece(p, y), int(c.size), pos, note)
+                       ths, ece(c, y), ece(p, y), int(c.size), pos, note, curves)
 
 
 def save_to_card(model_dir: str | Path, cal: Calibration) -> None:
@@ -224,6 +248,17 @@ def save_to_card(model_dir: str | Path, cal: Calibration) -> None:
     card = load_card(model_dir)
     card.calibration = cal.to_json()
     card.save(Path(model_dir) / CARD_NAME)
+
+
+def with_threshold(cal: Calibration, cls: int, t: float) -> Calibration:
+    """``cal`` with class ``cls``'s threshold set to ``t`` by a person (the GUI's slider)."""
+    from dataclasses import replace
+
+    prec, rec = at_threshold(cal.curves.get(str(int(cls)), []), t)
+    old = cal.thresholds.get(str(int(cls)))
+    th = ClassThreshold(float(t), prec, rec, prec is not None and prec >= cal.target_precision,
+                        old.regions if old else 0)
+    return replace(cal, thresholds={**cal.thresholds, str(int(cls)): th})
 
 
 def from_card(model_dir: str | Path) -> Calibration:

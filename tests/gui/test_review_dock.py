@@ -88,3 +88,17 @@ def test_removed_photo_and_two_decisions_are_told(inspector, photos, qtbot):
     assert not panel.accept()
     assert "no longer in the project" in panel.status.text()
     assert panel.items and all(i.key != gone for i in panel.items)
+
+
+def test_threshold_slider_hides_proposals_under_it_and_says_what_it_gives(inspector, photos):
+    _proposed(photos)
+    inspector.open_project(photos)
+    panel = inspector.proposals
+    assert len(panel.items) == 6
+    panel.thr_class.setCurrentIndex(panel.thr_class.findText("dirt"))
+    panel.thr_slider.setValue(80)  # the proposals' confidence is 0.75
+    assert len(panel.items) == 3 and all(i.proposal.cls == 2 for i in panel.items)
+    assert ">= 0.80" in panel.thr_text.text()
+    assert not panel.thr_save.isEnabled()  # no model to keep it in
+    panel.thr_slider.setValue(50)
+    assert len(panel.items) == 6

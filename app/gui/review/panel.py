@@ -17,10 +17,13 @@ from dataclasses import replace
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QKeySequence, QShortcut
 from qtpy.QtWidgets import (
+    QComboBox,
     QGridLayout,
+    QHBoxLayout,
     QInputDialog,
     QLabel,
     QPushButton,
+    QSlider,
     QVBoxLayout,
     QWidget,
 )
@@ -74,6 +77,7 @@ class ReviewQueuePanel(QWidget):
             self.buttons[action] = b
             grid.addWidget(b, n // 2, n % 2)
         lay.addLayout(grid)
+        self._threshold_row(lay)
         self.refresh_btn = QPushButton("Refresh queue")
         self.refresh_btn.clicked.connect(self.refresh)
         lay.addWidget(self.refresh_btn)
@@ -89,6 +93,96 @@ class ReviewQueuePanel(QWidget):
             sc.activated.connect(lambda a=action: getattr(self, a)())
             self._shortcuts.append(sc)
 
+    # ------------------------------------------------------------------ threshold slider
+    def _threshold_row(self, lay: QVBoxLayout) -> None:
+        """Per class: the calibrated confidence a proposal needs, and what it gives."""
+        row = QHBoxLayout()
+        self.thr_class = QComboBox()
+        self.thr_slider = QSlider(Qt.Orientation.Horizontal)
+        self.thr_slider.setRange(0, 100)
+        self.thr_save = QPushButton("Keep")
+        self.thr_save.setToolTip("Store this threshold in the model card: the next prediction "
+                                 "proposes what reaches it")
+        row.addWidget(QLabel("Threshold"))
+        row.addWidget(self.thr_class)
+        row.addWidget(self.thr_slider, 1)
+        row.addWidget(self.thr_save)
+        lay.addLayout(row)
+        self.thr_text = QLabel("")
+        self.thr_text.setWordWrap(True)
+        lay.addWidget(self.thr_text)
+        self.calibration = None
+        self.model_dir = None
+        self.min_conf: dict[int, float] = {}
+        self._all: list[QueueItem] = []
+        self.thr_class.currentIndexChanged.connect(self._on_class)
+        self.thr_slider.valueChanged.connect(self._on_slider)
+        self.thr_save.clicked.connect(self.keep_threshold)
+
+    def _load_calibration(self, proj: Project) -> None:
+        from ml.evaluation.calibration import Calibration, from_card
+        from ml.student.checkpoint import current_model
+
+        self.model_dir = current_model(proj)
+        self.calibration = from_card(self.model_dir) if self.model_dir else Calibration()
+        self.thr_class.blockSignals(True)
+        self.thr_class.clear()
+        for cid, name in enumerate(proj.class_names()):
+            if cid:
+                self.thr_class.addItem(name, cid)
+        self.thr_class.blockSignals(False)
+        self.thr_save.setEnabled(self.model_dir is not None)
+        self._on_class()
+
+    def _on_class(self, _i: int = 0) -> None:
+        cls = self.thr_class.currentData()
+        if cls is None or self.calibration is None:
+            return
+        t = self.min_conf.get(cls, self.calibration.threshold(cls))
+        self.thr_slider.blockSignals(True)
+        self.thr_slider.setValue(round(t * 100))
+        self.thr_slider.blockSignals(False)
+        self._describe(cls, t)
+
+    def _describe(self, cls: int, t: float) -> None:
+        from ml.evaluation.calibration import at_threshold
+
+        curve = self.calibration.curves.get(str(cls), [])
+        prec, rec = at_threshold(curve, t)
+        if not curve:
+            self.thr_text.setText(f">= {t:.2f} (no validation regions of this class to say "
+                                  f"what it gives)")
+        else:
+            self.thr_text.setText(f">= {t:.2f}: precision {'-' if prec is None else f'{prec:.2f}'}"
+                                  f", recall {rec:.2f} on validation regions (target precision "
+                                  f"{self.calibration.target_precision:g})")
+
+    def _on_slider(self, value: int) -> None:
+        cls = self.thr_class.currentData()
+        if cls is None or self.calibration is None:
+            return
+        self.min_conf[cls] = value / 100.0
+        self._describe(cls, value / 100.0)
+        self._filter()
+
+    def keep_threshold(self) -> None:
+        from ml.evaluation.calibration import save_to_card, with_threshold
+
+        cls = self.thr_class.currentData()
+        if cls is None or self.model_dir is None or self.calibration is None:
+            return
+        self.calibration = with_threshold(self.calibration, cls, self.thr_slider.value() / 100)
+        save_to_card(self.model_dir, self.calibration)
+        self.status.setText(f"threshold of {self.thr_class.currentText()} kept in "
+                            f"{self.model_dir.name}; the next prediction uses it")
+
+    def _filter(self) -> None:
+        cur = self.current()
+        self.items = [i for i in self._all
+                      if i.proposal.calibrated >= self.min_conf.get(i.proposal.cls, 0.0)]
+        self.index = self.items.index(cur) if cur in self.items else 0
+        self._show()
+
     # ------------------------------------------------------------------ the queue
     def refresh(self) -> None:
         """Read the queue again (after a prediction, or another person's decisions)."""
@@ -98,7 +192,10 @@ class ReviewQueuePanel(QWidget):
             self._show()
             return
         q = review_queue(proj)
-        self.items, self.index = q.items, 0
+        self._all, self.index = q.items, 0
+        self._load_calibration(proj)
+        self.items = [i for i in self._all
+                      if i.proposal.calibrated >= self.min_conf.get(i.proposal.cls, 0.0)]
         self.status.setText(q.summary())
         ranked = photos_to_box(proj, 5)
         self.to_box.setText("Photos to box next: " + ", ".join(k for k, _ in ranked)
@@ -171,9 +268,10 @@ class ReviewQueuePanel(QWidget):
         told = (f" (replaces an earlier decision: {result.previous.brief(names)})"
                 if result.previous else "")
         self.status.setText(f"{item.key}: {result.decision.brief(names)}{told}")
-        for i, it in enumerate(self.items):
-            if it.key == item.key and it.proposal.id == item.proposal.id:
-                self.items[i] = replace(it, decision=result.decision)
+        for lst in (self.items, self._all):
+            for i, it in enumerate(lst):
+                if it.key == item.key and it.proposal.id == item.proposal.id:
+                    lst[i] = replace(it, decision=result.decision)
         self.decided.emit(item.key)
 
     def flush(self) -> None:
