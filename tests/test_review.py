@@ -260,6 +260,8 @@ def test_cli_lists_accepts_rejects_and_withdraws(proj, capsys):
     assert "2 proposal(s) to review" in out and f"0.png:{props[0].id}" in out
     pid = f"0.png:{props[0].id}"
     assert main(["review", root, "--accept", pid, "--class", "damage", "--by", "ann"]) == 0
+    assert main(["review", root]) == 0
+    assert "no rejected proposals yet" in capsys.readouterr().out
     assert main(["review", root, "--reject", pid, "--by", "bob"]) == 0
     out = capsys.readouterr().out
     assert "replaces the earlier decision (accepted as damage by ann" in out
@@ -298,3 +300,17 @@ def test_predict_project_calibrates_and_stores_proposals(proj, tmp_path):
         assert entry["model"] == result.model and 0 <= entry["uncertainty"] <= 1
         for p in stored_proposals(proj, key).values():  # members and teacher were asked
             assert p.spread is not None and p.calibrated >= p.threshold
+
+
+def test_a_student_trains_on_decisions_alone_without_any_negative(proj, tmp_path):
+    from ml.student.config import StudentConfig, TrainConfig
+    from ml.training.trainer import train
+
+    for key in ("0.png", "1.png"):
+        for p in _propose(proj, key):
+            DEC.decide(proj, key, p.id, DEC.ACCEPTED)  # accepted only: no hard negative yet
+    student = StudentConfig(input_size=56, backbone_weights="none", decoder_channels=32,
+                            taps=(0, 1))
+    result = train(proj, tmp_path / "model", student,
+                   TrainConfig(epochs=1, batch_size=2, device="cpu", crop=0))
+    assert result.epochs_run == 1 and (tmp_path / "model" / "config.json").is_file()
