@@ -14,7 +14,7 @@ from app import __version__
 
 # Subcommand modules, in help order. Each defines register(subparsers).
 _MODULES = ["_project", "_synth", "_pseudo", "_weights", "_train", "_predict", "_export", "_meta",
-            "_findings", "_db", "_history", "_gui"]
+            "_findings", "_db", "_history", "_review", "_gui"]
 
 
 class CLIError(Exception):

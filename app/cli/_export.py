@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ground-truth class-id PNGs (same stems): add agreement scores")
     p.add_argument("--source", choices=SOURCES, default="student",
                    help="masks to report (default: student, else the teacher's)")
+    p.add_argument("--include-proposals", action="store_true",
+                   help="also list the model's proposals nobody has accepted yet (marked "
+                        "'proposed'); by default only accepted ones (b2p review)")
     p.set_defaults(func=cmd_report)
 
 
@@ -94,7 +97,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     with tqdm_progress("report") as bar:
         paths = write_report(proj, args.out, source=args.source, pdf=args.pdf, gsd=args.gsd,
-                             gt_dir=args.gt, progress=collect_errors(bar))
+                             gt_dir=args.gt, progress=collect_errors(bar),
+                             include_proposals=args.include_proposals)
     for line in errors:
         print(f"error: {line}")
     for kind in ("html", "pdf", "csv"):

@@ -24,6 +24,7 @@ from app.gui._session import ImageSession
 from app.gui._watch import ProjectWatcher
 from app.gui._window_geometry import scrolled
 from app.gui.findings.panel import FindingsPanel
+from app.gui.review.panel import ReviewQueuePanel
 from app.gui.training.panel import TrainingPanel
 from ml.project.store import Project, is_project
 
@@ -50,6 +51,7 @@ class Inspector(QObject):
         self.watcher = ProjectWatcher(self)  # other writers' changes show within ~1 s
         self.watcher.changed.connect(self.reload_from_store)
         self.blade_map = BladeMapPanel(lambda: self.project)
+        self.proposals = ReviewQueuePanel(lambda: self.project)
         win = viewer.window
         if dock:
             win.add_dock_widget(self.projects, name="Project", area="left")
@@ -61,6 +63,8 @@ class Inspector(QObject):
             win.add_dock_widget(self.training, name="Train", area="right", tabify=True)
             win.add_dock_widget(scrolled(self.findings), name="Findings", area="bottom")
             win.add_dock_widget(scrolled(self.blade_map), name="Blade map", area="bottom",
+                                tabify=True)
+            win.add_dock_widget(scrolled(self.proposals), name="Review", area="right",
                                 tabify=True)
         self._wire()
         self._shortcuts()
@@ -100,6 +104,9 @@ class Inspector(QObject):
         self.findings.region_chosen.connect(self.go_to_region)
         self.blade_map.region_chosen.connect(self.go_to_region)
         self.session.image_changed.connect(self.blade_map.show_photo)
+        self.proposals.show_proposal.connect(self.go_to_region)
+        self.proposals.decided.connect(self._on_decided)
+        self.batch.job_finished.connect(lambda _j: self.proposals.refresh())
         self.layers.boxes.bind_key("Control-z", lambda _l: self.session.undo_boxes(),
                                    overwrite=True)
         self.layers.boxes.bind_key("Control-Shift-z", lambda _l: self.session.redo_boxes(),
@@ -201,6 +208,7 @@ class Inspector(QObject):
         self._warn_unreadable(project)
         self.batch.sync()
         self.blade_map.refresh()
+        self.proposals.refresh()
         self.update_title()
         return project
 
@@ -231,6 +239,15 @@ class Inspector(QObject):
     def show_key(self, key: str) -> None:
         if self.project is None:
             return
+        if key == self.session.key and getattr(self, "_opening", False):
+            return  # projects.select below re-selects it: the photo is being shown already
+        self._opening = True
+        try:
+            self._show_key(key)
+        finally:
+            self._opening = False
+
+    def _show_key(self, key: str) -> None:
         try:
             self.session.open(key)
         except Exception as e:
@@ -241,6 +258,12 @@ class Inspector(QObject):
         self.annotate.show_reviewed(self.project.record(key).reviewed)
         self.batch.sync()
         self.update_title()
+
+    def _on_decided(self, key: str) -> None:
+        """A review decision changed ``key``'s boxes: show them if it is on screen."""
+        if key == self.session.key:
+            self.session.reload_boxes()
+        self.projects.update_status(key)
 
     def go_to_region(self, key: str, bbox: tuple[int, int, int, int]) -> None:
         """Show photo ``key`` (if another is on screen) zoomed to a finding's box."""

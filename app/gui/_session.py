@@ -147,6 +147,12 @@ class ImageSession(QObject):
         self._pool.shutdown(wait=True)
 
     # ------------------------------------------------------------------ boxes
+    def reload_boxes(self) -> None:
+        """Show the stored boxes again (changed outside the layer: a review decision)."""
+        if self.project is not None and self.key is not None:
+            self._boxes = list(self.project.record(self.key).boxes)
+            self.layers.set_boxes(self._boxes)
+
     def _on_boxes_edited(self) -> None:
         if self.project is None or self.key is None:
             return

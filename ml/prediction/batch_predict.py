@@ -141,6 +141,7 @@ def predict_project(project: Project, model_dir: str | Path, keys: list[str] | N
                     tiled: bool = False, box_constraint: bool = True, device: str = "auto",
                     progress: ProgressFn | None = None, should_stop: StopFn | None = None,
                     fallback: bool = True, keep_previous: bool = True,
+                    proposals: bool = True, proposal_teacher: str | None = "grabcut",
                     **options: Any) -> Predictions:
     """Predict photos of a project and store the student masks.
 
@@ -149,7 +150,10 @@ def predict_project(project: Project, model_dir: str | Path, keys: list[str] | N
     ``keep_previous``: a student mask made by another model is kept as the ``previous`` mask
     before it is overwritten (:mod:`ml.evaluation.model_diff` compares the two); predicting again
     with the same model keeps the older model's. ``options`` go to :class:`Predictor` (overlap,
-    batch_size, box_pad).
+    batch_size, box_pad). ``proposals``: each photo's proposals (the defects found outside a
+    person's boxes) are stored in its record (:mod:`ml.prediction.proposals`; a model without a
+    calibration is calibrated on the validation photos first), ``proposal_teacher`` scoring
+    their disagreement with a teacher (None: not).
     """
     predictor = Predictor.from_dir(model_dir, device, tiled=tiled, **options)
     warnings = _check_classes(predictor.card, project.num_classes, project.class_names())
@@ -160,6 +164,8 @@ def predict_project(project: Project, model_dir: str | Path, keys: list[str] | N
     fallbacks: list[int] = []
     diffs: list[ModelDiff] = []
     rep = Reporter(len(keys), progress, should_stop)
+    cal, teacher = (_proposal_setup(project, model_dir, predictor, proposal_teacher) if proposals
+                    else (None, None))
 
     def one(key: str) -> None:
         tiles = _tile_events(progress, rep.done, rep.total, key)
@@ -170,6 +176,11 @@ def predict_project(project: Project, model_dir: str | Path, keys: list[str] | N
                 project.keep_previous(key, new_model=mid)
             project.save_student(key, result.label, model=mid, confidence=result.confidence,
                                  corrections=corr, settings=settings)
+        if proposals:
+            from ml.prediction.proposals import record_proposals
+
+            record_proposals(project, key, result.label, result.confidence, mid, cal, predictor,
+                             teacher)
         if project.record(key).previous is not None:  # counts only, not the maps
             diffs.append(total([d for d in [photo_diff(project, key)] if d]))
         fallbacks.append(result.fallbacks)
@@ -180,6 +191,26 @@ def predict_project(project: Project, model_dir: str | Path, keys: list[str] | N
                        stopped=stopped, warnings=tuple(warnings), model=mid,
                        fallback_boxes=sum(fallbacks), seconds=round(time.monotonic() - t0, 2),
                        changes=total(diffs) if diffs else None)
+
+
+def _proposal_setup(project: Project, model_dir: str | Path, predictor: Predictor,
+                    teacher: str | None) -> tuple[Any, Any]:
+    """The model's proposal calibration (fitted now on the validation photos when its card has
+    none) and the teacher that scores the proposals' disagreement."""
+    from ml.prediction.proposals import calibrate_model
+    from ml.student.checkpoint import load_card
+
+    if load_card(model_dir).calibration:
+        from ml.prediction.proposals import model_calibration
+
+        cal = model_calibration(model_dir)
+    else:
+        cal = calibrate_model(project, model_dir, predictor)
+    if teacher is None:
+        return cal, None
+    from ml.teachers import make_teacher
+
+    return cal, make_teacher(teacher)
 
 
 def predict_folder(images_dir: str | Path, model_dir: str | Path, out_dir: str | Path,

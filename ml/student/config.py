@@ -192,12 +192,15 @@ class ModelCard:
     best_metric: float | None = None
     history: list[dict] = field(default_factory=list)
     app_version: str = ""
+    # region-confidence calibration and per-class proposal thresholds (ml.evaluation.calibration)
+    calibration: dict = field(default_factory=dict)
 
     def save(self, path: str | Path) -> None:
         atomic_write_json(path, {"student": self.student.to_dict(), "train": self.train.to_dict(),
                                  "classes": self.classes, "backbone_source": self.backbone_source,
                                  "epoch": self.epoch, "best_metric": self.best_metric,
-                                 "history": self.history, "app_version": self.app_version})
+                                 "history": self.history, "app_version": self.app_version,
+                                 "calibration": self.calibration})
 
     @classmethod
     def load(cls, path: str | Path) -> ModelCard:
@@ -208,7 +211,8 @@ class ModelCard:
         return cls(StudentConfig.from_dict(student),
                    TrainConfig.from_dict(d.get("train", {})), list(d.get("classes", [])),
                    d.get("backbone_source", ""), int(d.get("epoch", 0)), d.get("best_metric"),
-                   list(d.get("history", [])), d.get("app_version", ""))
+                   list(d.get("history", [])), d.get("app_version", ""),
+                   dict(d.get("calibration") or {}))
 
 
 def class_weights(cfg: TrainConfig, num_classes: int) -> tuple[float, ...]:

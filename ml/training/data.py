@@ -42,7 +42,8 @@ import numpy as np
 import torch
 
 from ml.common.classes import IGNORE
-from ml.project.split import MIN_VAL_IMAGES, labelled_keys, split_keys  # noqa: F401 (re-exported)
+from ml.project.split import MIN_VAL_IMAGES, split_keys  # noqa: F401 (re-exported)
+from ml.project.split import labelled_keys as _masked_keys
 from ml.project.store import Project, boxes_to_arrays
 from ml.student.crops import grid_origins
 from ml.training.box_raster import box_raster, box_window
@@ -84,6 +85,19 @@ def _downscale(image: np.ndarray, label: np.ndarray, long_side: int,
                   None if weight is None else np.ascontiguousarray(weight))
 
 
+def labelled_keys(project: Project, source: str = "teacher",
+                  labels: dict[str, np.ndarray] | None = None) -> list[str]:
+    """:func:`ml.project.split.labelled_keys`, plus, for teacher masks, the photos where a
+    person decided proposals (:mod:`ml.findings.decisions`: their decisions teach)."""
+    keys = _masked_keys(project, source, labels)
+    if source != "teacher" or labels is not None:
+        return keys
+    from ml.findings.decisions import decided_keys
+
+    have = set(keys) | set(decided_keys(project))
+    return [k for k in project.keys() if k in have]
+
+
 def load_confidence(project: Project, key: str, shape: tuple[int, int]) -> np.ndarray:
     """``key``'s teacher confidence (uint8), or all 255 where none was stored."""
     conf = project.load_teacher_confidence(key)
@@ -106,6 +120,10 @@ def load_samples(project: Project, keys: list[str], source: str = "teacher",
     for key in keys:
         image = project.load_image(key)
         label = labels[key] if labels is not None else project.load_mask(key, source)
+        if labels is None and source == "teacher":  # accepted and rejected proposals
+            from ml.findings.decisions import training_target
+
+            label = training_target(project, key, label, image.shape[:2])
         if label is None:
             raise ValueError(f"{key}: no {source} mask")
         label = np.asarray(label, dtype=np.uint8)
@@ -265,6 +283,9 @@ class RandomViews(torch.utils.data.Dataset):
             return (int(self.rng.integers(0, max(h - c, 0) + 1)),
                     int(self.rng.integers(0, max(w - c, 0) + 1)))
         ys, xs = np.nonzero((sample.label > 0) & (sample.label != IGNORE))
+        if not len(ys) and sample.label[::8, ::8].min() == IGNORE:
+            # a reviewed photo that teaches only where rejected: crops on what it teaches
+            ys, xs = np.nonzero(sample.label == 0)
         if len(ys) and self.rng.random() < DEFECT_CENTRED:
             j = int(self.rng.integers(len(ys)))
             y, x = int(ys[j]) - c // 2, int(xs[j]) - c // 2

@@ -27,7 +27,8 @@ from ml.student.checkpoint import CARD_NAME, WEIGHTS_NAME, find_model
 
 # ----------------------------------------------------------------- collection
 def _collect_entry(project: Project, key: str, source: str, settings: SeveritySettings,
-                   gsd: float | None, scorer: GroundTruthScorer | None) -> ImageEntry | None:
+                   gsd: float | None, scorer: GroundTruthScorer | None,
+                   include_proposals: bool = False) -> ImageEntry | None:
     found = photo_regions(project, key, source)
     if found is None:
         return None
@@ -37,6 +38,10 @@ def _collect_entry(project: Project, key: str, source: str, settings: SeveritySe
         scorer.add(key, label, gt_file)
     rec = project.record(key)
     findings = assess(project, key, regions, settings, gsd)
+    if source == "student":  # proposals nobody accepted are not findings unless asked for
+        from ml.findings.decisions import reported_findings
+
+        findings = reported_findings(project, key, findings, include_proposals)
     try:
         image = project.load_image(key)
     except _images.ImageError:
@@ -129,7 +134,8 @@ def gt_metrics(result: GroundTruthScores, gt_dir: str | Path) -> dict:
 # ----------------------------------------------------------------- driver
 def collect(project: Project, source: str = "student", gsd: float | None = None,
             settings: SeveritySettings | None = None, progress: ProgressFn | None = None,
-            should_stop: StopFn | None = None, gt_dir: str | Path | None = None) -> ReportData:
+            should_stop: StopFn | None = None, gt_dir: str | Path | None = None,
+            include_proposals: bool = False) -> ReportData:
     """Everything a report shows, for every image with a mask (with ``gt_dir``, the masks'
     scores against that ground truth in ``metrics``)."""
     if gsd is not None and not gsd > 0:
@@ -146,7 +152,8 @@ def collect(project: Project, source: str = "student", gsd: float | None = None,
     for key in keys:
         rep.check()
         try:
-            entry = _collect_entry(project, key, source, settings, gsd, scorer)
+            entry = _collect_entry(project, key, source, settings, gsd, scorer,
+                                   include_proposals)
         except _images.ImageError as e:  # a damaged mask file: named, the report goes on
             data.failed[key] = str(e)
             rep.step(message=key, error=str(e))
@@ -167,10 +174,15 @@ def collect(project: Project, source: str = "student", gsd: float | None = None,
 def write_report(project: Project, out_dir: str | Path, source: str = "student",
                  pdf: bool = False, gsd: float | None = None, gt_dir: str | Path | None = None,
                  progress: ProgressFn | None = None,
-                 should_stop: StopFn | None = None) -> dict[str, Path]:
-    """Write report.html, findings.csv, severity_chart.png (and report.pdf); return paths."""
+                 should_stop: StopFn | None = None,
+                 include_proposals: bool = False) -> dict[str, Path]:
+    """Write report.html, findings.csv, severity_chart.png (and report.pdf); return paths.
+
+    ``include_proposals``: also list the model's proposals nobody has accepted yet (noted as
+    proposed); by default a photo no person boxed shows only its accepted proposals.
+    """
     data = collect(project, source, gsd, progress=progress, should_stop=should_stop,
-                   gt_dir=gt_dir)
+                   gt_dir=gt_dir, include_proposals=include_proposals)
     if should_stop and should_stop():
         raise Cancelled()
     out_dir = Path(out_dir)

@@ -1,0 +1,1 @@
+"""The Review dock: the model's proposals decided one at a time (panel)."""

@@ -1,0 +1,312 @@
+"""The review loop, simulated: does deciding proposals in the queue's order teach the student
+more than deciding as many in file order?
+
+A set with pixel ground truth is split into untouched test photos (scored only) and a pool.
+Round 0: 10 % of the photos are boxed from the ground truth (one box per component), the
+teacher turns the boxes into pseudo-masks and a student trains. Each later round, per arm:
+
+* the student predicts the pool (:func:`ml.prediction.batch_predict.predict_project`, which
+  stores the proposals), calibrated first on the validation photos and the decisions so far;
+* ``queue`` arm: a simulated reviewer answers the first N proposals of the review queue from
+  the ground truth (accept, with the true class, where a proposal comes within 3 px of a
+  true defect; reject where not) and boxes the defects missed on the K top "photos to box
+  next"; ``file`` arm: the first N proposals and the first K unboxed photos in file order;
+* a new student trains from scratch on the boxes, accepted and rejected proposals.
+
+After each round: box-free binary IoU and region recall / precision (a region is found when a
+proposal comes within 3 px of it; a proposal is right when it comes within 3 px of a true
+defect) on the test photos, and the share of the queue's first 100 proposals that are real
+defects and of the pool's true defects the whole queue holds.
+
+    python bench/review_loop.py --data synthetic [--photos 60] [--rounds 3] [--n 15] [--k 2]
+    python bench/review_loop.py --data ../shared/data/crackforest --photos 60
+
+Writes OUT/review_loop.json and OUT/review_loop.md (OUT: bench/results/review_loop_<set>).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ml.common.classes import make_classes  # noqa: E402
+from ml.common.images import label_file, load_label  # noqa: E402
+from ml.findings import decisions as DEC  # noqa: E402
+from ml.findings.queue import file_order, photos_to_box, review_queue  # noqa: E402
+from ml.prediction.proposals import MATCH_PX, proposals_of  # noqa: E402
+from ml.project.regions import boxes_from_mask  # noqa: E402
+from ml.project.store import Box, Project  # noqa: E402
+
+
+def gt_of(masks: Path, key: str) -> np.ndarray:
+    f = label_file(masks, key)
+    if f is None:
+        raise FileNotFoundError(f"{masks}: no ground truth for {key}")
+    return load_label(f)
+
+
+def grown(mask: np.ndarray, px: int = MATCH_PX) -> np.ndarray:
+    import cv2
+
+    k = 2 * px + 1
+    return cv2.dilate(mask.astype(np.uint8),
+                      cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).astype(bool)
+
+
+def true_regions(gt: np.ndarray, min_area: int) -> list[np.ndarray]:
+    import cv2
+
+    n, comp, stats, _ = cv2.connectedComponentsWithStats((gt > 0).astype(np.uint8), 8)
+    return [comp == i for i in range(1, n) if stats[i, 4] >= min_area]
+
+
+def region_scores(pred_masks: list[np.ndarray], gt: np.ndarray, min_area: int
+                  ) -> tuple[int, int, int, int]:
+    """(true regions found, true regions, predicted regions right, predicted regions)."""
+    near_gt = grown(gt > 0)
+    right = sum(bool((m & near_gt).any()) for m in pred_masks)
+    truths = true_regions(gt, min_area)
+    pred_any = grown(np.any(pred_masks, axis=0)) if pred_masks else np.zeros(gt.shape, bool)
+    found = sum(bool((t & pred_any).any()) for t in truths)
+    return found, len(truths), right, len(pred_masks)
+
+
+def full_mask(c, shape: tuple[int, int]) -> np.ndarray:
+    m = np.zeros(shape, bool)
+    x0, y0, x1, y1 = c.proposal.box
+    m[y0:y1, x0:x1] = c.mask
+    return m
+
+
+def evaluate(model_dir: Path, proj: Project, test: list[str], masks: Path, min_area: int
+             ) -> dict:
+    """Box-free binary IoU and region recall / precision of the proposals on ``test``."""
+    from ml.prediction.predict import Predictor
+    from ml.prediction.proposals import model_calibration
+
+    pred = Predictor.from_dir(model_dir, "cpu")
+    cal = model_calibration(model_dir)
+    inter = union = 0
+    f = t = r = p = 0
+    for k in test:
+        gt = gt_of(masks, k)
+        res = pred.predict(proj.load_image(k))
+        a, b = res.label > 0, gt > 0
+        inter, union = inter + int((a & b).sum()), union + int((a | b).sum())
+        props = [full_mask(c, gt.shape) for c in proposals_of(res.label, res.confidence, cal)]
+        sf, st, sr, sp = region_scores(props, gt, min_area)
+        f, t, r, p = f + sf, t + st, r + sr, p + sp
+    return {"binary_iou": inter / max(union, 1), "region_recall": f / max(t, 1),
+            "region_precision": r / max(p, 1), "proposals": p, "true_regions": t}
+
+
+def queue_quality(proj: Project, masks: Path, min_area: int) -> dict:
+    """Share of the queue's first 100 that are real, and of the pool's defects it holds."""
+    from ml.prediction.proposals import proposal_mask
+
+    q = review_queue(proj).items
+    real = []
+    for it in q[:100]:
+        gt = gt_of(masks, it.key)
+        m = np.zeros(gt.shape, bool)
+        x0, y0, x1, y1 = it.proposal.box
+        m[y0:y1, x0:x1] = proposal_mask(proj, it.key, it.proposal)
+        real.append(bool((m & grown(gt > 0)).any()))
+    held = total = 0
+    by_key: dict[str, list] = {}
+    for it in q:
+        by_key.setdefault(it.key, []).append(it.proposal.box)
+    for k in proj.keys():
+        if proj.record(k).findings.get("proposals") is None or DEC._person_boxed(proj, k):
+            continue
+        gt = gt_of(masks, k)
+        for tr in true_regions(gt, min_area):
+            total += 1
+            held += any(tr[max(y0 - MATCH_PX, 0):y1 + MATCH_PX,
+                           max(x0 - MATCH_PX, 0):x1 + MATCH_PX].any()
+                        for x0, y0, x1, y1 in by_key.get(k, []))
+    return {"queue_first100_real": float(np.mean(real)) if real else None,
+            "queue_holds_true": held / max(total, 1), "queue_length": len(q)}
+
+
+def box_photo(proj: Project, key: str, masks: Path, pad: int, min_area: int) -> int:
+    """Box the true defects of ``key`` not yet inside a box (the reviewer draws them)."""
+    gt = gt_of(masks, key)
+    have = proj.record(key).boxes
+    new = []
+    for b in boxes_from_mask(gt, pad=pad, by_class=True, min_area=min_area):
+        cx, cy = (b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2
+        if not any(h.x0 <= cx <= h.x1 and h.y0 <= cy <= h.y1 for h in have):
+            new.append(Box(b.x0, b.y0, b.x1, b.y1, b.cls, "manual"))
+    proj.set_boxes(key, list(have) + new)
+    proj.update(key, all_defects_boxed=True)
+    return len(new)
+
+
+def answer(proj: Project, item, masks: Path) -> str:
+    """The simulated reviewer's decision about one queue item, from the ground truth."""
+    from ml.prediction.proposals import proposal_mask
+
+    gt = gt_of(masks, item.key)
+    x0, y0, x1, y1 = item.proposal.box
+    m = proposal_mask(proj, item.key, item.proposal)
+    near = grown(gt > 0)[y0:y1, x0:x1]
+    if not (m & near).any():
+        DEC.decide(proj, item.key, item.proposal.id, DEC.REJECTED, by="sim")
+        return DEC.REJECTED
+    vals = gt[grown(m_full(m, item.proposal.box, gt.shape)) & (gt > 0)]
+    cls = int(np.bincount(vals).argmax())
+    DEC.decide(proj, item.key, item.proposal.id, DEC.ACCEPTED, cls=cls, by="sim")
+    return DEC.ACCEPTED
+
+
+def m_full(m: np.ndarray, box: tuple[int, ...], shape: tuple[int, int]) -> np.ndarray:
+    out = np.zeros(shape, bool)
+    out[box[1]:box[3], box[0]:box[2]] = m
+    return out
+
+
+def train(proj: Project, out: Path, a: argparse.Namespace, names: list[str]) -> Path:
+    from ml.student.config import StudentConfig, TrainConfig
+    from ml.training.trainer import train as fit
+
+    s = StudentConfig(num_classes=len(names), input_size=a.input_size, mode="frozen",
+                      backbone_weights=a.backbone_weights)
+    t = TrainConfig(epochs=a.epochs, batch_size=4, crop=0, patience=a.epochs, device="cpu",
+                    seed=a.seed)
+    if out.exists():
+        shutil.rmtree(out)
+    return Path(fit(proj, out, s, t).out_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="synthetic", help="'synthetic' or a folder with "
+                                                        "images/ and masks/")
+    ap.add_argument("--photos", type=int, default=60, help="photos used (the first N)")
+    ap.add_argument("--size", type=int, default=256, help="synthetic photo size")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--n", type=int, default=15, help="proposals answered per round")
+    ap.add_argument("--k", type=int, default=2, help="photos boxed per round")
+    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--input-size", type=int, default=224)
+    ap.add_argument("--backbone-weights", default="offline")
+    ap.add_argument("--teacher", default="grabcut")
+    ap.add_argument("--test-fraction", type=float, default=0.3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pad", type=int, default=2)
+    ap.add_argument("--out", type=Path)
+    a = ap.parse_args(argv)
+    t_start = time.monotonic()
+
+    if a.data == "synthetic":
+        from ml.datasets.synthetic import write_dataset
+
+        data = Path("/tmp") / f"b2p_review_synth_{a.photos}_{a.size}_{a.seed}"
+        if not (data / "dataset.json").exists():
+            write_dataset(data, a.photos, a.size, a.seed)
+        name = "synthetic"
+    else:
+        data, name = Path(a.data), Path(a.data).name
+    names = json.loads((data / "dataset.json").read_text())["classes"]
+    masks = data / "masks"
+    out = a.out or ROOT / "bench" / "results" / f"review_loop_{name}"
+    work = out / "work"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+
+    base = Project.create(work / "arm_queue", data / "images", make_classes(names[1:]))
+    keys = sorted(base.keys())[: a.photos]
+    rng = np.random.default_rng(a.seed)
+    order = list(rng.permutation(len(keys)))
+    n_test = max(1, round(a.test_fraction * len(keys)))
+    test = sorted(keys[i] for i in order[:n_test])
+    pool = [k for k in keys if k not in set(test)]
+    n_box = max(2, round(0.1 * len(keys)))
+    boxed0 = sorted(keys[i] for i in order[n_test:n_test + n_box])
+    base.remove_images([k for k in base.keys() if k not in set(keys)])
+    h, w = gt_of(masks, keys[0]).shape
+    min_area = max(12, round(3e-4 * h * w))
+
+    from ml.teachers import make_teacher
+    from ml.teachers.pseudo_label import pseudo_label_project
+
+    for k in boxed0:
+        box_photo(base, k, masks, a.pad, min_area)
+    pseudo_label_project(base, make_teacher(a.teacher), keys=boxed0)
+    shutil.copytree(work / "arm_queue", work / "arm_file")
+    arms = {"queue": Project.open(work / "arm_queue"), "file": Project.open(work / "arm_file")}
+    print(f"{name}: {len(keys)} photos, {len(test)} test, round 0 boxes {len(boxed0)}",
+          flush=True)
+    model0 = train(arms["queue"], work / "model_r0", a, names)
+    first = evaluate(model0, arms["queue"], test, masks, min_area)
+    rows = [{"round": 0, "arm": arm, "decisions": 0, "boxed_photos": len(boxed0), **first}
+            for arm in arms]
+    print(json.dumps(rows[0]), flush=True)
+    models = {arm: model0 for arm in arms}
+    decided = {arm: 0 for arm in arms}
+    boxed = {arm: len(boxed0) for arm in arms}
+    for r in range(1, a.rounds + 1):
+        for arm, proj in arms.items():
+            from ml.prediction.batch_predict import predict_project
+            from ml.prediction.proposals import calibrate_model
+
+            unboxed = [k for k in pool if not DEC._person_boxed(proj, k)]
+            calibrate_model(proj, models[arm], decided=DEC.calibration_examples(proj))
+            predict_project(proj, models[arm], keys=unboxed, device="cpu",
+                            keep_previous=False)
+            qq = queue_quality(proj, masks, min_area)
+            items = (review_queue(proj).items if arm == "queue" else file_order(proj))[: a.n]
+            answers = [answer(proj, it, masks) for it in items]
+            decided[arm] += len(answers)
+            to_box = ([k for k, _ in photos_to_box(proj, a.k)] if arm == "queue"
+                      else [k for k in pool if not DEC._person_boxed(proj, k)][: a.k])
+            for k in to_box:
+                box_photo(proj, k, masks, a.pad, min_area)
+            pseudo_label_project(proj, make_teacher(a.teacher), keys=to_box)
+            boxed[arm] += len(to_box)
+            models[arm] = train(proj, work / f"model_{arm}_r{r}", a, names)
+            row = {"round": r, "arm": arm, "decisions": decided[arm], "boxed_photos": boxed[arm],
+                   "accepted": answers.count(DEC.ACCEPTED),
+                   "rejected": answers.count(DEC.REJECTED), **qq,
+                   **evaluate(models[arm], proj, test, masks, min_area)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    result = {"dataset": name, "photos": len(keys), "test": len(test), "pool": len(pool),
+              "settings": vars(a) | {"data": str(a.data), "out": str(out)},
+              "machine": platform.platform(), "seconds": round(time.monotonic() - t_start),
+              "rows": rows}
+    (out / "review_loop.json").write_text(json.dumps(result, indent=1, default=str))
+    (out / "review_loop.md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+def _f(v: object) -> str:
+    return "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def markdown(result: dict) -> str:
+    cols = ["round", "arm", "decisions", "boxed_photos", "binary_iou", "region_recall",
+            "region_precision", "proposals", "queue_first100_real", "queue_holds_true"]
+    lines = [f"Review loop on {result['dataset']} ({result['photos']} photos, "
+             f"{result['test']} untouched test photos; {result['seconds']} s on a shared CPU)",
+             "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_f(r.get(c)) for c in cols) + " |" for r in result["rows"]]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

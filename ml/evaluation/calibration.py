@@ -1,0 +1,268 @@
+"""Calibrated region confidence: a proposal's raw confidence turned into P(it is a real defect).
+
+A proposal's raw confidence (:mod:`ml.prediction.proposals`) is the mean of the student's
+max-class probability over its pixels; the student is trained on pixels, not regions, so that
+number is not the chance the region is a defect. :func:`fit_calibration` maps it onto that
+chance from labelled regions (validation photos' proposals matched to their masks, and the
+proposals people decided):
+
+* ``isotonic`` (pool-adjacent-violators, monotone, no shape assumed) when there are at least
+  :data:`ISOTONIC_MIN` regions of both outcomes, else
+* ``temperature``: ``sigmoid((logit(c) - b) / T)``, T and b by grid search on the log loss
+  (the two-parameter form: region confidences sit far above 0.5, so T alone cannot move them
+  down).
+
+The expected calibration error (:func:`ece`, equal-width bins) is reported before and after.
+:func:`threshold_for_precision` picks, per class, the lowest calibrated confidence whose
+proposals at or above it reach the target precision (default 0.8). The result is a frozen
+:class:`Calibration` that travels as JSON in the model card (``ModelCard.calibration``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TARGET_PRECISION = 0.8
+ISOTONIC_MIN = 30  # regions of each outcome before the isotonic map is trusted
+DEFAULT_THRESHOLD = 0.5  # no labelled region of a class: this calibrated confidence
+_EPS = 1e-4
+
+
+def _logit(c: np.ndarray) -> np.ndarray:
+    c = np.clip(np.asarray(c, np.float64), _EPS, 1 - _EPS)
+    return np.log(c / (1 - c))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def ece(prob: np.ndarray, truth: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: mean |accuracy - confidence| over equal-width bins,
+    weighted by how many regions fall in each (0 for no region)."""
+    p, y = np.asarray(prob, np.float64), np.asarray(truth, np.float64)
+    if p.size == 0:
+        return 0.0
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    err = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            err += m.sum() * abs(y[m].mean() - p[m].mean())
+    return float(err / p.size)
+
+
+def _isotonic(x: np.ndarray, y: np.ndarray) -> tuple[list[float], list[float]]:
+    """Knots (x, fitted y) of the non-decreasing least-squares fit (pool adjacent violators)."""
+    order = np.argsort(x, kind="stable")
+    xs, ys = x[order], y[order].astype(np.float64)
+    vals, wts, lo = [], [], []  # blocks: mean, weight, first x
+    for xv, yv in zip(xs, ys, strict=True):
+        vals.append(yv)
+        wts.append(1.0)
+        lo.append(xv)
+        while len(vals) > 1 and vals[-2] > vals[-1]:
+            w = wts[-2] + wts[-1]
+            vals[-2] = (vals[-2] * wts[-2] + vals[-1] * wts[-1]) / w
+            wts[-2] = w
+            del vals[-1], wts[-1], lo[-1]
+    return [float(v) for v in lo], [float(v) for v in vals]
+
+
+def _fit_temperature(c: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(T, b) minimising the log loss of sigmoid((logit(c) - b) / T) on a coarse grid."""
+    z = _logit(c)
+    best = (np.inf, 1.0, 0.0)
+    for t in np.geomspace(0.05, 20.0, 41):
+        for b in np.linspace(-6.0, 6.0, 49):
+            p = np.clip(_sigmoid((z - b) / t), _EPS, 1 - _EPS)
+            loss = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+            if loss < best[0]:
+                best = (loss, float(t), float(b))
+    return best[1], best[2]
+
+
+@dataclass(frozen=True)
+class ClassThreshold:
+    """The calibrated confidence a class's proposals must reach, and what it gives."""
+
+    threshold: float
+    precision: float | None  # on the labelled regions at or above it; None: none labelled
+    recall: float | None
+    met: bool  # the target precision was reached
+    regions: int = 0  # labelled regions of the class
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Raw region confidence -> calibrated, and the per-class thresholds."""
+
+    method: str = "identity"  # identity | temperature | isotonic
+    temperature: float = 1.0
+    bias: float = 0.0
+    knots_x: tuple[float, ...] = ()
+    knots_y: tuple[float, ...] = ()
+    target_precision: float = TARGET_PRECISION
+    thresholds: dict[str, ClassThreshold] = field(default_factory=dict)  # str(class id) ->
+    ece_before: float | None = None
+    ece_after: float | None = None
+    regions: int = 0
+    positives: int = 0
+    note: str = ""  # where the labelled regions came from, or why there were none
+    # str(class id) -> [[threshold, precision, recall], ...]: what each cut gives (a slider)
+    curves: dict[str, list[list[float]]] = field(default_factory=dict)
+
+    def apply(self, raw: np.ndarray | float) -> np.ndarray:
+        """Calibrated confidence of raw region confidence(s), in [0, 1]."""
+        c = np.asarray(raw, np.float64)
+        if self.method == "isotonic" and self.knots_x:
+            return np.interp(c, self.knots_x, self.knots_y)
+        if self.method == "temperature":
+            return _sigmoid((_logit(c) - self.bias) / self.temperature)
+        return np.clip(c, 0.0, 1.0)
+
+    def threshold(self, cls: int) -> float:
+        t = self.thresholds.get(str(int(cls)))
+        return DEFAULT_THRESHOLD if t is None else t.threshold
+
+    @property
+    def fitted(self) -> bool:
+        return self.method != "identity"
+
+    def summary(self) -> str:
+        if not self.fitted:
+            return f"not calibrated ({self.note or 'no labelled regions'})"
+        ths = ", ".join(f"class {k}: {v.threshold:.2f}" + ("" if v.met else " (target missed)")
+                        for k, v in sorted(self.thresholds.items()))
+        return (f"{self.method} on {self.regions} regions ({self.positives} real); "
+                f"ECE {self.ece_before:.3f} -> {self.ece_after:.3f}; thresholds for precision "
+                f"{self.target_precision:g}: {ths}")
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["knots_x"], d["knots_y"] = list(self.knots_x), list(self.knots_y)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any] | None) -> Calibration:
+        if not d:
+            return cls()
+        th = {str(k): ClassThreshold(**v) for k, v in dict(d.get("thresholds", {})).items()}
+        keep = {k: v for k, v in d.items() if k in cls.__dataclass_fields__ and k != "thresholds"}
+        keep["knots_x"] = tuple(keep.get("knots_x", ()))
+        keep["knots_y"] = tuple(keep.get("knots_y", ()))
+        return cls(**keep, thresholds=th)
+
+
+def pr_curve(prob: np.ndarray, truth: np.ndarray, points: int = 25) -> list[list[float]]:
+    """[threshold, precision, recall] at up to ``points`` cuts, highest threshold first."""
+    p, y = np.asarray(prob, np.float64), np.asarray(truth, bool)
+    if p.size == 0:
+        return []
+    order = np.argsort(-p, kind="stable")
+    ps, ys = p[order], y[order]
+    tp = np.cumsum(ys)
+    cuts = np.nonzero(np.r_[ps[1:] != ps[:-1], True])[0]
+    cuts = cuts[np.unique(np.linspace(0, len(cuts) - 1, min(points, len(cuts))).round()
+                          .astype(int))]
+    return [[round(float(ps[i]), 4), round(float(tp[i] / (i + 1)), 4),
+             round(float(tp[i] / max(int(ys.sum()), 1)), 4)] for i in cuts]
+
+
+def at_threshold(curve: list[list[float]], t: float) -> tuple[float | None, float | None]:
+    """(precision, recall) of a curve at threshold ``t``: the lowest cut at or above it."""
+    above = [c for c in curve if c[0] >= t]
+    return (above[-1][1], above[-1][2]) if above else (None, 0.0)
+
+
+def threshold_for_precision(prob: np.ndarray, truth: np.ndarray,
+                            target: float = TARGET_PRECISION) -> ClassThreshold:
+    """The lowest confidence whose regions at or above it have precision >= ``target``.
+
+    Where no cut reaches the target, the cut of the best precision (ties: the lowest) is
+    taken and ``met`` is False; with no region, :data:`DEFAULT_THRESHOLD`.
+    """
+    p, y = np.asarray(prob, np.float64), np.asarray(truth, bool)
+    if p.size == 0:
+        return ClassThreshold(DEFAULT_THRESHOLD, None, None, False, 0)
+    order = np.argsort(-p, kind="stable")
+    ps, ys = p[order], y[order]
+    tp = np.cumsum(ys)
+    prec = tp / np.arange(1, p.size + 1)
+    recall = tp / max(int(ys.sum()), 1)
+    # a cut can only sit after the last of equal confidences
+    last = np.r_[ps[1:] != ps[:-1], True]
+    ok = np.nonzero(last & (prec >= target))[0]
+    if ok.size:
+        i, met = int(ok[-1]), True
+    else:
+        cand = np.nonzero(last)[0]
+        i, met = int(cand[np.argmax(prec[cand])]), False
+    return ClassThreshold(float(ps[i]), float(prec[i]), float(recall[i]), met, int(p.size))
+
+
+def fit_calibration(raw: np.ndarray, truth: np.ndarray, classes: np.ndarray,
+                    target: float = TARGET_PRECISION, method: str = "auto",
+                    note: str = "") -> Calibration:
+    """Fit the map and the per-class thresholds on labelled regions.
+
+    ``raw``: raw region confidences; ``truth``: 1 where the region is a real defect;
+    ``classes``: each region's class id. ``method``: auto | temperature | isotonic.
+    """
+    c = np.asarray(raw, np.float64).reshape(-1)
+    y = np.asarray(truth, np.float64).reshape(-1)
+    k = np.asarray(classes, np.int64).reshape(-1)
+    if not (c.size == y.size == k.size):
+        raise ValueError("raw, truth and classes must have one entry per region")
+    if not 0 < target <= 1:
+        raise ValueError(f"target precision must be in (0, 1], got {target}")
+    if c.size == 0:
+        return Calibration(target_precision=target, note=note or "no labelled regions")
+    pos = int(y.sum())
+    if method == "auto":
+        method = ("isotonic" if min(pos, c.size - pos) >= ISOTONIC_MIN else "temperature")
+    if method == "isotonic":
+        kx, ky = _isotonic(c, y)
+        cal = Calibration("isotonic", knots_x=tuple(kx), knots_y=tuple(ky))
+    elif method == "temperature":
+        t, b = _fit_temperature(c, y)
+        cal = Calibration("temperature", temperature=t, bias=b)
+    else:
+        raise ValueError(f"unknown calibration method '{method}' (temperature, isotonic)")
+    p = cal.apply(c)
+    ths = {str(int(cls)): threshold_for_precision(p[k == cls], y[k == cls], target)
+           for cls in np.unique(k)}
+    curves = {str(int(cls)): pr_curve(p[k == cls], y[k == cls]) for cls in np.unique(k)}
+    return Calibration(cal.method, cal.temperature, cal.bias, cal.knots_x, cal.knots_y, target,
+                       ths, ece(c, y), ece(p, y), int(c.size), pos, note, curves)
+
+
+def save_to_card(model_dir: str | Path, cal: Calibration) -> None:
+    """Store ``cal`` in the model folder's card (atomic, like every card write)."""
+    from ml.student.checkpoint import CARD_NAME, load_card
+
+    card = load_card(model_dir)
+    card.calibration = cal.to_json()
+    card.save(Path(model_dir) / CARD_NAME)
+
+
+def with_threshold(cal: Calibration, cls: int, t: float) -> Calibration:
+    """``cal`` with class ``cls``'s threshold set to ``t`` by a person (the GUI's slider)."""
+    from dataclasses import replace
+
+    prec, rec = at_threshold(cal.curves.get(str(int(cls)), []), t)
+    old = cal.thresholds.get(str(int(cls)))
+    th = ClassThreshold(float(t), prec, rec, prec is not None and prec >= cal.target_precision,
+                        old.regions if old else 0)
+    return replace(cal, thresholds={**cal.thresholds, str(int(cls)): th})
+
+
+def from_card(model_dir: str | Path) -> Calibration:
+    """The calibration stored in a model's card (identity where none was stored)."""
+    from ml.student.checkpoint import load_card
+
+    return Calibration.from_json(getattr(load_card(model_dir), "calibration", None))
