@@ -12,31 +12,23 @@ from app.gui import _constants as C
 from app.gui._annotate_panel import AnnotatePanel
 from app.gui._batch_panel import BatchPanel
 from app.gui._class_manager import ClassManager
+from app.gui._dock_layout import DockLayout
 from app.gui._jobs import Job
 from app.gui._layers import ImageLayers
+from app.gui._menus import ProjectMenu, add_layout_actions, export_masks_job, report_job
 from app.gui._metadata_panel import MetadataPanel
 from app.gui._project_panel import ProjectPanel
 from app.gui._recent import add_recent
 from app.gui._review_panel import ReviewPanel
 from app.gui._session import ImageSession
-from app.gui._window_geometry import scrolled
+from app.gui._window_geometry import fit_width, scrolled, show_rows
 from app.gui.findings.panel import FindingsPanel
 from app.gui.training.panel import TrainingPanel
 from ml.project.store import INDEX_NAME, Project
 
 __all__ = ["Inspector"]
 
-
-def _export(project, fmt, source, out, progress=None, should_stop=None):
-    from ml.datasets.export import export_masks
-
-    return export_masks(project, fmt, source, out, progress=progress, should_stop=should_stop)
-
-
-def _report(project, out, progress=None, should_stop=None):
-    from ml.findings.report import write_report
-
-    return write_report(project, out, progress=progress, should_stop=should_stop)
+FINDINGS_ROWS = 8  # the Findings table shows at least this many rows whenever it is shown
 
 
 def unreadable(project: Project) -> dict[str, str]:
@@ -71,26 +63,38 @@ class Inspector(QObject):
         self.metadata = MetadataPanel()
         self.findings = FindingsPanel(lambda: self.project)
         win = viewer.window
-        if dock:
-            win.add_dock_widget(self.projects, name="Project", area="left")
-            win.add_dock_widget(scrolled(self.metadata), name="Metadata", area="left")
-            win.add_dock_widget(self.annotate, name="Annotate", area="right")
-            win.add_dock_widget(scrolled(self.review), name="Corrections", area="right")
-            win.add_dock_widget(scrolled(self.batch), name="Pseudo-label / predict",
-                                area="right")
-            win.add_dock_widget(self.training, name="Train", area="right", tabify=True)
-            win.add_dock_widget(scrolled(self.findings), name="Findings", area="bottom")
+        self.docks = DockLayout(win) if dock else None
+        if dock:  # the plugin docks its own hosts of the panels
+            for panel, name, group in (
+                    (self.annotate, "Annotate", "annotate"),
+                    (scrolled(self.review), "Corrections", "annotate"),
+                    (scrolled(self.findings), "Findings", "findings"),
+                    (scrolled(self.batch), "Predict", "predict"),
+                    (self.training, "Train", "train"),
+                    (self.projects, "Project", "photos"),
+                    (scrolled(self.metadata), "Metadata", "metadata")):
+                self.add_dock(panel, name, group)
+            show_rows(self.findings.table, FINDINGS_ROWS)
         self._wire()
         self._shortcuts()
-        from app.gui._menus import ProjectMenu
-
         self.menu = ProjectMenu(win.main_menu, {
             "open": self.ask_open, "open_path": self.open_project, "classes": self.manage_classes,
             "weights": self.show_weights, "export": self.ask_export, "report": self.ask_report})
+        if self.docks is not None:
+            self.docks.arrange()
+            add_layout_actions(win.view_menu, self.docks)
         qt_viewer = win._qt_viewer
         qt_viewer.installEventFilter(self)
         win._qt_window.installEventFilter(self)
         self.update_title()
+
+    def add_dock(self, widget, name: str, group: str):
+        """Dock ``widget`` as ``name`` in tab group ``group`` (annotate, predict, train, findings,
+        photos, metadata: :data:`app.gui._dock_layout.GROUPS`); None when undocked (plugin)."""
+        if self.docks is None:
+            return None
+        fit_width(widget)
+        return self.docks.add(widget, name, group)
 
     # ------------------------------------------------------------------ wiring
     def _wire(self) -> None:
@@ -143,6 +147,9 @@ class Inspector(QObject):
             event.acceptProposedAction()
             return True
         if et == QEvent.Type.Close and obj is self.viewer.window._qt_window:
+            if self.docks is not None:
+                self.docks.save()
+                self.docks.release()
             self.shutdown()
         return False
 
@@ -197,9 +204,10 @@ class Inspector(QObject):
             more = f"\n… and {len(problems) - 10} more" if len(problems) > 10 else ""
             self._error(f"{started.summary()}\n" + "\n".join(problems[:10]) + more)
 
-    def open_project(self, folder: str | Path) -> Project | None:
+    def open_project(self, folder: str | Path | Project) -> Project | None:
+        """Open ``folder`` (or show a ``Project`` already opened, as start-up hands it over)."""
         try:
-            project = Project.open_or_create(folder)
+            project = folder if isinstance(folder, Project) else Project.open_or_create(folder)
         except Exception as e:  # shown, never raised into the event loop
             self._error(f"Cannot open {folder}: {e}")
             return None
@@ -366,14 +374,15 @@ class Inspector(QObject):
                                           ["reviewed", "student", "teacher"], 0, False)
         out = QFileDialog.getExistingDirectory(parent, "Export to folder") if ok else ""
         if out:
-            self.batch.run_job(Job(f"export {fmt}", _export, self.project, fmt, source, out))
+            self.batch.run_job(Job(f"export {fmt}", export_masks_job, self.project, fmt, source,
+                                   out))
 
     def ask_report(self) -> None:
         if self.project is None:
             return
         out = QFileDialog.getExistingDirectory(self.viewer.window._qt_window, "Report folder")
         if out:
-            self.batch.run_job(Job("report", _report, self.project, out))
+            self.batch.run_job(Job("report", report_job, self.project, out))
 
     def shutdown(self) -> None:
         """Save pending edits, cancel jobs and stop a training worker (window closing)."""
