@@ -97,8 +97,8 @@ class DockLayout:
             raise ValueError(f"unknown dock group {group!r}; one of {', '.join(GROUPS)}")
         dock = self.napari.add_dock_widget(widget, name=name, area=GROUPS[group])
         self.groups[group].append(dock)
-        if self.plan is not None:  # added after the layout was placed: join its stack
-            self._join_stack(dock, group)
+        if self.plan is not None:  # added after the layout was placed: placed again, the new
+            self.arrange()  # dock a tab beside its group's
         return dock
 
     def docks(self, visible_only: bool = False) -> list[QDockWidget]:
@@ -107,18 +107,6 @@ class DockLayout:
 
     def _tabbed(self, dock: QDockWidget) -> bool:
         return any(not o.isHidden() for o in self.win.tabifiedDockWidgets(dock))
-
-    def _stack_of(self, group: str) -> tuple[str, ...]:
-        for stacks in (self.plan.columns if self.plan else {}).values():
-            for stack in stacks:
-                if group in stack:
-                    return stack
-        return (group,)
-
-    def _join_stack(self, dock: QDockWidget, group: str) -> None:
-        mates = [d for g in self._stack_of(group) for d in self.groups[g] if d is not dock]
-        if mates:
-            self.win.tabifyDockWidget(mates[-1], dock)
 
     # ------------------------------------------------------------------ napari's panels
     def napari_panels_shown(self) -> bool:

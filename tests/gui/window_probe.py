@@ -63,6 +63,19 @@ def main(argv: list[str] | None = None) -> int:
                "min_size": [win.minimumSizeHint().width(), win.minimumSizeHint().height()],
                "front": front, "wm": wm is not None,
                "scale": os.environ.get("QT_SCALE_FACTOR", "1")}
+        # every dock closed and shown again, napari's panels shown: still on the screen
+        for dock in ins.docks.docks():
+            dock.hide()
+            dock.show()
+        ins.docks.show_napari_panels(True)
+        for _ in range(10):
+            QApplication.processEvents()
+            time.sleep(0.02)
+        again = layout_report(ins)
+        hint = win.minimumSizeHint()
+        out["after_show"] = {"fits": again.fits, "unreachable": again.unreachable,
+                             "min_fits": hint.width() <= rep.screen.width()
+                             and hint.height() <= rep.screen.height()}
         print("REPORT " + json.dumps(out), flush=True)
         ins.shutdown()
         ins.viewer.close()
