@@ -101,9 +101,9 @@ class DockLayout:
             self.arrange()  # dock a tab beside its group's
         return dock
 
-    def docks(self, visible_only: bool = False) -> list[QDockWidget]:
-        out = [d for g in GROUPS for d in self.groups[g]]
-        return [d for d in out if not d.isHidden() or self._tabbed(d)] if visible_only else out
+    def docks(self) -> list[QDockWidget]:
+        """Every dock, by group."""
+        return [d for g in GROUPS for d in self.groups[g]]
 
     def _tabbed(self, dock: QDockWidget) -> bool:
         return any(not o.isHidden() for o in self.win.tabifiedDockWidgets(dock))

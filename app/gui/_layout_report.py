@@ -4,7 +4,7 @@ screenshots and anyone checking a screen size by hand.
 :func:`layout_report` gives the frame against the screen, the canvas's share of the width,
 the Findings table's visible rows, each dock's reachability (visible, or one tab away, with a
 viewport taller than zero once in front) and every label whose text is cut with no tooltip
-saying it whole.
+saying it whole (a label under :mod:`app.gui._text_tips` shows it when hovered).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from qtpy.QtCore import QRect
 from qtpy.QtWidgets import QAbstractItemView, QApplication, QComboBox, QLabel, QWidget
+
+from app.gui import _text_tips
 
 
 @dataclass
@@ -58,26 +60,26 @@ def in_front(widget: QWidget) -> bool:
 
 
 def _cut_text(w: QWidget) -> str | None:
-    """The text of a label or combo box whose text does not fit and has no tooltip saying it."""
+    """The text of a label or combo box that is cut with no tooltip saying it whole."""
     if isinstance(w, QLabel):
-        text = w.text()
+        text = _text_tips.plain(w.text())
         if not text or w.pixmap() is not None and not w.pixmap().isNull():
             return None
-        if w.wordWrap():
-            fits = w.heightForWidth(w.width()) <= w.height() + 1 if w.hasHeightForWidth() else True
-        else:
-            fits = w.sizeHint().width() <= w.width() + 1
-        shown = w.visibleRegion().boundingRect()
-        fits = fits and shown.width() >= min(w.width(), w.sizeHint().width()) - 1
-    elif isinstance(w, QComboBox):
+        said = text in w.toolTip()
+        short = (w.wordWrap() and w.hasHeightForWidth()
+                 and w.heightForWidth(w.width()) > w.height() + 1)  # lines lost at the bottom
+        hidden = w.visibleRegion().boundingRect().width() < w.width() - 1  # scrolled off
+        wide = _text_tips.label_cut(w) is not None or (
+            not w.wordWrap() and w.sizeHint().width() > w.width() + 1)
+        hover = w.property(_text_tips.PROPERTY) and _text_tips.label_cut(w) is not None
+        if (short or hidden) and not said or wide and not (said or hover):
+            return text
+        return None
+    if isinstance(w, QComboBox):
         text = w.currentText()
         need = w.fontMetrics().horizontalAdvance(text) + 40  # the arrow and the frame
-        fits = need <= w.width() or not text
-    else:
-        return None
-    if fits or text in w.toolTip():
-        return None
-    return text
+        return text if text and need > w.width() and text not in w.toolTip() else None
+    return None
 
 
 def _cut_in(dock) -> list[str]:

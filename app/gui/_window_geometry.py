@@ -104,9 +104,13 @@ def scrolled(panel: QWidget) -> QScrollArea:
 
 def fit_width(panel: QWidget) -> None:
     """Let ``panel`` be as narrow as its dock's column: its labels wrap (:func:`wrap_labels`)
-    and its combo boxes elide (:func:`narrow_combos`), instead of making the column wider."""
+    and its combo boxes elide (:func:`narrow_combos`), instead of making the column wider; what
+    is still cut (a long file name) shows whole in a tooltip (:mod:`app.gui._text_tips`)."""
+    from app.gui import _text_tips
+
     wrap_labels(panel)
     narrow_combos(panel)
+    _text_tips.install(panel)
 
 
 def wrap_labels(panel: QWidget) -> None:
