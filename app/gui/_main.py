@@ -6,32 +6,36 @@ from pathlib import Path
 
 from qtpy.QtCore import QEvent, QObject
 from qtpy.QtGui import QKeySequence, QShortcut
-from qtpy.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+from qtpy.QtWidgets import QMessageBox
 
 from app.gui import _constants as C
 from app.gui._annotate_panel import AnnotatePanel
 from app.gui._batch_panel import BatchPanel
 from app.gui._blade_map_panel import BladeMapPanel
 from app.gui._class_manager import ClassManager
+from app.gui._dock_layout import DockLayout
 from app.gui._jobs import Job
 from app.gui._layers import ImageLayers
+from app.gui._menus import ProjectMenu, add_layout_actions
 from app.gui._metadata_panel import MetadataPanel
-from app.gui._project_jobs import export_job, report_job, unreadable
+from app.gui._project_actions import ProjectActions, unreadable
 from app.gui._project_panel import ProjectPanel
 from app.gui._recent import add_recent
 from app.gui._review_panel import ReviewPanel
 from app.gui._session import ImageSession
 from app.gui._watch import ProjectWatcher
-from app.gui._window_geometry import scrolled
+from app.gui._window_geometry import fit_width, scrolled, show_rows
 from app.gui.findings.panel import FindingsPanel
 from app.gui.review.panel import ReviewQueuePanel
 from app.gui.training.panel import TrainingPanel
-from ml.project.store import Project, is_project
+from ml.project.store import Project
 
 __all__ = ["Inspector"]
 
+FINDINGS_ROWS = 8  # the Findings table shows at least this many rows whenever it is shown
 
-class Inspector(QObject):
+
+class Inspector(ProjectActions, QObject):
     """Owns the docks and the image session; ``open_project`` and ``show_key`` drive it."""
 
     def __init__(self, viewer, dock: bool = True) -> None:
@@ -53,30 +57,40 @@ class Inspector(QObject):
         self.blade_map = BladeMapPanel(lambda: self.project)
         self.proposals = ReviewQueuePanel(lambda: self.project)
         win = viewer.window
-        if dock:
-            win.add_dock_widget(self.projects, name="Project", area="left")
-            win.add_dock_widget(scrolled(self.metadata), name="Metadata", area="left")
-            win.add_dock_widget(self.annotate, name="Annotate", area="right")
-            win.add_dock_widget(scrolled(self.review), name="Corrections", area="right")
-            win.add_dock_widget(scrolled(self.batch), name="Pseudo-label / predict",
-                                area="right")
-            win.add_dock_widget(self.training, name="Train", area="right", tabify=True)
-            win.add_dock_widget(scrolled(self.findings), name="Findings", area="bottom")
-            win.add_dock_widget(scrolled(self.blade_map), name="Blade map", area="bottom",
-                                tabify=True)
-            win.add_dock_widget(scrolled(self.proposals), name="Review", area="right",
-                                tabify=True)
+        self.docks = DockLayout(win) if dock else None
+        if dock:  # the plugin docks its own hosts of the panels
+            for panel, name, group in (
+                    (self.annotate, "Annotate", "annotate"),
+                    (scrolled(self.review), "Corrections", "annotate"),
+                    (scrolled(self.findings), "Findings", "findings"),
+                    (scrolled(self.batch), "Predict", "predict"),
+                    (self.training, "Train", "train"),
+                    (self.projects, "Project", "photos"),
+                    (scrolled(self.metadata), "Metadata", "metadata"),
+                    (scrolled(self.proposals), "Review", "predict"),
+                    (scrolled(self.blade_map), "Blade map", "findings")):
+                self.add_dock(panel, name, group)
+            show_rows(self.findings.table, FINDINGS_ROWS)
         self._wire()
         self._shortcuts()
-        from app.gui._menus import ProjectMenu
-
         self.menu = ProjectMenu(win.main_menu, {
             "open": self.ask_open, "open_path": self.open_project, "classes": self.manage_classes,
             "weights": self.show_weights, "export": self.ask_export, "report": self.ask_report})
+        if self.docks is not None:
+            self.docks.arrange()
+            add_layout_actions(win.view_menu, self.docks)
         qt_viewer = win._qt_viewer
         qt_viewer.installEventFilter(self)
         win._qt_window.installEventFilter(self)
         self.update_title()
+
+    def add_dock(self, widget, name: str, group: str):
+        """Dock ``widget`` as ``name`` in tab group ``group`` (annotate, predict, train, findings,
+        photos, metadata: :data:`app.gui._dock_layout.GROUPS`); None when undocked (plugin)."""
+        if self.docks is None:
+            return None
+        fit_width(widget)
+        return self.docks.add(widget, name, group)
 
     # ------------------------------------------------------------------ wiring
     def _wire(self) -> None:
@@ -134,63 +148,17 @@ class Inspector(QObject):
             event.acceptProposedAction()
             return True
         if et == QEvent.Type.Close and obj is self.viewer.window._qt_window:
+            if self.docks is not None:
+                self.docks.save()
+                self.docks.release()
             self.shutdown()
         return False
 
-    @staticmethod
-    def _dropped_folder(event) -> str | None:
-        mime = event.mimeData()
-        urls = mime.urls() if mime is not None and mime.hasUrls() else []
-        if len(urls) == 1 and urls[0].isLocalFile() and Path(urls[0].toLocalFile()).is_dir():
-            return urls[0].toLocalFile()
-        return None
-
     # ------------------------------------------------------------------ project
-    def ask_open(self) -> None:
-        """Open a project folder; a folder of photos without one is offered a new project."""
-        from app.gui._new_project import offer_project
-
-        parent = self.viewer.window._qt_window
-        folder = QFileDialog.getExistingDirectory(parent, "Open a folder of photos or a project")
-        if not folder:
-            return
-        if is_project(folder):
-            self.open_project(folder)
-            return
+    def open_project(self, folder: str | Path | Project) -> Project | None:
+        """Open ``folder`` (or show a ``Project`` already opened, as start-up hands it over)."""
         try:
-            new = offer_project(parent, folder)
-        except OSError as e:  # an unreadable folder
-            self._error(f"Cannot read {folder}: {e}")
-            return
-        if new is not None:
-            self.start_project(new.photos, new.root, new.labels)
-
-    def start_project(self, photos: Path, root: Path, labels=None) -> Job | None:
-        """Create the project and import ``labels`` in a job, then open it on its first photo."""
-        from ml.datasets.project_start import start_project
-
-        job = Job("new project", start_project, photos, root, labels)
-        job.succeeded.connect(self._on_project_started)
-        job.failed.connect(lambda msg: self._error(f"Cannot create the project: {msg}"))
-        try:
-            return self.batch.run_job(job)
-        except RuntimeError as e:  # another job is running
-            self._error(f"{e}; start the project when it ends")
-            return None
-
-    def _on_project_started(self, started) -> None:
-        if started is None or self.open_project(started.root) is None:
-            return
-        self.viewer.status = started.summary()
-        imported = started.imported
-        problems = imported.problems() + list(imported.warnings) if imported else []
-        if problems:
-            more = f"\n… and {len(problems) - 10} more" if len(problems) > 10 else ""
-            self._error(f"{started.summary()}\n" + "\n".join(problems[:10]) + more)
-
-    def open_project(self, folder: str | Path) -> Project | None:
-        try:
-            project = Project.open_or_create(folder)
+            project = folder if isinstance(folder, Project) else Project.open_or_create(folder)
         except Exception as e:  # shown, never raised into the event loop
             self._error(f"Cannot open {folder}: {e}")
             return None
@@ -367,37 +335,6 @@ class Inspector(QObject):
         self._refresh_review()
         if job.name.startswith("pseudo-label"):  # photos to train on may be new: plan for them
             self.training.settings.replan_if_missing()
-
-    def show_weights(self) -> None:
-        from app.gui._weights_dialog import WeightsDialog
-
-        dlg = WeightsDialog(self.viewer.window._qt_window)
-        dlg.finished.connect(lambda _r: (self.batch.refresh_teachers(),
-                                         self.training.settings.refresh_backbones()))
-        dlg.show()
-        self.weights_dialog = dlg
-
-    def ask_export(self) -> None:
-        from ml.datasets.export import FORMATS
-
-        if self.project is None:
-            return
-        parent = self.viewer.window._qt_window
-        fmt, ok = QInputDialog.getItem(parent, "Export masks", "Format", list(FORMATS), 0, False)
-        if not ok:
-            return
-        source, ok = QInputDialog.getItem(parent, "Export masks", "Masks",
-                                          ["reviewed", "student", "teacher"], 0, False)
-        out = QFileDialog.getExistingDirectory(parent, "Export to folder") if ok else ""
-        if out:
-            self.batch.run_job(Job(f"export {fmt}", export_job, self.project, fmt, source, out))
-
-    def ask_report(self) -> None:
-        if self.project is None:
-            return
-        out = QFileDialog.getExistingDirectory(self.viewer.window._qt_window, "Report folder")
-        if out:
-            self.batch.run_job(Job("report", report_job, self.project, out))
 
     def shutdown(self) -> None:
         """Save pending edits, cancel jobs and stop a training worker (window closing)."""

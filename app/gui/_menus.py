@@ -1,4 +1,5 @@
-"""The app's menu in napari's menu bar: open, recent, classes, weights, export, report."""
+"""The app's menu in napari's menu bar (open, recent, classes, weights, export, report) and its
+layout actions in napari's View menu (napari panels, Reset layout)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import QMenu, QMenuBar
 
+from app.gui._dock_layout import DockLayout
 from app.gui._recent import recent_projects
 from app.gui._resources import icon
 
@@ -39,3 +41,23 @@ class ProjectMenu(QMenu):
             self.recent.addAction(p, lambda p=p: self.handlers["open_path"](p))
         if not paths:
             self.recent.addAction("(none)").setEnabled(False)
+
+
+def add_layout_actions(view: QMenu, layout: DockLayout) -> None:
+    """View → napari panels (napari's layer controls and layer list, hidden in the inspector's
+    layout) and View → Reset layout (the docks as on first start, for this screen size)."""
+    view.addSeparator()
+    panels = view.addAction("napari panels")
+    panels.setCheckable(True)
+    panels.setToolTip("napari's layer controls and layer list")
+    panels.toggled.connect(layout.show_napari_panels)
+    view.aboutToShow.connect(lambda: _sync_checked(panels, layout.napari_panels_shown()))
+    reset = view.addAction("Reset layout", layout.reset)
+    reset.setToolTip("Put every dock back where it opens on first start on a screen this size")
+    view.napari_panels_action, view.reset_layout_action = panels, reset  # for tests
+
+
+def _sync_checked(action, on: bool) -> None:
+    action.blockSignals(True)
+    action.setChecked(on)
+    action.blockSignals(False)

@@ -81,10 +81,14 @@ def test_closing_the_preview_while_napari_loads_ends_the_start(photos, monkeypat
 
 
 def test_window_opens_maximised_first_then_where_it_was_closed(photos, started, qtbot):
-    first = Startup(photos).finish()
+    start = Startup(photos)
+    preview = start.preview.geometry()
+    first = start.finish()
     started.append(first)
     win = first.viewer.window._qt_window
     assert win.isMaximized()
+    assert preview == win.geometry()  # the preview stood where the window opens
+    assert win.screen().availableGeometry().contains(win.frameGeometry())
     assert win.minimumSizeHint().height() <= 1040  # the docks scroll: it fits a 1080-px screen
     avail = win.screen().availableGeometry()
     size = win.minimumSizeHint().expandedTo(QSize(640, 480)) + QSize(10, 10)
@@ -102,6 +106,24 @@ def test_window_opens_maximised_first_then_where_it_was_closed(photos, started, 
     win2 = again.viewer.window._qt_window
     assert not win2.isMaximized()
     assert win2.geometry() == target
+
+
+def test_start_up_opens_the_project_once_and_hands_it_over(photos, started, monkeypatch):
+    from ml.project.store import Project
+
+    opened = []
+    real = Project.open_or_create.__func__
+
+    def counting(cls, folder, *a, **k):
+        opened.append(folder)
+        return real(cls, folder, *a, **k)
+
+    monkeypatch.setattr(Project, "open_or_create", classmethod(counting))
+    start = Startup(photos)
+    ins = start.finish()
+    started.append(ins)
+    assert len(opened) == 1
+    assert ins.project is start.project and ins.session.key == "img0.png"
 
 
 def test_the_last_project_reopens(tmp_path, started):

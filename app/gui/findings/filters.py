@@ -17,7 +17,8 @@ _SEVERITIES = [("Any severity", 0, False)] + [(str(n), n, False) for n in range(
 
 
 class FindingFilters(QWidget):
-    """The filter widgets in two rows; :meth:`value` is the :class:`FindingFilter` they set."""
+    """The filter widgets in three rows of two (narrow enough for a laptop's dock column);
+    :meth:`value` is the :class:`FindingFilter` they set."""
 
     changed = Signal()
 
@@ -37,7 +38,7 @@ class FindingFilters(QWidget):
         grid.setContentsMargins(0, 0, 0, 0)
         for i, w in enumerate((self.whole, self.severity, self.cls, self.unreviewed,
                                self.turbine, self.blade)):
-            grid.addWidget(w, i // 3, i % 3)
+            grid.addWidget(w, i // 2, i % 2)
 
     def fill(self, project: Project | None) -> None:
         """Class, turbine and blade choices from the project (the current choice is kept)."""

@@ -4,7 +4,8 @@
 (Qt, Pillow and ml.project.store only) and starts importing napari's viewer modules in a background
 thread (``_viewer_import``). ``finish()`` keeps the preview live until that import is done, then
 builds the napari viewer, our docks and the first photo on the GUI thread with the window
-hidden, shows it once at its last geometry (maximised the first time) and closes the preview.
+hidden, shows it once at its last geometry (maximised the first time), places the docks for
+the screen's size and closes the preview. The project is opened once and handed over.
 Without a folder the last project opened is reopened (:func:`folder_to_open`). Nothing here
 imports torch or timm.
 """
@@ -16,10 +17,10 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from qtpy.QtCore import QEventLoop, Qt
+from qtpy.QtCore import QEventLoop
 
 from app.gui import _constants as C
-from app.gui._window_geometry import GeometryKeeper, show_at_saved_geometry
+from app.gui._window_geometry import GeometryKeeper, keep_on_screen, show_at_saved_geometry
 from app.gui.startup.viewer_import import ViewerImport
 from ml.project.store import Project
 
@@ -57,6 +58,7 @@ class Startup:
         self.folder = folder
         self.app = make_qapp()
         self.preview = None
+        self.project: Project | None = None  # opened once here, handed to the Inspector
         self.cancelled = False
         self.first_image_s: float | None = None
         self.ready_s: float | None = None
@@ -72,8 +74,9 @@ class Startup:
         preview, caption = None, C.APP_TITLE
         try:
             project = Project.open_or_create(folder) if folder is not None else None
-        except Exception:  # the viewer reports it when it opens the folder
+        except Exception:  # the viewer tries again and reports it when it opens the folder
             project = None
+        self.project = project
         if project is not None and project.keys():
             key = project.keys()[0]
             caption = f"{project.name} — {key}"
@@ -124,11 +127,14 @@ class Startup:
             except FileNotFoundError:
                 pass
             inspector = Inspector(viewer)
-        if self.folder is not None:
-            inspector.open_project(self.folder)
+        if self.project is not None or self.folder is not None:
+            inspector.open_project(self.project if self.project is not None else self.folder)
         GeometryKeeper(win)  # owned by the window
         show_at_saved_geometry(win)
-        _settle_docks(viewer)
+        self.app.processEvents()  # the window manager maximises it: its width is known
+        keep_on_screen(win)
+        inspector.docks.place()  # this screen size's last layout, else the plan for its width
+        inspector.docks.follow_screen()
         win.raise_()
         win.activateWindow()
         viewer.window._qt_viewer.setFocus()
@@ -159,17 +165,6 @@ def _napari_settings_unsaved():
         yield
     finally:
         settings._save_on_change = was
-
-
-def _settle_docks(viewer) -> None:
-    """What napari does when it shows its own window: layer controls as small as they go."""
-    try:
-        qv = viewer.window._qt_viewer
-        viewer.window._qt_window.resizeDocks(
-            [qv.dockLayerControls, qv.dockLayerList],
-            [qv.dockLayerControls.minimumHeight(), 10000], Qt.Orientation.Vertical)
-    except AttributeError:  # private in napari: its default split if it moves
-        pass
 
 
 def _rich_tooltips(app) -> None:
