@@ -68,7 +68,9 @@ def _cut_text(w: QWidget) -> str | None:
         said = text in w.toolTip()
         short = (w.wordWrap() and w.hasHeightForWidth()
                  and w.heightForWidth(w.width()) > w.height() + 1)  # lines lost at the bottom
-        hidden = w.visibleRegion().boundingRect().width() < w.width() - 1  # scrolled off
+        lines = text.splitlines() or [text]
+        need = min(w.width(), max(w.fontMetrics().horizontalAdvance(ln) for ln in lines))
+        hidden = w.visibleRegion().boundingRect().width() < need - 1  # scrolled off sideways
         wide = _text_tips.label_cut(w) is not None or (
             not w.wordWrap() and w.sizeHint().width() > w.width() + 1)
         hover = w.property(_text_tips.PROPERTY) and _text_tips.label_cut(w) is not None

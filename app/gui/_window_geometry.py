@@ -13,6 +13,7 @@ from qtpy.QtGui import QCursor, QGuiApplication
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QFormLayout,
     QFrame,
     QLabel,
     QScrollArea,
@@ -22,6 +23,7 @@ from qtpy.QtWidgets import (
 from app.gui import _constants as C
 
 MIN_SIZE = (320, 240)  # a saved geometry smaller than this is not restored
+LABEL_MIN_PX = 40  # a wrapping label may be this narrow (its cut text shows in a tooltip)
 COMBO_CHARS = 8  # a combo box is at least this many characters wide, its text elided beyond
 
 
@@ -111,6 +113,10 @@ def fit_width(panel: QWidget) -> None:
     wrap_labels(panel)
     narrow_combos(panel)
     _text_tips.install(panel)
+    if isinstance(panel, QScrollArea) and panel.widget() is not None:
+        # as wide as the panel needs beside a scroll bar: it scrolls up and down, never sideways
+        bar = panel.verticalScrollBar().sizeHint().width()
+        panel.setMinimumWidth(panel.widget().minimumSizeHint().width() + bar)
 
 
 def wrap_labels(panel: QWidget) -> None:
@@ -119,6 +125,18 @@ def wrap_labels(panel: QWidget) -> None:
     for label in panel.findChildren(QLabel):
         if label.pixmap() is None or label.pixmap().isNull():
             label.setWordWrap(True)
+            if not _form_label(label):  # a form's row is one line tall: its labels keep words
+                # nor as wide as its longest word: a photo's file name does not break, and
+                # would make the dock scroll sideways; it is cut at the edge, whole on hover
+                label.setMinimumWidth(LABEL_MIN_PX)
+
+
+def _form_label(label: QLabel) -> bool:
+    parent = label.parentWidget()
+    lay = parent.layout() if parent is not None else None
+    if not isinstance(lay, QFormLayout) or lay.indexOf(label) < 0:
+        return False
+    return lay.getItemPosition(lay.indexOf(label))[1] == QFormLayout.ItemRole.LabelRole
 
 
 def narrow_combos(panel: QWidget, chars: int = COMBO_CHARS) -> None:

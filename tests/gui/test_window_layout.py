@@ -153,3 +153,36 @@ def test_the_plan_follows_the_width_in_logical_pixels(width, plan):
     groups = [g for stacks in p.columns.values() for stack in stacks for g in stack]
     assert sorted(groups) == sorted(_dock_layout.GROUPS)  # every group has a place
     assert sum(p.width.values()) <= 0.45  # the photo keeps at least 55 % of the width
+
+
+def test_a_cut_file_name_shows_whole_in_a_tooltip(qtbot):
+    from qtpy.QtCore import QPoint
+    from qtpy.QtGui import QHelpEvent
+    from qtpy.QtWidgets import QListWidget, QToolTip, QVBoxLayout, QWidget
+
+    from app.gui._window_geometry import fit_width
+
+    name = "0587ebf7-6a25-44b6-8044-4d93ddc17c9d_jpeg.rf.415232b12b6a.jpg"
+    panel = QWidget()
+    label, short = QLabel(f"<b>{name}</b>"), QLabel("Turbine")
+    listing = QListWidget()
+    listing.addItems([f"{name}\npredicted · 2 boxes", "a.jpg"])
+    lay = QVBoxLayout(panel)
+    for w in (label, short, listing):
+        lay.addWidget(w)
+    fit_width(panel)
+    qtbot.addWidget(panel)
+    panel.setFixedWidth(200)
+    panel.show()
+    qtbot.waitExposed(panel)
+    from app.gui import _text_tips
+
+    assert _text_tips.label_cut(label) == name
+    assert _text_tips.label_cut(short) is None
+    first = listing.visualItemRect(listing.item(0)).center()
+    assert _text_tips.item_cut(listing, first) == f"{name}\npredicted · 2 boxes"
+    assert _text_tips.item_cut(listing, listing.visualItemRect(listing.item(1)).center()) is None
+    ev = QHelpEvent(QHelpEvent.Type.ToolTip, QPoint(5, 5), label.mapToGlobal(QPoint(5, 5)))
+    QApplication.sendEvent(label, ev)
+    assert QToolTip.text() == name
+    QToolTip.hideText()
