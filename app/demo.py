@@ -2,7 +2,8 @@
 
 generate -> project -> import boxes -> pseudo-labels (the CLI's default teacher) -> train the
 student ->
-predict -> metrics against the synthetic ground truth. Every step is the same ``ml``
+predict -> metrics against the synthetic ground truth, and a panel of held-out boxes (photo |
+teacher | student, ``demo_panel.png``). Every step is the same ``ml``
 call the CLI and the GUI make.
 
 The teacher and the student are scored on ``--test`` (32) further photos from the same
@@ -77,6 +78,7 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
     from ml.common.classes import make_classes
     from ml.datasets import synthetic
     from ml.datasets.importers import import_yolo
+    from ml.evaluation.panel import write_project_panel
     from ml.prediction.batch_predict import predict_project
     from ml.project.store import Project, is_project
     from ml.student.checkpoint import load_card
@@ -148,7 +150,10 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
                "student_box_free": free,
                "seconds": round(time.monotonic() - t0, 1)}
     (out / "demo_metrics.json").write_text(json.dumps(summary, indent=1, default=float))
-    print(f"outputs: project {proj_dir}, model {model_dir}, metrics {out / 'demo_metrics.json'}; "
+    # what the scores mean, box by box: photo | teacher | student for a seeded sample
+    panel = write_project_panel(project, out / "demo_panel.png", keys=held_out, seed=seed)
+    print(f"outputs: project {proj_dir}, model {model_dir}, metrics {out / 'demo_metrics.json'}, "
+          f"panel {panel}; "
           f"masks: b2p masks {proj_dir} --source student --out DIR; "
           f"took {summary['seconds']:.0f} s")
     return summary

@@ -13,7 +13,9 @@ of boxes that fell back, the old box rule (0.5 posterior, :mod:`ml.prediction.bo
     python bench/quality.py --data ../shared/data/magnetic_tile [--quick]
         [--teachers grabcut,box] [--out DIR] [--rows b2p,unet,...]
 
-Writes OUT/quality.json, OUT/quality.md and OUT/split.json.
+Writes OUT/quality.json, OUT/quality.md and OUT/split.json, and for the first trained row
+OUT/examples_SET.png (whole photos) and OUT/panel_SET.png (a seeded sample of boxes: photo |
+teacher | student, ``ml.evaluation.panel``).
 """
 
 from __future__ import annotations
@@ -235,6 +237,20 @@ def figure(path: Path, title: str, proj: Project, keys: list[str], gts: dict, te
     print(f"  figure: {path}")
 
 
+def box_panel(path: Path, proj: Project, keys: list[str], teacher: dict, student: dict,
+              seed: int) -> None:
+    """photo | teacher | student for a seeded sample of the held-out photos' boxes."""
+    from ml.evaluation.panel import BoxRef, sample_boxes, write_panel
+
+    refs = [BoxRef(k, i, (b.x0, b.y0, b.x1, b.y1)) for k in keys if k in teacher
+            for i, b in enumerate(proj.record(k).boxes)]
+    if refs:
+        write_panel(path, sample_boxes(refs, seed=seed),
+                    lambda k: (proj.load_image(k), [teacher[k] > 0, student[k] > 0]),
+                    ("photo", "teacher", "student"))
+        print(f"  panel: {path}")
+
+
 def box_fill(proj: Project, keys: list[str]) -> dict[str, np.ndarray]:
     from ml.teachers import make_teacher
 
@@ -377,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
                 figure(out / f"examples_{dataset}.png", f"{dataset}: {spec.name} from {teacher} "
                        f"(binary IoU {row['binary_iou']:.3f} on {len(test)} held-out photos)",
                        proj, test, gts, tl, boxed)
+                box_panel(out / f"panel_{dataset}.png", proj, test, tl, boxed, a.seed)
                 figure_done = True
             print(f"    binary IoU {row['binary_iou']:.3f} (product "
                   f"{row['product_binary_iou']:.3f}, {row['fallback_share']:.0%} of boxes fell "

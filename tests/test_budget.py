@@ -11,6 +11,7 @@ import pytest
 from ml.student.config import ModelCard, StudentConfig, TrainConfig
 from ml.training import budget as B
 from ml.training.step_cost import measure_step
+from ml.training.widths import summarise
 
 SQUARE = [(512, 512)] * 50  # 40 train + 10 val photos
 
@@ -258,6 +259,7 @@ def test_plan_project_measures_with_the_runs_box_loss_and_members(monkeypatch, t
     import ml.training.data
 
     monkeypatch.setattr(ml.training.data, "labelled_keys", lambda project, source: ["a.png"] * 20)
+    monkeypatch.setattr(B, "project_widths", lambda *a: summarise([]))  # no boxes to measure
     B.plan_project(proj, StudentConfig(), TrainConfig(device="cpu", box_loss=0.5), 600)
     B.plan_project(proj, StudentConfig(members=3), TrainConfig(device="cpu"), 600)
     assert seen == [(0.5, 1), (0.0, 3)]
@@ -272,6 +274,7 @@ def test_plan_project_returns_the_configs_planned_keeping_what_was_fixed(monkeyp
     import ml.training.data
 
     monkeypatch.setattr(ml.training.data, "labelled_keys", lambda project, source: ["a.png"] * 50)
+    monkeypatch.setattr(B, "project_widths", lambda *a: summarise([]))  # no boxes to measure
     student, cfg = StudentConfig(members=2), TrainConfig(device="cpu", batch_size=2)
     s, c = B.plan_project(proj, student, cfg, 3600, cost=costs())
     p = B.TrainPlan.of(c)
@@ -286,3 +289,77 @@ def test_plan_project_returns_the_configs_planned_keeping_what_was_fixed(monkeyp
         B.plan_project(proj, replace(student, input_size=50), cfg, 3600, cost=costs())
     with pytest.raises(ValueError, match="b2p student, not unet"):
         B.plan_project(proj, replace(student, arch="unet"), cfg, 3600, cost=costs())
+
+
+# ---------------------------------------------------------------- thin defects set a scale floor
+PHOTOS_640 = [(640, 640)] * 50
+
+
+def test_thin_defects_hold_the_plan_at_a_scale_that_keeps_them_two_pixels_wide():
+    from ml.training.widths import MIN_THIN_PX, Widths
+
+    coarse = B.plan(300, "cpu", PHOTOS_640, costs())
+    assert (coarse.input_size, coarse.crop) == (224, 0)  # 0.35 px per photo px fits 13 epochs
+    thin = Widths(thin_px=4.0, boxes=50, from_masks=50)  # streaks 4 px wide on the photos
+    p = B.plan(300, "cpu", PHOTOS_640, costs(), widths=thin)
+    scale = B.candidate_scale(B.Candidate(p.mode, p.input_size, p.crop), PHOTOS_640)
+    assert 4.0 * scale >= MIN_THIN_PX and p.input_size > 224 and p.epochs >= 1
+    assert p.expected_s <= 300
+    assert "a quarter of the 50 boxes hold defects 4 px wide or thinner" in p.reason
+    assert "at 224 px: 1.4 px" in p.reason and "this one trains the most" in p.reason
+    # a budget no setting that keeps them fits: refused with what one epoch of it needs
+    with pytest.raises(B.BudgetError, match=r"needs at least .* \(at 336 px; a quarter"):
+        B.plan(60, "cpu", PHOTOS_640, costs(), widths=thin)
+
+
+def test_blob_defects_leave_the_plan_as_it_was():
+    from ml.training.widths import Widths
+
+    blobs = Widths(thin_px=40.0, boxes=50, from_masks=50)
+    for budget in (300, 900, None):
+        before = B.plan(budget, "cpu", PHOTOS_640, costs())
+        after = B.plan(budget, "cpu", PHOTOS_640, costs(), widths=blobs)
+        assert (after.input_size, after.crop, after.epochs) == (
+            before.input_size, before.crop, before.epochs)
+        assert after.reason.startswith("a quarter of the 50 boxes hold defects 40 px")
+
+
+def test_a_fixed_coarse_setting_is_kept_and_the_reason_says_what_it_costs():
+    from ml.training.widths import Widths
+
+    ladder = B.restrict(B.default_ladder("cpu", PHOTOS_640), input_size=224, crop=0)
+    p = B.plan(300, "cpu", PHOTOS_640, costs(), ladder=ladder,
+               widths=Widths(thin_px=4.0, boxes=50, from_masks=50))
+    assert (p.input_size, p.crop) == (224, 0) and "under the 2 px they need" in p.reason
+
+
+def test_widths_come_from_the_masks_and_else_from_the_boxes():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from ml.project.records import Box
+    from ml.training import widths as W
+
+    label = np.zeros((100, 100), np.uint8)
+    label[10:60, 20:22] = 1  # a 2 px streak in a 30 x 50 box
+    label[70:90, 60:90] = 1  # a 20 x 30 blob filling its box
+    records = {"a": [Box(10, 10, 40, 60, 1), Box(60, 70, 90, 90, 1)],
+               "b": [Box(0, 0, 12, 50, 1)]}  # no mask: its short side, 12 px
+    project = SimpleNamespace(record=lambda k: SimpleNamespace(boxes=records[k]),
+                              load_mask=lambda k, source: label if k == "a" else None)
+    got = [W.box_width((b.x0, b.y0, b.x1, b.y1), label > 0) for b in records["a"]]
+    assert got[0] == pytest.approx(2.0) and got[1] == pytest.approx(20.0, abs=1.5)
+    w = W.project_widths(project, ["a", "b"])
+    assert (w.boxes, w.from_masks) == (3, 2)
+    assert w.thin_px == pytest.approx(np.quantile([2.0, got[1], 12.0], W.THIN_QUANTILE))
+    assert W.scale_floor(2.0) == 1.0 and W.scale_floor(8.0) == 0.25 and W.scale_floor(0) == 0
+    assert W.summarise([]).describe() == "no boxes to measure the defects' widths by"
+
+
+def test_the_scale_of_a_setting_is_the_one_training_and_prediction_use():
+    from ml.student.crops import photo_scale
+
+    assert photo_scale((371, 586), 224) == pytest.approx(224 / 586)  # the long side sets it
+    assert photo_scale((640, 640), 224, 224) == 1.0  # native crops: cached whole
+    assert photo_scale((4000, 3000), 448, 896) == pytest.approx(3584 / 4000 / 2)

@@ -27,6 +27,7 @@ def test_demo_scores_teacher_and_student_on_photos_the_student_never_saw(tmp_pat
     printed = capsys.readouterr().out
     assert "teacher (ridge)" in printed and "student (Boxes2Pixels)" in printed
     assert "student, no boxes" in printed and "regions found" in printed
+    assert (out / "demo_panel.png").stat().st_size > 1000 and "demo_panel.png" in printed
 
 
 def test_test_zero_holds_out_every_fourth_photo_as_rounds_1_to_11_did():

@@ -66,6 +66,7 @@ def test_quick_run_writes_the_documented_json_split_and_figure(tmp_path, quality
     assert split["test"] == result["split"]["test"] and not set(split["test"]) & set(
         split["train"])
     assert (out / "examples_synthetic_blades.png").stat().st_size > 10_000
+    assert (out / "panel_synthetic_blades.png").stat().st_size > 1000  # photo, teacher, student
     md = (out / "quality.md").read_text()
     assert "| b2p | box |" in md and quality.QUICK_NOTE in md and "fallback_share" in md
 

@@ -174,7 +174,7 @@ def _plan(args: argparse.Namespace, project, student, cfg, budget_s: float):
     # a too-short budget (BudgetError) is a ValueError: one line on stderr, exit 1
     student, cfg = plan_project(project, student, cfg, budget_s, args.source, fixed)
     p = TrainPlan.of(cfg)
-    print(f"{p.describe()} on {p.device}", flush=True)
+    print(f"{p.describe()} on {p.device}\nwhy: {p.reason}", flush=True)
     return student, cfg
 
 

@@ -24,6 +24,17 @@ def cache_long_side(input_size: int, crop: int = 0) -> int:
     return 4 * max(input_size, crop)
 
 
+def photo_scale(size: tuple[int, int], input_size: int, crop: int = 0) -> float:
+    """Input pixels per photo pixel of a (h, w) photo trained (and predicted) at ``input_size``
+    with ``crop``: a whole photo is resized to the square input, so its long side sets the
+    scale; a crop is cut from the photo as cached (:func:`cache_long_side`) and resized from
+    ``crop`` to ``input_size`` pixels."""
+    long_side = max(max(size), 1)
+    if crop <= 0:
+        return input_size / long_side
+    return min(1.0, cache_long_side(input_size, crop) / long_side) * input_size / crop
+
+
 def resolve_crop(crop: int, input_size: int, sizes: list[tuple[int, int]]) -> int:
     """The crop a run uses: ``crop`` itself, or for :data:`CROP_AUTO` the input size (native
     crops) when the median photo's long side, as cached, is at least

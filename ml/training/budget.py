@@ -3,7 +3,10 @@
 :func:`plan` is pure: from the photos' sizes and the time one step takes for each candidate
 setting (``cost``; :func:`ml.training.step_cost.measured_costs` times a few steps on this machine)
 it walks a ladder of candidates, best first, and takes the first that trains at least
-``min_epochs`` epochs within the budget, else the cheapest that trains one. On a CPU every
+``min_epochs`` epochs within the budget, else the one that trains the most. The walk skips
+candidates too coarse for the project's thin defects: a typical thin defect (its width read
+from the boxes and their masks, :mod:`ml.training.widths`) must stay two input pixels wide, and
+the plan's ``reason`` says how wide it stays at the scale chosen. On a CPU every
 candidate is the frozen backbone with the feature cache (the backbone runs once per view, then
 only the decoder trains); on a GPU the ladder starts with the paper's settings (BitFit, 518 px).
 The expected time counts the setup, the cache fill, every epoch's steps and validation, and
@@ -23,8 +26,11 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 
+import numpy as np
+
 from ml.student.config import StudentConfig, TrainConfig
 from ml.training.step_cost import Candidate, StepCost, measured_costs
+from ml.training.widths import MIN_THIN_PX, Widths, project_widths
 
 SETUP_S = 5.0  # model build, weights and split, before the first photo is read
 LOAD_S_PER_IMAGE = 0.05  # read and downscale one photo into the training cache
@@ -51,6 +57,7 @@ class TrainPlan:
     setup_s: float
     cache_s: float
     epoch_s: float
+    reason: str = ""  # why this scale and this setting (plans before round 13 have none)
 
     def describe(self) -> str:
         """``plan: frozen, 224 px, 12 epochs, expected 9 min 40 s``."""
@@ -75,7 +82,7 @@ class TrainPlan:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainPlan:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
     @classmethod
     def of(cls, cfg: TrainConfig) -> TrainPlan | None:
@@ -86,10 +93,10 @@ class TrainPlan:
 class BudgetError(ValueError):
     """The budget is too small for one epoch; ``minimum_s`` is what the cheapest setting needs."""
 
-    def __init__(self, budget_s: float, minimum_s: float, device: str) -> None:
+    def __init__(self, budget_s: float, minimum_s: float, device: str, why: str = "") -> None:
         super().__init__(f"a budget of {format_duration(budget_s)} is too short: one epoch "
                          f"on {device} (with setup and feature cache) needs at least "
-                         f"{format_duration(minimum_s)}")
+                         f"{format_duration(minimum_s)}" + (f" ({why})" if why else ""))
         self.minimum_s = minimum_s
 
 
@@ -208,14 +215,31 @@ def estimate(cand: Candidate, cost: StepCost, image_sizes: Sequence[tuple[int, i
     return setup, cache, epoch
 
 
+def candidate_scale(cand: Candidate, image_sizes: Sequence[tuple[int, int]]) -> float:
+    """Input pixels per photo pixel of the median photo (w, h) trained at ``cand``."""
+    from ml.student.crops import photo_scale
+
+    return float(np.median([photo_scale((h, w), cand.input_size, cand.crop)
+                            for w, h in image_sizes]))
+
+
+def _setting(c: Candidate) -> str:
+    """``336 px`` or ``224 px crops``, as a plan's reason names a candidate."""
+    return f"{c.input_size} px" + (" crops" if c.crop else "")
+
+
 def plan(budget_s: float | None, device: str, image_sizes: Sequence[tuple[int, int]],
          cost: Callable[[Candidate], StepCost], batch_size: int = 4,
          ladder: Sequence[Candidate] | None = None, max_epochs: int = MAX_EPOCHS,
-         min_epochs: int = MIN_EPOCHS, augment: bool = True) -> TrainPlan:
+         min_epochs: int = MIN_EPOCHS, augment: bool = True,
+         widths: Widths | None = None) -> TrainPlan:
     """The best candidate that fits ``budget_s`` (None: the best one, ``max_epochs``).
 
+    Only candidates at or above the ``widths``' scale floor are walked (a typical thin defect
+    stays :data:`ml.training.widths.MIN_THIN_PX` wide at the input; where none is, the finest
+    ones): the first that trains ``min_epochs`` is taken, else the one that trains the most.
     ``cost`` is called only for the candidates the walk reaches. Raises :class:`BudgetError`
-    when even the cheapest candidate cannot train one epoch.
+    when none of them can train one epoch; the plan's ``reason`` says why it chose its scale.
     """
     if not image_sizes:
         raise ValueError("no labelled photos to plan a training run for")
@@ -224,19 +248,52 @@ def plan(budget_s: float | None, device: str, image_sizes: Sequence[tuple[int, i
     ladder = list(ladder or default_ladder(device, image_sizes))
     if not ladder:
         raise ValueError("no candidate settings to plan with")
+    scales = {c: candidate_scale(c, image_sizes) for c in ladder}
+    floor = widths.scale_floor if widths is not None else 0.0
+    keep = [c for c in ladder if scales[c] >= floor] or [
+        c for c in ladder if scales[c] == max(scales.values())]
     best = None
-    for cand in ladder:
+    for cand in keep:
         setup, cache, epoch = estimate(cand, cost(cand), image_sizes, batch_size, augment)
         fits = max_epochs if budget_s is None else min(
             max_epochs, math.floor((budget_s - setup - cache) / max(epoch, 1e-9)))
-        best = (cand, setup, cache, epoch, fits)
+        # the most epochs; among those that train none, the cheapest (its epoch is the minimum)
+        rank = (max(fits, 0), -(setup + cache + epoch))
+        if best is None or rank > best[0]:
+            best = (rank, cand, setup, cache, epoch, fits)
         if fits >= min(min_epochs, max_epochs):
             break
-    cand, setup, cache, epoch, fits = best
+    _, cand, setup, cache, epoch, fits = best
+    why = _reason(cand, scales, floor, widths, [c for c in ladder if c not in keep])
     if fits < 1:
-        raise BudgetError(budget_s, setup + cache + epoch, device)
+        raise BudgetError(budget_s, setup + cache + epoch, device,
+                          f"at {_setting(cand)}; {why}" if widths is not None else "")
+    if budget_s is not None:
+        enough = min(min_epochs, max_epochs)
+        within = f"{enough} epochs in {format_duration(budget_s)}"
+        why += (f"; the finest setting that trains {within}" if fits >= enough else
+                f"; none that keeps them {MIN_THIN_PX:g} px wide trains {within}: this one "
+                "trains the most")
     return TrainPlan(cand.mode, cand.input_size, cand.crop, int(fits), batch_size, device,
-                     budget_s, setup + cache + fits * epoch, setup, cache, epoch)
+                     budget_s, setup + cache + fits * epoch, setup, cache, epoch, why)
+
+
+def _reason(cand: Candidate, scales: dict[Candidate, float], floor: float,
+            widths: Widths | None, coarser: Sequence[Candidate]) -> str:
+    """Why ``cand``'s scale: how wide a typical thin defect stays at it, and what the coarser
+    settings left out would have made of it."""
+    scale = scales[cand]
+    if widths is None or not widths.boxes:
+        return f"{_setting(cand)}: {scale:.2f} input px per photo px" + (
+            f" ({widths.describe()})" if widths is not None else "")
+    thin = widths.thin_px
+    text = f"{widths.describe()}; at {_setting(cand)} they stay {thin * scale:.1f} px wide"
+    if scale < floor:
+        text += f", under the {MIN_THIN_PX:g} px they need (nothing finer is on offer)"
+    if coarser:
+        worst = min(coarser, key=scales.get)
+        text += f" (at {_setting(worst)}: {thin * scales[worst]:.1f} px)"
+    return text
 
 
 FIXABLE = ("mode", "input_size", "crop")  # the plan's settings a person may fix
@@ -293,11 +350,13 @@ def _plans(project, student: StudentConfig, cfg: TrainConfig, budgets: Iterable[
     if keep.get("crop", 0) < 0:  # crop=auto: the ladder holds what auto would pick
         del keep["crop"]
     ladder = restrict(default_ladder(dev, sizes), **keep)
+    widths = project_widths(project, keys, source)
     cost = cost or measured_costs(dev, project.num_classes, cfg.batch_size, cfg.box_loss,
                                   student.members)
     for budget_s in budgets:
         try:
-            p = plan(budget_s, dev, sizes, cost, cfg.batch_size, ladder, augment=cfg.augment)
+            p = plan(budget_s, dev, sizes, cost, cfg.batch_size, ladder, augment=cfg.augment,
+                     widths=widths)
         except BudgetError as e:
             if refuse:
                 raise

@@ -310,6 +310,7 @@ class TrainSettings(QWidget):
         self.epochs.setValue(got.epochs)
         self._set_fields_enabled(False)  # the budget drives them now
         self._set_plan_text(f"{got.about()}\n{got.describe()}")
+        self.plan_label.setToolTip(got.reason)  # why this scale: the project's thin defects
 
     def _set_plan_text(self, text: str) -> None:
         # a crowded dock squeezes a wrapped label to one line; keep each line of the plan (the
