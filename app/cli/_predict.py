@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pixels a defect may reach beyond its box, for boxes drawn too tight "
                         "(default: 0, the box holds its defect)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    p.add_argument("--no-proposals", dest="proposals", action="store_false",
+                   help="do not store proposals (the defects found on photos without boxes, "
+                        "for b2p review)")
     p.add_argument("--out", metavar="DIR", help="output folder when predicting a photo folder")
     d = p.add_argument_group("on a Dask cluster (a project only; see docs/SCALING.md)")
     d.add_argument("--scheduler", metavar="local|ADDRESS",
@@ -98,7 +101,8 @@ def run_predict(args: argparse.Namespace) -> int:
             summary = predict.predict_project(project, model_dir,
                                               tiled=args.tiled, box_constraint=args.box_constraint,
                                               device=args.device, progress=bar,
-                                              fallback=args.fallback, **options)
+                                              fallback=args.fallback,
+                                              proposals=args.proposals, **options)
         else:
             summary = predict.predict_folder(target, model_dir, args.out, tiled=args.tiled,
                                              device=args.device, progress=bar, **options)
@@ -110,6 +114,12 @@ def run_predict(args: argparse.Namespace) -> int:
         ch = summary.changes
         print(f"against the previous model ({ch.photos_changed} of {ch.photos} photos changed): "
               f"{ch.summary(project.class_names())}")
+    if project is not None and args.proposals:
+        n = [len((project.record(k).findings.get("proposals") or {}).get("items", {}))
+             for k in summary.done]
+        if sum(n):
+            print(f"{sum(n)} proposals on {sum(map(bool, n))} photos without boxes to review: "
+                  f"b2p review {target}")
     where = "stored in the project" if is_proj else f"written to {args.out}"
     print(f"predicted {len(summary.done)}/{summary.total} photos with model {summary.model}, "
           f"{where}" + (f"; {len(summary.failed)} failed" if summary.failed else ""))
