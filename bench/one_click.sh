@@ -9,13 +9,13 @@
 # and `b2p predict --no-fallback`, each timed, and every boxed photo is scored against the
 # ground truth: the teacher's masks, the student's, and the filled boxes (`b2p pseudo-label
 # --teacher box` into a copy of the project). Everything goes under OUT; OUT/summary.txt holds
-# the commands, their times and the scores.
+# the commands, their times and the scores. FROM=train (environment) reuses OUT's project and
+# pseudo-masks and starts at the training.
 set -eu
 data=${1:?DATA}; out=${2:?OUT}; budget=${3:-10m}
 b2p="${PYTHON:-python3} -m app.cli"
 mkdir -p "$out"
 log="$out/summary.txt"
-: > "$log"
 run() {  # run a command, log it with its wall time
   local t0=$(date +%s)
   echo "\$ $*" | tee -a "$log"
@@ -23,14 +23,17 @@ run() {  # run a command, log it with its wall time
   echo "  ($(( $(date +%s) - t0 )) s)" | tee -a "$log"
 }
 proj="$out/project"
-rm -rf "$proj" "$out/boxfill"
-classes=$(${PYTHON:-python3} -c "import json,sys; print(','.join(json.load(open(sys.argv[1]))['classes'][1:]))" "$data/dataset.json")
-run $b2p init "$proj" --images "$data/images" --classes "$classes"
-run $b2p import "$proj" --masks "$data/masks" --pad 2
-cp -r "$proj" "$out/boxfill"
-run $b2p pseudo-label "$proj"
-run $b2p train "$proj" --budget "$budget"
-run $b2p predict "$proj" --no-fallback
+if [ "${FROM:-}" != train ]; then
+  : > "$log"
+  rm -rf "$proj" "$out/boxfill"
+  classes=$(${PYTHON:-python3} -c "import json,sys; print(','.join(json.load(open(sys.argv[1]))['classes'][1:]))" "$data/dataset.json")
+  run $b2p init "$proj" --images "$data/images" --classes "$classes"
+  run $b2p import "$proj" --masks "$data/masks" --pad 2
+  cp -r "$proj" "$out/boxfill"
+  run $b2p pseudo-label "$proj"
+fi
+run $b2p train "$proj" --out "$proj/models/student" --budget "$budget"
+run $b2p predict "$proj" --model "$proj/models/student" --no-fallback
 run $b2p pseudo-label "$out/boxfill" --teacher box
 for what in boxfill:teacher project:teacher project:student; do
   p=${what%%:*}; s=${what#*:}

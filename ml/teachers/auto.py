@@ -205,6 +205,8 @@ class AutoTeacher(Teacher):
                                    _box_mask(ctx, in_box))
                 if not math.isnan(f):
                     evidence.setdefault(int(c), []).append(f)
+        if self._image is not None:
+            ridge.set_image(self._image)  # the photo set before the survey stays current
         self.kinds = {c: THIN if float(np.median(v)) >= THIN_FLANK else REGION
                       for c, v in sorted(evidence.items())}
         return dict(self.kinds)
