@@ -146,3 +146,16 @@ def status_counts(db: Database) -> dict[str, int]:
            f"WHEN {boxed} THEN 'boxed' ELSE 'no boxes' END AS s, count(*) FROM images i "
            f"GROUP BY s")
     return {s: int(n) for s, n in db.q(sql)}
+
+
+def keep_masks(old: ImageRecord, new: ImageRecord, written: tuple[str, ...],
+                only_equal: bool = False) -> None:
+    """Hand out the same mask records while they are unchanged (the GUI tells a new mask by
+    identity): those of ``old`` not being ``written``, and with ``only_equal`` equal ones."""
+    for kind in MASK_KINDS:
+        if kind not in written and (not only_equal or getattr(old, kind) == getattr(new, kind)):
+            setattr(new, kind, getattr(old, kind))
+
+
+def resize(rec: ImageRecord, w: int, h: int) -> None:
+    rec.width, rec.height = w, h

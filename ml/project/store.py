@@ -239,6 +239,9 @@ class Project(MaskFiles, Backups, ProjectSettings):
             if row is None:
                 raise ProjectError(f"no image '{key}' in project {self.root}")
             rec = rows.load_one(self.db, row)  # a copy: records handed out never change
+            hit = self._cache.get(key)
+            if hit is not None and hit[:2] == (row[0], row[-1]):
+                rows.keep_masks(hit[2], rec, names)
             fn(rec)
             rows.write_fields(self.db, row[0], rec, names, now(), self.user)
             rec.version = int(row[-1]) + 1
@@ -275,6 +278,8 @@ class Project(MaskFiles, Backups, ProjectSettings):
         if hit is not None and hit[:2] == (row[0], row[-1]):
             return hit[2]
         rec = rows.load_one(self.db, row)
+        if hit is not None and hit[0] == row[0]:
+            rows.keep_masks(hit[2], rec, (), only_equal=True)
         self._cache[key] = (row[0], int(row[-1]), rec)
         return rec
 
@@ -303,7 +308,7 @@ class Project(MaskFiles, Backups, ProjectSettings):
         rec = self.record(key)
         if (rec.height, rec.width) != arr.shape[:2]:
             h, w = arr.shape[:2]
-            self._change(key, ("width", "height"), lambda r: _resize(r, w, h))
+            self._change(key, ("width", "height"), lambda r: rows.resize(r, w, h))
         return arr
 
     def image_size(self, key: str) -> tuple[int, int]:
@@ -311,7 +316,7 @@ class Project(MaskFiles, Backups, ProjectSettings):
         rec = self.record(key)
         if not rec.width or not rec.height:
             w, h = _images.image_size(self.image_path(key))
-            rec = self._change(key, ("width", "height"), lambda r: _resize(r, w, h))
+            rec = self._change(key, ("width", "height"), lambda r: rows.resize(r, w, h))
         return rec.width, rec.height
 
     def remove_images(self, keys: list[str]) -> None:
@@ -386,7 +391,3 @@ def _database(root: Path) -> Database:
 
     url = read_pointer(root)
     return PgDatabase(url) if url is not None else Database(root / DB_NAME)
-
-
-def _resize(rec: ImageRecord, w: int, h: int) -> None:
-    rec.width, rec.height = w, h
