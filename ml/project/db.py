@@ -169,6 +169,10 @@ class Database:
         except sqlite3.Error as e:
             raise explain(self.path, e) from None
 
+    def ids_taken(self, table: str) -> None:
+        """After rows were inserted with their ids given: new rows number on from them
+        (SQLite's AUTOINCREMENT follows by itself)."""
+
     # ----------------------------------------------------------------- transactions
     def in_write(self) -> bool:
         return bool(getattr(self._local, "depth", 0))

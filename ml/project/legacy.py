@@ -56,9 +56,7 @@ def fill(db: Database, head: dict, classes: list[ClassInfo],
         db.many(put, [(k, rows.dumps(v)) for k, v in {**head, "schema": SCHEMA_VERSION}.items()])
         db.many("INSERT INTO classes (id, info) VALUES (?, ?)",
                 [(c.id, rows.dumps(c.to_json())) for c in classes])
-        at = now()
-        for rec in records.values():
-            rows.insert(db, rec, at, "migration")
+        rows.insert_many(db, records, now(), "migration")
 
 
 def read_json(index: Path) -> tuple[dict, list[ClassInfo], dict[str, ImageRecord], int]:

@@ -121,6 +121,10 @@ class PgDatabase(Database):
     def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
         return int(self.q(f"{sql} RETURNING id", params)[0][0])
 
+    def ids_taken(self, table: str) -> None:
+        self.q(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+               f"(SELECT COALESCE(max(id), 0) + 1 FROM {table}), false)")
+
     @contextmanager
     def write(self) -> Iterator[None]:
         """As :meth:`Database.write`: one transaction, nested blocks savepoints; the outermost
