@@ -223,6 +223,7 @@ def test_a_damaged_database_is_refused_naming_the_newest_backup_and_restore_brin
     assert main(["restore", str(project.root)]) == 0
     again = Project.open(project.root)
     assert [b.xyxy for b in again.record("a.png").boxes] == [(1, 1, 5, 5)]
+    assert again.db.one("PRAGMA journal_mode")[0] == "wal"  # many writers again
     assert list(project.root.glob(f"{DB_NAME}.replaced-*"))  # the damaged one is kept aside
 
 

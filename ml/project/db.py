@@ -125,6 +125,10 @@ class Database:
                 conn.execute("PRAGMA synchronous = NORMAL")
             except sqlite3.Error as e:
                 raise explain(self.path, e) from None
+            try:  # a restored backup is a plain file: WAL again (kept in the file from then on)
+                conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.Error:
+                pass  # read-only: reads work in any mode, and a write says why it cannot
             self._local.conn, self._local.depth = conn, 0
         return conn
 
