@@ -2,8 +2,9 @@
 
 Builds a synthetic campaign (N photos, 3 boxes each, mask records and findings for a tenth; no
 photo files are needed for these steps) as a schema-2 ``project.json``, and measures, for the
-old store (the code of ``--baseline`` taken from git into a temp folder) and for this tree's
-SQLite store (the same project migrated on first open):
+old store (the code of ``--baseline`` taken from git into a temp folder), for this tree's
+SQLite store (the same project migrated on first open) and, with ``--postgres``, for the
+same on a PostgreSQL server (``b2p migrate``):
 
 - one edit from the CLI, process start included (``b2p meta P --set turbine=T --where KEY``);
 - one edit in process (``Project.set_meta``, median of 20);
@@ -15,6 +16,7 @@ SQLite store (the same project migrated on first open):
 Each figure is the median of ``--runs`` runs; the machine and its load are printed with them.
 
     .venv/bin/python bench/store.py [--sizes 1000,20000] [--runs 3] [--baseline e0b2560]
+        [--postgres postgresql://USER@HOST:PORT/DB]
 """
 
 from __future__ import annotations
@@ -58,6 +60,14 @@ from app.cli import main
 root, writer, keys = sys.argv[1], sys.argv[2], sys.argv[3:]
 for key in keys:
     assert main(["meta", root, "--set", f"turbine=W{writer}", "--where", key]) == 0
+"""
+PG_SIZE = """
+import sys
+from ml.project.store import Project
+p = Project.open(sys.argv[1])
+print(p.db.q("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
+             "ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r'")
+      [0][0])
 """
 KEPT = """
 import sys, json
@@ -132,7 +142,10 @@ def measure(tree: Path, proj: Path, runs: int, concurrent: bool) -> dict:
                           for _ in range(runs))
     out["open_list_s"] = med(float(run(tree, "-c", OPEN_LIST, str(proj))[1].split()[0])
                              for _ in range(runs))
-    out["kept_of_60"] = writers(tree, proj, keys[100:]) if concurrent else None
+    out["kept_of_60"] = writers(tree, proj, keys[-60:]) if concurrent else None
+    if (proj / "project.postgresql").exists():
+        out["size_mb"] = int(run(tree, "-c", PG_SIZE, str(proj))[1]) / 1e6
+        return out
     files = [proj / n for n in ("project.sqlite", "project.sqlite-wal")]
     if not files[0].exists():
         files = [proj / "project.json"]
@@ -155,6 +168,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--baseline", default="e0b2560",
                     help="git revision of the JSON store (default: the last one before it)")
+    ap.add_argument("--postgres", metavar="URL",
+                    help="also measure the store on this PostgreSQL server (a schema per size)")
     ap.add_argument("--no-old-writers-above", type=int, default=20000,
                     help="skip the old store's concurrent writers above this many photos")
     args = ap.parse_args()
@@ -166,12 +181,19 @@ def main() -> int:
         old = baseline_tree(args.baseline, Path(tmp) / "old")
         for n in (int(s) for s in args.sizes.split(",")):
             src = campaign(Path(tmp) / f"src{n}", n)
-            for name, tree in (("json", old), ("sqlite", REPO)):
+            stores = [("json", old), ("sqlite", REPO)] + ([("postgresql", REPO)]
+                                                          if args.postgres else [])
+            for name, tree in stores:
                 proj = Path(tmp) / f"{name}{n}"
                 subprocess.run(["cp", "-r", str(src), str(proj)], check=True)
-                if name == "sqlite":  # the first open migrates project.json (timed apart)
+                if name != "json":  # the first open migrates project.json (timed apart)
                     mig = run(tree, "-m", "app.cli", "status", str(proj))[0]
                     print(f"{n} photos: migration to SQLite (first open) {mig:.2f} s")
+                if name == "postgresql":
+                    sep = "&" if "?" in args.postgres else "?"
+                    url = f"{args.postgres}{sep}options=-csearch_path%3Dbench{n}_{os.getpid()}"
+                    mig = run(tree, "-m", "app.cli", "migrate", str(proj), "--to", url)[0]
+                    print(f"{n} photos: b2p migrate to PostgreSQL {mig:.2f} s")
                 conc = name != "json" or n <= args.no_old_writers_above
                 r = measure(tree, proj, args.runs, conc)
                 rows.append((n, name, r))

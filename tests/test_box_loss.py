@@ -178,7 +178,8 @@ def bad_box_project(root: Path) -> Project:
     proj = Project.create(root / "proj", photos)
     corners = rng.uniform(0, 60, (300, 2))
     boxes = {
-        "p0.png": [Box(5, 5, 5.01, 5.01, 1), Box(10, 10, 11, 11, 2), Box(30, 20, 44, 34, 1)],
+        # tiny: 1 px, the least a box may be (records.box_problem)
+        "p0.png": [Box(5, 5, 6, 6, 1), Box(10, 10, 11, 11, 2), Box(30, 20, 44, 34, 1)],
         "p1.png": [Box(x, y, x + 3, y + 3, 1 + i % 2) for i, (x, y) in enumerate(corners)],
         "p2.png": [Box(0, 0, 72, 4, 2), Box(68, 0, 72, 64, 1)],
         "p3.png": [],

@@ -24,9 +24,13 @@ from ml.project.store import (
     Project,
     ProjectError,
 )
+from tests import _backends
+from tests._backends import sqlite_only
 from tests.conftest import write_photo
 
 REPO = Path(__file__).resolve().parents[1]
+
+backend, project = _backends.backend, _backends.project  # the store on both backends
 
 
 def test_open_ended_fields_round_trip_and_edits_write_only_their_field(project):
@@ -122,11 +126,11 @@ for key in keys:
 """
 
 
-def test_four_concurrent_cli_writers_keep_all_sixty_edits(tmp_path):
+def test_four_concurrent_cli_writers_keep_all_sixty_edits(tmp_path, backend):
     photos = tmp_path / "photos"
     for i in range(60):
         write_photo(photos / f"p{i:02d}.png", 16, 12, i)
-    proj = Project.create(tmp_path / "p", photos)
+    proj = Project.create(tmp_path / "p", photos, db=backend)
     keys = proj.keys()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(proj.root), str(w),
@@ -171,11 +175,11 @@ while True:
 """
 
 
-def test_an_import_killed_at_any_moment_lands_whole_or_not_at_all(tmp_path):
+def test_an_import_killed_at_any_moment_lands_whole_or_not_at_all(tmp_path, backend):
     photos = tmp_path / "photos"
     for i in range(100):
         write_photo(photos / f"p{i:03d}.png", 32, 24, i)
-    proj = Project.create(tmp_path / "p", photos)
+    proj = Project.create(tmp_path / "p", photos, db=backend)
     for n, folder in ((2, tmp_path / "two"), (5, tmp_path / "five")):
         folder.mkdir()
         for k in proj.keys():
@@ -199,6 +203,7 @@ def test_an_import_killed_at_any_moment_lands_whole_or_not_at_all(tmp_path):
 # ------------------------------------------------------------------ backups and damage
 def test_a_damaged_database_is_refused_naming_the_newest_backup_and_restore_brings_it_back(
         project, capsys):
+    sqlite_only(project)
     from app.cli import main
 
     project.set_boxes("a.png", [Box(1, 1, 5, 5, 1)])
@@ -218,10 +223,12 @@ def test_a_damaged_database_is_refused_naming_the_newest_backup_and_restore_brin
     assert main(["restore", str(project.root)]) == 0
     again = Project.open(project.root)
     assert [b.xyxy for b in again.record("a.png").boxes] == [(1, 1, 5, 5)]
+    assert again.db.one("PRAGMA journal_mode")[0] == "wal"  # many writers again
     assert list(project.root.glob(f"{DB_NAME}.replaced-*"))  # the damaged one is kept aside
 
 
 def test_backups_are_consistent_while_another_writer_goes_on(project, tmp_path):
+    sqlite_only(project)
     other = Project.open(project.root)
     with other.batch():  # a transaction in flight is not in the copy
         other.set_boxes("a.png", [Box(0, 0, 3, 3, 1)])
@@ -234,6 +241,7 @@ def test_backups_are_consistent_while_another_writer_goes_on(project, tmp_path):
 
 
 def test_automatic_backups_before_an_import_keep_the_last_few(project, tmp_path):
+    sqlite_only(project)
     from ml.datasets.importers import import_yolo
     from ml.project.backups import KEEP
 
@@ -247,6 +255,7 @@ def test_automatic_backups_before_an_import_keep_the_last_few(project, tmp_path)
 
 
 def test_a_read_only_database_is_told_clearly(project, monkeypatch):
+    sqlite_only(project)
     import sqlite3
 
     from ml.project import db as _db
@@ -262,3 +271,31 @@ def test_a_read_only_database_is_told_clearly(project, monkeypatch):
     with pytest.raises(ProjectError, match="cannot write the project database.*writable"):
         ro.set_boxes("a.png", [Box(0, 0, 3, 3, 1)])
     assert ro.record("a.png").boxes == []  # reads still work
+
+
+# ------------------------------------------------------------------ PostgreSQL
+def test_migrate_moves_a_project_to_postgresql_and_init_db_starts_one_there(
+        tmp_path, photo_dir, capsys):
+    from app.cli import main
+    from ml.project.pg import PgDatabase
+    from tests._backends import postgres_url
+
+    url = postgres_url()
+    proj = Project.create(tmp_path / "p", photo_dir)
+    proj.set_boxes("a.png", [Box(1, 2, 10, 12, 2)])
+    proj.set_reviewed("b.jpg")
+    before, trail = proj.records(), proj.audit()
+    proj.close()
+    assert main(["migrate", str(proj.root), "--to", url]) == 0
+    moved = Project.open(proj.root)
+    assert isinstance(moved.db, PgDatabase) and moved.records() == before
+    assert [e["action"] for e in moved.audit()] == [e["action"] for e in trail]
+    assert list(proj.root.glob(f"{DB_NAME}.moved-*")) and not (proj.root / DB_NAME).exists()
+    # a new project on a server: the folder keeps a pointer, never the password
+    other = postgres_url().replace("b2p@", "b2p:secret@")
+    assert main(["init", str(tmp_path / "team"), "--images", str(photo_dir), "--db",
+                 other]) == 0
+    pointer = (tmp_path / "team" / "project.postgresql").read_text()
+    assert "secret" not in pointer and "b2p@" in pointer
+    assert len(Project.open(tmp_path / "team").images) == 3
+    capsys.readouterr()

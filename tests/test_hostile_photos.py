@@ -134,7 +134,7 @@ def test_thumbnail_uses_the_same_checks(hostile):
 def test_cli_init_import_pseudo_label_export_masks(hostile, tmp_path, capsys):
     proj_dir = tmp_path / "proj"
     rc, out = _run(capsys, "init", str(proj_dir), "--images", str(hostile))
-    assert rc == 1 and (proj_dir / "project.json").is_file()  # partial: made, with warnings
+    assert rc == 1 and (proj_dir / "project.sqlite").is_file()  # partial: made, with warnings
     for name, words in BROKEN.items():
         assert f"{name}: " in out and words in out, name
 

@@ -1,4 +1,4 @@
-"""The project database: b2p backup, restore, and the audit trail (b2p audit)."""
+"""The project database: b2p backup, restore, migrate (to PostgreSQL), audit."""
 
 from __future__ import annotations
 
@@ -26,6 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the backup file (default: the newest in PROJECT/backups/)")
     p.set_defaults(func=cmd_restore)
 
+    p = sub.add_parser("migrate", help="move the project's index to a PostgreSQL server",
+                       description="Copies every record, class and decision of the project's "
+                                   "SQLite file to an empty PostgreSQL database and points "
+                                   "the folder at it (docs/SCALING.md). Close the GUI first.")
+    p.add_argument("project", type=Path)
+    p.add_argument("--to", required=True, metavar="URL", help="postgresql://HOST/DB")
+    p.set_defaults(func=cmd_migrate)
+
     p = sub.add_parser("audit", help="who decided what, and when (newest first)")
     p.add_argument("project", type=Path)
     p.add_argument("--key", help="one photo's decisions")
@@ -50,6 +58,16 @@ def cmd_restore(args: argparse.Namespace) -> int:
     src = restore(args.project, args.backup)
     proj = Project.open(args.project)
     print(f"restored {proj.root} from {src}: {len(proj.images)} photos")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from ml.project.move import move_to_postgresql
+    from ml.project.store import Project
+
+    moved = move_to_postgresql(Project.open(args.project), args.to)
+    print(f"{moved.root}: {len(moved.images)} photos now on {moved.db.path}; "
+          f"{moved.warnings[-1]}")
     return 0
 
 

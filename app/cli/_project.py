@@ -22,6 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "of the labels --import-found imports)")
     p.add_argument("--import-found", action="store_true",
                    help="import the YOLO or COCO boxes found beside the photos (the first set)")
+    p.add_argument("--db", metavar="URL",
+                   help="keep the index on a PostgreSQL server (postgresql://HOST/DB, a team's "
+                        "project; the password comes from PGPASSWORD or ~/.pgpass and is never "
+                        "stored); default: PROJECT/project.sqlite")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("rescan", help="add new photos of the image folder; name unreadable ones")
@@ -77,13 +81,15 @@ def cmd_init(args: argparse.Namespace) -> int:
                        "drop --classes")
     photos = args.images or args.project
     found = find_labels(photos) if Path(photos).is_dir() else []
+    if args.db is not None and args.import_found:
+        raise CLIError("--db and --import-found: init with --db, then 'b2p import'")
     if args.import_found and found:
         started = start_project(photos, args.project, found[0])
         print(started.summary())
         proj = Project.open(started.root)
     else:
         classes = make_classes(args.classes.split(",")) if args.classes else DEFAULT_CLASSES
-        proj = Project.create(args.project, args.images, classes)
+        proj = Project.create(args.project, args.images, classes, db=args.db)
         print(f"project {proj.root}: {len(proj.images)} images from {proj.image_root}; "
               f"classes {', '.join(proj.class_names())}")
         if args.import_found:

@@ -42,6 +42,8 @@ class Backups:
     def auto_backup(self, reason: str, older_than_s: float = 0.0) -> Path | None:
         """An automatic backup (the oldest beyond :data:`KEEP` go); None where the last is
         younger than ``older_than_s`` or the folder cannot be written (the step goes on)."""
+        if type(self.db) is not Database:  # a server's backups are its administrator's
+            return None
         folder = self.root / BACKUP_DIR
         autos = sorted(folder.glob("auto-*.sqlite"), key=lambda p: p.name)
         if older_than_s and autos and time.time() - autos[-1].stat().st_mtime < older_than_s:

@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS masks (
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at TEXT NOT NULL,
-    by TEXT NOT NULL,
+    who TEXT NOT NULL,
     image TEXT,
     action TEXT NOT NULL,
     detail TEXT NOT NULL);
@@ -125,6 +125,10 @@ class Database:
                 conn.execute("PRAGMA synchronous = NORMAL")
             except sqlite3.Error as e:
                 raise explain(self.path, e) from None
+            try:  # a restored backup is a plain file: WAL again (kept in the file from then on)
+                conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.Error:
+                pass  # read-only: reads work in any mode, and a write says why it cannot
             self._local.conn, self._local.depth = conn, 0
         return conn
 
@@ -168,6 +172,10 @@ class Database:
             return int(self._conn().execute(sql, params).lastrowid)
         except sqlite3.Error as e:
             raise explain(self.path, e) from None
+
+    def ids_taken(self, table: str) -> None:
+        """After rows were inserted with their ids given: new rows number on from them
+        (SQLite's AUTOINCREMENT follows by itself)."""
 
     # ----------------------------------------------------------------- transactions
     def in_write(self) -> bool:

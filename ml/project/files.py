@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 
 DB_NAME = "project.sqlite"  # the index: ml.project.db
 INDEX_NAME = "project.json"  # the index before schema 3, and the interchange form (export)
+POINTER_NAME = "project.postgresql"  # the URL of the project's database on a server (pg.py)
 BACKUP_DIR = "backups"  # automatic and 'b2p backup' copies of the database
 STORE_DIRS = ("masks", "models", "exports", "reports", "runs", BACKUP_DIR)  # runs: campaign
 MASK_KINDS = ("teacher", "student", "previous")  # previous: the model before's student mask
@@ -38,7 +39,7 @@ class ChangedElsewhere(ProjectWarning):
 def is_project(folder: str | os.PathLike) -> bool:
     """Whether ``folder`` holds a project (its database, or a project.json to migrate)."""
     folder = Path(folder)
-    return (folder / DB_NAME).is_file() or (folder / INDEX_NAME).is_file()
+    return any((folder / n).is_file() for n in (POINTER_NAME, DB_NAME, INDEX_NAME))
 
 
 def mask_rel(kind: str, key: str, suffix: str = "") -> str:

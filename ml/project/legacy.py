@@ -38,15 +38,7 @@ def build(path: Path, head: dict, classes: list[ClassInfo],
     db = Database(tmp)
     try:
         db.init_schema()
-        with db.write():
-            put = "INSERT INTO settings (name, value) VALUES (?, ?)"
-            db.many(put, [(k, rows.dumps(v)) for k, v in
-                          {**head, "schema": SCHEMA_VERSION}.items()])
-            db.many("INSERT INTO classes (id, info) VALUES (?, ?)",
-                    [(c.id, rows.dumps(c.to_json())) for c in classes])
-            at = now()
-            for rec in records.values():
-                rows.insert(db, rec, at, "migration")
+        fill(db, head, classes, records)
         db.close()  # the last connection: SQLite folds the WAL into the file
         os.replace(tmp, path)
     except BaseException:
@@ -54,6 +46,17 @@ def build(path: Path, head: dict, classes: list[ClassInfo],
         for extra in ("", "-wal", "-shm"):
             Path(f"{tmp}{extra}").unlink(missing_ok=True)
         raise
+
+
+def fill(db: Database, head: dict, classes: list[ClassInfo],
+         records: dict[str, ImageRecord]) -> None:
+    """Put a whole project into the empty tables of ``db``, in one transaction."""
+    with db.write():
+        put = "INSERT INTO settings (name, value) VALUES (?, ?)"
+        db.many(put, [(k, rows.dumps(v)) for k, v in {**head, "schema": SCHEMA_VERSION}.items()])
+        db.many("INSERT INTO classes (id, info) VALUES (?, ?)",
+                [(c.id, rows.dumps(c.to_json())) for c in classes])
+        rows.insert_many(db, records, now(), "migration")
 
 
 def read_json(index: Path) -> tuple[dict, list[ClassInfo], dict[str, ImageRecord], int]:

@@ -146,3 +146,39 @@ def status_counts(db: Database) -> dict[str, int]:
            f"WHEN {boxed} THEN 'boxed' ELSE 'no boxes' END AS s, count(*) FROM images i "
            f"GROUP BY s")
     return {s: int(n) for s, n in db.q(sql)}
+
+
+def keep_masks(old: ImageRecord, new: ImageRecord, written: tuple[str, ...],
+                only_equal: bool = False) -> None:
+    """Hand out the same mask records while they are unchanged (the GUI tells a new mask by
+    identity): those of ``old`` not being ``written``, and with ``only_equal`` equal ones."""
+    for kind in MASK_KINDS:
+        if kind not in written and (not only_equal or getattr(old, kind) == getattr(new, kind)):
+            setattr(new, kind, getattr(old, kind))
+
+
+def resize(rec: ImageRecord, w: int, h: int) -> None:
+    rec.width, rec.height = w, h
+
+
+def insert_many(db: Database, records: dict[str, ImageRecord], at: str, by: str) -> None:
+    """Every record into empty tables, a statement per table (a migration of 100,000 photos
+    is three bulk inserts, not a million round trips to a server)."""
+    images, boxes, masks = [], [], []
+    for image_id, rec in enumerate(records.values(), start=1):
+        extra = {k: v for k, v in rec.to_json().items() if k not in _OWN_JSON}
+        images.append((image_id, rec.key, PurePosixPath(rec.key).stem, int(rec.width),
+                       int(rec.height), int(bool(rec.reviewed)),
+                       _column_value(rec, "all_defects_boxed"), dumps(rec.meta),
+                       dumps(rec.findings), dumps(extra), at, by))
+        boxes += [(image_id, i, *b.xyxy, int(b.cls), b.source) for i, b in enumerate(rec.boxes)]
+        masks += [(image_id, kind, m.path, m.source, dumps(m.settings), int(m.edited), m.created,
+                   dumps(m.extra)) for kind in MASK_KINDS if (m := getattr(rec, kind))]
+    db.many("INSERT INTO images (id, key, stem, width, height, reviewed, all_defects_boxed, "
+            "meta, findings, fields, updated_at, updated_by) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", images)
+    db.many("INSERT INTO boxes (image_id, idx, x0, y0, x1, y1, cls, source) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", boxes)
+    db.many("INSERT INTO masks (image_id, kind, path, source, settings, edited, created, extra) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", masks)
+    db.ids_taken("images")

@@ -3,7 +3,9 @@ settings, and the audit trail of decisions (who, when, what)."""
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import threading
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
@@ -13,6 +15,14 @@ from ml.project import rows
 from ml.project.db import Database
 from ml.project.files import ProjectError
 from ml.project.records import now
+
+
+def default_user() -> str:
+    """Who decisions are recorded as: $B2P_USER, else the login name."""
+    try:
+        return os.environ.get("B2P_USER") or getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
 
 
 class ProjectSettings:
@@ -34,7 +44,7 @@ class ProjectSettings:
         with self._write():
             self.db.q("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) "
                       "DO UPDATE SET value = excluded.value", (name, rows.dumps(value)))
-            self.db.q("INSERT INTO audit (at, by, image, action, detail) VALUES (?, ?, NULL, "
+            self.db.q("INSERT INTO audit (at, who, image, action, detail) VALUES (?, ?, NULL, "
                       "?, ?)", (now(), self.user, action, rows.dumps(value)))
 
     @property
@@ -78,12 +88,12 @@ class ProjectSettings:
             self.db.q("DELETE FROM classes")
             self.db.many("INSERT INTO classes (id, info) VALUES (?, ?)",
                          [(c.id, rows.dumps(c.to_json())) for c in classes])
-            self.db.q("INSERT INTO audit (at, by, image, action, detail) VALUES (?, ?, NULL, "
+            self.db.q("INSERT INTO audit (at, who, image, action, detail) VALUES (?, ?, NULL, "
                       "'classes', ?)", (now(), self.user, rows.dumps([c.name for c in classes])))
 
     def audit(self, key: str | None = None, limit: int = 1000) -> list[dict]:
         """The latest decisions (who, when, what), newest first; ``key``: of one photo."""
-        sql = "SELECT at, by, image, action, detail FROM audit"
+        sql = "SELECT at, who, image, action, detail FROM audit"
         found = self.db.q(f"{sql} WHERE image = ? ORDER BY id DESC LIMIT ?", (key, limit)) \
             if key is not None else self.db.q(f"{sql} ORDER BY id DESC LIMIT ?", (limit,))
         return [{"at": a, "by": b, "key": k, "action": act, "detail": json.loads(d)}

@@ -22,7 +22,6 @@ it changes. Records handed out are snapshots: change them through the methods he
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import threading
@@ -46,6 +45,7 @@ from ml.project.files import (
     EXTRA_SUFFIXES,
     INDEX_NAME,
     MASK_KINDS,
+    POINTER_NAME,
     STORE_DIRS,
     ChangedElsewhere,
     ProjectError,
@@ -53,10 +53,10 @@ from ml.project.files import (
     is_project,
     mask_rel,
 )
-from ml.project.legacy import build, migrate_json
+from ml.project.legacy import build, fill, migrate_json
 from ml.project.masks import MaskFiles
 from ml.project.records import Box, ImageRecord, MaskRecord, box_problem, boxes_to_arrays, now
-from ml.project.settings import ProjectSettings
+from ml.project.settings import ProjectSettings, default_user
 from ml.project.views import ImagesView
 
 __all__ = ["DB_NAME", "EXTRA_SUFFIXES", "INDEX_NAME", "MASK_KINDS", "SCHEMA_VERSION",
@@ -72,14 +72,6 @@ def _remove_leftovers(root: Path) -> None:
     remove_stale_temps(root, INDEX_NAME)
     for kind in MASK_KINDS:
         remove_stale_temps(root / "masks" / kind, recursive=True)
-
-
-def default_user() -> str:
-    """Who decisions are recorded as: $B2P_USER, else the login name."""
-    try:
-        return os.environ.get("B2P_USER") or getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
 
 
 class Project(MaskFiles, Backups, ProjectSettings):
@@ -106,8 +98,12 @@ class Project(MaskFiles, Backups, ProjectSettings):
     # ----------------------------------------------------------------- create / open
     @classmethod
     def create(cls, root: str | os.PathLike, images_dir: str | os.PathLike | None = None,
-               classes: list[ClassInfo] | None = None, exist_ok: bool = False) -> Project:
-        """Make a project over ``images_dir`` (default: photos inside ``root``) and scan it."""
+               classes: list[ClassInfo] | None = None, exist_ok: bool = False,
+               db: str | None = None) -> Project:
+        """Make a project over ``images_dir`` (default: photos inside ``root``) and scan it.
+
+        ``db``: a ``postgresql://`` URL to keep the index on a server (the folder then holds
+        the masks and a pointer to it); default: ``ROOT/project.sqlite``."""
         root = Path(root).resolve()
         if is_project(root) and not exist_ok:
             raise ProjectError(f"{root}: a project already exists here")
@@ -124,11 +120,19 @@ class Project(MaskFiles, Backups, ProjectSettings):
         head = {"name": root.name, "created": now(), "image_root": Path(rel).as_posix(),
                 "split": {}, "settings": {}}
         try:
-            build(root / DB_NAME, head, list(classes or DEFAULT_CLASSES), {})
+            if db is not None:
+                from ml.project.pg import PgDatabase, write_pointer
+
+                server = PgDatabase(db)
+                server.init_schema()
+                fill(server, head, list(classes or DEFAULT_CLASSES), {})
+                write_pointer(root, db)
+            else:
+                build(root / DB_NAME, head, list(classes or DEFAULT_CLASSES), {})
         except OSError as e:
             raise ProjectError(f"{root}: cannot write the project ({e}); is the folder "
                                f"writable, the disk not full?") from e
-        proj = cls(root, Database(root / DB_NAME))
+        proj = cls(root, _database(root))
         proj.scan()
         return proj
 
@@ -136,13 +140,13 @@ class Project(MaskFiles, Backups, ProjectSettings):
     def open(cls, root: str | os.PathLike) -> Project:
         root = Path(root).resolve()
         found: list[str] = []
-        if not (root / DB_NAME).exists():
+        if not (root / DB_NAME).exists() and not (root / POINTER_NAME).exists():
             if not (root / INDEX_NAME).exists():
                 raise ProjectError(f"{root}: no project here (missing {DB_NAME}); run "
                                    f"'b2p init'")
             found = migrate_json(root)  # copy-first: project.json stays as it was
         _remove_leftovers(root)
-        proj = cls(root, Database(root / DB_NAME))
+        proj = cls(root, _database(root))
         proj.warnings.extend(found)
         for w in proj.warnings:  # every caller (CLI, worker, GUI console) gets to see them
             warnings.warn(f"{root}: {w}", ProjectWarning, stacklevel=2)
@@ -235,12 +239,15 @@ class Project(MaskFiles, Backups, ProjectSettings):
             if row is None:
                 raise ProjectError(f"no image '{key}' in project {self.root}")
             rec = rows.load_one(self.db, row)  # a copy: records handed out never change
+            hit = self._cache.get(key)
+            if hit is not None and hit[:2] == (row[0], row[-1]):
+                rows.keep_masks(hit[2], rec, names)
             fn(rec)
             rows.write_fields(self.db, row[0], rec, names, now(), self.user)
             rec.version = int(row[-1]) + 1
             self._cache[key] = (row[0], rec.version, rec)
             if action:
-                self.db.q("INSERT INTO audit (at, by, image, action, detail) "
+                self.db.q("INSERT INTO audit (at, who, image, action, detail) "
                           "VALUES (?, ?, ?, ?, ?)", (now(), self.user, key, action,
                                                      rows.dumps(detail)))
         return rec
@@ -271,6 +278,8 @@ class Project(MaskFiles, Backups, ProjectSettings):
         if hit is not None and hit[:2] == (row[0], row[-1]):
             return hit[2]
         rec = rows.load_one(self.db, row)
+        if hit is not None and hit[0] == row[0]:
+            rows.keep_masks(hit[2], rec, (), only_equal=True)
         self._cache[key] = (row[0], int(row[-1]), rec)
         return rec
 
@@ -299,7 +308,7 @@ class Project(MaskFiles, Backups, ProjectSettings):
         rec = self.record(key)
         if (rec.height, rec.width) != arr.shape[:2]:
             h, w = arr.shape[:2]
-            self._change(key, ("width", "height"), lambda r: _resize(r, w, h))
+            self._change(key, ("width", "height"), lambda r: rows.resize(r, w, h))
         return arr
 
     def image_size(self, key: str) -> tuple[int, int]:
@@ -307,7 +316,7 @@ class Project(MaskFiles, Backups, ProjectSettings):
         rec = self.record(key)
         if not rec.width or not rec.height:
             w, h = _images.image_size(self.image_path(key))
-            rec = self._change(key, ("width", "height"), lambda r: _resize(r, w, h))
+            rec = self._change(key, ("width", "height"), lambda r: rows.resize(r, w, h))
         return rec.width, rec.height
 
     def remove_images(self, keys: list[str]) -> None:
@@ -376,5 +385,9 @@ class Project(MaskFiles, Backups, ProjectSettings):
         return self.root / "models"
 
 
-def _resize(rec: ImageRecord, w: int, h: int) -> None:
-    rec.width, rec.height = w, h
+def _database(root: Path) -> Database:
+    """The project's database: on the server its pointer file names, else its SQLite file."""
+    from ml.project.pg import PgDatabase, read_pointer
+
+    url = read_pointer(root)
+    return PgDatabase(url) if url is not None else Database(root / DB_NAME)
