@@ -387,6 +387,7 @@ class Inspector(QObject):
         self.projects.thumbs.stop()
         self.metadata.stop()
         self.blade_map.stop()
+        self.findings.changes.stop()
         if self.batch.job is not None:
             self.batch.job.cancel()
         if self.training.process.is_running():
