@@ -57,6 +57,8 @@ def test_findings_dock_shows_changes_and_filters_new_and_grown(inspector, qtbot,
     rows = [panel.model.data(panel.model.index(i, change_col))
             for i in range(len(panel.model.rows))]
     assert rows and set(rows) == {"grown"}
+    panel.table.setCurrentIndex(panel.model.index(0, 1))
+    assert panel.changes.preview.isVisible() and not panel.changes.preview.pixmap().isNull()
     panel.changes.status.setCurrentIndex(panel.changes.status.findData("new grown"))
     rows = {panel.model.data(panel.model.index(i, change_col))
             for i in range(len(panel.model.rows))}

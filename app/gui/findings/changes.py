@@ -2,7 +2,9 @@
 
 ``Changes since last inspection`` runs :func:`ml.findings.history.project_history` in a job;
 each finding of the latest inspection then shows its status (``?``: matched by position
-only), its area change and growth per year, and the filter keeps new, grown or both.
+only), its area change and growth per year, and the filter keeps new, grown or both; the
+selected finding's spot is shown in both inspections side by side (the earlier photo registered
+onto the new, both outlines; a missing photo says so).
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QWidget
+from qtpy.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from app.gui._jobs import Job
 from ml.findings.history import Change, project_history
+from ml.findings.history_crops import side_by_side
 from ml.findings.review import FindingRow
 from ml.project.store import Project
 
@@ -31,15 +34,14 @@ def change_text(name: str, ch: Change | None) -> str:
     return "" if ch.growth_pct_per_year is None else f"{ch.growth_pct_per_year:+.0f} %"
 
 
-def change_index(project: Project, progress=None, should_stop=None) -> dict[tuple[str, str],
-                                                                             Change]:
-    """(key, region id) of each finding of the latest inspection -> its change."""
+def change_index(project: Project, progress=None, should_stop=None) -> tuple[dict, object]:
+    """((key, region id) of each finding of the latest inspection -> its change, comparison)."""
     hist = project_history(project, progress=progress, should_stop=should_stop)
     out = {}
     for ch in hist.latest.changes if hist.latest else []:
         if ch.current is not None:
             out[(ch.current.key, ch.current.row.region_id)] = ch
-    return out
+    return out, hist.latest
 
 
 class ChangeControls(QWidget):
@@ -51,6 +53,7 @@ class ChangeControls(QWidget):
         super().__init__()
         self._project_fn = project_fn
         self.index: dict[tuple[str, str], Change] = {}
+        self.comparison = None  # ml.findings.history.Comparison of the index
         self._job: Job | None = None
         self.enabled = QCheckBox("Changes since last inspection")
         self.enabled.setToolTip("Match the findings with the previous inspection's (new, grown, "
@@ -62,16 +65,23 @@ class ChangeControls(QWidget):
         self.status.setEnabled(False)
         self.status.currentIndexChanged.connect(lambda _i: self.changed.emit())
         self.note = QLabel("")
-        lay = QHBoxLayout(self)
+        self.preview = QLabel()  # the selected finding's spot in both inspections
+        self.preview.setVisible(False)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.enabled)
+        row.addWidget(self.status)
+        row.addWidget(self.note, 1)
+        lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.enabled)
-        lay.addWidget(self.status)
-        lay.addWidget(self.note, 1)
+        lay.addLayout(row)
+        lay.addWidget(self.preview)
 
     def _toggled(self, on: bool) -> None:
         self.status.setEnabled(on)
         if not on:
-            self.index = {}
+            self.index, self.comparison = {}, None
+            self.preview.setVisible(False)
             self.note.setText("")
             self.changed.emit()
             return
@@ -84,9 +94,10 @@ class ChangeControls(QWidget):
         self._job.failed.connect(self.note.setText)
         self._job.start()
 
-    def _loaded(self, index: dict | None) -> None:
-        if index is None or not self.enabled.isChecked():
+    def _loaded(self, result: tuple | None) -> None:
+        if result is None or not self.enabled.isChecked():
             return
+        index, self.comparison = result
         self.index = index
         self.note.setText(f"{len(index)} finding(s) compared" if index else
                           "one inspection only: nothing to compare")
@@ -98,6 +109,19 @@ class ChangeControls(QWidget):
             self._job.succeeded.disconnect()
             self._job.failed.disconnect()
             self._job = None
+
+    def show(self, row: FindingRow | None) -> None:
+        """The spot of ``row`` in both inspections, registered, with both outlines."""
+        ch = self.index.get((row.key, row.region_id)) if row is not None else None
+        self.preview.setVisible(ch is not None and self.comparison is not None)
+        if ch is None or self.comparison is None:
+            return
+        from qtpy.QtGui import QPixmap
+
+        pix = QPixmap()
+        pix.loadFromData(side_by_side(ch, self.comparison), "JPEG")
+        self.preview.setPixmap(pix)
+        self.preview.setToolTip(ch.how + (f"; {ch.note}" if ch.note else ""))
 
     def passes(self, row: FindingRow) -> bool:
         want = self.status.currentData() or ""

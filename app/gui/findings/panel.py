@@ -261,6 +261,7 @@ class FindingsPanel(QWidget):
                              f"<b>{escape(f.category.name)}</b>: {escape(f.category.action)} "
                              f"({escape(f.category.time_frame)})")
         self.rule.setText("" if f is None else f"Suggested {f.suggested} by the rule {f.rule}")
+        self.changes.show(row)
         self._update_controls()
         if row is not None and self._note_target != self._shown:
             self._shown = self._note_target
