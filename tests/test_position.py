@@ -149,6 +149,10 @@ def test_cli_meta_along_and_radius(project, capsys):
     assert "radius_m" in out and "2*" in out
     assert main(["meta", root, "--along", "A/LE"]) == 1  # no --step
     assert "--step" in capsys.readouterr().err
+    assert main(["meta", root, "--turbine", "T1", "--set", "hub_height_m=80"]) == 0
+    assert {project.__class__.open(root).record(k).meta["hub_height_m"]
+            for k in project.keys()} == {80.0}
+    assert main(["meta", root, "--turbine", "T2", "--set", "hub_height_m=80"]) == 1
 
 
 def test_auto_fill_reads_the_radius_from_dji_xmp(tmp_path):
