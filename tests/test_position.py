@@ -50,6 +50,11 @@ def test_radius_from_drone_altitude_corrected_by_gimbal_pitch():
     assert r == pytest.approx(30.0) and "take-off" in how
     assert radius_from_altitude({"alt_m": 180.0}, 100.0) is None  # no take-off altitude
     assert radius_from_altitude(cap, None) is None  # no hub height
+    from ml.metadata.position import radius_guesses
+    above = {"capture": {"relative_alt_m": 120.0}, "hub_height_m": 100.0}
+    assert radius_guesses("x.jpg", above) == {}  # the drone above the hub: no guess
+    neg = finding_position({"radius_m": -2.0, "gsd_mm": 1.0}, (11, 11), (5, 5), Axis(), 60)
+    assert "before the root" in neg.problem
 
 
 def test_auto_fill_marks_radius_guessed_and_keeps_a_persons(project):
