@@ -42,7 +42,7 @@ class MapView(QWidget):
         self.map: BladeMap | None = None
         self.highlight: str | None = None
         self._renderer = QSvgRenderer()
-        self.setMinimumHeight(80)
+        self.setMinimumHeight(170)  # readable; the dock scrolls when smaller
 
     def set_map(self, bm: BladeMap | None, highlight: str | None = None) -> None:
         self.map, self.highlight = bm, highlight

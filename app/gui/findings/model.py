@@ -19,6 +19,7 @@ COLUMNS = [
     ("Photo", lambda r: r.key, None),
     ("Class", lambda r: r.finding.class_name, lambda r: r.region_id),
     ("Sev.", lambda r: str(r.finding.severity), lambda r: r.finding.category.name),
+    *((name, None, None) for name in CHANGE_COLUMNS),  # the model's ``changes`` fill these
     ("Suggested", lambda r: str(r.finding.suggested), lambda r: r.finding.rule),
     ("Reviewer", lambda r: "" if r.finding.reviewer is None else str(r.finding.reviewer), None),
     ("Accepted", lambda r: "✓" if r.finding.accepted else "", None),
@@ -32,7 +33,6 @@ COLUMNS = [
     ("Turbine", lambda r: r.turbine, None),
     ("Blade", lambda r: r.blade, None),
     ("Side", lambda r: r.side, None),
-    *((name, None, None) for name in CHANGE_COLUMNS),  # the model's ``changes`` fill these
     ("Note", lambda r: r.finding.note, lambda r: r.finding.note or None),  # last: it stretches
 ]
 PHOTO_COLUMNS = {"Photo", "Turbine", "Blade", "Side"}  # hidden when one photo is listed
