@@ -9,6 +9,9 @@
   a flight along each blade.
 * ``changes.png``: the "Changes since" section on the synthetic two-year blades
   (:mod:`ml.datasets.synthetic_history`), the true masks as the teacher's.
+* with ``--gui`` (needs xvfb-run): ``blade_map_dock.png`` and ``findings_changes.png``, the
+  Blade map dock and the Findings dock comparing with the last inspection, on the synthetic
+  pair.
 
 Projects are built in a temporary folder; the photos are linked, never copied.
 """
@@ -80,6 +83,45 @@ def shoot(html: str, out: Path, height: int, keep: int) -> None:
     print(f"  {out}")
 
 
+def gui_shoot(root: Path, out: Path) -> int:
+    """In Xvfb: open the app on ``root`` and grab the Blade map and Findings docks."""
+    import time
+
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from app.gui import Inspector
+
+    def wait(cond, seconds: float = 120) -> None:
+        end = time.time() + seconds
+        while not cond() and time.time() < end:
+            QApplication.processEvents()
+            time.sleep(0.05)
+
+    viewer = napari.Viewer(show=True)
+    ins = Inspector(viewer)
+    ins.quiet = True
+    ins.open_project(root)
+    wait(lambda: bool(ins.blade_map.maps))
+    ins.blade_map.resize(1000, 300)
+    wait(lambda: False, 1)
+    ins.blade_map.grab().save(str(out / "blade_map_dock.png"))
+    f = ins.findings
+    f.whole.setChecked(True)
+    wait(lambda: len(f.model.rows) == len(f._all) > 0)
+    f.changes.enabled.setChecked(True)
+    wait(lambda: bool(f.model.changes))
+    f.changes.status.setCurrentIndex(f.changes.status.findData("new grown"))
+    f.table.setCurrentIndex(f.model.index(0, 1))
+    f.resize(1200, 760)
+    wait(lambda: False, 1)
+    f.grab().save(str(out / "findings_changes.png"))
+    ins.shutdown()
+    viewer.close()
+    print(f"  {out / 'blade_map_dock.png'}\n  {out / 'findings_changes.png'}")
+    return 0
+
+
 def main() -> int:
     from bench.history import build_project
     from ml.datasets.synthetic_history import make_history
@@ -90,8 +132,12 @@ def main() -> int:
     ap.add_argument("data", type=Path)
     ap.add_argument("--out", type=Path, default=Path("docs/img"))
     ap.add_argument("--n", type=int, default=10)
+    ap.add_argument("--gui", action="store_true", help="also the two docks (xvfb-run)")
+    ap.add_argument("--gui-shoot", type=Path, help=argparse.SUPPRESS)  # the child
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.gui_shoot is not None:
+        return gui_shoot(args.gui_shoot, args.out)
     with tempfile.TemporaryDirectory() as tmp:
         real = real_project(args.data, Path(tmp) / "real", args.n)
         section = blade_section(real, "teacher")
@@ -99,6 +145,10 @@ def main() -> int:
         synth = build_project(Path(tmp) / "synth", make_history(0, stations=(6.0, 14.0)))
         section = blade_section(synth, "teacher")
         shoot(page(changes_html(section), CSS), args.out / "changes.png", 1500, 700)
+        if args.gui:
+            subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable,
+                            __file__, str(args.data), "--out", str(args.out.resolve()),
+                            "--gui-shoot", str(synth.root)], check=True, timeout=600)
     return 0
 
 

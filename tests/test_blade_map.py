@@ -45,13 +45,17 @@ def test_beyond_the_blade_and_unknown_length_are_shown(pair):
     late = [p.key for p in hs.photos if p.year == 1]
     placed = place_findings(proj, late, "teacher").found
     short = blade_maps(placed, {"WTG01": 6.0})[0]
-    assert short.problems and all("beyond the blade length" in p for p in short.problems)
+    assert short.problems and all("outside the blade" in p for p in short.problems)
     ring = [s for s in shapes(short) if s.kind == "circle" and s.stroke == "#c62828"]
     assert len(ring) == len(short.problems)
     unknown = blade_maps(placed)[0]
     assert not unknown.length_known and unknown.length_m >= max(
         m.radius_m for m in unknown.markers)
     assert any("blade length unknown" in s.text for s in shapes(unknown))
+    import dataclasses
+
+    far = dataclasses.replace(unknown, length_m=5000.0)  # a wild radius: still drawn
+    assert len([s for s in shapes(far) if s.kind == "text" and s.text.endswith(" m")]) <= 12
 
 
 def test_report_shows_maps_and_changes_grown_and_new_first(pair, tmp_path):

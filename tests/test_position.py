@@ -50,6 +50,11 @@ def test_radius_from_drone_altitude_corrected_by_gimbal_pitch():
     assert r == pytest.approx(30.0) and "take-off" in how
     assert radius_from_altitude({"alt_m": 180.0}, 100.0) is None  # no take-off altitude
     assert radius_from_altitude(cap, None) is None  # no hub height
+    from ml.metadata.position import radius_guesses
+    above = {"capture": {"relative_alt_m": 120.0}, "hub_height_m": 100.0}
+    assert radius_guesses("x.jpg", above) == {}  # the drone above the hub: no guess
+    neg = finding_position({"radius_m": -2.0, "gsd_mm": 1.0}, (11, 11), (5, 5), Axis(), 60)
+    assert "before the root" in neg.problem
 
 
 def test_auto_fill_marks_radius_guessed_and_keeps_a_persons(project):
@@ -149,6 +154,10 @@ def test_cli_meta_along_and_radius(project, capsys):
     assert "radius_m" in out and "2*" in out
     assert main(["meta", root, "--along", "A/LE"]) == 1  # no --step
     assert "--step" in capsys.readouterr().err
+    assert main(["meta", root, "--turbine", "T1", "--set", "hub_height_m=80"]) == 0
+    assert {project.__class__.open(root).record(k).meta["hub_height_m"]
+            for k in project.keys()} == {80.0}
+    assert main(["meta", root, "--turbine", "T2", "--set", "hub_height_m=80"]) == 1
 
 
 def test_auto_fill_reads_the_radius_from_dji_xmp(tmp_path):

@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--where", metavar="GLOB",
                    help="only images whose key matches, e.g. 'WTG07/*' (--auto, --set, "
                         "--confirm, the listing)")
+    p.add_argument("--turbine", metavar="T",
+                   help="only the photos of turbine T, e.g. --turbine WTG07 --set "
+                        "hub_height_m=100 --set blade_length_m=60")
     p.add_argument("--distance", type=float, metavar="M",
                    help="with --auto: camera-to-blade distance in metres for images without "
                         "one; the GSD estimate uses it")
@@ -143,6 +146,11 @@ def cmd_meta(args: argparse.Namespace) -> int:
     if args.distance is not None and not args.auto:
         raise CLIError("--distance goes with --auto (use --set distance_m=M to set it)")
     keys = _keys(proj, args.where)
+    if args.turbine is not None:
+        keys = [k for k in keys if proj.record(k).meta.get("turbine") == args.turbine]
+        if not keys:
+            raise CLIError(f"--turbine {args.turbine}: no photo of that turbine (set turbine "
+                           f"first)")
     rc = 0
     if args.along is not None or args.radius:
         _position(proj, keys, args)

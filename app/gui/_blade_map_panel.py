@@ -3,7 +3,8 @@
 The map is :func:`ml.findings.blade_map.to_svg` painted by QSvgRenderer; a click is matched to
 the nearest marker of :func:`ml.findings.blade_map.shapes` (same coordinates) and emitted as
 ``region_chosen(key, bbox)``, the Findings dock's signal. The current photo's markers get a
-dark ring. Findings are placed in a background job (masks and photos are read).
+dark ring. Findings of the latest inspection are placed in a background job (masks and photos
+are read).
 """
 
 from __future__ import annotations
@@ -17,11 +18,18 @@ from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLay
 
 from app.gui._jobs import Job
 from ml.findings.blade_map import HEIGHT, BladeMap, blade_maps, shapes, to_svg
+from ml.findings.inspections import latest_keys
 from ml.findings.placement import Placement, place_findings
 from ml.metadata.position import turbines
 from ml.project.store import Project
 
 MAP_WIDTH = 900.0
+
+
+def _place_latest(project: Project, progress=None, should_stop=None) -> Placement:
+    """The findings of the latest inspection (all photos when there is one) at their place."""
+    return place_findings(project, latest_keys(project), progress=progress,
+                          should_stop=should_stop)
 
 
 class MapView(QWidget):
@@ -34,7 +42,7 @@ class MapView(QWidget):
         self.map: BladeMap | None = None
         self.highlight: str | None = None
         self._renderer = QSvgRenderer()
-        self.setMinimumHeight(80)
+        self.setMinimumHeight(170)  # readable; the dock scrolls when smaller
 
     def set_map(self, bm: BladeMap | None, highlight: str | None = None) -> None:
         self.map, self.highlight = bm, highlight
@@ -108,7 +116,7 @@ class BladeMapPanel(QWidget):
         if project is None or (self._job is not None and self._job.is_running()):
             return
         self.status.setText("placing findings…")
-        self._job = Job("blade map", place_findings, project)
+        self._job = Job("blade map", _place_latest, project)
         self._job.succeeded.connect(lambda res, p=project: self._placed(p, res))
         self._job.failed.connect(self.status.setText)
         self._job.start()

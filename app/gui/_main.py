@@ -342,6 +342,7 @@ class Inspector(ProjectActions, QObject):
         self.projects.thumbs.stop()
         self.metadata.stop()
         self.blade_map.stop()
+        self.findings.changes.stop()
         if self.batch.job is not None:
             self.batch.job.cancel()
         if self.training.process.is_running():

@@ -26,11 +26,12 @@ from ml.metadata.values import BLADES, FIELDS, SHORT_SIDES, confirm, guessed, se
 from ml.project.store import Project, ProjectError
 
 _LABELS = {"turbine": "Turbine", "blade": "Blade", "side": "Side", "date": "Date",
-           "distance_m": "Distance (m)", "gsd_mm": "GSD (mm/px)"}
+           "distance_m": "Distance (m)", "gsd_mm": "GSD (mm/px)", "radius_m": "Radius (m)"}
+PANEL_FIELDS = (*FIELDS, "radius_m")  # radius: from the blade root (ml.metadata.position)
 _CHOICES = {"blade": [(b, b) for b in BLADES],
             "side": [(short, side) for side, short in SHORT_SIDES.items()]}
 _HINTS = {"turbine": "e.g. WTG07", "date": "YYYY-MM-DD", "distance_m": "camera to blade",
-          "gsd_mm": "mm per pixel"}
+          "gsd_mm": "mm per pixel", "radius_m": "from the blade root"}
 MIXED = "(several values)"
 GUESSED_STYLE = "color: #9a9a9a; font-style: italic;"
 
@@ -65,7 +66,7 @@ class MetadataPanel(QWidget):
         grid = QGridLayout()
         self.editors: dict[str, QLineEdit | QComboBox] = {}
         self.confirm_btns: dict[str, QToolButton] = {}
-        for row, name in enumerate(FIELDS):
+        for row, name in enumerate(PANEL_FIELDS):
             editor = self._combo(name) if name in _CHOICES else self._line(name)
             btn = QToolButton()
             btn.setIcon(icon("fa5s.check"))

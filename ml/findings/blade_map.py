@@ -92,13 +92,14 @@ def blade_maps(found: list[PlacedFinding],
         bm = BladeMap(turbine, blade, float(length or max(10.0, -(-far * 1.1 // 5) * 5)),
                       bool(length), no_radius=[p for p in items if p.radius is None])
         for n, p in enumerate(with_r, start=1):
-            beyond = p.position.zone == BEYOND or bool(length and p.radius > length)
+            beyond = p.position.zone == BEYOND or p.radius < 0 or bool(length and
+                                                                        p.radius > length)
             bm.markers.append(Marker(n, p, float(p.radius), p.position.uncertainty_m,
                                      p.row.side, p.row.finding.severity, beyond))
             if beyond:
-                bm.problems.append(f"#{n}: radius {p.radius:.1f} m is beyond the blade length "
-                                   f"{bm.length_m:g} m: check the photo's radius and the "
-                                   f"blade length")
+                bm.problems.append(f"#{n}: radius {p.radius:.1f} m is outside the blade "
+                                   f"(0 to {bm.length_m:g} m): check the photo's radius and "
+                                   f"the blade length")
         out.append(bm)
     return out
 
@@ -140,7 +141,8 @@ def shapes(bm: BladeMap, width: float = 900.0, highlight: str | None = None) -> 
         out.append(Shape("text", (x0 - 6, y + LANE_H / 2 + 3.5),
                          text=SHORT_SIDES.get(side, "?"), size=10, anchor="end", bold=True,
                          fill=MUTED))
-    step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100) if bm.length_m / s <= 12)
+    step = next((s for s in (1, 2, 5, 10, 20, 25, 50, 100) if bm.length_m / s <= 12),
+                bm.length_m / 10)
     r = 0.0
     while r <= bm.length_m + 1e-6:
         x = x0 + r * scale
@@ -178,7 +180,7 @@ def _markers(bm: BladeMap, lanes: list[str], x0: float, scale: float,
         ms = [m for m in bm.markers if m.side == side]
         lane = lanes.index(side) if side in lanes else len(lanes) - 1
         yc = TOP + LANE_H * lane + LANE_H / 2
-        true = [x0 + min(m.radius_m, bm.length_m) * scale for m in ms]
+        true = [x0 + min(max(m.radius_m, 0.0), bm.length_m) * scale for m in ms]
         for m, x_true, x in zip(ms, true, _spread(true), strict=True):
             if m.uncertainty_m:
                 u = m.uncertainty_m * scale

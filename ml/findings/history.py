@@ -32,7 +32,7 @@ from ml.common import images as _images
 from ml.common.progress import ProgressFn, Reporter, StopFn
 from ml.findings.inspections import Inspection, all_inspections
 from ml.findings.placement import PlacedFinding, place_findings
-from ml.findings.registration import Registration, register, warp_points
+from ml.findings.registration import Features, Registration, features, register, warp_points
 from ml.metadata.values import SHORT_SIDES
 from ml.project.store import Project
 
@@ -160,16 +160,16 @@ def _inside(pt: np.ndarray, shape: tuple[int, int]) -> bool:
 
 
 class _Images:
-    """Photos read once per comparison; None for a missing or unreadable one."""
+    """Photos' registration features, computed once per comparison; None for a missing one."""
 
     def __init__(self) -> None:
-        self.cache: dict[tuple[int, str], np.ndarray | None] = {}
+        self.cache: dict[tuple[int, str], Features | None] = {}
 
-    def get(self, project: Project, key: str) -> np.ndarray | None:
+    def get(self, project: Project, key: str) -> Features | None:
         k = (id(project), key)
         if k not in self.cache:
             try:
-                self.cache[k] = project.load_image(key)
+                self.cache[k] = features(project.load_image(key))
             except _images.ImageError:
                 self.cache[k] = None
         return self.cache[k]

@@ -99,3 +99,9 @@ def all_inspections(project: Project, previous: Iterable[Project] = (),
                                f"(b2p history --set-inspection DATE --where GLOB)")
         by_date[i.date] = i
     return sorted(found, key=lambda i: i.date), undated
+
+
+def latest_keys(project: Project) -> list[str] | None:
+    """The photos of the latest inspection when the project holds several, else None (all)."""
+    found, _ = inspections(project)
+    return list(found[-1].keys) if len(found) > 1 else None

@@ -45,30 +45,49 @@ def _grey(image: np.ndarray) -> tuple[np.ndarray, float]:
     return cv2.createCLAHE(2.0, (8, 8)).apply(g), s
 
 
-def register(earlier: np.ndarray, current: np.ndarray) -> Registration:
-    """The homography taking ``earlier`` onto ``current`` (RGB uint8), or why there is none."""
+@dataclass(frozen=True)
+class Features:
+    """SIFT keypoints (reduced-copy px) and descriptors of one photo, and the copy's scale."""
+
+    points: np.ndarray  # (N, 2) float32
+    descriptors: np.ndarray | None
+    scale: float
+    shape: tuple[int, int]  # the full photo's (H, W)
+
+
+def features(image: np.ndarray) -> Features:
+    """What :func:`register` matches, computed once per photo (a photo is in many pairs)."""
     import cv2
 
-    g0, s0 = _grey(earlier)
-    g1, s1 = _grey(current)
-    sift = cv2.SIFT_create(nfeatures=4000)
-    k0, d0 = sift.detectAndCompute(g0, None)
-    k1, d1 = sift.detectAndCompute(g1, None)
-    if d0 is None or d1 is None or len(k0) < MIN_INLIERS or len(k1) < MIN_INLIERS:
+    g, s = _grey(image)
+    kps, desc = cv2.SIFT_create(nfeatures=4000).detectAndCompute(g, None)
+    pts = np.float32([k.pt for k in kps]).reshape(-1, 2)
+    return Features(pts, desc, s, image.shape[:2])
+
+
+def register(earlier: np.ndarray | Features, current: np.ndarray | Features) -> Registration:
+    """The homography taking ``earlier`` onto ``current`` (RGB uint8 or their
+    :func:`features`), or why there is none."""
+    import cv2
+
+    f0 = earlier if isinstance(earlier, Features) else features(earlier)
+    f1 = current if isinstance(current, Features) else features(current)
+    if f0.descriptors is None or f1.descriptors is None or len(f0.points) < MIN_INLIERS \
+            or len(f1.points) < MIN_INLIERS:
         return Registration(False, None, reason="too few features in one of the photos")
-    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(d0, d1, k=2)
+    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(f0.descriptors, f1.descriptors, k=2)
     good = [m for m, n in (p for p in pairs if len(p) == 2) if m.distance < RATIO * n.distance]
     if len(good) < MIN_INLIERS:
         return Registration(False, None, len(good), reason=f"too few matches ({len(good)})")
-    p0 = np.float32([k0[m.queryIdx].pt for m in good])
-    p1 = np.float32([k1[m.trainIdx].pt for m in good])
+    p0 = f0.points[[m.queryIdx for m in good]]
+    p1 = f1.points[[m.trainIdx for m in good]]
     h, inl = cv2.findHomography(p0, p1, cv2.RANSAC, 4.0, maxIters=4000, confidence=0.999)
     n_in = int(inl.sum()) if inl is not None else 0
     if h is None or n_in < MIN_INLIERS or n_in < MIN_INLIER_SHARE * len(good):
         return Registration(False, None, len(good), n_in,
                             f"matches do not agree on one view change ({n_in} of {len(good)})")
-    full = np.diag([1 / s1, 1 / s1, 1.0]) @ h @ np.diag([s0, s0, 1.0])
-    problem = _implausible(full, earlier.shape[:2])
+    full = np.diag([1 / f1.scale, 1 / f1.scale, 1.0]) @ h @ np.diag([f0.scale, f0.scale, 1.0])
+    problem = _implausible(full, f0.shape)
     if problem:
         return Registration(False, None, len(good), n_in, problem)
     return Registration(True, full / full[2, 2], len(good), n_in)

@@ -173,7 +173,7 @@ def radius_guesses(key: str, meta: Mapping, takeoff_alt_m: float | None = None,
     if isinstance(cap, Mapping):
         found = radius_from_altitude(cap, _number(meta.get("hub_height_m")),
                                      _number(meta.get("distance_m")), takeoff_alt_m)
-        if found is not None:
+        if found is not None and found[0] >= 0:  # above the hub: not a blade hanging down
             return {"radius_m": (round(found[0], 2), f"altitude: {found[1]}")}
     return {}
 
@@ -341,7 +341,9 @@ def finding_position(meta: Mapping, shape: tuple[int, int], centre_xy: tuple[flo
 def _checked(p: FindingPosition, blade_length_m: float | None) -> FindingPosition:
     z = zone(p.radius_m, blade_length_m)
     problem = p.problem
-    if z == BEYOND:
+    if p.radius_m is not None and p.radius_m < 0:
+        problem = (f"radius {p.radius_m:.1f} m is before the root: check the photo's radius")
+    elif z == BEYOND:
         problem = (f"radius {p.radius_m:.1f} m is beyond the blade length "
                    f"{blade_length_m:g} m: check the photo's radius and the blade length")
     return FindingPosition(p.radius_m, p.uncertainty_m, z, p.how, problem)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from qtpy.QtCore import QAbstractTableModel, QModelIndex, Qt
 from qtpy.QtGui import QColor, QFont
 
+from app.gui.findings.changes import CHANGE_COLUMNS, change_text
 from ml.findings.review import FindingRow
 from ml.findings.severity import SEVERITY_COLORS
 
@@ -18,6 +19,7 @@ COLUMNS = [
     ("Photo", lambda r: r.key, None),
     ("Class", lambda r: r.finding.class_name, lambda r: r.region_id),
     ("Sev.", lambda r: str(r.finding.severity), lambda r: r.finding.category.name),
+    *((name, None, None) for name in CHANGE_COLUMNS),  # the model's ``changes`` fill these
     ("Suggested", lambda r: str(r.finding.suggested), lambda r: r.finding.rule),
     ("Reviewer", lambda r: "" if r.finding.reviewer is None else str(r.finding.reviewer), None),
     ("Accepted", lambda r: "✓" if r.finding.accepted else "", None),
@@ -34,7 +36,8 @@ COLUMNS = [
     ("Note", lambda r: r.finding.note, lambda r: r.finding.note or None),  # last: it stretches
 ]
 PHOTO_COLUMNS = {"Photo", "Turbine", "Blade", "Side"}  # hidden when one photo is listed
-NUMERIC = {"Sev.", "Suggested", "Reviewer", "Area px", "Area mm²", "Length mm", "Conf."}
+NUMERIC = {"Sev.", "Suggested", "Reviewer", "Area px", "Area mm²", "Length mm", "Conf.",
+           "Δ mm²", "%/yr"}
 
 
 class FindingsModel(QAbstractTableModel):
@@ -43,6 +46,7 @@ class FindingsModel(QAbstractTableModel):
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[FindingRow] = []
+        self.changes: dict = {}  # (key, region id) -> ml.findings.history.Change
         self._bold = QFont()
         self._bold.setBold(True)
 
@@ -74,6 +78,8 @@ class FindingsModel(QAbstractTableModel):
         row = self.rows[index.row()]
         name, text, tip = COLUMNS[index.column()]
         if role == Qt.ItemDataRole.DisplayRole:
+            if text is None:
+                return change_text(name, self.changes.get((row.key, row.region_id)))
             return text(row)
         if role == Qt.ItemDataRole.ToolTipRole and tip is not None:
             return tip(row)

@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
 
 from app.gui._jobs import Job
 from app.gui._resources import icon
+from app.gui.findings.changes import CHANGE_COLUMNS, ChangeControls
 from app.gui.findings.filters import FindingFilters
 from app.gui.findings.model import COLUMNS, PHOTO_COLUMNS, FindingsModel
 from ml.common.images import ImageError
@@ -74,6 +75,8 @@ class FindingsPanel(QWidget):
         f = self.filters  # the widgets stay reachable as the panel's own, as tests use them
         self.whole, self.severity, self.cls = f.whole, f.severity, f.cls
         self.turbine, self.blade, self.unreviewed = f.turbine, f.blade, f.unreviewed
+        self.changes = ChangeControls(self._project_fn)
+        self.changes.changed.connect(self._changes_changed)
         self.model = FindingsModel()
         self.table = QTableView()
         self.table.setModel(self.model)
@@ -103,6 +106,7 @@ class FindingsPanel(QWidget):
         note_row.addWidget(self.undo_btn)
         lay = QVBoxLayout(self)
         lay.addWidget(self.filters)
+        lay.addWidget(self.changes)
         lay.addWidget(self.table, 1)
         lay.addWidget(self.details)
         lay.addWidget(self.rule)
@@ -164,6 +168,7 @@ class FindingsPanel(QWidget):
             self._undo.clear()
             self._seen.clear()
             self._shown = self._note_target = None
+            self.changes.enabled.setChecked(False)  # another project: compare again on demand
             self._fill_filters()
 
     def _photo_rows(self, key: str) -> list[FindingRow]:
@@ -212,7 +217,7 @@ class FindingsPanel(QWidget):
     def _apply(self, select: tuple[str, str] | None = None, fallback: int | None = None) -> None:
         """Show the rows that pass the filters; select ``select``, else row ``fallback``."""
         where = self.filter()
-        self.model.set_rows([r for r in self._all if where.matches(r)])
+        self.model.set_rows([r for r in self._all if where.matches(r) and self.changes.passes(r)])
         n = len(self.model.rows)
         row = self.model.index_of(*select) if select else None
         if row is None and fallback is not None and n:
@@ -228,7 +233,13 @@ class FindingsPanel(QWidget):
 
     def _show_columns(self) -> None:
         for i, (name, _, _) in enumerate(COLUMNS):
-            self.table.setColumnHidden(i, name in PHOTO_COLUMNS and not self.whole.isChecked())
+            self.table.setColumnHidden(i, (name in PHOTO_COLUMNS and not self.whole.isChecked())
+                                       or (name in CHANGE_COLUMNS and not self.model.changes))
+
+    def _changes_changed(self) -> None:
+        self.model.changes = self.changes.index
+        self._show_columns()
+        self._apply(self._current_id())
 
     # ------------------------------------------------------------------ the current finding
     def current(self) -> FindingRow | None:
@@ -250,6 +261,7 @@ class FindingsPanel(QWidget):
                              f"<b>{escape(f.category.name)}</b>: {escape(f.category.action)} "
                              f"({escape(f.category.time_frame)})")
         self.rule.setText("" if f is None else f"Suggested {f.suggested} by the rule {f.rule}")
+        self.changes.show(row)
         self._update_controls()
         if row is not None and self._note_target != self._shown:
             self._shown = self._note_target
