@@ -9,6 +9,7 @@ step times made up, so no test waits for torch to time a ViT).
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -44,6 +45,12 @@ def _plan_lines(device: str) -> dict[str, str]:
     return out
 
 
+def _plan_with(monkeypatch, S, code: str) -> None:
+    """The planner child runs ``code`` with the planner's arguments, not app.workers.plan."""
+    monkeypatch.setattr(S, "worker_command",
+                        lambda args, worker="train": [sys.executable, "-c", code, *args])
+
+
 @pytest.fixture
 def children(tmp_path, monkeypatch):
     """Fake planner and probe children; returns a function setting the device they report."""
@@ -65,7 +72,7 @@ def children(tmp_path, monkeypatch):
             "        print(lines[args[i + 1]], flush=True)\n")
         said = "cuda (NVIDIA H200)" if device == "cuda" else "cpu (no CUDA found)"
         monkeypatch.setattr(S, "PROBE_CODE", f"print({said!r})")
-        monkeypatch.setattr(S, "PLAN_CODE", f"exec(open({str(script)!r}).read())")
+        _plan_with(monkeypatch, S, f"exec(open({str(script)!r}).read())")
         return log
     return use
 
@@ -142,7 +149,7 @@ def test_on_a_gpu_the_panel_proposes_the_papers_settings_with_their_duration(
 def test_a_planner_without_an_answer_is_said_in_the_label(panel, project, monkeypatch, qtbot):
     from app.gui.training import settings as S
 
-    monkeypatch.setattr(S, "PLAN_CODE", "import sys; sys.exit(3)")
+    _plan_with(monkeypatch, S, "import sys; sys.exit(3)")
     panel.set_project(project)
     form = panel.settings
     qtbot.waitUntil(lambda: not form.planning(), timeout=30000)
