@@ -47,7 +47,7 @@ WIDE = Plan("wide",  # 1800 and up (1920 × 1080): the photo list and the findin
 MEDIUM = Plan("medium",  # 1200-1799 (1366 × 768): the photo list alone on the left
               {"left": (("photos", "napari"),),
                "right": (("annotate",), ("findings", "predict", "train", "metadata"))},
-              {"left": 0.15, "right": 0.25},
+              {"left": 0.14, "right": 0.23},
               {"left": (1.0,), "right": (0.25, 0.75)})
 NARROW = Plan("narrow",  # under 1200 (1366 × 768 at 125 % or 150 %): one stack on the right
               {"right": (("annotate", "photos", "findings", "predict", "train", "metadata",
