@@ -67,14 +67,14 @@ class ChangeControls(QWidget):
         self.note = QLabel("")
         self.preview = QLabel()  # the selected finding's spot in both inspections
         self.preview.setVisible(False)
-        row = QHBoxLayout()
-        row.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()  # the check box and its note; the drop-down gets a line of its own,
+        row.setContentsMargins(0, 0, 0, 0)  # so the Findings dock stays narrow at 1366 x 768
         row.addWidget(self.enabled)
-        row.addWidget(self.status)
         row.addWidget(self.note, 1)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(row)
+        lay.addWidget(self.status)
         lay.addWidget(self.preview)
 
     def _toggled(self, on: bool) -> None:
