@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ml.evaluation.panel import BoxRef, sample_boxes, write_panel  # noqa: E402
+from ml.evaluation.panel import project_refs, sample_boxes, write_panel  # noqa: E402
 from ml.project.store import Project, boxes_to_arrays  # noqa: E402
 
 OVER = 1.5  # a student area over this many times its teacher's counts as filled
@@ -148,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         t, s = areas[ref]
         return f"{choices[ref]}, area x{s / t:.1f}" if t else choices[ref]
 
-    refs = [BoxRef(k, i, (b.x0, b.y0, b.x1, b.y1), note((k, i)))
-            for k in keys for i, b in enumerate(project.record(k).boxes)]
+    refs = project_refs(project, keys, {ref: note(ref) for ref in areas})
     thin = sample_boxes([r for r in refs if choices[(r.key, r.index)] == THIN], a.thin, a.seed)
     rest = sample_boxes([r for r in refs if r not in thin], a.n - len(thin), a.seed)
     out = a.out or proj_dir / "drone_panel.png"

@@ -8,10 +8,11 @@ defect can be. A *typical thin* defect is the :data:`THIN_QUANTILE` of these wid
 of the boxes hold one this thin or thinner), and :func:`scale_floor` is the least photo scale
 (input pixels per photo pixel) at which it still spans :data:`MIN_THIN_PX` pixels.
 
-Measured on the 150 ILIAD drone photos (``bench/drone_panel.py``), the ``auto`` teacher's
-masks put a quarter of the 669 boxes at 4 px or thinner: at 224 px for a 640 px photo
-(0.35 px per photo pixel) such a streak is 1.4 px wide, and the issue-32 student filled the
-box around it.
+On the 150 ILIAD drone photos the ``auto`` teacher's masks put a quarter of the 669 boxes at
+4.4 px or thinner: at 224 px for a 640 px photo (0.35 input px per photo px) such a streak is
+1.5 px wide, so the floor is 0.46 and the planner's least setting is 336 px. That floor keeps
+the defect on the input; it did not by itself make a 2-epoch student trace the streaks
+(README, "On real drone photos").
 """
 
 from __future__ import annotations
