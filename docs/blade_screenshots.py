@@ -26,27 +26,18 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # docs/screenshots.py
 
 
 def real_project(data: Path, work: Path, n: int):
-    from ml.common.classes import make_classes
-    from ml.datasets.importers import import_yolo
+    from screenshots import linked_project
+
     from ml.metadata.position import along, set_turbine
     from ml.metadata.values import set_values
-    from ml.project.store import Project
     from ml.teachers import make_teacher
     from ml.teachers.pseudo_label import pseudo_label_project
 
-    photos, labels = work / "photos", work / "labels"
-    photos.mkdir(parents=True)
-    labels.mkdir()
-    boxed = [p for p in sorted((data / "labels").glob("*.txt")) if p.read_text().strip()]
-    for lab in boxed[:n]:
-        img = next((data / "images").glob(lab.stem + ".*"))
-        (photos / img.name).symlink_to(img.resolve())
-        (labels / lab.name).symlink_to(lab.resolve())
-    project = Project.create(work / "project", photos, make_classes(["damage"]))
-    import_yolo(project, labels)
+    project = linked_project(data, work, n)
     keys = project.keys()
     half = len(keys) // 2
     set_values(project, keys, turbine="Nordtank", side="PS")

@@ -32,17 +32,11 @@ SIZES = {"1920x1080": "main_window.png", "1366x768": "main_window_1366x768.png"}
 PANELS_AT = "1920x1080"  # the docks' own pictures are taken at this size
 
 
-def build_project(data: Path, work: Path, n: int, epochs: int) -> tuple[object, str]:
-    """A project over ``n`` linked photos with boxes, teacher and student masks, and its model."""
+def linked_project(data: Path, work: Path, n: int):
+    """A project over the first ``n`` boxed ILIAD photos (linked, not copied) and their boxes."""
     from ml.common.classes import make_classes
     from ml.datasets.importers import import_yolo
-    from ml.metadata.values import set_values
-    from ml.prediction.batch_predict import predict_project
     from ml.project.store import Project
-    from ml.student.config import StudentConfig, TrainConfig
-    from ml.teachers import make_teacher
-    from ml.teachers.pseudo_label import pseudo_label_project
-    from ml.training.trainer import train
 
     photos, labels = work / "photos", work / "labels"
     photos.mkdir(parents=True)
@@ -54,6 +48,19 @@ def build_project(data: Path, work: Path, n: int, epochs: int) -> tuple[object, 
         (labels / lab.name).symlink_to(lab.resolve())
     project = Project.create(work / "project", photos, make_classes(["damage"]))
     import_yolo(project, labels)
+    return project
+
+
+def build_project(data: Path, work: Path, n: int, epochs: int) -> tuple[object, str]:
+    """A project over ``n`` linked photos with boxes, teacher and student masks, and its model."""
+    from ml.metadata.values import set_values
+    from ml.prediction.batch_predict import predict_project
+    from ml.student.config import StudentConfig, TrainConfig
+    from ml.teachers import make_teacher
+    from ml.teachers.pseudo_label import pseudo_label_project
+    from ml.training.trainer import train
+
+    project = linked_project(data, work, n)
     # what a person would type in the Metadata dock; the set names the DTU Nordtank turbine
     set_values(project, project.keys(), turbine="Nordtank")
     pseudo_label_project(project, make_teacher("grabcut"))

@@ -124,9 +124,7 @@ class BladeMapPanel(QWidget):
     def stop(self) -> None:
         """Cancel placing and drop its result (the window is closing)."""
         if self._job is not None:
-            self._job.cancel()
-            self._job.succeeded.disconnect()
-            self._job.failed.disconnect()
+            self._job.abandon()
             self._job = None
 
     def _placed(self, project: Project, placed: Placement | None) -> None:

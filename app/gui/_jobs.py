@@ -42,6 +42,12 @@ class Job(QObject):
     def cancel(self) -> None:
         self._stop.set()
 
+    def abandon(self) -> None:
+        """Cancel and drop whatever it would still say (its panel is closing or moving on)."""
+        self.cancel()
+        self.succeeded.disconnect()
+        self.failed.disconnect()
+
     @property
     def cancelled(self) -> bool:
         return self._stop.is_set()

@@ -105,9 +105,7 @@ class ChangeControls(QWidget):
 
     def stop(self) -> None:
         if self._job is not None:
-            self._job.cancel()
-            self._job.succeeded.disconnect()
-            self._job.failed.disconnect()
+            self._job.abandon()
             self._job = None
 
     def show(self, row: FindingRow | None) -> None:
