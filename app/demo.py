@@ -128,7 +128,8 @@ def run(out: Path, n: int, size: int, epochs: int, input_size: int, backbone: st
         bars.close()
     print("5/6 predicting (refined inside the boxes, no teacher fallback)")
     with tqdm_progress("predict") as cb:
-        predict_project(project, model_dir, progress=cb, fallback=False)
+        predict_project(project, model_dir, progress=cb, fallback=False,
+                        proposals=False)  # every demo photo is boxed: nothing to propose
     student = _scores(project, "student", data / "masks", held_out)
     free = _box_free(project, model_dir, data / "masks", held_out)
     print(f"6/6 metrics against the synthetic ground truth on the {len(held_out)} held-out photos "

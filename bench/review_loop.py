@@ -107,7 +107,7 @@ def evaluate(model_dir: Path, proj: Project, test: list[str], masks: Path, min_a
         sf, st, sr, sp = region_scores(props, gt, min_area)
         f, t, r, p = f + sf, t + st, r + sr, p + sp
     return {"binary_iou": inter / max(union, 1), "region_recall": f / max(t, 1),
-            "region_precision": r / max(p, 1), "proposals": p, "true_regions": t}
+            "region_precision": r / p if p else None, "proposals": p, "true_regions": t}
 
 
 def queue_quality(proj: Project, masks: Path, min_area: int) -> dict:
