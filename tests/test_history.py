@@ -138,3 +138,18 @@ def test_b2p_history_lists_and_writes_csv(pair, tmp_path, capsys):
     assert len(rows) == len(hist.latest.changes)
     assert {r["status"] for r in rows} == {"grown", "stable", "shrunk", "new", "gone"}
     assert all(r["identity"].startswith("WTG01/") for r in rows)
+
+
+def test_the_reports_blade_section_places_each_photo_once(small, monkeypatch):
+    """The history places the latest inspection's findings; the blade maps reuse them."""
+    import ml.findings.placement as placement
+    from ml.findings.report._blade import blade_section
+
+    _, proj = small
+    reads: list[str] = []
+    real = placement.photo_regions
+    monkeypatch.setattr(placement, "photo_regions",
+                        lambda p, key, source: reads.append(key) or real(p, key, source))
+    section = blade_section(proj, "teacher")
+    assert section is not None and section.comparison is not None
+    assert sorted(reads) == sorted(proj.keys())  # every photo's mask read once, not twice

@@ -31,7 +31,7 @@ import numpy as np
 from ml.common import images as _images
 from ml.common.progress import ProgressFn, Reporter, StopFn
 from ml.findings.inspections import Inspection, all_inspections
-from ml.findings.placement import PlacedFinding, place_findings
+from ml.findings.placement import PlacedFinding, Placement, place_findings
 from ml.findings.registration import Features, Registration, features, register, warp_points
 from ml.metadata.values import SHORT_SIDES
 from ml.project.store import Project
@@ -104,6 +104,7 @@ class History:
     inspections: list[Inspection]
     comparisons: list[Comparison] = field(default_factory=list)
     unplaced: list[str] = field(default_factory=list)  # photos without turbine or blade
+    placements: dict[str, Placement] = field(default_factory=dict)  # by inspection date
     undated: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
 
@@ -377,12 +378,11 @@ def project_history(project: Project, previous: Iterable[Project] = (), source: 
     """
     found, undated = all_inspections(project, list(previous))
     hist = History(found, undated=undated)
-    placed: dict[str, list[PlacedFinding]] = {}
     rep = Reporter(sum(len(i.keys) for i in found), progress, should_stop)
     for insp in found:
         pl = place_findings(insp.project, insp.keys, source, inspection=insp.date,
                             progress=lambda p: rep.step(message=p.message), should_stop=should_stop)
-        placed[insp.date] = pl.found
+        hist.placements[insp.date] = pl  # placed once: the report's blade maps reuse them
         hist.unplaced += pl.unplaced
         hist.failed.update(pl.failed)
     pairs = list(zip(found, found[1:], strict=False))
@@ -394,7 +394,7 @@ def project_history(project: Project, previous: Iterable[Project] = (), source: 
                                f"{', '.join(i.date for i in found) or 'none'})")
         pairs = [(earlier, found[-1])] if earlier is not found[-1] else []
     for a, b in pairs:
-        hist.comparisons.append(compare(a, b, placed[a.date], placed[b.date], tolerance_m,
-                                        should_stop))
+        hist.comparisons.append(compare(a, b, hist.placements[a.date].found,
+                                        hist.placements[b.date].found, tolerance_m, should_stop))
     _identities(hist.comparisons)
     return hist

@@ -45,11 +45,14 @@ def blade_section(project: Project, source: str = "student",
     except ProjectError as e:
         out.problems.append(str(e))
         hist = None
-    keys = None
-    if hist is not None and len(hist.inspections) > 1:
-        keys = list(hist.inspections[-1].keys)
-        out.inspection = hist.inspections[-1].date
-    placed = place_findings(project, keys, source, should_stop=should_stop)
+    latest = hist.inspections[-1] if hist is not None and hist.inspections else None
+    if latest is not None and len(hist.inspections) > 1:
+        out.inspection = latest.date
+    if latest is not None and (len(hist.inspections) > 1
+                               or set(latest.keys) == set(project.keys())):
+        placed = hist.placements[latest.date]  # the history placed them: no mask read again
+    else:
+        placed = place_findings(project, None, source, should_stop=should_stop)
     lengths = {n: t.blade_length_m for n, t in turbines(project).items()}
     out.maps = blade_maps(placed.found, lengths)
     out.unplaced = placed.unplaced
