@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from box_free import box_free_markdown, box_free_scores  # noqa: E402
+from quality_figure import box_panel, figure  # noqa: E402
 
 from ml.common.classes import make_classes  # noqa: E402
 from ml.common.images import label_file, load_label  # noqa: E402
@@ -219,36 +220,6 @@ def eval_model(model_dir: Path, proj: Project, test: list[str], masks_dir: Path,
     row["posterior_binary_iou"] = score_labels(posterior, masks_dir, names)["binary_iou"]
     row.update(box_free_scores(free, cells, masks_dir, names))  # bench/box_free.py
     return row, alone
-
-
-def figure(path: Path, title: str, proj: Project, keys: list[str], gts: dict, teacher: dict,
-           student: dict) -> None:
-    from quality_figure import pick_examples, write_figure
-
-    from ml.evaluation.corrections import corrections
-
-    rows = []
-    for k in pick_examples(keys, gts, 4):
-        t = teacher.get(k, np.zeros_like(gts[k]))
-        rows.append({"key": k, "image": proj.load_image(k), "gt": gts[k], "teacher": t,
-                     "boxes": boxes_to_arrays(proj.record(k).boxes)[0], "student": student[k],
-                     "corrections": corrections(student[k], t)})
-    write_figure(path, title, rows)
-    print(f"  figure: {path}")
-
-
-def box_panel(path: Path, proj: Project, keys: list[str], teacher: dict, student: dict,
-              seed: int) -> None:
-    """photo | teacher | student for a seeded sample of the held-out photos' boxes."""
-    from ml.evaluation.panel import BoxRef, sample_boxes, write_panel
-
-    refs = [BoxRef(k, i, (b.x0, b.y0, b.x1, b.y1)) for k in keys if k in teacher
-            for i, b in enumerate(proj.record(k).boxes)]
-    if refs:
-        write_panel(path, sample_boxes(refs, seed=seed),
-                    lambda k: (proj.load_image(k), [teacher[k] > 0, student[k] > 0]),
-                    ("photo", "teacher", "student"))
-        print(f"  panel: {path}")
 
 
 def box_fill(proj: Project, keys: list[str]) -> dict[str, np.ndarray]:

@@ -74,3 +74,33 @@ def write_figure(path: Path, title: str, rows: list[dict]) -> Path:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def figure(path: Path, title: str, proj, keys: list[str], gts: dict, teacher: dict,
+           student: dict) -> None:
+    """Four held-out photos (:func:`pick_examples`): ground truth, teacher, student, corrections."""
+    from ml.evaluation.corrections import corrections
+    from ml.project.store import boxes_to_arrays
+
+    rows = []
+    for k in pick_examples(keys, gts, 4):
+        t = teacher.get(k, np.zeros_like(gts[k]))
+        rows.append({"key": k, "image": proj.load_image(k), "gt": gts[k], "teacher": t,
+                     "boxes": boxes_to_arrays(proj.record(k).boxes)[0], "student": student[k],
+                     "corrections": corrections(student[k], t)})
+    write_figure(path, title, rows)
+    print(f"  figure: {path}")
+
+
+def box_panel(path: Path, proj, keys: list[str], teacher: dict, student: dict,
+              seed: int) -> None:
+    """photo | teacher | student for a seeded sample of the held-out photos' boxes."""
+    from ml.evaluation.panel import BoxRef, sample_boxes, write_panel
+
+    refs = [BoxRef(k, i, (b.x0, b.y0, b.x1, b.y1)) for k in keys if k in teacher
+            for i, b in enumerate(proj.record(k).boxes)]
+    if refs:
+        write_panel(path, sample_boxes(refs, seed=seed),
+                    lambda k: (proj.load_image(k), [teacher[k] > 0, student[k] > 0]),
+                    ("photo", "teacher", "student"))
+        print(f"  panel: {path}")
