@@ -85,6 +85,12 @@ def photo_axis(project: Project, key: str) -> Axis:
     return axis or Axis()
 
 
+def on_a_blade(meta: dict) -> bool:
+    """Whether a photo can go on a blade map: a person (or a guess) named its turbine and blade.
+    A photo without them is listed as unplaced, never guessed onto a blade."""
+    return bool(meta.get("turbine") and meta.get("blade"))
+
+
 def place_findings(project: Project, keys: Iterable[str] | None = None,
                    source: str = "student", settings: SeveritySettings | None = None,
                    inspection: str = "", progress: ProgressFn | None = None,
@@ -98,7 +104,7 @@ def place_findings(project: Project, keys: Iterable[str] | None = None,
     for key in keys:
         rep.check()
         rec = project.record(key)
-        if not (rec.meta.get("turbine") and rec.meta.get("blade")):
+        if not on_a_blade(rec.meta):
             out.unplaced.append(key)
             rep.step(message=key)
             continue

@@ -8,7 +8,7 @@ from ml.common.progress import StopFn
 from ml.findings.blade_map import BladeMap, blade_maps
 from ml.findings.history import Change, Comparison, project_history
 from ml.findings.history_crops import side_by_side
-from ml.findings.placement import place_findings
+from ml.findings.placement import on_a_blade, place_findings
 from ml.metadata.position import turbines
 from ml.project.store import Project, ProjectError
 
@@ -36,8 +36,7 @@ class BladeSection:
 def blade_section(project: Project, source: str = "student",
                   should_stop: StopFn | None = None) -> BladeSection | None:
     """Maps of the latest inspection and its changes; None when no photo names a blade."""
-    if not any(project.record(k).meta.get("turbine") and project.record(k).meta.get("blade")
-               for k in project.keys()):
+    if not any(on_a_blade(rec.meta) for rec in project.records().values()):
         return None
     out = BladeSection()
     try:
