@@ -11,6 +11,10 @@
 # --teacher box` into a copy of the project). Everything goes under OUT; OUT/summary.txt holds
 # the commands, their times and the scores. FROM=train (environment) reuses OUT's project and
 # pseudo-masks and starts at the training.
+#
+# HALF=1 (environment): section 2's box-free protocol. Only every other photo (sorted by name)
+# is boxed; the rest are predicted with no boxes and scored box-free (`b2p eval --photos
+# unboxed`: pixel scores and region recall / precision), beside the boxed half's rows.
 set -eu
 data=${1:?DATA}; out=${2:?OUT}; budget=${3:-10m}
 b2p="${PYTHON:-python3} -m app.cli"
@@ -28,15 +32,24 @@ if [ "${FROM:-}" != train ]; then
   rm -rf "$proj" "$out/boxfill"
   classes=$(${PYTHON:-python3} -c "import json,sys; print(','.join(json.load(open(sys.argv[1]))['classes'][1:]))" "$data/dataset.json")
   run $b2p init "$proj" --images "$data/images" --classes "$classes"
-  run $b2p import "$proj" --masks "$data/masks" --pad 2
+  masks="$data/masks"
+  if [ "${HALF:-}" = 1 ]; then  # links to every other mask: the boxed half
+    masks="$out/boxed_masks"; rm -rf "$masks"; mkdir -p "$masks"
+    ls "$data/masks" | sort | awk 'NR % 2 == 1' | while read -r f; do
+      ln -s "$(cd "$data/masks" && pwd)/$f" "$masks/$f"; done
+  fi
+  run $b2p import "$proj" --masks "$masks" --pad 2
   cp -r "$proj" "$out/boxfill"
   run $b2p pseudo-label "$proj"
 fi
 run $b2p train "$proj" --out "$proj/models/student" --budget "$budget"
 run $b2p predict "$proj" --model "$proj/models/student" --no-fallback
 run $b2p pseudo-label "$out/boxfill" --teacher box
-for what in boxfill:teacher project:teacher project:student; do
-  p=${what%%:*}; s=${what#*:}
-  $b2p eval "$out/$p" --gt "$data/masks" --source "$s" --out "$out/eval_${p}_$s.json" > /dev/null
-  ${PYTHON:-python3} -c "import json,sys; d=json.load(open(sys.argv[1])); s=d.get('scores', d); print(f'{sys.argv[2]:18s} binary IoU {s[\"binary_iou\"]:.3f} recall {s[\"binary_recall\"]:.3f} precision {s[\"binary_precision\"]:.3f} anomaly mIoU {s[\"anomaly_miou\"]:.3f}')" "$out/eval_${p}_$s.json" "$p/$s" | tee -a "$log"
+rows="boxfill:teacher:boxed project:teacher:boxed project:student:boxed"
+[ "${HALF:-}" = 1 ] && rows="$rows project:student:unboxed"
+for what in $rows; do
+  IFS=: read -r p s photos <<< "$what"
+  f="$out/eval_${p}_${s}_$photos.json"
+  $b2p eval "$out/$p" --gt "$data/masks" --source "$s" --photos "$photos" --out "$f" > /dev/null
+  ${PYTHON:-python3} -c "import json,sys; s=json.load(open(sys.argv[1])); print(f'{sys.argv[2]:26s} {s[\"images\"]:4d} photos  binary IoU {s[\"binary_iou\"]:.3f} recall {s[\"binary_recall\"]:.3f} precision {s[\"binary_precision\"]:.3f} anomaly mIoU {s[\"anomaly_miou\"]:.3f}  regions found {s[\"region_recall\"]:.3f} of {s[\"true_regions\"]}, on a defect {s[\"region_precision\"]:.3f} of {s[\"predicted_regions\"]}')" "$f" "$p/$s ($photos)" | tee -a "$log"
 done

@@ -271,3 +271,35 @@ def test_a_crop_trained_model_is_tiled_at_its_training_scale(model_dir):
     assert pred.crop_scale((60, 100)) == 1.0 and pred.settings()["mode"] == "tiled"
     big = 4 * cache_long_side(28, 28)  # a photo the training cache would have shrunk 4x
     assert pred.crop_scale((big // 2, big)) == pytest.approx(0.25)
+
+
+def test_cli_eval_scores_boxed_or_unboxed_photos_with_region_counts(project, tmp_path, capsys):
+    from app.cli import main
+    from ml.common.images import save_label
+
+    a, b = project.find_key("a"), project.find_key("b")
+    project.set_boxes(a, [Box(2, 2, 20, 20, 1)])
+    on_a = np.zeros((48, 64), np.uint8)
+    on_a[4:18, 4:18] = 1
+    on_b = np.zeros((40, 80), np.uint8)
+    on_b[5:15, 5:15], on_b[25:35, 60:70] = 2, 2  # the second region is a false alarm
+    project.save_teacher_mask(a, on_a, "box")
+    project.save_teacher_mask(b, on_b, "box")
+    gt_dir = tmp_path / "gt"
+    truth_b = np.zeros_like(on_b)
+    truth_b[5:15, 5:15] = 2
+    save_label(gt_dir / "a.png", on_a)
+    save_label(gt_dir / "b.png", truth_b)
+    base = ["eval", str(project.root), "--gt", str(gt_dir), "--source", "teacher"]
+
+    assert main([*base, "--photos", "unboxed"]) == 0
+    free = json.loads(capsys.readouterr().out)
+    assert free["photos"] == "unboxed" and free["images"] == 1
+    assert free["true_regions"] == 1 and free["predicted_regions"] == 2
+    assert free["region_recall"] == 1.0 and free["region_precision"] == 0.5
+    assert main([*base, "--photos", "boxed"]) == 0
+    boxed = json.loads(capsys.readouterr().out)
+    assert boxed["images"] == 1 and boxed["binary_iou"] == 1.0 and boxed["region_precision"] == 1.0
+    project.set_boxes(b, [Box(5, 5, 15, 15, 2)])
+    assert main([*base, "--photos", "unboxed"]) == 1
+    assert "no ground-truth mask matched an unboxed photo" in capsys.readouterr().err

@@ -64,6 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("project", metavar="PROJECT")
     e.add_argument("--gt", required=True, metavar="DIR", help="folder of ground-truth masks")
     e.add_argument("--source", choices=("teacher", "student"), default="student")
+    e.add_argument("--photos", choices=("all", "boxed", "unboxed"), default="all",
+                   help="score only the photos with boxes, or only those without (box-free "
+                        "quality: what the student found where nobody drew a box)")
     e.add_argument("--out", metavar="FILE", help="also write the JSON here")
     e.set_defaults(func=run_eval)
 
@@ -173,11 +176,18 @@ def run_eval(args: argparse.Namespace) -> int:
     from ml.evaluation.metrics import score_project
     from ml.project.store import Project
 
-    r = score_project(Project.open(args.project), args.gt, args.source)
+    proj = Project.open(args.project)
+    keys = None
+    if args.photos != "all":
+        boxed = args.photos == "boxed"
+        keys = [k for k, rec in proj.records().items() if bool(rec.boxes) == boxed]
+    r = score_project(proj, args.gt, args.source, keys)
     if not r.scored:
-        raise CLIError(f"{args.gt}: no ground-truth mask matched a photo with a "
-                         f"{args.source} mask")
-    result = _json_safe({"source": args.source, **r.scores, "images": len(r.scored),
+        which = {"all": "a ", "boxed": "a boxed ", "unboxed": "an unboxed "}[args.photos]
+        raise CLIError(f"{args.gt}: no ground-truth mask matched {which}photo with a "
+                       f"{args.source} mask")
+    result = _json_safe({"source": args.source, "photos": args.photos, **r.scores,
+                         "images": len(r.scored),
                          "unmatched": list(r.unmatched), "missing": list(r.missing),
                          "failed": r.failed, "confusion": r.confusion.tolist()})
     print(json.dumps(result, indent=1))

@@ -24,6 +24,7 @@ import numpy as np
 
 from ml.common.classes import IGNORE
 from ml.common.images import label_file, list_images, load_label
+from ml.evaluation.regions import RegionCounts, region_counts
 
 if TYPE_CHECKING:
     from ml.project.store import Project
@@ -107,7 +108,7 @@ def scores(cm: np.ndarray, class_names: list[str] | None = None) -> dict[str, An
 class GroundTruthScores:
     """Masks scored against ground truth, and which photos took part."""
 
-    scores: dict[str, Any]  # :func:`scores` of the summed confusion matrix
+    scores: dict[str, Any]  # :func:`scores` of the summed confusion matrix, region scores
     confusion: np.ndarray  # (C, C) int64, rows = ground truth
     scored: tuple[str, ...]  # photo keys that were compared
     missing: tuple[str, ...]  # photos with ground truth but without a mask
@@ -135,6 +136,7 @@ class GroundTruthScorer:
         self.scored: list[str] = []
         self.missing: list[str] = []
         self.failed: dict[str, str] = {}
+        self.regions = RegionCounts()  # box-free findings: found and false-alarm regions
 
     def ground_truth(self, key: str) -> Path | None:
         """The ground-truth file of ``key`` (claimed for it), or None: nothing to score."""
@@ -154,6 +156,7 @@ class GroundTruthScorer:
             if gt.shape != pred.shape:
                 raise ValueError(f"ground truth {gt.shape} and mask {pred.shape} differ")
             self.cm += confusion(pred, gt, len(self.class_names))
+            self.regions = self.regions + region_counts(pred, gt)
             self.scored.append(key)
         except ValueError as e:  # ImageError is a ValueError too
             self.failed[key] = str(e)
@@ -161,7 +164,8 @@ class GroundTruthScorer:
     def result(self) -> GroundTruthScores:
         unmatched = tuple(p.relative_to(self.gt_dir).as_posix()
                           for p in list_images(self.gt_dir) if p not in self.claimed)
-        return GroundTruthScores(scores(self.cm, self.class_names), self.cm.copy(),
+        summary = {**scores(self.cm, self.class_names), **self.regions.as_dict()}
+        return GroundTruthScores(summary, self.cm.copy(),
                                  tuple(self.scored), tuple(self.missing), dict(self.failed),
                                  unmatched)
 
