@@ -85,6 +85,11 @@ def test_status_counts_and_filters_are_queries_that_agree_with_the_records(proje
     for rec in project.images.values():
         by_record[rec.status] = by_record.get(rec.status, 0) + 1
     assert counts == by_record == {"boxed": 1, "pseudo-labelled": 1, "reviewed": 1}
+    project.save_student("a.png", np.zeros((48, 64), np.uint8), "m1")
+    project.save_edited_mask("b.jpg", np.ones((40, 80), np.uint8))
+    project.set_reviewed("T01/A/LE/c.png", False)
+    by_record = {rec.status: 1 for rec in project.images.values()}
+    assert project.status_counts() == by_record == {"predicted": 1, "edited": 1, "no boxes": 1}
     assert project.box_count() == 1 and len(project.images) == 3
     assert project.find_key("c") == "T01/A/LE/c.png" and project.find_key("zz") is None
     assert "a.png" in project.images and "zz.png" not in project.images
