@@ -60,3 +60,30 @@ def test_constrain_with_degenerate_boxes_does_not_crash():
 def test_unknown_rule_is_named():
     with pytest.raises(ValueError, match="tight, posterior"):
         check_rule("otsu")
+
+
+def test_a_thin_class_keeps_the_centre_line_of_the_students_band():
+    from ml.prediction.box_decode import centreline
+
+    band = np.zeros((40, 60), bool)
+    band[16:25, 5:55] = True  # a 9 px band: the student's cell-wide mask of a thin line
+    line = centreline(band, 3.0)
+    assert line[19:22, 12:48].all()  # the band's centre rows, 3 px wide (short of its ends)
+    assert not line[:18].any() and not line[23:].any() and not (line & ~band).any()
+    assert centreline(band, 0.2).sum(axis=0)[10:50].max() == 1  # at least one pixel wide
+    assert not centreline(np.zeros((5, 5), bool), 3.0).any()
+
+
+def test_boxes_of_a_thin_class_are_drawn_as_lines_and_other_classes_are_not():
+    score = np.full((40, 120), 0.01, np.float32)
+    score[16:25, :] = 0.6  # a band one output cell wide through both boxes
+    probs = np.stack([1 - score, score / 2, score / 2])
+    boxes = np.array([[0, 14, 60, 27], [60, 14, 120, 27]], np.float32)
+    classes = np.array([1, 2])
+    wide, _ = constrain_to_boxes(probs, boxes, classes=classes, pad=0, fallback=False,
+                                 rule="tight")
+    thin, _ = constrain_to_boxes(probs, boxes, classes=classes, pad=0, fallback=False,
+                                 rule="tight", thin={1: 3.0})
+    assert (wide[:, :60] == 1).sum() == 9 * 60
+    assert 2.5 * 60 <= (thin[:, :60] == 1).sum() <= 3 * 60 and not thin[:19, 10:50].any()
+    np.testing.assert_array_equal(thin[:, 60:], wide[:, 60:])  # class 2 is not thin

@@ -363,3 +363,26 @@ def test_the_scale_of_a_setting_is_the_one_training_and_prediction_use():
     assert photo_scale((371, 586), 224) == pytest.approx(224 / 586)  # the long side sets it
     assert photo_scale((640, 640), 224, 224) == 1.0  # native crops: cached whole
     assert photo_scale((4000, 3000), 448, 896) == pytest.approx(3584 / 4000 / 2)
+
+
+def test_thin_class_widths_come_from_the_classes_the_auto_teacher_surveyed_as_thin():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from ml.project.records import Box
+    from ml.training import widths as W
+
+    label = np.zeros((100, 100), np.uint8)
+    label[10:60, 20:23] = 1  # a 3 px crack (class 1, surveyed thin)
+    label[70:90, 60:90] = 2  # a blob (class 2, a region)
+    teacher = SimpleNamespace(settings={"kinds": {"1": "thin", "2": "region"}})
+    records = {"a": SimpleNamespace(boxes=[Box(10, 10, 40, 60, 1), Box(60, 70, 90, 90, 2)],
+                                    teacher=teacher),
+               "b": SimpleNamespace(boxes=[Box(0, 0, 9, 9, 1)], teacher=None)}  # no survey
+    project = SimpleNamespace(record=records.__getitem__, load_mask=lambda k, source: label)
+    crack = W.box_width((10, 10, 40, 60), label == 1)  # the one surveyed box: b has no survey
+    assert W.thin_class_widths(project, ["a", "b"]) == {"1": round(crack, 2)} and crack <= 4
+    other = SimpleNamespace(settings={"teacher": "grabcut"})  # another teacher: no survey
+    project.record = lambda k: SimpleNamespace(boxes=records["a"].boxes, teacher=other)
+    assert W.thin_class_widths(project, ["a"]) == {}

@@ -233,3 +233,16 @@ def test_new_model_dir_never_reuses_a_folder(project):
     second = new_model_dir(project, "student")
     assert first.parent == second.parent == project.models_dir()
     assert second != first and second.name.startswith("student-") and not second.exists()
+
+
+def test_a_cards_thin_widths_round_trip_and_an_old_card_has_none(tmp_path):
+    import json
+
+    from ml.student.config import ModelCard
+
+    ModelCard(thin_widths={"3": 5.6}).save(tmp_path / "c.json")
+    assert ModelCard.load(tmp_path / "c.json").thin_widths == {"3": 5.6}
+    old = json.loads((tmp_path / "c.json").read_text())
+    del old["thin_widths"]  # a card written before thin classes were drawn as lines
+    (tmp_path / "c.json").write_text(json.dumps(old))
+    assert ModelCard.load(tmp_path / "c.json").thin_widths == {}

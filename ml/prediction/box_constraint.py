@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-from ml.prediction.box_decode import check_rule, tight_mask
+from ml.prediction.box_decode import centreline, check_rule, tight_mask
 
 # Pixels a box's defect may spill over its edges at prediction. 0: the tightness prior says a
 # box holds its defect. The first release's 4 px put a rim of false positives round every
@@ -62,11 +62,14 @@ class BoxConstraint:
     """The box-constrained label of a ``height`` x ``width`` photo, built band by band.
 
     ``classes`` ((N,) class ids of the boxes) sets each box's pixel class; without it the
-    student's most likely defect class is taken everywhere.
+    student's most likely defect class is taken everywhere. ``thin`` (class id -> width in
+    photo pixels): under ``tight``, a box of such a class keeps the centre line of its mask at
+    that width (:func:`~ml.prediction.box_decode.centreline`).
     """
 
     def __init__(self, boxes: np.ndarray, classes: np.ndarray | None, pad: float,
-                 height: int, width: int, rule: str = "posterior") -> None:
+                 height: int, width: int, rule: str = "posterior",
+                 thin: dict[int, float] | None = None) -> None:
         self.boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         self.classes = (np.zeros(len(self.boxes), np.int64) if classes is None
                         else np.asarray(classes, np.int64).reshape(-1))
@@ -76,6 +79,7 @@ class BoxConstraint:
         self._slices = [_box_slices(b, pad, height, width) for b in self.boxes]
         self.found = np.zeros(len(self.boxes), bool)  # a box with a student defect pixel
         self.rule = check_rule(rule)
+        self.thin = dict(thin or {})
         self._inner = [_box_slices(b, 0, height, width) for b in self.boxes]
         # tight rule: per box, the (C, h, w) float16 probabilities of its padded area so far
         self._held: list[np.ndarray | None] = [None] * len(self.boxes)
@@ -138,6 +142,8 @@ class BoxConstraint:
             inside = self.box_mask(1.0 - probs[0].astype(np.float32), inner)
             if not inside.any():
                 continue
+            if int(c) in self.thin:
+                inside = centreline(inside, self.thin[int(c)])
             self.found[i] = True
             n_cls = probs.shape[0]
             if 1 <= c < n_cls:
@@ -173,14 +179,15 @@ class BoxConstraint:
 
 def constrain_to_boxes(probs: np.ndarray, boxes: np.ndarray, teacher: np.ndarray | None = None,
                        pad: float = BOX_PAD, classes: np.ndarray | None = None,
-                       fallback: bool = True, rule: str = "posterior") -> tuple[np.ndarray, int]:
+                       fallback: bool = True, rule: str = "posterior",
+                       thin: dict[int, float] | None = None) -> tuple[np.ndarray, int]:
     """(label, number of boxes that fell back to the teacher) of (C, H, W) probabilities.
 
     ``fallback=False``: the student alone, the teacher's mask is never used (and 0 boxes fall
     back). ``rule``: :mod:`ml.prediction.box_decode`. See the module docstring for the rules.
     """
     _, h, w = probs.shape
-    bc = BoxConstraint(boxes, classes, pad, h, w, rule)
+    bc = BoxConstraint(boxes, classes, pad, h, w, rule, thin)
     label = bc.band(0, probs)
     bc.finish(label)
     return label, bc.fallback(label, teacher) if fallback else 0

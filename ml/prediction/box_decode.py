@@ -14,6 +14,10 @@ Rules (``Predictor(box_rule=...)``, ``b2p predict --box-rule``):
   (the first release's rule; see :mod:`ml.prediction.predict`). A box the student is unsure of stays
   empty, which is where the teacher fallback steps in.
 
+Thin classes (``tight``): a class the project's teacher found to be thin lines (the ``auto``
+teacher's survey, recorded in the model card with the class's typical width) is drawn as the
+centre line of the student's box mask at that width (:func:`centreline`).
+
 Why ``tight`` is the default: the student's probabilities inside small or faint boxes are low
 in absolute terms (a frozen ViT at stride 14 blurs small defects) but still peak on the defect.
 The absolute 0.5 rule left 82 % of magnetic_tile's held-out boxes empty; the relative rule keeps
@@ -62,3 +66,21 @@ def tight_mask(score: np.ndarray, inner: tuple[slice, slice] | None = None,
     if box.size == 0:
         box = score
     return score >= tight_fraction(box, peak, coverage) * peak
+
+
+def centreline(mask: np.ndarray, width: float) -> np.ndarray:
+    """``mask`` thinned to its centre line drawn ``width`` pixels wide (never beyond ``mask``).
+
+    For a class whose defects are thin lines: the student's output grid is 4 input pixels a
+    cell, so its mask of a 2-4 px crack is a band about a cell wide around the line. Where the
+    line runs is the student's (the band's skeleton), how wide it is the class's typical width
+    (:attr:`ModelCard.thin_widths`).
+    """
+    import cv2
+    from skimage.morphology import skeletonize
+
+    if not mask.any():
+        return mask.copy()
+    line = skeletonize(mask)
+    off = cv2.distanceTransform((~line).astype(np.uint8), cv2.DIST_L2, 5)
+    return mask & (off <= max(width / 2.0, 0.5))

@@ -73,7 +73,7 @@ class Predictor:
     def __init__(self, model: nn.Module, card: ModelCard, device: str | torch.device = "cpu",
                  tiled: bool = False, overlap: float = 0.25, batch_size: int = 4,
                  box_pad: int = BOX_PAD, box_rule: str = "tight",
-                 min_region_cells: float = MIN_CELLS) -> None:
+                 min_region_cells: float = MIN_CELLS, thin_lines: bool = True) -> None:
         if not 0 <= overlap < 1:
             raise ValueError(f"tile overlap must be in [0, 1), got {overlap}")
         self.device = resolve_device(str(device))
@@ -88,6 +88,9 @@ class Predictor:
         self.box_rule = check_rule(box_rule)
         self.class_weights = _training_weights(card)
         self.min_region_cells = max(0.0, float(min_region_cells))  # box-free speckle bound
+        # tight rule: thin classes drawn as the centre line of the student's box mask
+        self.thin = ({int(c): float(w) for c, w in card.thin_widths.items()} if thin_lines
+                     else {})
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, device: str | torch.device = "auto",
@@ -104,7 +107,9 @@ class Predictor:
                 "box_rule": self.box_rule,
                 "box_prior_correction": (self.box_rule == "posterior"
                                          and self.class_weights is not None),
-                "box_classes": True, "min_region_cells": self.min_region_cells}
+                "box_classes": True, "min_region_cells": self.min_region_cells,
+                "thin_widths": ({str(c): w for c, w in sorted(self.thin.items())}
+                                if self.box_rule == "tight" else {})}
 
     @torch.inference_mode()
     def _forward(self, batch: np.ndarray) -> torch.Tensor:
@@ -191,7 +196,7 @@ class Predictor:
         """
         src = as_rows(image)
         h, w = src.height, src.width
-        bc = (BoxConstraint(boxes, box_classes, self.box_pad, h, w, self.box_rule)
+        bc = (BoxConstraint(boxes, box_classes, self.box_pad, h, w, self.box_rule, self.thin)
               if boxes is not None and len(boxes) else None)
         rep = Reporter(self.tile_count(h, w), progress, should_stop)
         for y0, band in self.bands(src, rep):
@@ -226,7 +231,7 @@ class Predictor:
         if rule == "posterior":
             probs = undo_class_weights(probs, self.class_weights)
         return constrain_to_boxes(probs, boxes, teacher, self.box_pad, box_classes, fallback,
-                                  rule)
+                                  rule, self.thin)
 
     def predict(self, image: np.ndarray | RowSource, boxes: np.ndarray | None = None,
                 teacher: np.ndarray | None = None, return_probs: bool = False,

@@ -194,13 +194,17 @@ class ModelCard:
     app_version: str = ""
     # region-confidence calibration and per-class proposal thresholds (ml.evaluation.calibration)
     calibration: dict = field(default_factory=dict)
+    # class id (str) -> typical width (photo px) of the classes the teacher found to be thin
+    # lines: the tight box rule draws them as centre lines (ml.prediction.box_decode)
+    thin_widths: dict = field(default_factory=dict)
 
     def save(self, path: str | Path) -> None:
         atomic_write_json(path, {"student": self.student.to_dict(), "train": self.train.to_dict(),
                                  "classes": self.classes, "backbone_source": self.backbone_source,
                                  "epoch": self.epoch, "best_metric": self.best_metric,
                                  "history": self.history, "app_version": self.app_version,
-                                 "calibration": self.calibration})
+                                 "calibration": self.calibration,
+                                 "thin_widths": self.thin_widths})
 
     @classmethod
     def load(cls, path: str | Path) -> ModelCard:
@@ -212,7 +216,7 @@ class ModelCard:
                    TrainConfig.from_dict(d.get("train", {})), list(d.get("classes", [])),
                    d.get("backbone_source", ""), int(d.get("epoch", 0)), d.get("best_metric"),
                    list(d.get("history", [])), d.get("app_version", ""),
-                   dict(d.get("calibration") or {}))
+                   dict(d.get("calibration") or {}), dict(d.get("thin_widths") or {}))
 
 
 def class_weights(cfg: TrainConfig, num_classes: int) -> tuple[float, ...]:

@@ -76,7 +76,8 @@ class SavedRun:
         return ModelCard(self.student, self.cfg, [c.to_json() for c in self.project.classes],
                          backbone_label(self.student.backbone_weights),
                          self.best_epoch if best else epoch, self.best_metric,
-                         list(self.history), __version__)
+                         list(self.history), __version__,
+                         thin_widths=dict(getattr(self, "thin_widths", {})))
 
     def _write(self, epoch: int, improved: bool) -> None:
         """``last/`` with the resume state; the best folder when ``improved`` (else its card)."""

@@ -60,6 +60,7 @@ from ml.training.losses import B2PLoss
 from ml.training.members import member_subsets
 from ml.training.state import SavedRun, load_train_state
 from ml.training.step import apply_gradients, training_loss
+from ml.training.widths import thin_class_widths
 
 
 def cosine_lambda(total_steps: int):
@@ -128,6 +129,8 @@ class Trainer(SavedRun):
                                                  self.cfg.seed, save=self.dist.is_main)
         self.val_on_train = not val_keys
         self.val_keys = val_keys or self.train_keys
+        # the classes the teacher traced as lines, and how wide: the card tells the predictor
+        self.thin_widths = thin_class_widths(self.project, self.train_keys)
         # the card records the crop this run used, so prediction sees the same pixel scale
         sizes = [(r.height, r.width) for r in map(self.project.record, self.train_keys)]
         self.cfg = replace(self.cfg, crop=resolve_crop(self.cfg.crop, self.student.input_size,

@@ -103,3 +103,29 @@ def project_widths(project, keys: Iterable[str], source: str = "teacher") -> Wid
             widths.append(box_width((b.x0, b.y0, b.x1, b.y1), mask))
         from_masks += len(boxes) if mask is not None else 0
     return summarise(widths, from_masks)
+
+
+def thin_class_widths(project, keys: Iterable[str], limit: int = 64) -> dict[str, float]:
+    """Class id (str) -> median width (photo px) of the boxes of each class the ``auto``
+    teacher's survey called thin, on their teacher masks; up to ``limit`` photos spread over
+    ``keys``. Empty where no teacher mask records a survey (other teachers)."""
+    from ml.teachers.auto import THIN
+
+    keys = list(keys)
+    if len(keys) > limit:
+        keys = [keys[round(i * (len(keys) - 1) / (limit - 1))] for i in range(limit)]
+    widths: dict[int, list[float]] = {}
+    for key in keys:
+        rec = project.record(key)
+        kinds = (rec.teacher.settings or {}).get("kinds") if rec.teacher is not None else None
+        thin = {int(c) for c, k in (kinds or {}).items() if k == THIN}
+        boxes = [b for b in rec.boxes if b.cls in thin]
+        if not boxes:
+            continue
+        label = project.load_mask(key, "teacher")
+        if label is None:
+            continue
+        for b in boxes:
+            widths.setdefault(b.cls, []).append(box_width((b.x0, b.y0, b.x1, b.y1),
+                                                          label == b.cls))
+    return {str(c): round(float(np.median(w)), 2) for c, w in sorted(widths.items())}
