@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         print("b2p: interrupted; finished work is saved", file=sys.stderr)
         return 130
     except (CLIError, OSError, ValueError, RuntimeError) as e:
+        if isinstance(e, OSError):
+            from ml.common.atomic import explain_os_error
+
+            e = explain_os_error(e)
         print(f"b2p {args.command}: error: {e}", file=sys.stderr)
         return 1
     return int(rc or 0)

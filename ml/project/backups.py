@@ -50,7 +50,7 @@ class Backups:
             return None
         try:
             out = self.db.backup_to(folder / f"auto-{_stamp()}-{reason}.sqlite")
-        except ProjectError:
+        except (ProjectError, OSError):  # a read-only folder, a full disk: the step says so
             return None
         for old in (autos + [out])[:-KEEP]:
             old.unlink(missing_ok=True)
