@@ -118,3 +118,20 @@ def test_a_dump_of_another_schema_restores_only_where_that_project_is_gone(pg_pr
                                  (f"{schema}%",)):
             home.db.q(f'DROP SCHEMA "{name}" CASCADE')
         home.close()
+
+
+def test_a_project_whose_tables_are_gone_says_how_to_restore_and_restore_brings_it_back(
+        pg_project, capsys):
+    from app.cli import main
+    from ml.project.pg_backup import project_schema
+
+    proj = pg_project
+    proj.set_boxes("a.png", [Box(1, 1, 5, 5, 1)])
+    assert main(["backup", str(proj.root)]) == 0
+    proj.db.q(f'DROP SCHEMA "{project_schema(proj.db)}" CASCADE')  # a server lost it
+    capsys.readouterr()
+    assert main(["status", str(proj.root)]) == 1
+    err = capsys.readouterr().err
+    assert "tables are not there" in err and "b2p restore" in err and "Traceback" not in err
+    assert main(["restore", str(proj.root)]) == 0
+    assert _boxes(proj.root) == [(1, 1, 5, 5)]

@@ -85,8 +85,12 @@ class PgDatabase(Database):
             self._local.conn = None
 
     def _explain(self, e: Exception) -> ProjectError:
-        return ProjectError(f"{without_password(self.url)}: database error "
-                            f"({str(e).strip()})")
+        text = str(e).strip()
+        if "relation" in text and "does not exist" in text:  # the schema dropped, or lost
+            return ProjectError(f"{without_password(self.url)}: the project's tables are not "
+                                f"there ({text.splitlines()[0]}); bring a backup back with "
+                                f"'b2p restore PROJECT DUMP' (b2p backup writes one)")
+        return ProjectError(f"{without_password(self.url)}: database error ({text})")
 
     def init_schema(self) -> None:
         """Create the tables (and the URL's schema); refused where a project already is."""

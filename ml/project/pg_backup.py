@@ -61,9 +61,9 @@ def dumped_schema(src: Path) -> str:
     return found["images"]
 
 
-def restore_dump(db: PgDatabase, src: Path) -> str:
+def restore_dump(db: PgDatabase, src: Path) -> str | None:
     """Put the dump ``src`` in place of the project's tables, in one transaction; the schema
-    the replaced tables were kept in."""
+    the replaced tables were kept in (None where there were none: its schema was lost)."""
     exe = tool("psql")
     theirs = dumped_schema(src)
     ours = project_schema(db)
@@ -77,7 +77,9 @@ def restore_dump(db: PgDatabase, src: Path) -> str:
         "AND table_name = ANY(?)", (ours, list(TABLES)))]
     before = [r"\set ON_ERROR_STOP on", "SET client_min_messages = warning;", "BEGIN;",
               f"SELECT pg_advisory_xact_lock({_LOCK_ID});",
-              f"CREATE SCHEMA IF NOT EXISTS {quote(ours)};", f"CREATE SCHEMA {quote(kept)};"]
+              f"CREATE SCHEMA IF NOT EXISTS {quote(ours)};"]
+    if present:
+        before.append(f"CREATE SCHEMA {quote(kept)};")
     before += [f"ALTER TABLE {quote(ours)}.{t} SET SCHEMA {quote(kept)};" for t in present]
     after = []
     if theirs != ours:  # the dump fills its own schema: its tables move into the project's
@@ -92,7 +94,7 @@ def restore_dump(db: PgDatabase, src: Path) -> str:
     there = exists or theirs == ours  # the dump's CREATE SCHEMA would fail: left out
     skip = {f"CREATE SCHEMA {theirs};", f"CREATE SCHEMA {quote(theirs)};"} if there else set()
     _run_psql(exe, db, src, before, after, skip)
-    return kept
+    return kept if present else None
 
 
 def _run_psql(exe: str, db: PgDatabase, src: Path, before: list[str], after: list[str],
