@@ -75,3 +75,30 @@ def test_teacher_list_names_installed_sam_and_the_fallbacks(monkeypatch, tmp_pat
     monkeypatch.setenv("B2P_WEIGHTS_DIR", str(tmp_path))  # an empty cache: no SAM installed
     assert [name for _label, name, _opts in teacher_choices()] == ["auto", "grabcut", "ridge",
                                                                    "box"]
+
+
+def _subcommands() -> list[str]:
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return sorted(sub.choices)  # the hidden workers included
+
+
+@pytest.mark.parametrize("command", _subcommands())
+def test_every_subcommand_help_exits_zero(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main([command, "--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and out.startswith("usage:") and command in out.split("\n")[0]
+
+
+def test_a_worker_gets_its_arguments_as_typed_and_other_commands_refuse_unknown_ones(
+        monkeypatch, capsys):
+    import app.workers.train as train
+
+    seen = []
+    monkeypatch.setattr(train, "main", lambda argv: seen.append(argv) or 0)
+    argv = ["proj", "--out", "m", "--student", '{"a": -1}', "--resume"]
+    assert cli.main(["worker", *argv]) == 0 and seen == [argv]
+    with pytest.raises(SystemExit) as done:
+        cli.main(["status", "proj", "--no-such-option"])
+    assert done.value.code == 2 and "--no-such-option" in capsys.readouterr().err

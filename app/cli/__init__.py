@@ -37,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     if not argv:  # `b2p` alone opens the GUI
         argv = ["gui"]
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if getattr(args, "passthrough", False):  # a hidden worker: it parses its own arguments
+        args.argv = argv[argv.index(args.command) + 1:]
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -47,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         print("b2p: interrupted; finished work is saved", file=sys.stderr)
         return 130
     except (CLIError, OSError, ValueError, RuntimeError) as e:
+        if isinstance(e, OSError):
+            from ml.common.atomic import explain_os_error
+
+            e = explain_os_error(e)
         print(f"b2p {args.command}: error: {e}", file=sys.stderr)
         return 1
     return int(rc or 0)

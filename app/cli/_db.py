@@ -10,17 +10,20 @@ from app.cli import CLIError
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("backup", help="copy the project database (safe while the GUI is open)",
-                       description="A consistent copy through SQLite's online backup API, "
-                                   "taken while others may be writing. Mask PNGs are files "
-                                   "beside it and are not copied.")
+                       description="A consistent copy taken while others may be writing: "
+                                   "SQLite's online backup API (a .sqlite file), or pg_dump of "
+                                   "the project's schema for a project on PostgreSQL (a .sql "
+                                   "file). Mask PNGs are files beside it and are not copied.")
     p.add_argument("project", type=Path)
     p.add_argument("out", type=Path, nargs="?",
                    help="file or folder (default: PROJECT/backups/)")
     p.set_defaults(func=cmd_backup)
 
     p = sub.add_parser("restore", help="put a backup in place of the project database",
-                       description="Close the GUI and workers on the project first. The "
-                                   "database replaced is kept beside it.")
+                       description="Close the GUI and workers on the project first. What "
+                                   "it replaces is kept: SQLite's file beside it, PostgreSQL's "
+                                   "tables in a schema SCHEMA_replaced_STAMP. A restore that "
+                                   "fails changes nothing.")
     p.add_argument("project", type=Path)
     p.add_argument("backup", type=Path, nargs="?",
                    help="the backup file (default: the newest in PROJECT/backups/)")

@@ -15,9 +15,10 @@ def register(sub) -> None:
                         "(default: the last project opened)")
     p.set_defaults(func=_gui)
     for name, module in (("worker", "train"), ("plan-worker", "plan")):
+        # every word after the name, --help included, is the worker's own (main() passes
+        # them on as typed: argparse's REMAINDER would refuse a leading option)
         w = sub.add_parser(name, add_help=False)
-        w.add_argument("argv", nargs=argparse.REMAINDER)
-        w.set_defaults(func=_worker, worker=module)
+        w.set_defaults(func=_worker, worker=module, passthrough=True)
         _hide(sub, name)
 
 

@@ -187,9 +187,17 @@ def cmd_boxes(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from ml.common.images import missing_folder
+
     proj = _open(args.project)
     counts = proj.status_counts()  # counted by the database, no record is read
     print(f"{proj.root}: {sum(counts.values())} images, {proj.box_count()} boxes")
     for status, n in sorted(counts.items()):
         print(f"  {status:16s} {n}")
+    gone = missing_folder(proj.image_root)
+    if gone is not None:
+        above = "" if gone == proj.image_root else f" ({gone} is missing)"
+        print(f"warning: the photo folder {proj.image_root} is not there{above}: moved, "
+              f"renamed, or on a drive that is not connected; the project is intact, but "
+              f"every step that reads photos fails until it is back", file=sys.stderr)
     return 0

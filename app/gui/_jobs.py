@@ -13,6 +13,7 @@ from typing import Any
 
 from qtpy.QtCore import QObject, Signal
 
+from ml.common.atomic import explain_os_error
 from ml.common.batch import BatchResult
 from ml.common.progress import Cancelled, Progress
 
@@ -75,7 +76,10 @@ class Job(QObject):
             self.result = None
             self.succeeded.emit(None)
         except Exception as e:  # reported in the panel, never raised into Qt
-            self.error = f"{e.__class__.__name__}: {e}" if not str(e) else str(e)
+            if isinstance(e, OSError):  # a full disk, a read-only folder: said in words
+                self.error = explain_os_error(e)
+            else:
+                self.error = f"{e.__class__.__name__}: {e}" if not str(e) else str(e)
             traceback.print_exc()
             self.failed.emit(self.error)
         else:

@@ -6,6 +6,7 @@ A killed process leaves its temp file (``.NAME.XXXXXXXX.tmp``) behind, never a h
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -72,9 +73,14 @@ def atomic_file(path: str | os.PathLike) -> Iterator[IO[bytes]]:
     For writes that stream over a long time (a mask written band by band as it is predicted).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     prefix, suffix = _temp_name(path)
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
+    except OSError as e:  # a read-only folder, a full disk: name the file meant, not the temp
+        if e.errno is None:
+            raise
+        raise _naming(e, path) from e
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
@@ -83,13 +89,35 @@ def atomic_file(path: str | os.PathLike) -> Iterator[IO[bytes]]:
         # mkstemp makes 0600 files; exports and reports are meant for colleagues too
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and e.errno is not None and e.filename is None:
+            raise _naming(e, path) from e
         raise
     _fsync_dir(path.parent)
+
+
+def _naming(e: OSError, path: Path) -> OSError:
+    """``e`` as naming ``path`` (a write's ENOSPC names no file; mkstemp names its temp)."""
+    return OSError(e.errno, e.strerror or str(e), str(path))  # the errno's own subclass
+
+
+def explain_os_error(e: OSError) -> str:
+    """What a failed file operation means to a person, and what to do (the CLI and the GUI
+    say it): a full disk and a read-only or forbidden folder in words, others as they are."""
+    where = f" {e.filename}" if e.filename else ""
+    if e.errno == errno.ENOSPC:
+        return (f"the disk is full: cannot write{where}; what was being written was not kept "
+                f"(an older file there is as it was). Free some space and try again")
+    if e.errno == errno.EROFS:
+        return f"the disk is read-only: cannot write{where}; nothing was written"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return (f"no permission for{where} ({e.strerror}); is the folder writable by you? "
+                f"Nothing was written")
+    return str(e)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:

@@ -53,6 +53,17 @@ def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
+def missing_folder(folder: str | os.PathLike) -> Path | None:
+    """The highest of ``folder`` and its parents that does not exist (None if it does): what
+    was moved or unplugged when a whole photo folder is gone."""
+    gone = Path(folder)
+    if gone.exists():
+        return None
+    while gone.parent != gone and not gone.parent.exists():
+        gone = gone.parent
+    return gone
+
+
 def label_file(folder: str | os.PathLike, key: str) -> Path | None:
     """The label mask of photo ``key`` in ``folder``, or None: the one rule for finding it.
 
@@ -112,7 +123,10 @@ def open_image(path: str | os.PathLike, what: str = "image") -> Iterator[Image.I
     except ImageError:
         raise
     except FileNotFoundError as e:
-        raise ImageError(path, "file not found") from e
+        gone = missing_folder(path.parent)
+        raise ImageError(path, "file not found" if gone is None else
+                         f"file not found: its folder {gone} is not there (moved, renamed, "
+                         f"or on a drive that is not connected)") from e
     except Image.DecompressionBombError as e:
         raise ImageError(path, f"too large to open safely, over the {MAX_PIXELS / 1e6:.0f} MP "
                                f"limit for photos ({e})") from e

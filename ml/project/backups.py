@@ -36,7 +36,7 @@ class Backups:
         exists, or a name without an extension)."""
         out = Path(out)
         if out.is_dir() or not out.suffix:
-            out = out / f"project-{_stamp()}.sqlite"
+            out = out / f"project-{_stamp()}{self.db.BACKUP_SUFFIX}"
         return self.db.backup_to(out)
 
     def auto_backup(self, reason: str, older_than_s: float = 0.0) -> Path | None:
@@ -50,7 +50,7 @@ class Backups:
             return None
         try:
             out = self.db.backup_to(folder / f"auto-{_stamp()}-{reason}.sqlite")
-        except ProjectError:
+        except (ProjectError, OSError):  # a read-only folder, a full disk: the step says so
             return None
         for old in (autos + [out])[:-KEEP]:
             old.unlink(missing_ok=True)
@@ -59,13 +59,43 @@ class Backups:
 
 def restore(root: str | os.PathLike, backup: str | os.PathLike | None = None) -> Path:
     """Put ``backup`` (default: the newest in the project's backups folder) in place of the
-    project database; the one replaced is kept beside it as ``project.sqlite.replaced-STAMP``.
+    project database; what it replaced is kept (SQLite: the file beside it as
+    ``project.sqlite.replaced-STAMP``; PostgreSQL: the tables in a schema of their own).
     Close the GUI and workers on the project first."""
+    from ml.project.pg import PgDatabase, read_pointer
+
     root = Path(root)
+    url = read_pointer(root)
+    if url is None:
+        return _restore_file(root, backup)
+    from ml.project.pg_backup import restore_dump
+
+    folder = root / BACKUP_DIR
+    src = Path(backup) if backup is not None else max(
+        folder.glob(f"*{PgDatabase.BACKUP_SUFFIX}"), key=lambda p: p.stat().st_mtime,
+        default=None)
+    if src is None:
+        raise ProjectError(f"{folder}: no backup to restore")
+    db = PgDatabase(url)
+    try:
+        restore_dump(db, src)
+    finally:
+        db.close()
+    return src
+
+
+def _restore_file(root: Path, backup: str | os.PathLike | None) -> Path:
+    """:func:`restore` of a project whose database is its SQLite file."""
     db = root / DB_NAME
     src = Path(backup) if backup is not None else newest_backup(db)
     if src is None:
         raise ProjectError(f"{root / BACKUP_DIR}: no backup to restore")
+    if not src.is_file():
+        raise ProjectError(f"{src}: no such backup file")
+    with open(src, "rb") as f:
+        if b"PostgreSQL database dump" in f.read(200):
+            raise ProjectError(f"{src}: a PostgreSQL dump, but this project's database is its "
+                               f"SQLite file {db}; restore a SQLite backup of it")
     why = check_file(src)
     if why is not None:
         raise ProjectError(f"{src}: cannot restore from it: {why}")

@@ -107,6 +107,8 @@ class Database:
     """Connections to one project database, one per thread (a sqlite3 connection is not
     shared between threads), and the transactions of each."""
 
+    BACKUP_SUFFIX = ".sqlite"  # what its backups are named with
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._local = threading.local()

@@ -59,6 +59,8 @@ def _psycopg():
 class PgDatabase(Database):
     """:class:`Database` on a PostgreSQL server (the same calls; ``?`` marks become ``%s``)."""
 
+    BACKUP_SUFFIX = ".sql"  # pg_dump's plain SQL
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.path = without_password(url)  # what messages name (never a password)
@@ -83,8 +85,12 @@ class PgDatabase(Database):
             self._local.conn = None
 
     def _explain(self, e: Exception) -> ProjectError:
-        return ProjectError(f"{without_password(self.url)}: database error "
-                            f"({str(e).strip()})")
+        text = str(e).strip()
+        if "relation" in text and "does not exist" in text:  # the schema dropped, or lost
+            return ProjectError(f"{without_password(self.url)}: the project's tables are not "
+                                f"there ({text.splitlines()[0]}); bring a backup back with "
+                                f"'b2p restore PROJECT DUMP' (b2p backup writes one)")
+        return ProjectError(f"{without_password(self.url)}: database error ({text})")
 
     def init_schema(self) -> None:
         """Create the tables (and the URL's schema); refused where a project already is."""
@@ -167,17 +173,18 @@ class PgDatabase(Database):
         return int(self.q("SELECT n FROM changes")[0][0]) - self._local.own
 
     def backup_to(self, out: str | Path) -> Path:
-        """A dump of the project's tables through ``pg_dump`` (consistent while others
-        write); restore it with ``psql URL -f OUT``."""
+        """``pg_dump`` of the project's schema to ``out`` (consistent while others write;
+        written whole or not at all); ``b2p restore`` puts it back (ml.project.pg_backup)."""
+        exe = tool("pg_dump")
         out = Path(out)
-        exe = shutil.which("pg_dump")
-        if exe is None:
-            raise ProjectError("pg_dump is not installed (PostgreSQL's client tools)")
         out.parent.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run([exe, "--no-owner", "-f", str(out), self.url],
-                              capture_output=True, text=True)
+        tmp = out.with_name(f".{out.name}.part")
+        done = subprocess.run([exe, "--no-owner", "-n", quote(project_schema(self)), "-f",
+                               str(tmp), self.url], capture_output=True, text=True)
         if done.returncode != 0:
+            tmp.unlink(missing_ok=True)
             raise ProjectError(f"pg_dump: {done.stderr.strip()[-500:]}")
+        tmp.replace(out)
         return out
 
 
@@ -200,3 +207,22 @@ def schema_name(url: str) -> str | None:
     """The schema a URL's options name (``-csearch_path=NAME``), if any."""
     m = re.search(r"search_path(?:%3D|=)([A-Za-z0-9_]+)", url)
     return m.group(1) if m else None
+
+
+def project_schema(db: PgDatabase) -> str:
+    """The schema the project's tables live in (its URL's, else the server's default)."""
+    return schema_name(db.url) or db.q("SELECT current_schema()")[0][0] or "public"
+
+
+def tool(name: str) -> str:
+    """The path of one of PostgreSQL's client programs, or a ProjectError saying how to get it."""
+    exe = shutil.which(name)
+    if exe is None:
+        raise ProjectError(f"{name} is not installed (PostgreSQL's client tools: apt-get "
+                           f"install postgresql-client)")
+    return exe
+
+
+def quote(name: str) -> str:
+    """``name`` as an SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'

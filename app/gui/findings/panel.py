@@ -8,6 +8,7 @@ the window's shortcuts (1-9 pick a box class elsewhere). Every decision is saved
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from html import escape
 
@@ -17,7 +18,6 @@ from qtpy.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPushButton,
     QTableView,
     QVBoxLayout,
@@ -29,6 +29,7 @@ from app.gui._resources import icon
 from app.gui.findings.changes import CHANGE_COLUMNS, ChangeControls
 from app.gui.findings.filters import FindingFilters
 from app.gui.findings.model import COLUMNS, PHOTO_COLUMNS, FindingsModel
+from app.gui.findings.note import NoteField
 from ml.common.images import ImageError
 from ml.findings.review import (
     FindingFilter,
@@ -41,7 +42,7 @@ from ml.findings.review import (
     set_review,
     with_reviews,
 )
-from ml.project.store import Project, ProjectError
+from ml.project.store import ChangedElsewhere, Project, ProjectError
 
 _LEVEL_KEYS = {getattr(Qt.Key, f"Key_{n}"): n for n in range(1, 6)}
 
@@ -65,6 +66,7 @@ class FindingsPanel(QWidget):
         self._job: Job | None = None
         self._seen: dict[str, tuple] = {}  # key -> the mask records its rows were read from
         self._problem = ""  # why the last listing is incomplete, shown in the status line
+        self._told = ""  # whose decision the last one replaced (ChangedElsewhere), shown too
         self._want: tuple[str, str] | None = None  # to select when the running listing is in
         self._build()
 
@@ -93,8 +95,7 @@ class FindingsPanel(QWidget):
         self.details, self.rule = QLabel(), QLabel()
         self.rule.setWordWrap(True)
         self.rule.setTextFormat(Qt.TextFormat.PlainText)
-        self.note = QLineEdit()
-        self.note.setPlaceholderText("Note on the selected finding (Enter saves)")
+        self.note = NoteField()
         self.note.returnPressed.connect(self._note_entered)
         self.note.editingFinished.connect(self.commit_note)
         self.undo_btn = QPushButton(icon("fa5s.undo"), "Undo")
@@ -168,6 +169,7 @@ class FindingsPanel(QWidget):
             self._undo.clear()
             self._seen.clear()
             self._shown = self._note_target = None
+            self._told = ""
             self.changes.enabled.setChecked(False)  # another project: compare again on demand
             self._fill_filters()
 
@@ -228,8 +230,8 @@ class FindingsPanel(QWidget):
             self._on_current(None)
         accepted = sum(r.finding.accepted for r in self._all)
         self.status.setText(f"{n} of {len(self._all)} findings shown · {accepted} accepted · "
-                            + (self._problem or "N/P move, 1-5 severity, 0 clears, Enter "
-                                                "accepts, Ctrl+Z undo"))
+                            + (self._problem or self._told or "N/P move, 1-5 severity, 0 "
+                                                             "clears, Enter accepts, Ctrl+Z undo"))
 
     def _show_columns(self) -> None:
         for i, (name, _, _) in enumerate(COLUMNS):
@@ -252,10 +254,13 @@ class FindingsPanel(QWidget):
         return (row.key, row.region_id) if row else None
 
     def _on_current(self, index, _previous=None) -> None:
-        self.commit_note()  # a note typed for the finding being left belongs to it
         row = self.current() if index is not None else None
-        self._note_target = (row.key, row.region_id) if row else None
-        self.note.setText(row.finding.note if row else "")
+        target = (row.key, row.region_id) if row else None
+        same = target is not None and target == self._note_target  # the list was read again
+        if not same:
+            self.commit_note()  # a note typed for the finding being left belongs to it
+        self._note_target = target
+        self.note.show_note(row.finding.note if row else "", same)
         f = row.finding if row else None
         self.details.setText("" if f is None else
                              f"<b>{escape(f.category.name)}</b>: {escape(f.category.action)} "
@@ -285,12 +290,19 @@ class FindingsPanel(QWidget):
     def _decide(self, target: tuple[str, str], select: tuple[str, str] | None,
                 fallback: int | None, **change) -> None:
         key, region_id = target
+        row = next(r for r in self._all if (r.key, r.region_id) == target)
+        f = row.finding  # the decisions as listed: another writer's since then is told
+        seen = RegionReview(f.reviewer, self.note.base if "note" in change else f.note,
+                            f.accepted)
         try:
-            prev = set_review(self.project, key, region_id, **change)
+            with warnings.catch_warnings(record=True) as told:
+                warnings.simplefilter("always", ChangedElsewhere)
+                prev = set_review(self.project, key, region_id, seen=seen, **change)
         except (OSError, ProjectError) as e:  # e.g. a read-only project folder
             self.status.setText(f"Not saved: {e}")
             return
-        row = next(r for r in self._all if (r.key, r.region_id) == target)
+        self._told = next((str(w.message) for w in told
+                           if issubclass(w.category, ChangedElsewhere)), "")
         self._undo.append((key, region_id, prev, row.finding.region.bbox))
         self._take_decisions(key)
         self._apply(select, fallback)
@@ -326,7 +338,7 @@ class FindingsPanel(QWidget):
         if target is None or self.project is None:
             return
         row = next((r for r in self._all if (r.key, r.region_id) == target), None)
-        text = self.note.text().strip()
+        text = self.note.typed()
         if row is not None and text != row.finding.note:
             self._decide(target, self._current_id() or target, None, note=text)
 
