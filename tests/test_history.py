@@ -153,3 +153,18 @@ def test_the_reports_blade_section_places_each_photo_once(small, monkeypatch):
     section = blade_section(proj, "teacher")
     assert section is not None and section.comparison is not None
     assert sorted(reads) == sorted(proj.keys())  # every photo's mask read once, not twice
+
+
+def test_two_inspections_of_one_day_are_compared_as_two(small):
+    """Same date, told apart by 'DATE #2': compared in that order, no growth per year."""
+    hs, proj = small
+    set_inspection(proj, "2025-06-18", [k for k in proj.keys() if k.startswith("2024")])
+    set_inspection(proj, "2025-06-18 #2", [k for k in proj.keys() if k.startswith("2025")])
+    hist = project_history(proj, source="teacher")
+    assert [i.name for i in hist.inspections] == ["2025-06-18", "2025-06-18 #2"]
+    assert (hist.latest.earlier.name, hist.latest.current.name) == ("2025-06-18", "2025-06-18 #2")
+    assert score(hist, hs)["status_accuracy"] == 1.0
+    grown = [c for c in hist.latest.changes if c.status == "grown"]
+    assert grown and all(c.years == 0 and c.growth_pct_per_year is None for c in grown)
+    assert "2025-06-18 #2 since 2025-06-18" in hist.summary()
+    assert set(hist.placements) == {"2025-06-18", "2025-06-18 #2"}

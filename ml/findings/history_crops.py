@@ -98,7 +98,7 @@ def side_by_side(change: Change, comp: Comparison) -> bytes:
         left = _panel(old, _window(e.outline, e.shape), e.outline,
                       note="" if old is not None else "photo missing")
         right = _gone_panel(comp, e)
-    return _jpeg(_label(left, comp.earlier.date), _label(right, comp.current.date))
+    return _jpeg(_label(left, comp.earlier.name), _label(right, comp.current.name))
 
 
 def _earlier_panel(comp: Comparison, e: PlacedFinding | None, c: PlacedFinding,
