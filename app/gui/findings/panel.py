@@ -156,7 +156,8 @@ class FindingsPanel(QWidget):
         for k in [key] if key else self.project.keys():
             self._seen[k] = self._masks_of(k)  # before reading: a save meanwhile reads again
         self.status.setText("Listing findings…")
-        self._job = Job("findings", list_findings, self.project, key=key, source=self.source)
+        self._job = Job("findings", list_findings, self.project, key=key, source=self.source,
+                        positions=False)  # the dock shows no radius: no photo read for it
         self._job.succeeded.connect(self._on_listed)
         self._job.failed.connect(self.status.setText)
         self._job.start()
