@@ -89,6 +89,7 @@ class FindingsPanel(QWidget):
         self.table.setMinimumHeight(5 * (self.fontMetrics().height() + 8))
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
+        self.table.doubleClicked.connect(self._double_clicked)
         self.table.installEventFilter(self)
         self.details, self.rule = QLabel(), QLabel()
         self.rule.setWordWrap(True)
@@ -267,6 +268,11 @@ class FindingsPanel(QWidget):
         if row is not None and self._note_target != self._shown:
             self._shown = self._note_target
             self.region_chosen.emit(row.key, row.finding.region.bbox)
+
+    def _double_clicked(self, index) -> None:
+        """A double click on a change column opens the spot in both inspections."""
+        if COLUMNS[index.column()][0] in CHANGE_COLUMNS:
+            self.changes.open_view()
 
     def _update_controls(self) -> None:
         self.note.setEnabled(self.current() is not None)
