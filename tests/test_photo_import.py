@@ -127,6 +127,12 @@ def test_bad_folders_are_refused(project, tmp_path):
         import_photos(project, tmp_path / "empty")
     with pytest.raises(ProjectError, match="holds the project's photo folder"):
         import_photos(project, tmp_path)
+    (project.root / "masks" / "teacher").mkdir(parents=True, exist_ok=True)
+    _card(project.root / "masks" / "teacher", n=1)
+    with pytest.raises(ProjectError, match="the project's own folders"):
+        import_photos(project, project.root / "masks" / "teacher")
+    again = import_photos(project, project.image_root)  # the whole photo folder: known
+    assert again.again and again.folder == "" and not again.new_inspection
 
 
 def test_b2p_import_photos(project, tmp_path, capsys):

@@ -71,16 +71,18 @@ class PhotoImport(BatchResult):
 
 def _destination(project: Project, src: Path, into: str | None) -> tuple[str, Path]:
     """(the folder's path relative to the photo folder, where its photos go)."""
-    root = project.image_root.resolve()
+    root, home = project.image_root.resolve(), project.root.resolve()
+    if any(src == home / d or home / d in src.parents for d in STORE_DIRS):
+        raise ProjectError(f"{src} is one of the project's own folders, not photos")
     if src == root or root in src.parents:
         if into:
             raise ProjectError(f"{src} is inside the project's photo folder already: it is "
                                f"imported where it lies (drop --into)")
-        return src.relative_to(root).as_posix().strip("."), src
+        return ("" if src == root else src.relative_to(root).as_posix()), src
     if src in root.parents:
         raise ProjectError(f"{src} holds the project's photo folder {root}: give a folder of "
                            f"new photos")
-    if src == project.root.resolve() or src in project.root.resolve().parents:
+    if src == home or src in home.parents:
         raise ProjectError(f"{src} holds the project {project.root}: give a folder of photos")
     rel = PurePosixPath((into or src.name).replace("\\", "/"))
     if rel.is_absolute() or not rel.parts or ".." in rel.parts or rel.parts[0] in STORE_DIRS:
