@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+import numpy as np
 import pytest
 
 from app.cli import main
@@ -153,3 +154,38 @@ def test_the_reports_blade_section_places_each_photo_once(small, monkeypatch):
     section = blade_section(proj, "teacher")
     assert section is not None and section.comparison is not None
     assert sorted(reads) == sorted(proj.keys())  # every photo's mask read once, not twice
+
+
+def test_two_inspections_of_one_day_are_compared_as_two(small):
+    """Same date, told apart by 'DATE #2': compared in that order, no growth per year."""
+    hs, proj = small
+    set_inspection(proj, "2025-06-18", [k for k in proj.keys() if k.startswith("2024")])
+    set_inspection(proj, "2025-06-18 #2", [k for k in proj.keys() if k.startswith("2025")])
+    hist = project_history(proj, source="teacher")
+    assert [i.name for i in hist.inspections] == ["2025-06-18", "2025-06-18 #2"]
+    assert (hist.latest.earlier.name, hist.latest.current.name) == ("2025-06-18", "2025-06-18 #2")
+    assert score(hist, hs)["status_accuracy"] == 1.0
+    grown = [c for c in hist.latest.changes if c.status == "grown"]
+    assert grown and all(c.years == 0 and c.growth_pct_per_year is None for c in grown)
+    assert "2025-06-18 #2 since 2025-06-18" in hist.summary()
+    assert set(hist.placements) == {"2025-06-18", "2025-06-18 #2"}
+
+
+def test_earlier_photos_gone_the_report_and_the_crops_still_compare(small, tmp_path):
+    """The report's changes still list every change; the crop keeps the earlier mask."""
+    from ml.findings.history_crops import EARLIER, MISSING, spot_views
+    from ml.findings.report import write_report
+
+    _, proj = small
+    for k in proj.keys():
+        if k.startswith("2024"):
+            proj.image_path(k).unlink()
+    comp = project_history(proj, source="teacher").latest
+    matched = next(c for c in comp.changes if c.earlier is not None and c.current is not None)
+    views = spot_views(matched, comp)
+    assert not views.registered and views.earlier_note == MISSING and not views.current_note
+    drawn = np.all(np.abs(views.earlier.astype(int) - EARLIER) < 40, axis=2)
+    assert drawn.sum() > 0  # the earlier region from its stored mask, on a grey panel
+    html = write_report(proj, tmp_path / "r", source="teacher")["html"].read_text()
+    assert "Changes since 2024-06-10" in html and "earlier photo missing" in html
+    assert html.count('class="status st-') == len(comp.changes)

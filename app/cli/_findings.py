@@ -78,6 +78,7 @@ def _severity_filter(text: str | None) -> tuple[int | None, bool]:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from ml.common.atomic import atomic_write_text
+    from ml.findings.locate import UNPLACED
     from ml.findings.review import FindingFilter, findings_csv, list_findings
 
     level, at_least = _severity_filter(args.severity)
@@ -89,9 +90,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
                           args.unreviewed)
     found = list_findings(proj, source=args.source, where=where, gsd=args.gsd)
     print(format_table(found.rows))
+    for line in position_warnings(found.rows):
+        print(f"warning: {line}")
     for key, why in found.failed.items():
         print(f"error: {key}: {why}")
     print(found.summary())
+    unplaced = sorted({r.key for r in found.rows if r.zone == UNPLACED})
+    if unplaced:
+        print(f"{len(unplaced)} photo(s) with findings have no turbine or blade: unplaced "
+              f"(set them with b2p meta)")
     if args.csv is not None:
         atomic_write_text(args.csv, findings_csv(found.rows))
         print(f"csv: {args.csv}")
@@ -147,11 +154,26 @@ def _text(row) -> list[str]:
             "" if f.region.confidence is None else f"{f.region.confidence:.2f}",
             "yes" if f.accepted else "", "/".join(v for v in (row.turbine, row.blade, row.side)
                                                   if v),
-            f"{f.category.name}: {f.category.action}", f.note]
+            _radius(row.position), row.zone, f"{f.category.name}: {f.category.action}", f.note]
+
+
+def _radius(pos) -> str:
+    """'23.5 ± 0.4 m', '23.5 m' (uncertainty unknown), or '' without a radius."""
+    if pos is None or pos.radius_m is None:
+        return ""
+    return f"{pos.radius_m:.1f}" + ("" if pos.uncertainty_m is None else
+                                     f" ± {pos.uncertainty_m:.1f}") + " m"
 
 
 _HEAD = ["PHOTO", "REGION", "CLASS", "SEV", "SUGG", "REVIEWER", "AREA_PX", "MM2", "LEN_MM", "CONF",
-         "ACCEPTED", "WHERE", "ACTION", "NOTE"]
+         "ACCEPTED", "WHERE", "RADIUS", "ZONE", "ACTION", "NOTE"]
+
+
+def position_warnings(rows: list) -> list[str]:
+    """A line per finding whose radius lies beyond the blade (or before the root): kept, flagged."""
+    return [f"{r.key} {r.region_id}: {r.position.problem}" for r in rows
+            if r.position is not None and r.position.radius_m is not None
+            and r.position.problem.startswith("radius")]
 
 
 def format_table(rows: list) -> str:

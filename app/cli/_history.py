@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("project", type=Path)
     p.add_argument("--previous", type=Path, action="append", default=[], metavar="PROJECT",
                    help="an older inspection's project to compare with (repeatable)")
-    p.add_argument("--since", metavar="DATE", help="compare the latest inspection with this one")
+    p.add_argument("--since", metavar="DATE",
+                   help="compare the latest inspection with this one ('DATE #2' for the second "
+                        "inspection of one day)")
     p.add_argument("--tolerance", type=float, default=1.0, metavar="M",
                    help="radius tolerance for a match, metres (default: 1.0; the radii's "
                         "uncertainty is added)")
@@ -58,7 +60,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         hist = project_history(proj, previous, args.source, args.tolerance, args.since,
                                progress=bar)
     for comp in hist.comparisons:
-        print(f"\n{comp.current.date} since {comp.earlier.date}")
+        print(f"\n{comp.current.name} since {comp.earlier.name}")
         print(history_table(comp) if comp.changes else "no findings in either inspection")
         for (old, new), why in comp.failed_registrations().items():
             print(f"not registered: {old} -> {new}: {why}")

@@ -1,4 +1,4 @@
-"""Project commands: init, rescan, import, masks, boxes, status."""
+"""Project commands: init, rescan, import (photos or boxes), masks, boxes, status."""
 
 from __future__ import annotations
 
@@ -36,9 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="drop photos that cannot be read (their boxes and masks go with them)")
     p.set_defaults(func=cmd_rescan)
 
-    p = sub.add_parser("import", help="import boxes (YOLO, COCO, or boxes from mask components)")
+    p = sub.add_parser("import", help="import a folder of photos (the next inspection), or "
+                                      "boxes (YOLO, COCO, or boxes from mask components)")
     p.add_argument("project", type=Path)
     src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--photos", type=Path, metavar="DIR",
+                     help="a folder of new photos: they become the project's next inspection, "
+                          "dated by their capture dates (else today); a folder outside the "
+                          "photo folder is hard-linked, else copied, into it")
     src.add_argument("--yolo", type=Path, metavar="DIR", help="folder of YOLO txt files")
     src.add_argument("--coco", type=Path, metavar="FILE", help="COCO JSON")
     src.add_argument("--masks", type=Path, metavar="DIR",
@@ -46,6 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--class-map", help="YOLO index to class name, e.g. 0:damage,1:dirt")
     p.add_argument("--pad", type=int, default=0, help="pixels added around mask boxes")
     p.add_argument("--keep", action="store_true", help="add to existing boxes, do not replace")
+    p.add_argument("--date", metavar="YYYY-MM-DD",
+                   help="with --photos: the inspection's date (default: the capture dates)")
+    p.add_argument("--into", metavar="NAME",
+                   help="with --photos: the folder name inside the photo folder (default: the "
+                        "folder's own name)")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("masks", help="write one class-id PNG per image (original size, same stem)")
@@ -132,6 +142,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     from ml.datasets import importers
 
     proj = _open(args.project)
+    if args.photos is not None:
+        return _import_photos(proj, args)
+    if args.date or args.into:
+        raise CLIError("--date and --into go with --photos")
     replace = not args.keep
     with tqdm_progress("import") as cb:
         if args.yolo:
@@ -146,6 +160,19 @@ def cmd_import(args: argparse.Namespace) -> int:
     if rep.images_matched == 0 and not rep.failed:
         raise CLIError("no labels matched any image of the project (check file stems)")
     return exit_code(rep)
+
+
+def _import_photos(proj, args: argparse.Namespace) -> int:
+    from app.cli._progress import tqdm_progress
+    from ml.findings.photo_import import import_photos
+
+    if args.class_map or args.pad or args.keep:
+        raise CLIError("--class-map, --pad and --keep go with importing boxes, not --photos")
+    with tqdm_progress("photos") as cb:
+        res = import_photos(proj, args.photos, args.date, args.into, progress=cb)
+    print_items(res)
+    print(res.summary())
+    return exit_code(res)
 
 
 def cmd_masks(args: argparse.Namespace) -> int:

@@ -75,6 +75,7 @@ class Inspector(ProjectActions, QObject):
         self._shortcuts()
         self.menu = ProjectMenu(win.main_menu, {
             "open": self.ask_open, "open_path": self.open_project, "classes": self.manage_classes,
+            "import_photos": self.ask_import_photos,
             "weights": self.show_weights, "export": self.ask_export, "report": self.ask_report})
         if self.docks is not None:
             self.docks.arrange()

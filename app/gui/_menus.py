@@ -1,5 +1,5 @@
-"""The app's menu in napari's menu bar (open, recent, classes, weights, export, report) and its
-layout actions in napari's View menu (napari panels, Reset layout)."""
+"""The app's menu in napari's menu bar (open, recent, import photos, classes, weights, export,
+report) and its layout actions in napari's View menu (napari panels, Reset layout)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ class ProjectMenu(QMenu):
         open_act.setShortcut(QKeySequence("Ctrl+Alt+O"))
         self.recent = self.addMenu("Open recent")
         self.recent.aboutToShow.connect(self._fill_recent)
+        self.import_act = self.addAction(icon("fa5s.images"), "Import photos…",
+                                         handlers["import_photos"])
+        self.import_act.setToolTip("Add a folder of new photos as the next inspection")
         self.addSeparator()
         self.addAction(icon("fa5s.tags"), "Classes…", handlers["classes"])
         self.addAction(icon("fa5s.download"), "Weights…", handlers["weights"])

@@ -1,8 +1,10 @@
-"""What the Inspector does with whole projects: open or start one, export, report, weights.
+"""What the Inspector does with whole projects: open or start one, import photos, export,
+report, weights.
 
 :class:`ProjectActions` is the half of :class:`app.gui._main.Inspector` behind the project menu
 and drag-and-drop (the Inspector provides the viewer, the panels and ``open_project``); the jobs
-it starts run the same ``ml`` functions as ``b2p export`` and ``b2p report``.
+it starts run the same ``ml`` functions as ``b2p import --photos``, ``b2p export`` and
+``b2p report``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ def export_job(project, fmt, source, out, progress=None, should_stop=None):
     from ml.datasets.export import export_masks
 
     return export_masks(project, fmt, source, out, progress=progress, should_stop=should_stop)
+
+
+def import_photos_job(project, folder, progress=None, should_stop=None):
+    """Bring a folder of photos in as the next inspection (run as a Job; b2p import --photos)."""
+    from ml.findings.photo_import import import_photos
+
+    return import_photos(project, folder, progress=progress, should_stop=should_stop)
 
 
 def report_job(project, out, progress=None, should_stop=None):
@@ -97,6 +106,40 @@ class ProjectActions:
         if problems:
             more = f"\n… and {len(problems) - 10} more" if len(problems) > 10 else ""
             self._error(f"{started.summary()}\n" + "\n".join(problems[:10]) + more)
+
+    def ask_import_photos(self) -> None:
+        """Pick a folder of new photos and import it as the project's next inspection."""
+        if self.project is None:
+            return
+        folder = QFileDialog.getExistingDirectory(self.viewer.window._qt_window,
+                                                  "Import a folder of photos (next inspection)")
+        if folder:
+            self.import_photos(folder)
+
+    def import_photos(self, folder: str | Path) -> Job | None:
+        """Import ``folder`` in a job; the photo list shows the new photos when it ends."""
+        job = Job("import photos", import_photos_job, self.project, str(folder))
+        job.succeeded.connect(self._on_photos_imported)
+        job.failed.connect(lambda msg: self._error(f"Cannot import {folder}: {msg}"))
+        try:
+            return self.batch.run_job(job)
+        except RuntimeError as e:  # another job is running
+            self._error(f"{e}; import the photos when it ends")
+            return None
+
+    def _on_photos_imported(self, result) -> None:
+        if result is None or self.project is None:
+            return
+        key = self.session.key
+        self.projects.set_project(self.project)
+        self.metadata.set_project(self.project)
+        if key is not None:
+            self.projects.select(key)
+        self.blade_map.refresh()
+        problems = list(result.warnings) + result.problems()
+        self.viewer.status = result.summary().replace("\n", "; ")
+        if problems:
+            self._error("\n".join([result.summary(), *problems[:10]]))
 
     def show_weights(self) -> None:
         from app.gui._weights_dialog import WeightsDialog

@@ -30,7 +30,7 @@ import numpy as np
 
 from ml.common import images as _images
 from ml.common.progress import ProgressFn, Reporter, StopFn
-from ml.findings.inspections import Inspection, all_inspections
+from ml.findings.inspections import Inspection, all_inspections, find_inspection
 from ml.findings.placement import PlacedFinding, Placement, place_findings
 from ml.findings.registration import Features, Registration, features, register, warp_points
 from ml.metadata.values import SHORT_SIDES
@@ -104,7 +104,7 @@ class History:
     inspections: list[Inspection]
     comparisons: list[Comparison] = field(default_factory=list)
     unplaced: list[str] = field(default_factory=list)  # photos without turbine or blade
-    placements: dict[str, Placement] = field(default_factory=dict)  # by inspection date
+    placements: dict[str, Placement] = field(default_factory=dict)  # by inspection name
     undated: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
 
@@ -114,10 +114,10 @@ class History:
 
     def summary(self) -> str:
         lines = [f"{len(self.inspections)} inspection(s): "
-                 + ", ".join(i.date + ("*" if i.guessed else "") for i in self.inspections)]
+                 + ", ".join(i.name + ("*" if i.guessed else "") for i in self.inspections)]
         for c in self.comparisons:
             counts = {s: sum(ch.status == s for ch in c.changes) for s in STATUSES}
-            lines.append(f"{c.current.date} since {c.earlier.date}: " + ", ".join(
+            lines.append(f"{c.current.name} since {c.earlier.name}: " + ", ".join(
                 f"{n} {s}" for s, n in counts.items() if n))
             bad = c.failed_registrations()
             if bad:
@@ -340,7 +340,7 @@ def _matched(e: PlacedFinding, c: PlacedFinding, how: str, certain: bool,
 
 def _identities(comparisons: list[Comparison]) -> None:
     """Name each defect once (TURBINE/BLADE/SIDE#n, by radius) and carry the name forward."""
-    names: dict[tuple[str, str], str] = {}  # (inspection date, key#region) -> ident
+    names: dict[tuple[str, str], str] = {}  # (inspection name, key#region) -> ident
     counters: dict[tuple[str, str, str], int] = {}
 
     def fresh(p: PlacedFinding) -> str:
@@ -354,13 +354,13 @@ def _identities(comparisons: list[Comparison]) -> None:
                                                      ch.place.radius or 0.0))
         for k, ch in enumerate(order):
             if ch.earlier is not None:
-                ek = (comp.earlier.date, f"{ch.earlier.key}#{ch.earlier.row.region_id}")
+                ek = (comp.earlier.name, f"{ch.earlier.key}#{ch.earlier.row.region_id}")
                 ident = names.get(ek) or fresh(ch.earlier)
                 names[ek] = ident
             else:
                 ident = fresh(ch.current)
             if ch.current is not None:
-                names[(comp.current.date, f"{ch.current.key}#{ch.current.row.region_id}")] = ident
+                names[(comp.current.name, f"{ch.current.key}#{ch.current.row.region_id}")] = ident
             order[k] = Change(ident, *[getattr(ch, f) for f in (
                 "status", "current", "earlier", "how", "certain", "years", "area_mm2",
                 "length_mm", "note")])
@@ -374,27 +374,23 @@ def project_history(project: Project, previous: Iterable[Project] = (), source: 
                     should_stop: StopFn | None = None) -> History:
     """Every inspection of ``project`` (and linked older projects) compared with the one before.
 
-    ``since``: compare the latest inspection with the one of this date only.
+    ``since``: compare the latest inspection with the one of this name (or date) only.
     """
     found, undated = all_inspections(project, list(previous))
     hist = History(found, undated=undated)
     rep = Reporter(sum(len(i.keys) for i in found), progress, should_stop)
     for insp in found:
-        pl = place_findings(insp.project, insp.keys, source, inspection=insp.date,
+        pl = place_findings(insp.project, insp.keys, source, inspection=insp.name,
                             progress=lambda p: rep.step(message=p.message), should_stop=should_stop)
-        hist.placements[insp.date] = pl  # placed once: the report's blade maps reuse them
+        hist.placements[insp.name] = pl  # placed once: the report's blade maps reuse them
         hist.unplaced += pl.unplaced
         hist.failed.update(pl.failed)
     pairs = list(zip(found, found[1:], strict=False))
     if since is not None:
-        earlier = next((i for i in found if i.date == since), None)
-        if earlier is None:
-            from ml.project.store import ProjectError
-            raise ProjectError(f"no inspection dated {since} (there are: "
-                               f"{', '.join(i.date for i in found) or 'none'})")
+        earlier = find_inspection(found, since)
         pairs = [(earlier, found[-1])] if earlier is not found[-1] else []
     for a, b in pairs:
-        hist.comparisons.append(compare(a, b, hist.placements[a.date].found,
-                                        hist.placements[b.date].found, tolerance_m, should_stop))
+        hist.comparisons.append(compare(a, b, hist.placements[a.name].found,
+                                        hist.placements[b.name].found, tolerance_m, should_stop))
     _identities(hist.comparisons)
     return hist

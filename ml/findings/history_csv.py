@@ -27,8 +27,8 @@ def change_row(ch: Change, comp: Comparison) -> list[str]:
     note = "; ".join(n for n in (ch.note, pos.problem) if n)
     return [ch.ident, ch.status, "yes" if ch.certain else "no", ch.how, p.row.turbine,
             p.row.blade, p.row.side, _num(pos.radius_m), _num(pos.uncertainty_m), pos.zone,
-            p.row.finding.class_name, comp.earlier.date, e.key if e else "",
-            e.row.region_id if e else "", comp.current.date, c.key if c else "",
+            p.row.finding.class_name, comp.earlier.name, e.key if e else "",
+            e.row.region_id if e else "", comp.current.name, c.key if c else "",
             c.row.region_id if c else "", _num(ch.area_mm2[0]), _num(ch.area_mm2[1]),
             _num(ch.area_change_mm2), _num(ch.length_mm[0]), _num(ch.length_mm[1]),
             _num(ch.length_change_mm), _num(ch.growth_pct_per_year),

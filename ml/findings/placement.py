@@ -1,9 +1,10 @@
 """Findings at their place on the blade: turbine, blade, side, radius (± uncertainty) and zone.
 
 :func:`place_findings` lists a project's findings (as :func:`ml.findings.review.photo_findings`
-does) with each region's centre and its :class:`ml.metadata.position.FindingPosition`. A
-photo without a turbine or a blade is listed in ``unplaced`` and its findings are never put on
-a blade; a radius beyond the blade length is kept and its problem stated.
+does) with each region's centre and its :class:`ml.metadata.position.FindingPosition`, by the
+rules of :mod:`ml.findings.locate`. A photo without a turbine or a blade is listed in
+``unplaced`` and its findings are never put on a blade; a radius beyond the blade length is
+kept and its problem stated.
 """
 
 from __future__ import annotations
@@ -15,18 +16,14 @@ import numpy as np
 
 from ml.common import images as _images
 from ml.common.progress import ProgressFn, Reporter, StopFn
+from ml.findings.locate import on_a_blade, photo_axis, region_outline
 from ml.findings.review import FindingRow, photo_regions
 from ml.findings.severity import SeveritySettings, assess, load_settings
-from ml.metadata.blade_axis import axis_from_edges
-from ml.metadata.position import (
-    Axis,
-    FindingPosition,
-    axis_from_meta,
-    finding_position,
-    turbines,
-)
-from ml.project.regions import Region, RegionSet
+from ml.metadata.position import Axis, FindingPosition, finding_position, turbines
 from ml.project.store import Project
+
+__all__ = ["PlacedFinding", "Placement", "on_a_blade", "photo_axis", "place_findings",
+           "region_outline"]
 
 
 @dataclass(frozen=True)
@@ -57,38 +54,6 @@ class Placement:
     unplaced: list[str] = field(default_factory=list)  # photos without turbine or blade
     not_inspected: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
-
-
-def region_outline(regions: RegionSet, region: Region) -> tuple[tuple[float, float], np.ndarray]:
-    """(centre x, y) and the outer contour (photo px) of ``region``."""
-    import cv2
-
-    x0, y0, x1, y1 = region.bbox
-    crop = (regions.components[region.cls][y0:y1, x0:x1] == region.label).astype(np.uint8)
-    ys, xs = np.nonzero(crop)
-    centre = (float(xs.mean() + x0), float(ys.mean() + y0))
-    cs, _ = cv2.findContours(crop, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    pts = max(cs, key=cv2.contourArea).reshape(-1, 2).astype(np.float32) + (x0, y0)
-    return centre, pts
-
-
-def photo_axis(project: Project, key: str) -> Axis:
-    """The root-to-tip axis of ``key``: metadata, else the blade's edges, else assumed."""
-    meta = project.record(key).meta
-    axis = axis_from_meta(meta)
-    if axis is not None:
-        return axis
-    try:
-        axis = axis_from_edges(project.load_image(key))
-    except _images.ImageError:
-        axis = None
-    return axis or Axis()
-
-
-def on_a_blade(meta: dict) -> bool:
-    """Whether a photo can go on a blade map: a person (or a guess) named its turbine and blade.
-    A photo without them is listed as unplaced, never guessed onto a blade."""
-    return bool(meta.get("turbine") and meta.get("blade"))
 
 
 def place_findings(project: Project, keys: Iterable[str] | None = None,

@@ -11,7 +11,9 @@ turbine / blade / side.
 * :func:`set_review` (from :mod:`ml.findings.severity`) records a person's decisions, saved in the
   project at once, and returns the previous ones for :func:`restore_review` (undo);
   :func:`with_reviews` updates listed rows after one without reading the masks again;
-* :func:`findings_csv` writes them, one row per finding (``findings.csv`` of a report).
+* :func:`findings_csv` writes them, one row per finding (``findings.csv`` of a report), with
+  each finding's radius (± uncertainty) and zone where the listing worked them out
+  (:mod:`ml.findings.locate`).
 
 Length is :meth:`ml.project.regions.RegionSet.length_px`: the longer side of the smallest rotated
 rectangle around the region, so a curved crack counts its chord, not its path.
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -29,6 +31,7 @@ import numpy as np
 from ml.common import images as _images
 from ml.common.images import fit_to_record
 from ml.common.progress import ProgressFn, Reporter, StopFn
+from ml.findings.locate import UNPLACED, finding_positions, on_a_blade
 from ml.findings.severity import (
     LEVELS,
     Finding,
@@ -40,6 +43,7 @@ from ml.findings.severity import (
     reviews,
     set_review,
 )
+from ml.metadata.position import FindingPosition, turbines
 from ml.project.masks import SourceMask, check_source, mask_for
 from ml.project.records import ImageRecord
 from ml.project.regions import RegionSet, find_regions
@@ -60,12 +64,21 @@ class FindingRow:
     side: str
     mask: str  # the mask it was found in: teacher | edited | student
     photo_reviewed: bool  # the photo's mask is marked reviewed (``ImageRecord.reviewed``)
+    position: FindingPosition | None = None  # radius and zone; None: not worked out
 
     @classmethod
-    def of(cls, finding: Finding, record: ImageRecord, mask: str) -> FindingRow:
+    def of(cls, finding: Finding, record: ImageRecord, mask: str,
+           position: FindingPosition | None = None) -> FindingRow:
         meta = record.meta
         return cls(finding, *(str(meta.get(k, "") or "") for k in ("turbine", "blade", "side")),
-                   mask, record.reviewed)
+                   mask, record.reviewed, position)
+
+    @property
+    def zone(self) -> str:
+        """root / mid / tip, 'beyond blade length', 'unplaced' (no turbine or blade), or ''."""
+        if self.position is not None:
+            return self.position.zone
+        return "" if on_a_blade({"turbine": self.turbine, "blade": self.blade}) else UNPLACED
 
     @property
     def key(self) -> str:
@@ -138,27 +151,35 @@ def photo_regions(project: Project, key: str,
 
 
 def photo_findings(project: Project, key: str, source: str = "student",
-                   settings: SeveritySettings | None = None,
-                   gsd: float | None = None) -> list[FindingRow] | None:
-    """The findings of one photo, most severe first; None when it has no mask of ``source``."""
+                   settings: SeveritySettings | None = None, gsd: float | None = None,
+                   blade_lengths: Mapping[str, float | None] | None = None,
+                   ) -> list[FindingRow] | None:
+    """The findings of one photo, most severe first; None when it has no mask of ``source``.
+
+    With ``blade_lengths`` (turbine -> blade length) each row carries its radius and zone
+    (:func:`ml.findings.locate.finding_positions`).
+    """
     found = photo_regions(project, key, source)
     if found is None:
         return None
     sm, _, regions = found
     settings = settings or load_settings(project)
     rec = project.record(key)
-    return [FindingRow.of(f, rec, sm.origin)
-            for f in assess(project, key, regions, settings, gsd)]
+    findings = assess(project, key, regions, settings, gsd)
+    where = finding_positions(project, key, regions, (f.region for f in findings),
+                              blade_lengths, gsd) if blade_lengths is not None else {}
+    return [FindingRow.of(f, rec, sm.origin, where.get(f.region.id)) for f in findings]
 
 
 def list_findings(project: Project, key: str | None = None, source: str = "student",
                   where: FindingFilter | None = None, gsd: float | None = None,
                   settings: SeveritySettings | None = None, progress: ProgressFn | None = None,
-                  should_stop: StopFn | None = None) -> FindingList:
+                  should_stop: StopFn | None = None, positions: bool = True) -> FindingList:
     """Findings of photo ``key`` or, without one, of every photo in project order.
 
     Within a photo the most severe (then largest) come first. A photo whose mask cannot be
-    read is named in ``failed`` and the rest are listed.
+    read is named in ``failed`` and the rest are listed. ``positions``: each row's radius and
+    zone (a photo with a radius and a GSD but no roll in its metadata is read for its axis).
     """
     check_source(source)
     if gsd is not None and not gsd > 0:
@@ -168,12 +189,13 @@ def list_findings(project: Project, key: str | None = None, source: str = "stude
         project.record(key)  # names an unknown photo
     settings = settings or load_settings(project)
     where = where or FindingFilter()
+    lengths = {n: t.blade_length_m for n, t in turbines(project).items()} if positions else None
     out = FindingList(source=source)
     rep = Reporter(len(keys), progress, should_stop)
     for k in keys:
         rep.check()
         try:
-            rows = photo_findings(project, k, source, settings, gsd)
+            rows = photo_findings(project, k, source, settings, gsd, lengths)
         except _images.ImageError as e:  # a damaged mask file: named, the others go on
             out.failed[k] = str(e)
             rep.step(message=k, error=str(e))
@@ -219,10 +241,11 @@ def find_finding(project: Project, key: str, region_id: str,
 
 
 # ----------------------------------------------------------------- findings.csv
-CSV_COLUMNS = ("image", "turbine", "blade", "side", "region_id", "class", "severity",
-               "severity_name", "suggested_severity", "override", "area_px", "area_pct",
-               "area_mm2", "bbox", "confidence", "mask", "reviewed", "action", "time_frame",
-               "length_px", "length_mm", "accepted", "note", "severity_rule")
+CSV_COLUMNS = ("image", "turbine", "blade", "side", "radius_m", "radius_uncertainty_m", "zone",
+               "region_id", "class", "severity", "severity_name", "suggested_severity",
+               "override", "area_px", "area_pct", "area_mm2", "bbox", "confidence", "mask",
+               "reviewed", "action", "time_frame", "length_px", "length_mm", "accepted", "note",
+               "severity_rule", "position_note")
 
 
 def _cell(v: object) -> str:
@@ -231,20 +254,32 @@ def _cell(v: object) -> str:
     return "'" + s if s[:1] in ("=", "+", "-", "@") else s
 
 
+def _radius(p: FindingPosition | None) -> tuple[str, str, str]:
+    """(radius to 0.1 m, its uncertainty, what is wrong or doubtful about it)."""
+    if p is None or p.radius_m is None:
+        return "", "", p.problem if p is not None else ""
+    unc = "" if p.uncertainty_m is None else f"{p.uncertainty_m:.1f}"
+    return f"{p.radius_m:.1f}", unc, p.problem
+
+
 def findings_csv(rows: Iterable[FindingRow]) -> str:
-    """One CSV row per finding (``reviewed``: the photo's mask; ``accepted``: the finding)."""
+    """One CSV row per finding (``reviewed``: the photo's mask; ``accepted``: the finding;
+    ``zone``: root / mid / tip, 'beyond blade length', or 'unplaced' without turbine or
+    blade)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for row in rows:
         f, r = row.finding, row.finding.region
+        radius, unc, problem = _radius(row.position)
         w.writerow([_cell(v) for v in (
-            f.key, row.turbine, row.blade, row.side, r.id, f.class_name, f.severity,
+            f.key, row.turbine, row.blade, row.side, radius, unc, row.zone, r.id, f.class_name,
+            f.severity,
             f.category.name, f.suggested, "yes" if f.overridden else "no", r.area,
             f"{f.area_pct:.4f}", "" if f.area_mm2 is None else f"{f.area_mm2:.1f}",
             " ".join(map(str, r.bbox)), "" if r.confidence is None else f"{r.confidence:.3f}",
             row.mask, "yes" if row.photo_reviewed else "no", f.category.action,
             f.category.time_frame, f"{f.length_px:.1f}",
             "" if f.length_mm is None else f"{f.length_mm:.1f}",
-            "yes" if f.accepted else "no", f.note, f.rule)])
+            "yes" if f.accepted else "no", f.note, f.rule, problem)])
     return buf.getvalue()

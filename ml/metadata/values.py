@@ -106,6 +106,24 @@ def meta_from_path(key: str) -> dict:
     return meta
 
 
+_INSPECTION_SEQ = re.compile(r"(.+?)\s*#\s*(\d+)")
+
+
+def inspection_name(date: str, seq: int = 1) -> str:
+    """An inspection's name: its ISO date, with ' #n' for the n-th inspection of that day."""
+    return date if seq <= 1 else f"{date} #{seq}"
+
+
+def parse_inspection(text: Any) -> tuple[_dt.date, int] | None:
+    """(date, n) of an inspection's name ('2025-06-18', '2025-06-18 #2'); None if not one."""
+    m = _INSPECTION_SEQ.fullmatch(str(text).strip())
+    try:
+        day = _dt.date.fromisoformat((m[1] if m else str(text))[:10])
+    except ValueError:
+        return None
+    return day, max(1, int(m[2])) if m else 1
+
+
 def check_value(name: str, value: Any) -> Any:
     """A person's value for field ``name``, normalised; ValueError naming what is wrong."""
     text = str(value).strip()
@@ -127,7 +145,8 @@ def check_value(name: str, value: Any) -> Any:
         except ValueError:
             raise ValueError(f"date '{text}' is not YYYY-MM-DD") from None
     if name == "inspection":
-        return check_value("date", text)
+        m = _INSPECTION_SEQ.fullmatch(text)
+        return inspection_name(check_value("date", m[1] if m else text), int(m[2]) if m else 1)
     if name in ("distance_m", "gsd_mm", "radius_m", "hub_height_m", "blade_length_m"):
         return _metres(name, text)
     raise ValueError(f"unknown field '{name}' (one of {', '.join(ALL_FIELDS)})")

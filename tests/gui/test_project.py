@@ -99,3 +99,21 @@ def test_job_lists_the_failed_items_of_a_batch_result(qtbot):
     with qtbot.waitSignal(job.finished, timeout=5000):
         job.start()
     assert errors == ["b.png: file is empty"]
+
+
+def test_import_photos_adds_the_next_inspection(inspector, photos, qtbot, tmp_path):
+    """The menu's Import photos runs ml.findings.photo_import (as b2p import --photos)."""
+    from ml.findings.inspections import inspections
+
+    project = inspector.open_project(photos)
+    card = tmp_path / "card"
+    write_photos(card, n=2)
+    job = inspector.import_photos(card)
+    assert job is not None
+    qtbot.waitUntil(lambda: not job.is_running(), timeout=10000)
+    qtbot.waitUntil(lambda: inspector.projects.list.count() == 7, timeout=5000)
+    assert "new inspection" in inspector.viewer.status
+    found, _ = inspections(project)
+    assert [sorted(i.keys) for i in found] == [["card/img0.png", "card/img1.png"]]
+    assert inspector.session.key == "img0.png"  # the photo on screen stays
+    assert inspector.menu.import_act.text() == "Import photos…"

@@ -4,15 +4,24 @@
 each finding of the latest inspection then shows its status (``?``: matched by position
 only), its area change and growth per year, and the filter keeps new, grown or both; the
 selected finding's spot is shown in both inspections side by side (the earlier photo registered
-onto the new, both outlines; a missing photo says so).
+onto the new, both outlines; a missing photo says so). "Side by side…" (or a double click on a
+change column) opens it large, with a swipe (:mod:`app.gui.findings.spot_view`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.gui._jobs import Job
 from ml.findings.history import Change, project_history
@@ -54,6 +63,8 @@ class ChangeControls(QWidget):
         self._project_fn = project_fn
         self.index: dict[tuple[str, str], Change] = {}
         self.comparison = None  # ml.findings.history.Comparison of the index
+        self.change: Change | None = None  # the selected finding's
+        self.view = None  # app.gui.findings.spot_view.SpotView, once opened
         self._job: Job | None = None
         self.enabled = QCheckBox("Changes since last inspection")
         self.enabled.setToolTip("Match the findings with the previous inspection's (new, grown, "
@@ -67,6 +78,11 @@ class ChangeControls(QWidget):
         self.note = QLabel("")
         self.preview = QLabel()  # the selected finding's spot in both inspections
         self.preview.setVisible(False)
+        self.open_btn = QPushButton("Side by side…")
+        self.open_btn.setToolTip("The spot in both inspections, large, side by side or swiped "
+                                 "(double click a change column)")
+        self.open_btn.clicked.connect(self.open_view)
+        self.open_btn.setVisible(False)
         row = QHBoxLayout()  # the check box and its note; the drop-down gets a line of its own,
         row.setContentsMargins(0, 0, 0, 0)  # so the Findings dock stays narrow at 1366 x 768
         row.addWidget(self.enabled)
@@ -76,12 +92,14 @@ class ChangeControls(QWidget):
         lay.addLayout(row)
         lay.addWidget(self.status)
         lay.addWidget(self.preview)
+        lay.addWidget(self.open_btn)
 
     def _toggled(self, on: bool) -> None:
         self.status.setEnabled(on)
         if not on:
-            self.index, self.comparison = {}, None
+            self.index, self.comparison, self.change = {}, None, None
             self.preview.setVisible(False)
+            self.open_btn.setVisible(False)
             self.note.setText("")
             self.changed.emit()
             return
@@ -107,11 +125,15 @@ class ChangeControls(QWidget):
         if self._job is not None:
             self._job.abandon()
             self._job = None
+        if self.view is not None:
+            self.view.stop()
 
     def show(self, row: FindingRow | None) -> None:
         """The spot of ``row`` in both inspections, registered, with both outlines."""
         ch = self.index.get((row.key, row.region_id)) if row is not None else None
-        self.preview.setVisible(ch is not None and self.comparison is not None)
+        self.change = ch if self.comparison is not None else None
+        self.preview.setVisible(self.change is not None)
+        self.open_btn.setVisible(self.change is not None)
         if ch is None or self.comparison is None:
             return
         from qtpy.QtGui import QPixmap
@@ -119,7 +141,23 @@ class ChangeControls(QWidget):
         pix = QPixmap()
         pix.loadFromData(side_by_side(ch, self.comparison), "JPEG")
         self.preview.setPixmap(pix)
+        if self.view is not None and self.view.isVisible():  # the open view follows the list
+            self.view.show_change(ch, self.comparison)
         self.preview.setToolTip(ch.how + (f"; {ch.note}" if ch.note else ""))
+
+    def open_view(self):
+        """The selected finding's spot in both inspections in its own window; None if none."""
+        if self.change is None or self.comparison is None:
+            return None
+        from app.gui.findings.spot_view import SpotView
+
+        if self.view is None:
+            self.view = SpotView(self)
+            self.view.setWindowFlag(Qt.WindowType.Window)
+        self.view.show_change(self.change, self.comparison)
+        self.view.show()
+        self.view.raise_()
+        return self.view
 
     def passes(self, row: FindingRow) -> bool:
         want = self.status.currentData() or ""

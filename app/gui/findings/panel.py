@@ -91,6 +91,7 @@ class FindingsPanel(QWidget):
         self.table.setMinimumHeight(5 * (self.fontMetrics().height() + 8))
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
+        self.table.doubleClicked.connect(self._double_clicked)
         self.table.installEventFilter(self)
         self.details, self.rule = QLabel(), QLabel()
         self.rule.setWordWrap(True)
@@ -157,7 +158,8 @@ class FindingsPanel(QWidget):
         for k in [key] if key else self.project.keys():
             self._seen[k] = self._masks_of(k)  # before reading: a save meanwhile reads again
         self.status.setText("Listing findings…")
-        self._job = Job("findings", list_findings, self.project, key=key, source=self.source)
+        self._job = Job("findings", list_findings, self.project, key=key, source=self.source,
+                        positions=False)  # the dock shows no radius: no photo read for it
         self._job.succeeded.connect(self._on_listed)
         self._job.failed.connect(self.status.setText)
         self._job.start()
@@ -271,6 +273,11 @@ class FindingsPanel(QWidget):
         if row is not None and self._note_target != self._shown:
             self._shown = self._note_target
             self.region_chosen.emit(row.key, row.finding.region.bbox)
+
+    def _double_clicked(self, index) -> None:
+        """A double click on a change column opens the spot in both inspections."""
+        if COLUMNS[index.column()][0] in CHANGE_COLUMNS:
+            self.changes.open_view()
 
     def _update_controls(self) -> None:
         self.note.setEnabled(self.current() is not None)

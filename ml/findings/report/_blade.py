@@ -30,7 +30,7 @@ class BladeSection:
 
     @property
     def since(self) -> str:
-        return self.comparison.earlier.date if self.comparison else ""
+        return self.comparison.earlier.name if self.comparison else ""
 
 
 def blade_section(project: Project, source: str = "student",
@@ -46,10 +46,10 @@ def blade_section(project: Project, source: str = "student",
         hist = None
     latest = hist.inspections[-1] if hist is not None and hist.inspections else None
     if latest is not None and len(hist.inspections) > 1:
-        out.inspection = latest.date
+        out.inspection = latest.name
     if latest is not None and (len(hist.inspections) > 1
                                or set(latest.keys) == set(project.keys())):
-        placed = hist.placements[latest.date]  # the history placed them: no mask read again
+        placed = hist.placements[latest.name]  # the history placed them: no mask read again
     else:
         placed = place_findings(project, None, source, should_stop=should_stop)
     lengths = {n: t.blade_length_m for n, t in turbines(project).items()}

@@ -95,8 +95,8 @@ def changes_html(section: BladeSection) -> str:
     comp = section.comparison
     if comp is None:
         return ""
-    out = [f"<h2>Changes since {e(comp.earlier.date)}</h2>",
-           f'<p class="muted">Inspection of {e(comp.current.date)} against {e(comp.earlier.date)}'
+    out = [f"<h2>Changes since {e(comp.earlier.name)}</h2>",
+           f'<p class="muted">Inspection of {e(comp.current.name)} against {e(comp.earlier.name)}'
            ". A status with ? was matched by position only (no registered photo pair shows "
            "both).</p>"]
     bad = comp.failed_registrations()

@@ -111,8 +111,8 @@ def changes_story(section: BladeSection, heading) -> list[Flowable]:
     comp = section.comparison
     if comp is None:
         return []
-    out = heading(f"Changes since {comp.earlier.date}")
-    out.append(_p(f"Inspection of {comp.current.date} against {comp.earlier.date}. A status "
+    out = heading(f"Changes since {comp.earlier.name}")
+    out.append(_p(f"Inspection of {comp.current.name} against {comp.earlier.name}. A status "
                   f"with ? was matched by position only.", 8, MUTED))
     for (a, b), why in comp.failed_registrations().items():
         out.append(_p(f"Not registered: {a} → {b}: {why}", 7, MUTED))

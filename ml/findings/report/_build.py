@@ -13,6 +13,7 @@ from ml.common.atomic import atomic_write_bytes, atomic_write_text
 from ml.common.hashing import sha256_file
 from ml.common.progress import Cancelled, ProgressFn, Reporter, StopFn
 from ml.evaluation.metrics import GroundTruthScorer, GroundTruthScores
+from ml.findings.locate import finding_positions
 from ml.findings.report._blade import blade_section
 from ml.findings.report._data import GUESS_MARK, ImageEntry, ReportData, entry_order, findings_csv
 from ml.findings.report._figures import overlay_thumbnail, severity_chart
@@ -20,6 +21,7 @@ from ml.findings.report._html import render_html
 from ml.findings.report._pdf import render_pdf
 from ml.findings.review import photo_regions
 from ml.findings.severity import SeveritySettings, assess, image_gsd, load_settings
+from ml.metadata.position import turbines
 from ml.metadata.values import guessed
 from ml.project.store import Project, ProjectError
 from ml.student.checkpoint import CARD_NAME, WEIGHTS_NAME, find_model
@@ -28,7 +30,8 @@ from ml.student.checkpoint import CARD_NAME, WEIGHTS_NAME, find_model
 # ----------------------------------------------------------------- collection
 def _collect_entry(project: Project, key: str, source: str, settings: SeveritySettings,
                    gsd: float | None, scorer: GroundTruthScorer | None,
-                   include_proposals: bool = False) -> ImageEntry | None:
+                   include_proposals: bool = False,
+                   lengths: dict[str, float | None] | None = None) -> ImageEntry | None:
     found = photo_regions(project, key, source)
     if found is None:
         return None
@@ -48,8 +51,10 @@ def _collect_entry(project: Project, key: str, source: str, settings: SeveritySe
         image = None
     boxes = [(*b.xyxy, b.cls) for b in rec.boxes]
     thumb = overlay_thumbnail(image, label, project.palette(), boxes, findings)
+    where = finding_positions(project, key, regions, (f.region for f in findings),
+                              lengths or {}, gsd, image)
     return ImageEntry(key, rec, sm.origin, sm.model, findings, regions.shape,
-                      image_gsd(rec, gsd), thumb, image is None)
+                      image_gsd(rec, gsd), thumb, image is None, where)
 
 
 def _model_lines(project: Project, model_id: str, settings: dict, n: int) -> list[tuple]:
@@ -148,12 +153,13 @@ def collect(project: Project, source: str = "student", gsd: float | None = None,
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
     data = ReportData(project.name, now, source, settings, colors)
     keys = project.keys()
+    lengths = {n: t.blade_length_m for n, t in turbines(project).items()}
     rep = Reporter(len(keys), progress, should_stop)
     for key in keys:
         rep.check()
         try:
             entry = _collect_entry(project, key, source, settings, gsd, scorer,
-                                   include_proposals)
+                                   include_proposals, lengths)
         except _images.ImageError as e:  # a damaged mask file: named, the report goes on
             data.failed[key] = str(e)
             rep.step(message=key, error=str(e))

@@ -9,6 +9,7 @@ from typing import Any
 from ml.findings.review import FindingRow
 from ml.findings.review import findings_csv as _findings_csv
 from ml.findings.severity import Finding, SeveritySettings
+from ml.metadata.position import FindingPosition
 from ml.metadata.values import SHORT_SIDES, SIDES, guessed
 from ml.project.records import ImageRecord
 
@@ -30,6 +31,7 @@ class ImageEntry:
     gsd: float | None
     thumbnail: bytes  # JPEG
     photo_missing: bool = False
+    positions: dict[str, FindingPosition] = field(default_factory=dict)  # region id -> place
 
 
 @dataclass
@@ -146,5 +148,5 @@ def priority(data: ReportData) -> list[Finding]:
 # ----------------------------------------------------------------- findings.csv
 def findings_csv(data: ReportData) -> str:
     """One row per finding (columns: :data:`ml.findings.review.CSV_COLUMNS`)."""
-    return _findings_csv(FindingRow.of(f, e.record, e.origin)
+    return _findings_csv(FindingRow.of(f, e.record, e.origin, e.positions.get(f.region.id))
                          for e in data.entries for f in e.findings)
