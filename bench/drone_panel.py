@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ml.evaluation.panel import project_refs, sample_boxes, write_panel  # noqa: E402
-from ml.project.store import Project, boxes_to_arrays  # noqa: E402
+from ml.project.store import Project, boxes_to_arrays, is_project  # noqa: E402
 
 OVER = 1.5  # a student area over this many times its teacher's counts as filled
 THIN = "ridge"  # the auto teacher's thin-defect candidate
@@ -59,8 +59,9 @@ def run_user_path(data: Path, work: Path, budget: str) -> Path:
 
 
 def teacher_choices(project: Project, keys: list[str]) -> dict[tuple[str, int], str]:
-    """(key, box index) -> the candidate the ``auto`` teacher chose, made again per photo;
-    ``unknown`` where the photo's stored teacher mask is not what ``auto`` makes now."""
+    """(key, box index) -> the candidate the ``auto`` teacher chose, made again per photo with
+    the per-class kinds its survey stored with the mask; ``unknown`` where the photo's stored
+    teacher mask is not what ``auto`` makes now."""
     from ml.teachers import make_teacher
 
     teacher = make_teacher("auto")
@@ -69,6 +70,8 @@ def teacher_choices(project: Project, keys: list[str]) -> dict[tuple[str, int], 
         rec = project.record(key)
         boxes, classes = boxes_to_arrays(rec.boxes)
         stored = project.load_mask(key, "teacher")
+        kinds = (rec.teacher.settings or {}).get("kinds") if rec.teacher is not None else None
+        teacher.kinds = {int(c): k for c, k in (kinds or {}).items()}  # the survey's, as made
         teacher.set_image(project.load_image(key))
         again = teacher.predict(boxes, classes)
         same = stored is not None and np.array_equal(again, stored)
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="only the photos this other project has student masks for (two runs "
                     "compared on the same photos)")
     a = ap.parse_args(argv)
-    if (a.source / "project.json").exists():
+    if is_project(a.source):
         proj_dir = a.source
     elif a.work is None:
         ap.error("a data folder needs --work (where the project is made)")
