@@ -11,7 +11,8 @@
   (:mod:`ml.datasets.synthetic_history`), the true masks as the teacher's.
 * with ``--gui`` (needs xvfb-run): ``blade_map_dock.png`` and ``findings_changes.png``, the
   Blade map dock and the Findings dock comparing with the last inspection, on the synthetic
-  pair.
+  pair; ``spot_view.png``, the spot view ("Side by side…") of the first grown, registered
+  finding, side by side and swiped.
 
 Projects are built in a temporary folder; the photos are linked, never copied.
 """
@@ -107,10 +108,44 @@ def gui_shoot(root: Path, out: Path) -> int:
     f.resize(1200, 760)
     wait(lambda: False, 1)
     f.grab().save(str(out / "findings_changes.png"))
+    spot_shoot(f, out / "spot_view.png", wait)
     ins.shutdown()
     viewer.close()
     print(f"  {out / 'blade_map_dock.png'}\n  {out / 'findings_changes.png'}")
     return 0
+
+
+def spot_shoot(f, out: Path, wait) -> None:
+    """The spot view of the Findings dock ``f``'s first grown, registered row: side by side
+    and swiped, joined in one picture."""
+    from qtpy.QtGui import QColor, QImage, QPainter
+
+    c = f.changes
+    regs = c.comparison.registrations
+    row = next(i for i, r in enumerate(f.model.rows)
+               if (ch := c.index.get((r.key, r.region_id))) is not None
+               and ch.status == "grown" and ch.earlier is not None
+               and (reg := regs.get((ch.earlier.key, ch.current.key))) is not None and reg.ok)
+    f.table.setCurrentIndex(f.model.index(row, 1))
+    view = c.open_view()
+    wait(lambda: view.views is not None)
+    shots = []
+    for mode in (0, 1):
+        view.mode.setCurrentIndex(mode)
+        view.adjustSize()
+        wait(lambda: False, 1)
+        shots.append(view.grab().toImage())
+    gap = 16
+    both = QImage(sum(s.width() for s in shots) + gap, max(s.height() for s in shots),
+                  QImage.Format.Format_RGB32)
+    both.fill(QColor("white"))
+    p = QPainter(both)
+    p.drawImage(0, 0, shots[0])
+    p.drawImage(shots[0].width() + gap, 0, shots[1])
+    p.end()
+    both.save(str(out))
+    view.close()
+    print(f"  {out}")
 
 
 def main() -> int:
