@@ -92,7 +92,7 @@ def evaluate(model_dir: Path, proj: Project, test: list[str], masks: Path, min_a
              ) -> dict:
     """Box-free binary IoU and region recall / precision of the proposals on ``test``."""
     from ml.prediction.predict import Predictor
-    from ml.prediction.proposals import model_calibration
+    from ml.prediction.proposal_calibration import model_calibration
 
     pred = Predictor.from_dir(model_dir, "cpu")
     cal = model_calibration(model_dir)
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(1, a.rounds + 1):
         for arm, proj in arms.items():
             from ml.prediction.batch_predict import predict_project
-            from ml.prediction.proposals import calibrate_model
+            from ml.prediction.proposal_calibration import calibrate_model
 
             unboxed = [k for k in pool if not DEC.person_boxed(proj, k)]
             calibrate_model(proj, models[arm], decided=DEC.calibration_examples(proj))
