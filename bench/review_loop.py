@@ -92,7 +92,7 @@ def evaluate(model_dir: Path, proj: Project, test: list[str], masks: Path, min_a
              ) -> dict:
     """Box-free binary IoU and region recall / precision of the proposals on ``test``."""
     from ml.prediction.predict import Predictor
-    from ml.prediction.proposals import model_calibration
+    from ml.prediction.proposal_calibration import model_calibration
 
     pred = Predictor.from_dir(model_dir, "cpu")
     cal = model_calibration(model_dir)
@@ -127,7 +127,7 @@ def queue_quality(proj: Project, masks: Path, min_area: int) -> dict:
     for it in q:
         by_key.setdefault(it.key, []).append(it.proposal.box)
     for k in proj.keys():
-        if proj.record(k).findings.get("proposals") is None or DEC._person_boxed(proj, k):
+        if proj.record(k).findings.get("proposals") is None or DEC.person_boxed(proj, k):
             continue
         gt = gt_of(masks, k)
         for tr in true_regions(gt, min_area):
@@ -261,9 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(1, a.rounds + 1):
         for arm, proj in arms.items():
             from ml.prediction.batch_predict import predict_project
-            from ml.prediction.proposals import calibrate_model
+            from ml.prediction.proposal_calibration import calibrate_model
 
-            unboxed = [k for k in pool if not DEC._person_boxed(proj, k)]
+            unboxed = [k for k in pool if not DEC.person_boxed(proj, k)]
             calibrate_model(proj, models[arm], decided=DEC.calibration_examples(proj))
             predict_project(proj, models[arm], keys=unboxed, device="cpu",
                             keep_previous=False)
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             answers = [answer(proj, it, masks) for it in items]
             decided[arm] += len(answers)
             to_box = ([k for k, _ in photos_to_box(proj, a.k)] if arm == "queue"
-                      else [k for k in pool if not DEC._person_boxed(proj, k)][: a.k])
+                      else [k for k in pool if not DEC.person_boxed(proj, k)][: a.k])
             for k in to_box:
                 box_photo(proj, k, masks, a.pad, min_area)
             pseudo_label_project(proj, make_teacher(a.teacher), keys=to_box)

@@ -185,3 +185,46 @@ def test_cli_predicts_on_a_cluster_and_prints_the_dashboard(tmp_path, model_dir,
     assert main(["predict", str(tmp_path / "photos"), "--out", str(tmp_path / "o"),
                  "--model", str(model_dir), "--scheduler", "local"]) == 1
     assert "work on a project" in capsys.readouterr().err
+
+
+
+def _proposal_entries(proj: Project) -> dict:
+    """Each photo's stored proposals, less the time they were found."""
+    out = {}
+    for key in KEYS:
+        entry = proj.record(key).findings.get("proposals")
+        out[key] = None if entry is None else {k: v for k, v in entry.items() if k != "at"}
+    return out
+
+
+@pytest.mark.parametrize("card", ["open threshold", "no calibration yet"])
+def test_campaign_stores_the_proposals_predict_stores(tmp_path, model_dir, scheduler, card):
+    from ml.evaluation.calibration import Calibration, save_to_card, with_threshold
+    from ml.findings.queue import review_queue
+    from ml.student.checkpoint import CARD_NAME, load_card
+
+    m = tmp_path / "model"
+    shutil.copytree(model_dir, m)
+
+    def reset_card() -> None:
+        c = load_card(m)
+        c.calibration = None
+        c.save(m / CARD_NAME)
+        if card == "open threshold":  # every candidate passes: proposals to compare
+            save_to_card(m, with_threshold(with_threshold(Calibration(), 1, 0.0), 2, 0.0))
+
+    reset_card()
+    here = _project(tmp_path / "here")
+    BP.predict_project(here, m, tiled=True, device="cpu")
+    fitted = load_card(m).calibration
+    reset_card()  # the campaign calibrates for itself where the card has none
+    there = _project(tmp_path / "there")
+    assert not _run(there, m, scheduler, device="cpu").failed
+    assert load_card(m).calibration == fitted
+    there = Project.open(there.root)
+    assert _proposal_entries(there) == _proposal_entries(here)
+    assert all(e is not None for e in _proposal_entries(there).values())
+    if card == "open threshold":  # the comparison is not of empty lists
+        items = [p for e in _proposal_entries(there).values() for p in e["items"].values()]
+        assert items and all(p["teacher_iou"] is not None for p in items)
+        assert len(review_queue(there).items) == len(items)

@@ -20,10 +20,10 @@ from ml.evaluation.calibration import (
 )
 from ml.findings import decisions as DEC
 from ml.findings.queue import photos_to_box, review_queue, split_id, teaching_value
+from ml.prediction.proposal_calibration import label_candidates
 from ml.prediction.proposals import (
     Proposal,
     candidates,
-    label_candidates,
     record_proposals,
     stored_proposals,
 )

@@ -118,11 +118,7 @@ def run_predict(args: argparse.Namespace) -> int:
         print(f"against the previous model ({ch.photos_changed} of {ch.photos} photos changed): "
               f"{ch.summary(project.class_names())}")
     if project is not None and args.proposals:
-        n = [len((project.record(k).findings.get("proposals") or {}).get("items", {}))
-             for k in summary.done]
-        if sum(n):
-            print(f"{sum(n)} proposals on {sum(map(bool, n))} photos without boxes to review: "
-                  f"b2p review {target}")
+        _say_proposals(project, summary.done, target)
     where = "stored in the project" if is_proj else f"written to {args.out}"
     print(f"predicted {len(summary.done)}/{summary.total} photos with model {summary.model}, "
           f"{where}" + (f"; {len(summary.failed)} failed" if summary.failed else ""))
@@ -140,10 +136,13 @@ def _run_campaign(args: argparse.Namespace, project: Project, model_dir: Path,
                 project, model_dir, scheduler=args.scheduler or "local", workers=args.workers,
                 tiled=args.tiled, box_constraint=args.box_constraint, fallback=args.fallback,
                 device=args.device, progress=bar, should_stop=lambda: stop[0], note=_note,
-                photo_root=args.photos_url, connect_timeout=args.connect_timeout, **options)
+                photo_root=args.photos_url, connect_timeout=args.connect_timeout,
+                proposals=args.proposals, **options)
     except CampaignError as e:
         raise CLIError(str(e)) from e
     print_items(summary)
+    if args.proposals:
+        _say_proposals(project, summary.done, project.root)
     if summary.resumed:
         print(f"{summary.resumed} photos were finished by an earlier run and not predicted again")
     if summary.run_dir:
@@ -152,6 +151,15 @@ def _run_campaign(args: argparse.Namespace, project: Project, model_dir: Path,
           f"{summary.workers} Dask workers in {summary.seconds:.1f} s, stored in the project"
           + (f"; {len(summary.failed)} failed" if summary.failed else ""))
     return exit_code(summary)
+
+
+def _say_proposals(project: Project, keys: tuple[str, ...], target: Path) -> None:
+    """How many proposals the prediction left to review, and the command that reviews them."""
+    n = [len((project.record(k).findings.get("proposals") or {}).get("items", {}))
+         for k in keys]
+    if sum(n):
+        print(f"{sum(n)} proposals on {sum(map(bool, n))} photos without boxes to review: "
+              f"b2p review {target}")
 
 
 def _note(line: str) -> None:

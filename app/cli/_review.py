@@ -158,7 +158,7 @@ def _calibrate(proj, args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ml.findings.decisions import calibration_examples
-    from ml.prediction.proposals import calibrate_model
+    from ml.prediction.proposal_calibration import calibrate_model
     from ml.student.checkpoint import current_model
 
     model_dir = Path(args.model) if args.model else current_model(proj)

@@ -10,6 +10,11 @@ by path (or fsspec URL) and write::
     PROJECT/runs/<run>/masks/student/KEY.png (+ _conf, _corr)   moved into the project after
     PROJECT/runs/<run>/results/KEY.json                         written last: photo complete
 
+Each photo's proposals (the defects found outside a person's boxes) are found on the worker
+beside its prediction, with the model's calibration (fitted here first when the card has
+none) and a teacher for the review queue's disagreement figure, exactly as ``b2p predict``
+finds them; the client stores them with the photo's masks, in the same transaction.
+
 The run's name comes from the model and the settings, so the same command started again after
 a kill finds its folder: photos with a complete JSON are not predicted again. A run that ends
 with every photo done removes its folder; one with failures or a stop keeps it for the next.
@@ -47,6 +52,7 @@ from ml.campaign.worker import (
 )
 from ml.common.progress import ProgressFn, Reporter, StopFn
 from ml.prediction.batch_predict import Predictions, _check_classes
+from ml.prediction.proposals import store_proposals
 from ml.project.store import Project, boxes_to_arrays
 
 RUNS_DIR = "runs"
@@ -217,12 +223,14 @@ def _sort_out(project: Project, run_dir: Path, keys: Iterable[str], model: str,
     return ready, adopted, todo
 
 
-def _task(project: Project, key: str, box_constraint: bool, photo_root: str | None) -> PhotoTask:
+def _task(project: Project, key: str, box_constraint: bool, photo_root: str | None,
+          proposals: bool) -> PhotoTask:
     rec = project.record(key)
     photo = f"{photo_root.rstrip('/')}/{key}" if photo_root else str(project.image_path(key))
     teacher = str(project.root / rec.teacher.path) if rec.teacher else None
     boxes, classes = boxes_to_arrays(rec.boxes) if box_constraint else (None, None)
-    return PhotoTask(key, photo, teacher, boxes, classes)
+    every = boxes_to_arrays(rec.boxes)[0] if proposals else None
+    return PhotoTask(key, photo, teacher, boxes, classes, every, rec.every_defect_boxed())
 
 
 def _outcome(fut: Any, key: str) -> PhotoResult:
@@ -271,6 +279,16 @@ def _run_tasks(client: Any, tasks: Iterator[PhotoTask | PhotoResult], spec: RunS
     return False
 
 
+def _calibration(project: Project, model_dir: str | Path, device: str, tiled: bool,
+                 options: dict[str, Any]) -> str:
+    """The proposals' calibration as JSON for the workers (fitted here first, by a predictor
+    set as the workers', when the card has none: as ``b2p predict`` does)."""
+    from ml.prediction.proposal_calibration import ensure_calibration
+
+    cal = ensure_calibration(project, model_dir, device=device, tiled=tiled, **options)
+    return json.dumps(cal.to_json())
+
+
 def predict_campaign(project: Project, model_dir: str | Path, scheduler: str = "local",
                      workers: int | None = None, keys: list[str] | None = None,
                      tiled: bool = False, box_constraint: bool = True, fallback: bool = True,
@@ -279,6 +297,7 @@ def predict_campaign(project: Project, model_dir: str | Path, scheduler: str = "
                      note: Callable[[str], None] | None = None, photo_root: str | None = None,
                      window: int = 0, index_every: int = 50, connect_timeout: float = 10.0,
                      processes: bool = True, torch_threads: int | None = None,
+                     proposals: bool = True, proposal_teacher: str | None = "grabcut",
                      **options: Any) -> CampaignResult:
     """Predict a project's photos on Dask and store the student masks, as ``predict_project``.
 
@@ -286,6 +305,8 @@ def predict_campaign(project: Project, model_dir: str | Path, scheduler: str = "
     stay in flight (default 4 per worker); ``processes=False`` runs a local cluster's workers
     as threads of this process (tests). ``torch_threads``: each worker's torch threads
     (default: a local cluster splits the cores, a running one keeps its workers' setting).
+    ``proposals``, ``proposal_teacher``: as :func:`~ml.prediction.batch_predict.predict_project`
+    (the workers find each photo's proposals, the client stores them with its masks).
     ``options`` go to the Predictor (overlap, batch_size, box_pad).
     """
     _require_distributed()
@@ -298,7 +319,8 @@ def predict_campaign(project: Project, model_dir: str | Path, scheduler: str = "
     extra = {"box_constraint": box_constraint, "fallback": fallback, "model_dir": str(model_dir)}
     opts = tuple(sorted(options.items()))
     run_dir = project.root / RUNS_DIR / run_name(mid, {**extra, "tiled": tiled, "options": opts,
-                                                      "photo_root": photo_root})
+                                                      "photo_root": photo_root,
+                                                      "proposals": proposals})
     ready, adopted, todo = _sort_out(project, run_dir, keys, mid, extra)
     done: list[str] = list(adopted)
     failed: dict[str, str] = {}
@@ -316,6 +338,8 @@ def predict_campaign(project: Project, model_dir: str | Path, scheduler: str = "
                 project.keep_previous(res.key, new_model=mid)
                 project.adopt_student(res.key, run_dir, res.shape, mid, res.extras,
                                       _record_settings(res, extra))
+                if res.proposals is not None:
+                    store_proposals(project, res.key, {**res.proposals, "model": mid})
             done.append(res.key)
             fallbacks += res.fallbacks
         except Exception as e:  # one bad photo must not end the batch
@@ -324,7 +348,7 @@ def predict_campaign(project: Project, model_dir: str | Path, scheduler: str = "
 
     def describe(key: str) -> PhotoTask | PhotoResult:
         try:
-            return _task(project, key, box_constraint, photo_root)
+            return _task(project, key, box_constraint, photo_root, proposals)
         except Exception as e:  # a record the client cannot describe: name it, go on
             return PhotoResult(key, error=f"{type(e).__name__}: {e}")
 
@@ -332,12 +356,14 @@ def predict_campaign(project: Project, model_dir: str | Path, scheduler: str = "
         take(res)
     stopped = False
     if todo and not rep.stopped():
+        cal = _calibration(project, model_dir, device, tiled, options) if proposals else ""
         with _client(scheduler, workers, connect_timeout, processes,
                      torch_threads) as (client, n, thr):
             cluster.update(workers=n, dashboard=client.dashboard_link or "")
             say(f"Dask dashboard: {_dashboard(client)} ({n} workers)")
             spec = RunSpec(str(Path(model_dir).resolve()), device, tiled, opts, thr,
-                           fallback, tuple(tuple(c) for c in project.palette()))
+                           fallback, tuple(tuple(c) for c in project.palette()), cal,
+                           proposal_teacher)
             stopped = _run_tasks(client, (describe(k) for k in todo), spec, run_dir,
                                  window or 4 * max(n, 1), take, rep.stopped)
     stopped = stopped or (len(done) + len(failed) < len(keys))

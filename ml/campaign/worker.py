@@ -3,7 +3,9 @@
 Runs inside a Dask worker. It never opens the project: the client hands each task the photo's
 path (or fsspec URL), its teacher mask's path and its boxes, and the task writes the result
 under the run folder, each file atomically and the JSON last, so a photo whose JSON exists is
-complete. Each worker loads the model once (a per-process cache keyed by :class:`RunSpec`).
+complete. The JSON also holds the photo's proposals, found by
+:func:`ml.prediction.proposals.find_proposals` as ``b2p predict`` finds them, for the client to
+store. Each worker loads the model once (a per-process cache keyed by :class:`RunSpec`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class RunSpec:
     torch_threads: int = 0  # > 0: the worker sets torch's threads (a local cluster splits cores)
     fallback: bool = True
     palette: tuple[tuple[int, int, int], ...] = ()
+    calibration: str = ""  # the proposals' calibration as JSON text; "" finds no proposals
+    proposal_teacher: str | None = None  # the teacher that scores a proposal's disagreement
 
     def predictor_key(self) -> tuple:
         return self.model_dir, self.device, self.tiled, self.options, self.torch_threads
@@ -52,6 +56,8 @@ class PhotoTask:
     teacher: str | None = None  # the teacher mask's path, for the fallback and corrections
     boxes: np.ndarray | None = None  # (N, 4) xyxy; None: no box constraint
     classes: np.ndarray | None = None  # (N,) the boxes' class ids
+    all_boxes: np.ndarray | None = None  # (N, 4) every box, for proposals (None: none asked)
+    every_boxed: bool = False  # a person said every defect of the photo is boxed
 
 
 @dataclass(frozen=True)
@@ -65,12 +71,14 @@ class PhotoResult:
     fallbacks: int = 0
     settings: dict[str, Any] = field(default_factory=dict)  # Predictor.settings()
     seconds: float = 0.0
+    proposals: dict[str, Any] | None = None  # ml.prediction.proposals.find_proposals' entry
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> PhotoResult:
         return cls(key=str(d["key"]), shape=(int(d["shape"][0]), int(d["shape"][1])),
                    extras=tuple(d.get("extras", ())), fallbacks=int(d.get("fallbacks", 0)),
-                   settings=dict(d.get("settings", {})), seconds=float(d.get("seconds", 0.0)))
+                   settings=dict(d.get("settings", {})), seconds=float(d.get("seconds", 0.0)),
+                   proposals=d.get("proposals"))
 
 
 def result_json(run_dir: str | os.PathLike, key: str) -> Path:
@@ -150,6 +158,26 @@ def _regions(label: np.ndarray, confidence: np.ndarray) -> dict[str, Any]:
     return {"count": len(found), "listed": listed}
 
 
+def _proposals(spec: RunSpec, task: PhotoTask, predictor: Any, result: Any,
+               image: np.ndarray) -> dict[str, Any] | None:
+    """The photo's proposals, found as ``b2p predict`` finds them (the client stores them)."""
+    if not spec.calibration or task.all_boxes is None:
+        return None
+    import json
+
+    from ml.evaluation.calibration import Calibration
+    from ml.prediction.proposals import find_proposals
+
+    teacher = None
+    if spec.proposal_teacher:  # one per task: a teacher holds the photo it was given
+        from ml.teachers import make_teacher
+
+        teacher = make_teacher(spec.proposal_teacher)
+    return find_proposals(result.label, result.confidence, task.all_boxes, task.every_boxed,
+                          "", Calibration.from_json(json.loads(spec.calibration)), predictor,
+                          teacher, image)
+
+
 def predict_photo(spec: RunSpec, task: PhotoTask, run_dir: str) -> PhotoResult:
     """Worker task: predict one photo, write its maps and then its JSON under ``run_dir``.
 
@@ -166,6 +194,7 @@ def predict_photo(spec: RunSpec, task: PhotoTask, run_dir: str) -> PhotoResult:
         teacher = load_label(task.teacher) if task.teacher else None
         result, corr = predict_arrays(predictor, image, teacher, task.boxes, task.classes,
                                       spec.fallback)
+        found = _proposals(spec, task, predictor, result, image)
         del image
         pal = [tuple(c) for c in spec.palette] or None
         maps = {"confidence": result.confidence}
@@ -174,7 +203,7 @@ def predict_photo(spec: RunSpec, task: PhotoTask, run_dir: str) -> PhotoResult:
         res = PhotoResult(task.key, shape=(int(result.label.shape[0]),
                                            int(result.label.shape[1])),
                           extras=tuple(maps), fallbacks=int(result.fallbacks),
-                          settings=predictor.settings())
+                          settings=predictor.settings(), proposals=found)
         files = result_files(run_dir, res)
         for path, arr in zip(files[1:], maps.values(), strict=True):
             save_label(path, arr)

@@ -241,18 +241,21 @@ def calibration_examples(project: Project) -> list[tuple[float, int, int]]:
             if d.confidence is not None]
 
 
-def _person_boxed(project: Project, key: str) -> bool:
+def person_boxed(project: Project, key: str) -> bool:
+    """A person boxed ``key`` (a box of theirs, an edited mask, or every defect boxed): its
+    teacher mask is a target; elsewhere only the decisions teach."""
     rec = project.record(key)
     return (any(b.source != PROPOSAL_BOX for b in rec.boxes)
             or bool(rec.teacher and rec.teacher.edited) or bool(rec.all_defects_boxed))
 
 
 def training_target(project: Project, key: str, label: np.ndarray | None,
-                    shape: tuple[int, int]) -> np.ndarray | None:
+                    shape: tuple[int, int], keep_label: bool = False) -> np.ndarray | None:
     """``key``'s training label: ``label`` (its teacher mask) with its decisions painted on.
 
     Unchanged (the same object) for a photo without decisions. A photo no person boxed starts
-    from IGNORE: only what was decided there teaches.
+    from IGNORE (only what was decided there teaches) unless ``keep_label`` (a target a
+    person or the caller made: :mod:`ml.training.decided`).
     """
     found = decisions(project, key)
     if not found:
@@ -260,7 +263,8 @@ def training_target(project: Project, key: str, label: np.ndarray | None,
     import cv2
 
     h, w = shape
-    if label is not None and label.shape == (h, w) and _person_boxed(project, key):
+    if label is not None and label.shape == (h, w) and (keep_label
+                                                        or person_boxed(project, key)):
         out = np.array(label, np.uint8, copy=True)
     else:
         out = np.full((h, w), IGNORE, np.uint8)
@@ -313,7 +317,7 @@ def reported_findings(project: Project, key: str, findings: list, include_propos
     noted as proposed); a photo without proposals keeps all its findings."""
     from dataclasses import replace
 
-    if not (project.record(key).findings.get("proposals") or {}) or _person_boxed(project, key):
+    if not (project.record(key).findings.get("proposals") or {}) or person_boxed(project, key):
         return findings
     done = decisions(project, key)
     props = stored_proposals(project, key)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ml.findings.decisions import ACCEPTED, Decision, _person_boxed, decisions
+from ml.findings.decisions import ACCEPTED, Decision, decisions, person_boxed
 from ml.findings.severity import SeveritySettings, image_gsd, load_settings
 from ml.prediction.proposals import FINDINGS_KEY, Proposal, stored_proposals
 from ml.project.store import Project
@@ -136,7 +136,7 @@ def photos_to_box(project: Project, n: int | None = None) -> list[tuple[str, flo
     for key in project.keys():
         rec = project.record(key)
         entry = rec.findings.get(FINDINGS_KEY)
-        if not entry or _person_boxed(project, key):
+        if not entry or person_boxed(project, key):
             continue
         score = float(entry.get("uncertainty", 0.0)) + 0.02 * int(entry.get("near_threshold", 0))
         out.append((key, round(score, 5)))

@@ -197,15 +197,9 @@ def _proposal_setup(project: Project, model_dir: str | Path, predictor: Predicto
                     teacher: str | None) -> tuple[Any, Any]:
     """The model's proposal calibration (fitted now on the validation photos when its card has
     none) and the teacher that scores the proposals' disagreement."""
-    from ml.prediction.proposals import calibrate_model
-    from ml.student.checkpoint import load_card
+    from ml.prediction.proposal_calibration import ensure_calibration
 
-    if load_card(model_dir).calibration:
-        from ml.prediction.proposals import model_calibration
-
-        cal = model_calibration(model_dir)
-    else:
-        cal = calibrate_model(project, model_dir, predictor)
+    cal = ensure_calibration(project, model_dir, predictor)
     if teacher is None:
         return cal, None
     from ml.teachers import make_teacher

@@ -14,21 +14,21 @@ ranks by (:mod:`ml.findings.queue`): the spread of the members' defect probabili
 (``members`` > 1) and the IoU of a teacher run on the proposed box with the proposal's mask.
 A region lying mostly inside a box of the photo is the box's finding, not a proposal.
 
-:func:`calibrate_model` fits the calibration on the validation photos (box-free prediction
-against their masks) plus every proposal people decided, and writes it into the card.
+:func:`find_proposals` finds them without the project (a campaign's workers run it beside
+the prediction) and :func:`store_proposals` keeps what it found. The calibration is fitted by
+:mod:`ml.prediction.proposal_calibration`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ml.common.classes import IGNORE
-from ml.common.progress import ProgressFn, Reporter, StopFn
-from ml.evaluation.calibration import Calibration, fit_calibration, from_card, save_to_card
+from ml.evaluation.calibration import Calibration
 from ml.project.records import now
 from ml.project.regions import region_id
 from ml.project.store import Project
@@ -223,22 +223,23 @@ def photo_uncertainty(confidence: np.ndarray | None) -> float:
     return round(float(np.mean(confidence < UNCERTAIN * 255)), 5)
 
 
-def record_proposals(project: Project, key: str, label: np.ndarray,
-                     confidence: np.ndarray | None, model: str,
-                     calibration: Calibration | None = None,
-                     predictor: Predictor | None = None, teacher: Any = None,
-                     image: np.ndarray | None = None) -> list[Proposal]:
-    """Find ``key``'s proposals in its prediction and store them in its record; return them.
+def find_proposals(label: np.ndarray, confidence: np.ndarray | None, boxes: np.ndarray,
+                   every_boxed: bool, model: str, calibration: Calibration | None = None,
+                   predictor: Predictor | None = None, teacher: Any = None,
+                   image: np.ndarray | Callable[[], np.ndarray] | None = None
+                   ) -> dict[str, Any]:
+    """A photo's proposals as the entry :func:`store_proposals` keeps in its record.
 
-    ``predictor`` (with members) and ``teacher`` add the queue's disagreement figures; both
-    need the photo (``image``, read from the project when not given).
+    ``boxes`` (N, 4) xyxy: the photo's boxes (a region mostly inside one is not a proposal);
+    ``every_boxed``: a person said every defect is boxed (no proposal). ``predictor`` (with
+    members) and ``teacher`` add the queue's disagreement figures; both need the photo
+    (``image``, or a function reading it: called only when a proposal needs it).
     """
     cal = calibration or Calibration()
-    rec = project.record(key)
     kept: list[Candidate] = []
     near = 0
-    if not rec.every_defect_boxed():  # a person said every defect here is boxed: none
-        boxes = np.array([b.xyxy for b in rec.boxes], np.float32).reshape(-1, 4)
+    if not every_boxed:
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         for c in candidates(label, confidence, cal):
             if _boxed_share(c.mask, c.proposal.box, boxes) >= 0.5:
                 continue
@@ -247,23 +248,42 @@ def record_proposals(project: Project, key: str, label: np.ndarray,
                 near += 1
             if c.proposal.calibrated >= thr:
                 kept.append(c)
-    need_image = kept and (teacher is not None or (
-        predictor is not None and predictor.card.student.members > 1))
-    if need_image and image is None:
-        image = project.load_image(key)
+    members = predictor is not None and predictor.card.student.members > 1
+    if kept and (teacher is not None or members) and callable(image):
+        image = image()
     out = []
     for c in kept:
         p = _replace(c.proposal, threshold=round(cal.threshold(c.proposal.cls), 4))
-        if need_image and predictor is not None and predictor.card.student.members > 1:
+        if members and image is not None:
             p = _replace(p, spread=_member_spread(predictor, image, c))
-        if need_image and teacher is not None:
+        if teacher is not None and image is not None:
             p = _replace(p, teacher_iou=_teacher_iou(teacher, image, c))
         out.append(p)
-    entry = {"model": model, "at": now(), "calibrated": cal.fitted,
-             "uncertainty": photo_uncertainty(confidence), "near_threshold": near,
-             "items": {p.id: p.to_json() for p in out}}
+    return {"model": model, "at": now(), "calibrated": cal.fitted,
+            "uncertainty": photo_uncertainty(confidence), "near_threshold": near,
+            "items": {p.id: p.to_json() for p in out}}
+
+
+def store_proposals(project: Project, key: str, entry: dict[str, Any]) -> list[Proposal]:
+    """Keep ``entry`` (:func:`find_proposals`) as ``key``'s proposals; return them."""
+    rec = project.record(key)
     project.update(key, findings={**rec.findings, FINDINGS_KEY: entry})
-    return out
+    return [Proposal.from_json(pid, d) for pid, d in entry["items"].items()]
+
+
+def record_proposals(project: Project, key: str, label: np.ndarray,
+                     confidence: np.ndarray | None, model: str,
+                     calibration: Calibration | None = None,
+                     predictor: Predictor | None = None, teacher: Any = None,
+                     image: np.ndarray | None = None) -> list[Proposal]:
+    """Find ``key``'s proposals in its prediction and store them in its record; return them
+    (:func:`find_proposals` on the photo's boxes, then :func:`store_proposals`)."""
+    rec = project.record(key)
+    boxes = np.array([b.xyxy for b in rec.boxes], np.float32).reshape(-1, 4)
+    entry = find_proposals(label, confidence, boxes, rec.every_defect_boxed(), model,
+                           calibration, predictor, teacher,
+                           image if image is not None else lambda: project.load_image(key))
+    return store_proposals(project, key, entry)
 
 
 def _replace(p: Proposal, **kw: Any) -> Proposal:
@@ -297,74 +317,3 @@ def proposal_mask(project: Project, key: str, proposal: Proposal) -> np.ndarray:
     if best is None:  # predicted again since: the box's defect pixels stand for it
         return (label[y0:y1, x0:x1] > 0) & (label[y0:y1, x0:x1] != IGNORE)
     return comp[y0:y1, x0:x1] == best
-
-
-# ----------------------------------------------------------------- calibration on validation
-def label_candidates(cands: list[Candidate], truth: np.ndarray,
-                     match_px: int = MATCH_PX) -> np.ndarray:
-    """1 for each candidate within ``match_px`` of a true defect pixel of ``truth``."""
-    import cv2
-
-    t = ((truth > 0) & (truth != IGNORE)).astype(np.uint8)
-    if match_px > 0:
-        k = 2 * match_px + 1
-        t = cv2.dilate(t, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    out = np.zeros(len(cands), np.int64)
-    for j, c in enumerate(cands):
-        x0, y0, x1, y1 = c.proposal.box
-        out[j] = int((t[y0:y1, x0:x1].astype(bool) & c.mask).any())
-    return out
-
-
-def calibrate_model(project: Project, model_dir: str | Path, predictor: Predictor | None = None,
-                    keys: list[str] | None = None, target: float = 0.8,
-                    decided: list[tuple[float, int, int]] | None = None,
-                    progress: ProgressFn | None = None, should_stop: StopFn | None = None,
-                    save: bool = True) -> Calibration:
-    """Fit the proposal calibration on validation photos and store it in the model's card.
-
-    ``keys``: photos with a mask to hold proposals against (default: the project's
-    validation photos that have a teacher mask, else every photo with one); each is predicted
-    box-free. ``decided``: (raw confidence, class, 1 accepted / 0 rejected) of proposals people
-    decided, added as labelled regions.
-    """
-    from ml.prediction.predict import Predictor
-
-    if keys is None:
-        masked = [k for k in project.keys() if project.record(k).teacher is not None]
-        val = set(project.split.get("val") or [])
-        keys = [k for k in masked if k in val] or masked
-        where = "validation photos" if any(k in val for k in masked) else "training photos"
-    else:
-        where = "given photos"
-    predictor = predictor or Predictor.from_dir(model_dir, "auto")
-    raw, truth, classes = [], [], []
-    rep = Reporter(len(keys), progress, should_stop)
-    for k in keys:
-        if rep.stopped():
-            break
-        mask = project.load_mask(k, "teacher")
-        if mask is None:
-            rep.step(message=k)
-            continue
-        res = predictor.predict(project.load_image(k))
-        cands = candidates(res.label, res.confidence)
-        if cands:
-            raw.extend(c.proposal.confidence for c in cands)
-            classes.extend(c.proposal.cls for c in cands)
-            truth.extend(label_candidates(cands, mask).tolist())
-        rep.step(message=k)
-    for conf, cls, ok in decided or []:
-        raw.append(conf)
-        classes.append(cls)
-        truth.append(ok)
-    note = f"{len(keys)} {where}" + (f" + {len(decided)} decided proposals" if decided else "")
-    cal = fit_calibration(np.array(raw), np.array(truth), np.array(classes), target, note=note)
-    if save:
-        save_to_card(model_dir, cal)
-    return cal
-
-
-def model_calibration(model_dir: str | Path) -> Calibration:
-    """The card's calibration (identity when the model has none yet)."""
-    return from_card(model_dir)

@@ -1,7 +1,8 @@
 """Training data: the in-memory cache of images and masks, and views of cached images.
 
 Which images are labelled and the persisted train/val split live in :mod:`ml.project.split` (no
-torch) and are re-exported here.
+torch) and are re-exported here; review decisions join every target through
+:mod:`ml.training.decided`.
 
 Images are read once and kept in memory, downscaled (area interpolation; nearest for masks)
 so that their long side is at most :func:`ml.student.crops.cache_long_side` = 4 x max(input size,
@@ -43,10 +44,10 @@ import torch
 
 from ml.common.classes import IGNORE
 from ml.project.split import MIN_VAL_IMAGES, split_keys  # noqa: F401 (re-exported)
-from ml.project.split import labelled_keys as _masked_keys
 from ml.project.store import Project, boxes_to_arrays
 from ml.student.crops import grid_origins
 from ml.training.box_raster import box_raster, box_window
+from ml.training.decided import decided_label, labelled_keys  # noqa: F401 (re-exported)
 
 DEFECT_CENTRED = 2 / 3  # share of random crops centred on a defect pixel (photos without boxes)
 BOX_CENTRED = 0.75  # share of random crops holding a box (the rest: anywhere, for background)
@@ -85,19 +86,6 @@ def _downscale(image: np.ndarray, label: np.ndarray, long_side: int,
                   None if weight is None else np.ascontiguousarray(weight))
 
 
-def labelled_keys(project: Project, source: str = "teacher",
-                  labels: dict[str, np.ndarray] | None = None) -> list[str]:
-    """:func:`ml.project.split.labelled_keys`, plus, for teacher masks, the photos where a
-    person decided proposals (:mod:`ml.findings.decisions`: their decisions teach)."""
-    keys = _masked_keys(project, source, labels)
-    if source != "teacher" or labels is not None:
-        return keys
-    from ml.findings.decisions import decided_keys
-
-    have = set(keys) | set(decided_keys(project))
-    return [k for k in project.keys() if k in have]
-
-
 def load_confidence(project: Project, key: str, shape: tuple[int, int]) -> np.ndarray:
     """``key``'s teacher confidence (uint8), or all 255 where none was stored."""
     conf = project.load_teacher_confidence(key)
@@ -119,11 +107,9 @@ def load_samples(project: Project, keys: list[str], source: str = "teacher",
     out: dict[str, Sample] = {}
     for key in keys:
         image = project.load_image(key)
-        label = labels[key] if labels is not None else project.load_mask(key, source)
-        if labels is None and source == "teacher":  # accepted and rejected proposals
-            from ml.findings.decisions import training_target
-
-            label = training_target(project, key, label, image.shape[:2])
+        label = labels.get(key) if labels is not None else project.load_mask(key, source)
+        label = decided_label(project, key, label, image.shape[:2], source,  # decisions
+                              given=labels is not None)
         if label is None:
             raise ValueError(f"{key}: no {source} mask")
         label = np.asarray(label, dtype=np.uint8)

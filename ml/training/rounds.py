@@ -12,7 +12,10 @@ but one level up:
   inside a box: ``p(background) >= max(remove_tau, c)``, ``remove_tau`` = 0.99 and ``c`` the
   teacher's own confidence in the pixel where it wrote one (a confident teacher wins);
 * a box that held teacher defect pixels never ends up empty (the teacher's pixels come back);
-* outside boxes, and on masks a person edited (or reviewed masks), targets are the teacher's.
+* outside boxes, and on masks a person edited (or reviewed masks), targets are the teacher's;
+* review decisions (:mod:`ml.training.decided`) are painted on before the fusion and again on
+  its result, so an accepted proposal's mask and a rejected region's background hold in every
+  round, and a photo only reviewed trains on its decisions alone.
 
 Round 1 trains into ``out_dir``; round ``r`` >= 2 into ``out_dir/round{r}``, initialised from
 the previous round's model. :func:`fit_rounds` yields every round's events (so one
@@ -32,6 +35,7 @@ from ml.common.progress import StopFn
 from ml.project.store import Project, boxes_to_arrays
 from ml.student import checkpoint
 from ml.student.config import StudentConfig, TrainConfig
+from ml.training.decided import round_bases
 from ml.training.events import Note, Stopped, TrainEvent, TrainResult
 from ml.training.losses import IGNORE
 
@@ -123,24 +127,6 @@ def round_targets(project: Project, model_dir: str | Path, teacher: dict[str, np
     return out
 
 
-def _teacher_masks(project: Project, source: str, labels: dict[str, np.ndarray] | None
-                   ) -> tuple[dict[str, np.ndarray], set[str]]:
-    """(masks round 1 learns from, keys whose masks a person made and rounds keep)."""
-    if labels is not None:
-        return dict(labels), set()
-    from ml.training.data import labelled_keys
-
-    masks, keep = {}, set()
-    for key in labelled_keys(project, source):
-        mask = project.load_mask(key, source)
-        if mask is not None:
-            masks[key] = mask
-            rec = project.record(key)
-            if source != "teacher" or (rec.teacher is not None and rec.teacher.edited):
-                keep.add(key)
-    return masks, keep
-
-
 def fit_rounds(project: Project, out_dir: str | Path, student: StudentConfig, cfg: TrainConfig,
                rounds: int = 2, mask_source: str = "teacher",
                labels: dict[str, np.ndarray] | None = None, resume: bool = False,
@@ -152,14 +138,15 @@ def fit_rounds(project: Project, out_dir: str | Path, student: StudentConfig, cf
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     result: TrainResult | None = None
-    teacher, keep = (dict(labels) if labels is not None else {}), set()
+    teacher: dict[str, np.ndarray] = {}
+    keep: set[str] = set()
     for r in range(1, rounds + 1):
         here = round_dir(out_dir, r)
         round_labels = labels
         if r > 1:
             prev = round_dir(out_dir, r - 1)
             if not teacher:
-                teacher, keep = _teacher_masks(project, mask_source, labels)
+                teacher, keep = round_bases(project, mask_source, labels)
             yield Note(f"round {r} of {rounds}: targets from {prev.name}'s masks fused with "
                        "the teacher's")
             round_labels = round_targets(project, prev, teacher, cfg.tau, device=cfg.device,
