@@ -88,13 +88,18 @@ class ProjectActions:
         """Create the project and import ``labels`` in a job, then open it on its first photo."""
         from ml.datasets.project_start import start_project
 
-        job = Job("new project", start_project, photos, root, labels)
-        job.succeeded.connect(self._on_project_started)
-        job.failed.connect(lambda msg: self._error(f"Cannot create the project: {msg}"))
+        return self._start(Job("new project", start_project, photos, root, labels),
+                           self._on_project_started, "Cannot create the project",
+                           "start the project when it ends")
+
+    def _start(self, job: Job, done, failed: str, when_busy: str) -> Job | None:
+        """Run ``job`` with ``done`` on success; ``failed: MSG`` or ``ERR; when_busy`` shown."""
+        job.succeeded.connect(done)
+        job.failed.connect(lambda msg: self._error(f"{failed}: {msg}"))
         try:
             return self.batch.run_job(job)
         except RuntimeError as e:  # another job is running
-            self._error(f"{e}; start the project when it ends")
+            self._error(f"{e}; {when_busy}")
             return None
 
     def _on_project_started(self, started) -> None:
@@ -118,14 +123,9 @@ class ProjectActions:
 
     def import_photos(self, folder: str | Path) -> Job | None:
         """Import ``folder`` in a job; the photo list shows the new photos when it ends."""
-        job = Job("import photos", import_photos_job, self.project, str(folder))
-        job.succeeded.connect(self._on_photos_imported)
-        job.failed.connect(lambda msg: self._error(f"Cannot import {folder}: {msg}"))
-        try:
-            return self.batch.run_job(job)
-        except RuntimeError as e:  # another job is running
-            self._error(f"{e}; import the photos when it ends")
-            return None
+        return self._start(Job("import photos", import_photos_job, self.project, str(folder)),
+                           self._on_photos_imported, f"Cannot import {folder}",
+                           "import the photos when it ends")
 
     def _on_photos_imported(self, result) -> None:
         if result is None or self.project is None:
