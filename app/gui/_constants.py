@@ -34,6 +34,7 @@ STOP_GRACE_MS = 8000  # training: after "stop", wait this long before terminate(
 KILL_GRACE_MS = 3000  # ... and this long after terminate() before kill()
 STDERR_TAIL_CHARS = 2000  # what a crashed worker's report shows
 WORKER_NICE = 10  # the training worker runs this much below the GUI's CPU priority
+HELPER_THREAD_NICE = 5  # threads that read photos ahead or write decisions run this much below
 
 # QSettings
 SETTINGS_ORG = "Boxes2Pixels"

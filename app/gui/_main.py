@@ -18,6 +18,8 @@ from app.gui._jobs import Job
 from app.gui._layers import ImageLayers
 from app.gui._menus import ProjectMenu, add_layout_actions
 from app.gui._metadata_panel import MetadataPanel
+from app.gui._navigation import PhotoNavigation
+from app.gui._photo_cache import PhotoCache
 from app.gui._project_actions import ProjectActions, unreadable
 from app.gui._project_panel import ProjectPanel
 from app.gui._recent import add_recent
@@ -35,16 +37,20 @@ __all__ = ["Inspector"]
 FINDINGS_ROWS = 8  # the Findings table shows at least this many rows whenever it is shown
 
 
-class Inspector(ProjectActions, QObject):
+class Inspector(ProjectActions, PhotoNavigation, QObject):
     """Owns the docks and the image session; ``open_project`` and ``show_key`` drive it."""
 
-    def __init__(self, viewer, dock: bool = True) -> None:
-        """``dock=False`` leaves the panels undocked (the napari plugin docks its own hosts)."""
+    def __init__(self, viewer, dock: bool = True, read_ahead: bool = True) -> None:
+        """``dock=False`` leaves the panels undocked (the napari plugin docks its own hosts);
+        ``read_ahead=False`` reads each photo when it is shown, into a single-resolution
+        layer (the photo change before the Review dock's read-ahead: the baseline of
+        ``bench/review_latency.py``)."""
         super().__init__()
         self.viewer = viewer
         self.project: Project | None = None
-        self.layers = ImageLayers(viewer)
-        self.session = ImageSession(self.layers)
+        self._review_shown = False
+        self.layers = ImageLayers(viewer, pyramid=read_ahead)
+        self.session = ImageSession(self.layers, PhotoCache() if read_ahead else None)
         self.projects = ProjectPanel()
         self.annotate = AnnotatePanel()
         self.review = ReviewPanel()
@@ -113,13 +119,11 @@ class Inspector(ProjectActions, QObject):
         self.batch.job_finished.connect(self._on_job_finished)
         self.training.model_ready.connect(lambda _d: self.batch.sync())
         self.training.predict_all.connect(self.predict_with_new_model)
-        self.session.image_changed.connect(self.findings.show_photo)
         self.session.saved.connect(self.findings.photo_changed)
         self.batch.job_finished.connect(lambda _j: self.findings.refresh())
         self.findings.region_chosen.connect(self.go_to_region)
         self.blade_map.region_chosen.connect(self.go_to_region)
-        self.session.image_changed.connect(self.blade_map.show_photo)
-        self.proposals.show_proposal.connect(self.go_to_region)
+        self.proposals.show_proposal.connect(self.show_proposal)
         self.proposals.decided.connect(self._on_decided)
         self.batch.job_finished.connect(lambda _j: self.proposals.refresh())
         self.layers.boxes.bind_key("Control-z", lambda _l: self.session.undo_boxes(),
@@ -165,6 +169,7 @@ class Inspector(ProjectActions, QObject):
             return None
         self.session.set_project(project)
         self.project = project
+        self._review_shown = False  # the Review dock turns the student's mask on once
         add_recent(project.root)
         self.annotate.set_classes(project.classes)
         self.layers.set_draw_class(self.annotate.picker.current)
@@ -204,42 +209,6 @@ class Inspector(ProjectActions, QObject):
             more = f"\n… and {len(bad) - 10} more" if len(bad) > 10 else ""
             self._error(f"{len(bad)} photo(s) cannot be read; every job skips them:\n"
                         + "\n".join(lines) + more)
-
-    def show_key(self, key: str) -> None:
-        if self.project is None:
-            return
-        if key == self.session.key and getattr(self, "_opening", False):
-            return  # projects.select below re-selects it: the photo is being shown already
-        self._opening = True
-        try:
-            self._show_key(key)
-        finally:
-            self._opening = False
-
-    def _show_key(self, key: str) -> None:
-        try:
-            self.session.open(key)
-        except Exception as e:
-            self._error(f"Cannot show {key}: {e}")
-            return
-        self.projects.select(key)
-        self._refresh_review()
-        self.annotate.show_reviewed(self.project.record(key).reviewed)
-        self.batch.sync()
-        self.update_title()
-
-    def _on_decided(self, key: str) -> None:
-        """A review decision changed ``key``'s boxes: show them if it is on screen."""
-        if key == self.session.key:
-            self.session.reload_boxes()
-        self.projects.update_status(key)
-
-    def go_to_region(self, key: str, bbox: tuple[int, int, int, int]) -> None:
-        """Show photo ``key`` (if another is on screen) zoomed to a finding's box."""
-        if key != self.session.key:
-            self.show_key(key)
-        if key == self.session.key:
-            self.layers.zoom_to(bbox)
 
     def update_title(self, state: str = "saved") -> None:
         if self.project is None:
@@ -301,9 +270,7 @@ class Inspector(ProjectActions, QObject):
             self.review.set_diff(self.session.diff if shown else None,
                                  self.project.class_names() if self.project else [])
         else:
-            self.review.set_corrections(
-                self.project.load_student_extra(self.session.key, "corrections") if shown
-                else None)
+            self.review.set_corrections(self.session.corrections if shown else None)
         self.review.set_can_undo(self.session.can_undo_accept())
 
     def set_compare(self, mode: str) -> None:
@@ -331,6 +298,8 @@ class Inspector(ProjectActions, QObject):
                                   on_start=self.training.follow)
 
     def _on_job_finished(self, job: Job) -> None:
+        if self.session.cache is not None:  # masks may be new: read again when shown
+            self.session.cache.clear()
         self.session.reload_masks()
         self.projects.refresh_all()
         self._refresh_review()

@@ -133,7 +133,9 @@ class MetadataPanel(QWidget):
             self._show(name, editor, next(iter(values)) if len(values) == 1 else "",
                        len(values) > 1)
             editor.setEnabled(bool(n))
-            editor.setStyleSheet(GUESSED_STYLE if hows else "")
+            style = GUESSED_STYLE if hows else ""
+            if editor.styleSheet() != style:  # a style sheet set restyles the widget (ms each)
+                editor.setStyleSheet(style)
             tip = (f"Guessed ({hows[0]})" + (f" on {len(hows)} of {n} photos" if n > 1 else "")
                    + "; ✓ confirms it, an edit replaces it") if hows else ""
             editor.setToolTip(tip)

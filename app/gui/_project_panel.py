@@ -37,6 +37,7 @@ class ProjectPanel(QWidget):
         super().__init__(parent)
         self.project: Project | None = None
         self._items: dict[str, QListWidgetItem] = {}
+        self._shown: dict[str, ImageRecord] = {}  # the record each row shows
         self.title = QLabel("No project — open a folder of photos")
         self.title.setWordWrap(True)
         self.list = QListWidget()
@@ -70,6 +71,7 @@ class ProjectPanel(QWidget):
         self.list.blockSignals(True)
         self.list.clear()
         self._items.clear()
+        self._shown.clear()
         placeholder = QPixmap(C.THUMB_PX, C.THUMB_PX)
         placeholder.fill(QColor("#3a3a3c"))
         records = project.records() if project else {}  # one read of the whole campaign
@@ -96,14 +98,18 @@ class ProjectPanel(QWidget):
         if item is None or self.project is None:
             return
         rec = rec if rec is not None else self.project.record(key)
+        self._shown[key] = rec
         item.setText(f"{key}\n{rec.status} · {len(rec.boxes)} boxes")
         item.setForeground(QBrush(QColor(C.STATUS_COLORS.get(rec.status, "#ffffff"))))
         item.setToolTip(f"{key}: {rec.status}")
 
     def refresh_all(self) -> None:
+        """Every photo's status again; only the rows whose record changed are touched."""
         records = self.project.records() if self.project is not None else {}
         for key in self._items:
-            self.update_status(key, records.get(key))
+            rec = records.get(key)
+            if rec is None or self._shown.get(key) is not rec:
+                self.update_status(key, rec)
 
     def status_of(self, key: str) -> str:
         return self._items[key].text().split("\n")[1] if key in self._items else ""

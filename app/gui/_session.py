@@ -13,6 +13,7 @@ from qtpy.QtCore import QObject, QTimer, Signal
 
 from app.gui import _constants as C
 from app.gui._layers import ImageLayers
+from app.gui._photo_cache import PhotoCache
 from ml.evaluation.corrections import fold_corrections
 from ml.evaluation.model_diff import ModelDiff, photo_diff
 from ml.project.store import Box, Project
@@ -25,9 +26,13 @@ class ImageSession(QObject):
     save_failed = Signal(str)
     image_changed = Signal(str)
 
-    def __init__(self, layers: ImageLayers) -> None:
+    def __init__(self, layers: ImageLayers, cache: PhotoCache | None = None) -> None:
+        """``cache``: photos read ahead (None: every photo is read when it is opened)."""
         super().__init__()
         self.layers = layers
+        self.cache = cache
+        self.corrections: np.ndarray | None = None  # the stored corrections map on screen
+        self._masks: tuple = (None, None)
         self.project: Project | None = None
         self.key: str | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="b2p-save")
@@ -49,6 +54,8 @@ class ImageSession(QObject):
     def set_project(self, project: Project | None) -> None:
         self.flush()
         self.project, self.key = project, None
+        if self.cache is not None:
+            self.cache.set_project(project)
         if project is not None:
             self.layers.set_classes(project.classes)
 
@@ -58,14 +65,22 @@ class ImageSession(QObject):
             raise RuntimeError("no project is open")
         self.flush()
         p = self.project
-        image = p.load_image(key)
+        ahead = self.cache.take(key) if self.cache is not None else None
+        if ahead is not None:  # read ahead off the GUI thread
+            image, teacher, student = ahead.levels, ahead.teacher, ahead.student
+            self.corrections = ahead.corrections
+        else:
+            image = p.load_image(key)
+            teacher, student = p.load_mask(key, "teacher"), p.load_mask(key, "student")
+            self.corrections = p.load_student_extra(key, "corrections")
         self.key = key
-        self._boxes = list(p.record(key).boxes)
+        rec = p.record(key)
+        self._boxes = list(rec.boxes)
+        self._masks = (rec.teacher, rec.student)  # what the layers show (records, by identity)
         self._undo.clear()
         self._redo.clear()
         self._accept_undo = None
-        self.layers.show(image, self._boxes, p.load_mask(key, "teacher"),
-                         p.load_mask(key, "student"), self._changes())
+        self.layers.show(image, self._boxes, teacher, student, self._changes())
         self.image_changed.emit(key)
 
     def _changes(self) -> np.ndarray | None:
@@ -75,7 +90,7 @@ class ImageSession(QObject):
             self.diff = photo_diff(p, k)
             return None if self.diff is None else self.diff.changes
         self.diff = None
-        return p.load_student_extra(k, "corrections")
+        return self.corrections
 
     def set_compare(self, mode: str) -> None:
         """Hold the student against ``teacher`` or the ``previous`` model's mask."""
@@ -83,6 +98,7 @@ class ImageSession(QObject):
             raise ValueError(f"unknown comparison '{mode}' (teacher, previous)")
         self.compare = mode
         if self.project is not None and self.key is not None:
+            self.corrections = self.project.load_student_extra(self.key, "corrections")
             self.layers.set_prediction(self.project.load_mask(self.key, "student"),
                                        self._changes())
 
@@ -91,8 +107,11 @@ class ImageSession(QObject):
         if self.project is None or self.key is None:
             return
         p, k = self.project, self.key
+        rec = p.record(k)
+        self._masks = (rec.teacher, rec.student)
         if not self.has_pending():
             self.layers.set_teacher(p.load_mask(k, "teacher"))
+        self.corrections = p.load_student_extra(k, "corrections")
         self.layers.set_prediction(p.load_mask(k, "student"), self._changes())
 
     def reload_from_store(self) -> None:
@@ -100,11 +119,13 @@ class ImageSession(QObject):
         paint stroke or box edit of this window is kept."""
         if self.project is None or self.key is None:
             return
-        boxes = list(self.project.record(self.key).boxes)
+        rec = self.project.record(self.key)
+        boxes = list(rec.boxes)
         if boxes != self._boxes and not self.has_pending():
             self._boxes = boxes
             self.layers.set_boxes(boxes)
-        self.reload_masks()
+        if any(a is not b for a, b in zip((rec.teacher, rec.student), self._masks, strict=True)):
+            self.reload_masks()  # only masks written since they were read (12 MP each)
 
     # ------------------------------------------------------------------ saving
     def has_pending(self) -> bool:
@@ -145,6 +166,8 @@ class ImageSession(QObject):
     def close(self) -> None:
         self.flush()
         self._pool.shutdown(wait=True)
+        if self.cache is not None:
+            self.cache.close()
 
     # ------------------------------------------------------------------ boxes
     def reload_boxes(self) -> None:

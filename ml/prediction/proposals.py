@@ -303,17 +303,31 @@ def proposal_mask(project: Project, key: str, proposal: Proposal) -> np.ndarray:
     label = project.load_mask(key, "student")
     if label is None:
         raise ValueError(f"{key}: no student mask, so proposal {proposal.id} has no mask")
+    return mask_in(label, proposal)
+
+
+def mask_in(label: np.ndarray, proposal: Proposal) -> np.ndarray:
+    """The proposal's bool mask (the size of its box) in a student ``label``: its group of
+    defect pixels, grouped on a window round the box (every pixel of a group lies in its box,
+    and what joins them lies within twice ``merge_px`` of it), so a large photo costs no more
+    than a small one."""
+    h, w = label.shape[:2]
+    merge = merge_px_for(label.shape)
     x0, y0, x1, y1 = proposal.box
-    _, comp = _groups(label, merge_px_for(label.shape))
-    ids = np.unique(comp[y0:y1, x0:x1])
+    m = 2 * merge + 2
+    wx0, wy0 = max(x0 - m, 0), max(y0 - m, 0)
+    _, comp = _groups(label[wy0:min(y1 + m, h), wx0:min(x1 + m, w)], merge)
+    bx0, by0, bx1, by1 = x0 - wx0, y0 - wy0, x1 - wx0, y1 - wy0
+    inner = comp[by0:by1, bx0:bx1]
+    ids = np.unique(inner)
     best, best_n = None, -1
     for i in ids[ids > 0]:  # the group whose box is the proposal's
         ys, xs = np.nonzero(comp == i)
-        if (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (x0, y0, x1, y1):
-            return comp[y0:y1, x0:x1] == i
-        n = int((comp[y0:y1, x0:x1] == i).sum())
+        if (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (bx0, by0, bx1, by1):
+            return inner == i
+        n = int((inner == i).sum())
         if n > best_n:
             best, best_n = i, n
     if best is None:  # predicted again since: the box's defect pixels stand for it
         return (label[y0:y1, x0:x1] > 0) & (label[y0:y1, x0:x1] != IGNORE)
-    return comp[y0:y1, x0:x1] == best
+    return inner == best

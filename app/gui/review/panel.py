@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from app.gui._responsive import lower_priority
 from ml.findings import decisions as D
 from ml.findings.queue import QueueItem, photos_to_box, review_queue
 from ml.project.store import Project, ProjectError
@@ -37,7 +38,7 @@ KEYS = {"A": "accept", "R": "reject", "C": "change_class", "B": "redraw_box",
 
 
 class ReviewQueuePanel(QWidget):
-    """Emits ``show_proposal(key, bbox)`` to zoom the viewer, ``decided(key)`` after a change."""
+    """Emits ``show_proposal(key, proposal)`` to show it, ``decided(key)`` after a change."""
 
     show_proposal = Signal(str, object)
     decided = Signal(str)
@@ -53,7 +54,8 @@ class ReviewQueuePanel(QWidget):
         self.latencies: list[float] = []  # ms, key press to the next proposal shown
         # decisions are written by one worker thread, in order, so the next proposal shows
         # without waiting for the mask to be read and the index to be saved
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="review")
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="review",
+                                        initializer=lower_priority)
         self._pending: list[Future] = []
         self._finished.connect(self._on_finished)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -218,9 +220,25 @@ class ReviewQueuePanel(QWidget):
             self.detail.setText(f"confidence {p.calibrated:.2f} (threshold {p.threshold:.2f}), "
                                 f"{item.reason} {item.priority:.2f}, severity {item.severity}, "
                                 f"{p.area} px{done}")
-            self.show_proposal.emit(item.key, p.box)
+            self.show_proposal.emit(item.key, p)
         if t0 is not None:
             self.latencies.append((time.perf_counter() - t0) * 1000.0)
+
+    def upcoming(self, n: int = 2) -> list[str]:
+        """The photos of the next ``n`` proposals on other photos, then the one before: what
+        to read ahead while the person looks at this one."""
+        cur = self.current()
+        here = cur.key if cur else None
+        out: list[str] = []
+        for it in self.items[self.index + 1:]:
+            if len(out) == n:
+                break
+            if it.key != here and it.key not in out:
+                out.append(it.key)
+        before = self.items[self.index - 1].key if 0 < self.index <= len(self.items) else None
+        if before is not None and before != here and before not in out:
+            out.append(before)
+        return out
 
     def next(self) -> None:
         t0 = time.perf_counter()
