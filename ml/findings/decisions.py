@@ -183,7 +183,7 @@ def decide(project: Project, key: str, pid: str, action: str, cls: int | str | N
         new = Decision(pid, action, int(cls), frame, rle_encode(mask), by, now(),
                        prop.confidence, model, history)
         undo = Undo(key, pid, before, list(rec.boxes))
-        boxes = [b for b in rec.boxes if not _is_box_of(b, previous)]
+        boxes = _valid([b for b in rec.boxes if not _is_box_of(b, previous)], project)
         if action == ACCEPTED:
             boxes.append(Box(*frame, int(cls), PROPOSAL_BOX))
         entries[pid] = new.to_json()
@@ -191,6 +191,12 @@ def decide(project: Project, key: str, pid: str, action: str, cls: int | str | N
         project.update(key, findings=findings)
         project.set_boxes(key, boxes)
     return DecisionResult(new, previous, undo)
+
+
+def _valid(boxes: list[Box], project: Project) -> list[Box]:
+    """The boxes whose class the project still has (a class removed since leaves its boxes
+    behind, which the store refuses: they go when the photo's boxes are next written)."""
+    return [b for b in boxes if 0 < b.cls < project.num_classes]
 
 
 def _is_box_of(b: Box, d: Decision | None) -> bool:
@@ -210,7 +216,7 @@ def undo(project: Project, token: Undo) -> None:
             entries[token.pid] = token.decision
         findings[DECISIONS_KEY] = entries
         project.update(token.key, findings=findings)
-        project.set_boxes(token.key, [b for b in token.boxes if 0 < b.cls < project.num_classes])
+        project.set_boxes(token.key, _valid(token.boxes, project))
 
 
 def replaced_decisions(project: Project, by: str) -> list[tuple[str, Decision, dict]]:

@@ -6,7 +6,8 @@ background; a rejected region, grown a little, becomes background). This module 
 training takes them in, whatever the targets are made of:
 
 * :func:`labelled_keys`: the photos to train on are those with a mask of the source (or an
-  entry in the caller's ``labels``) plus every photo where a person decided a proposal;
+  entry in the caller's ``labels``) plus every photo where a person decided a proposal (one
+  whose file was deleted since is left out, as the review queue leaves it out);
 * :func:`decided_label`: a photo's target with its decisions painted on, for round 1 (the
   teacher's, a person's or the student's masks) and for the targets a later round fuses
   (:mod:`ml.training.rounds`), so that a decision always has the last word;
@@ -24,9 +25,10 @@ from ml.project.store import Project
 
 def labelled_keys(project: Project, source: str = "teacher",
                   labels: dict[str, np.ndarray] | None = None) -> list[str]:
-    """:func:`ml.project.split.labelled_keys` plus the photos with decisions, in project order."""
+    """:func:`ml.project.split.labelled_keys` plus the photos with decisions, in project order
+    (a decided photo whose file is gone from disk since cannot teach and is left out)."""
     keys = _masked_keys(project, source, labels)
-    decided = decided_keys(project)
+    decided = [k for k in decided_keys(project) if project.image_path(k).is_file()]
     if not decided:
         return keys
     have = set(keys) | set(decided)
