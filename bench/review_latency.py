@@ -183,6 +183,10 @@ def run_arm(root: Path, arm: str, decisions: int, think_s: float, profile: str
     if cache is not None:
         print(f"         photos read ahead: {cache.hits} ready when shown, {cache.misses} not",
               flush=True)
+    cache = getattr(ins.session, "cache", None)
+    if cache is not None:
+        print(f"         photos read ahead: {cache.hits} ready when shown, {cache.misses} not",
+              flush=True)
     if prof:
         import pstats
 

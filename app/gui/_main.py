@@ -308,6 +308,7 @@ class Inspector(ProjectActions, PhotoNavigation, QObject):
 
     def shutdown(self) -> None:
         """Save pending edits, cancel jobs and stop a training worker (window closing)."""
+        self.closed = True  # work put off until after a paint is dropped
         self.watcher.set_project(None)
         self.projects.thumbs.stop()
         self.metadata.stop()

@@ -44,7 +44,7 @@ class PhotoNavigation:
 
     def _follow(self, key: str) -> None:
         """The docks that follow the photo on screen, if ``key`` still is."""
-        if self.project is None or key != self.session.key:
+        if self.project is None or key != self.session.key or getattr(self, "closed", False):
             return
         was, self._opening = getattr(self, "_opening", False), True
         try:

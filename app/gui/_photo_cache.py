@@ -88,6 +88,7 @@ class PhotoCache:
         self._futures: OrderedDict[str, Future] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        self._closed = False
 
     def set_project(self, project: Project | None) -> None:
         self.project = project
@@ -103,7 +104,7 @@ class PhotoCache:
     def prefetch(self, keys: list[str]) -> None:
         """Read these photos ahead, in this order (those already read or being read stay)."""
         project = self.project
-        if project is None:
+        if project is None or self._closed:
             return
         with self._lock:
             for key in keys:
@@ -144,5 +145,6 @@ class PhotoCache:
         return data
 
     def close(self) -> None:
+        self._closed = True  # a read-ahead asked for after the window closed does nothing
         self.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -102,3 +102,25 @@ def test_threshold_slider_hides_proposals_under_it_and_says_what_it_gives(inspec
     assert not panel.thr_save.isEnabled()  # no model to keep it in
     panel.thr_slider.setValue(50)
     assert len(panel.items) == 6
+
+
+def test_a_class_removed_while_its_proposals_wait_is_told(inspector, photos):
+    from ml.common.classes import ClassInfo
+
+    _proposed(photos)
+    inspector.open_project(photos)
+    inspector.apply_classes([ClassInfo(0, "background", "#000000"),
+                             ClassInfo(1, "dirt", "#ffff00")])
+    panel = inspector.proposals
+    panel.refresh()
+    item = next(i for i in panel.items if i.proposal.cls == 2)
+    assert item.class_missing
+    panel.index = panel.items.index(item)
+    assert panel.accept()
+    panel.flush()
+    assert "no longer has" in panel.status.text()
+    assert not D.decisions(inspector.project, item.key)
+    panel.index = panel.items.index(item)
+    assert panel.reject()  # rejecting needs no class
+    panel.flush()
+    assert D.decisions(inspector.project, item.key)[item.proposal.id].action == D.REJECTED

@@ -293,15 +293,22 @@ class ReviewQueuePanel(QWidget):
         self.decided.emit(item.key)
 
     def flush(self) -> None:
-        """Wait for the decisions still being written and take in their results."""
+        """Wait for the decisions still being written and take in their results (each result
+        comes back as a queued signal, posted just after its future is done)."""
         from qtpy.QtWidgets import QApplication
 
-        for f in list(self._pending):
+        waiting = list(self._pending)
+        for f in waiting:
             try:
                 f.result()
             except Exception:  # told through _on_finished
                 pass
-        QApplication.processEvents()
+        deadline = time.perf_counter() + 10.0
+        while True:
+            QApplication.processEvents()
+            if not any(f in self._pending for f in waiting) or time.perf_counter() > deadline:
+                return
+            time.sleep(0.001)
 
     def accept(self) -> bool:
         return self._decide(D.ACCEPTED)
