@@ -166,7 +166,9 @@ def run_arm(root: Path, arm: str, decisions: int, think_s: float, profile: str
         wait(app, think_s)
         if panel.current() is None:
             break
-        nxt = panel.items[panel.index + 1] if panel.index + 1 < len(panel.items) else None
+        if panel.index + 1 >= len(panel.items):  # the last one: no next proposal to draw
+            break
+        nxt = panel.items[panel.index + 1]
         PAINTS["probe"], PAINTS["hit"] = (lambda n=nxt: shown(ins, n)), None
         t0 = time.perf_counter()
         if prof:
@@ -179,10 +181,6 @@ def run_arm(root: Path, arm: str, decisions: int, think_s: float, profile: str
             prof.disable()
     panel.flush()
     mask = bool(ins.layers.student.visible)
-    cache = getattr(ins.session, "cache", None)
-    if cache is not None:
-        print(f"         photos read ahead: {cache.hits} ready when shown, {cache.misses} not",
-              flush=True)
     cache = getattr(ins.session, "cache", None)
     if cache is not None:
         print(f"         photos read ahead: {cache.hits} ready when shown, {cache.misses} not",
@@ -211,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", type=int, default=4000)
     ap.add_argument("--height", type=int, default=3000)
     ap.add_argument("--per-photo", type=int, default=3)
-    ap.add_argument("--decisions", type=int, default=12)
+    ap.add_argument("--decisions", type=int, default=10,
+                    help="timed decisions (at most the proposals less one)")
     ap.add_argument("--think-ms", type=float, default=800)
     ap.add_argument("--arms", default="fast,noahead", help="fast, noahead (see above)")
     ap.add_argument("--before-src", type=Path, help="also time the code in this folder")
