@@ -78,12 +78,6 @@ class PgDatabase(Database):
             self._local.conn, self._local.depth, self._local.own = conn, 0, 0
         return conn
 
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-
     def _explain(self, e: Exception) -> ProjectError:
         text = str(e).strip()
         if "relation" in text and "does not exist" in text:  # the schema dropped, or lost
