@@ -19,7 +19,7 @@ defect) on the test photos, and the share of the queue's first 100 proposals tha
 defects and of the pool's true defects the whole queue holds.
 
     python bench/review_loop.py --data synthetic [--photos 60] [--rounds 3] [--n 15] [--k 2]
-    python bench/review_loop.py --data ../shared/data/crackforest --photos 60
+    python bench/review_loop.py --data ../shared/data/crackforest --photos 60 --budget 3m
 
 Writes OUT/review_loop.json and OUT/review_loop.md (OUT: bench/results/review_loop_<set>).
 """
@@ -46,6 +46,7 @@ from ml.findings.queue import file_order, photos_to_box, review_queue  # noqa: E
 from ml.prediction.proposals import MATCH_PX, proposals_of  # noqa: E402
 from ml.project.regions import boxes_from_mask  # noqa: E402
 from ml.project.store import Box, Project  # noqa: E402
+from ml.student.config import DEFAULT_TEACHER  # noqa: E402
 
 
 def gt_of(masks: Path, key: str) -> np.ndarray:
@@ -184,6 +185,14 @@ def train(proj: Project, out: Path, a: argparse.Namespace, names: list[str]) -> 
                       backbone_weights=a.backbone_weights)
     t = TrainConfig(epochs=a.epochs, batch_size=4, crop=0, patience=a.epochs, device="cpu",
                     seed=a.seed)
+    if a.budget:  # the one-click path: the planner fits input size and epochs to the budget
+        from ml.training.budget import parse_budget, plan_project
+
+        s, t = plan_project(proj, StudentConfig(num_classes=len(names),
+                                                backbone_weights=a.backbone_weights),
+                            TrainConfig(device="cpu", seed=a.seed), parse_budget(a.budget))
+        print(f"  planned: {t.budget_plan.get('input_size')} px, {t.epochs} epochs",
+              flush=True)
     if out.exists():
         shutil.rmtree(out)
     return Path(fit(proj, out, s, t).out_dir)
@@ -199,10 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--n", type=int, default=15, help="proposals answered per round")
     ap.add_argument("--k", type=int, default=2, help="photos boxed per round")
+    ap.add_argument("--budget", help="train each student as `b2p train --budget` does "
+                                     "(e.g. 3m; overrides --epochs and --input-size)")
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--input-size", type=int, default=224)
     ap.add_argument("--backbone-weights", default="offline")
-    ap.add_argument("--teacher", default="grabcut")
+    ap.add_argument("--teacher", default=DEFAULT_TEACHER)
     ap.add_argument("--test-fraction", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pad", type=int, default=2)
@@ -294,6 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _training(settings: dict) -> str:
+    if settings.get("budget"):
+        return f"`--budget {settings['budget']}`, teacher `{settings['teacher']}`"
+    return (f"{settings['epochs']} epochs at {settings['input_size']} px, "
+            f"teacher `{settings['teacher']}`")
+
+
 def _f(v: object) -> str:
     return "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
@@ -302,7 +320,8 @@ def markdown(result: dict) -> str:
     cols = ["round", "arm", "decisions", "boxed_photos", "binary_iou", "region_recall",
             "region_precision", "proposals", "queue_first100_real", "queue_holds_true"]
     lines = [f"Review loop on {result['dataset']} ({result['photos']} photos, "
-             f"{result['test']} untouched test photos; {result['seconds']} s on a shared CPU)",
+             f"{result['test']} untouched test photos; students: "
+             f"{_training(result['settings'])}; {result['seconds']} s in all)",
              "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_f(r.get(c)) for c in cols) + " |" for r in result["rows"]]
     return "\n".join(lines) + "\n"

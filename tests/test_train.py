@@ -160,11 +160,14 @@ def test_ema_differs_from_raw_weights_and_is_what_is_saved(trained):
 
 
 def test_model_loads_for_prediction(trained):
+    from ml.evaluation.free_threshold import GRID
     from ml.student.checkpoint import load_model
 
     _, out, _, _ = trained
     model, card = load_model(out)
     assert card.student.input_size == 56
+    # the best epoch's box-free threshold, chosen on the validation photos' pixels
+    assert card.free_threshold["threshold"] in GRID and card.free_threshold["pixels"] > 0
     assert model(torch.rand(1, 3, 56, 56))["fine"].shape == (1, 3, 56, 56)
 
 

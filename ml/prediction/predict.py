@@ -36,6 +36,7 @@ from torch import nn
 
 from ml.common.device import resolve_device
 from ml.common.progress import ProgressFn, Reporter, StopFn
+from ml.evaluation.free_threshold import FreeThreshold
 from ml.prediction.box_constraint import (
     BOX_PAD,
     BoxConstraint,
@@ -73,7 +74,8 @@ class Predictor:
     def __init__(self, model: nn.Module, card: ModelCard, device: str | torch.device = "cpu",
                  tiled: bool = False, overlap: float = 0.25, batch_size: int = 4,
                  box_pad: int = BOX_PAD, box_rule: str = "tight",
-                 min_region_cells: float = MIN_CELLS, thin_lines: bool = True) -> None:
+                 min_region_cells: float = MIN_CELLS, thin_lines: bool = True,
+                 free_threshold: float | None | str = "card") -> None:
         if not 0 <= overlap < 1:
             raise ValueError(f"tile overlap must be in [0, 1), got {overlap}")
         self.device = resolve_device(str(device))
@@ -91,6 +93,10 @@ class Predictor:
         # tight rule: thin classes drawn as the centre line of the student's box mask
         self.thin = ({int(c): float(w) for c, w in card.thin_widths.items()} if thin_lines
                      else {})
+        # box-free pixels are defects when 1 - p(background) passes this (None: the argmax);
+        # "card": the threshold training chose on the validation photos, if any
+        self.free_threshold = (card_free_threshold(card) if free_threshold == "card"
+                               else None if free_threshold is None else float(free_threshold))
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, device: str | torch.device = "auto",
@@ -108,6 +114,7 @@ class Predictor:
                 "box_prior_correction": (self.box_rule == "posterior"
                                          and self.class_weights is not None),
                 "box_classes": True, "min_region_cells": self.min_region_cells,
+                "free_threshold": self.free_threshold,
                 "thin_widths": ({str(c): w for c, w in sorted(self.thin.items())}
                                 if self.box_rule == "tight" else {})}
 
@@ -205,7 +212,7 @@ class Predictor:
             confidence = (top.values * 255.0).round_().to(torch.uint8).cpu().numpy()
             p = band.cpu().numpy()
             if bc is None:
-                label = top.indices.to(torch.uint8).cpu().numpy()
+                label = free_label(band, top.indices, self.free_threshold)
             else:
                 label = bc.band(y0, undo_class_weights(p, self.class_weights)
                                 if self.box_rule == "posterior" else p)
@@ -256,6 +263,23 @@ class Predictor:
             cell = output_cell(self.input_scale((src.height, src.width)))
             label = remove_speckle(label, cell, self.min_region_cells)
         return PredictResult(label, sink.confidence, sink.probs, fallbacks)
+
+
+def free_label(probs: torch.Tensor, argmax: torch.Tensor, threshold: float | None
+               ) -> np.ndarray:
+    """Box-free uint8 label rows of (C, rows, W) ``probs``: the likeliest defect class where
+    the defect score 1 - p(background) passes ``threshold``, else background (None: argmax)."""
+    if threshold is None:
+        return argmax.to(torch.uint8).cpu().numpy()
+    label = probs[1:].argmax(dim=0).add_(1).to(torch.uint8)
+    label[probs[0] >= 1.0 - threshold] = 0
+    return label.cpu().numpy()
+
+
+def card_free_threshold(card: ModelCard) -> float | None:
+    """The box-free threshold training stored in ``card`` (None: none was chosen)."""
+    chosen = FreeThreshold.from_json(card.free_threshold)
+    return None if chosen is None else chosen.threshold
 
 
 def _training_weights(card: ModelCard) -> np.ndarray | None:

@@ -197,6 +197,9 @@ class ModelCard:
     # class id (str) -> typical width (photo px) of the classes the teacher found to be thin
     # lines: the tight box rule draws them as centre lines (ml.prediction.box_decode)
     thin_widths: dict = field(default_factory=dict)
+    # the box-free decision threshold chosen on the validation photos
+    # (ml.evaluation.free_threshold; empty: the argmax decides)
+    free_threshold: dict = field(default_factory=dict)
 
     def save(self, path: str | Path) -> None:
         atomic_write_json(path, {"student": self.student.to_dict(), "train": self.train.to_dict(),
@@ -204,7 +207,8 @@ class ModelCard:
                                  "epoch": self.epoch, "best_metric": self.best_metric,
                                  "history": self.history, "app_version": self.app_version,
                                  "calibration": self.calibration,
-                                 "thin_widths": self.thin_widths})
+                                 "thin_widths": self.thin_widths,
+                                 "free_threshold": self.free_threshold})
 
     @classmethod
     def load(cls, path: str | Path) -> ModelCard:
@@ -216,7 +220,8 @@ class ModelCard:
                    TrainConfig.from_dict(d.get("train", {})), list(d.get("classes", [])),
                    d.get("backbone_source", ""), int(d.get("epoch", 0)), d.get("best_metric"),
                    list(d.get("history", [])), d.get("app_version", ""),
-                   dict(d.get("calibration") or {}), dict(d.get("thin_widths") or {}))
+                   dict(d.get("calibration") or {}), dict(d.get("thin_widths") or {}),
+                   dict(d.get("free_threshold") or {}))
 
 
 def class_weights(cfg: TrainConfig, num_classes: int) -> tuple[float, ...]:

@@ -66,6 +66,7 @@ class SavedRun:
         self.history = list(st.get("history", []))
         self.best_metric = st.get("best_metric")
         self.best_epoch = int(st.get("best_epoch", 0))
+        self.free_threshold = dict(st.get("free_threshold") or {})
         rng = st.get("rng", {})
         if "torch" in rng:
             torch.set_rng_state(rng["torch"])
@@ -77,7 +78,8 @@ class SavedRun:
                          backbone_label(self.student.backbone_weights),
                          self.best_epoch if best else epoch, self.best_metric,
                          list(self.history), __version__,
-                         thin_widths=dict(getattr(self, "thin_widths", {})))
+                         thin_widths=dict(getattr(self, "thin_widths", {})),
+                         free_threshold=dict(getattr(self, "free_threshold", {})))
 
     def _write(self, epoch: int, improved: bool) -> None:
         """``last/`` with the resume state; the best folder when ``improved`` (else its card)."""
@@ -88,7 +90,8 @@ class SavedRun:
                  "ema": {"model": checkpoint.saved_state(self.ema.module),
                          "updates": self.global_step},
                  "scheduler": self.sched.state_dict(), "history": self.history,
-                 "best_metric": self.best_metric, "best_epoch": self.best_epoch, "rng": rng}
+                 "best_metric": self.best_metric, "best_epoch": self.best_epoch, "rng": rng,
+                 "free_threshold": dict(getattr(self, "free_threshold", {}))}
         checkpoint.save_checkpoint(self.out_dir / LAST, self.ema.module, self._card(epoch, False),
                                    optimizer_state=self.opt.state_dict(), extra_state=extra)
         if improved or not checkpoint.is_model(self.out_dir):

@@ -35,6 +35,7 @@ from timm.utils.model_ema import ModelEmaV3
 
 from ml.common.device import resolve_device
 from ml.common.progress import StopFn
+from ml.evaluation.free_threshold import ScoreCurve
 from ml.evaluation.metrics import confusion, scores
 from ml.project.store import Project
 from ml.student import checkpoint, models
@@ -108,6 +109,7 @@ class Trainer(SavedRun):
         self.history: list[dict] = []
         self.best_metric: float | None = None
         self.best_epoch = 0
+        self.free_threshold: dict = {}  # the best epoch's box-free threshold (its card's)
         self.start_epoch = 0
         self.global_step = 0
         self.rng = np.random.default_rng(cfg.seed)
@@ -283,6 +285,8 @@ class Trainer(SavedRun):
             improved = self.best_metric is None or metric > self.best_metric
             if improved:
                 self.best_metric, self.best_epoch = metric, epoch + 1
+                chosen = m["curve"].choice()
+                self.free_threshold = chosen.to_json() if chosen else {}
             avg = {k: v / max(n, 1) for k, v in sums.items()}
             val = Validation(epoch + 1, self.global_step, self.total_steps,
                              avg.get("loss", 0.0), avg.get("binary", 0.0), avg.get("fine", 0.0),
@@ -348,6 +352,7 @@ class Trainer(SavedRun):
         model = self.ema.module
         model.eval()
         cm = np.zeros((self.num_classes, self.num_classes), np.int64)
+        curve = ScoreCurve()  # the box-free threshold's pixels (ml.evaluation.free_threshold)
         bs = self.cfg.batch_size
         for i in range(0, len(self.val_share), bs):  # DDP: this rank's share, then summed
             chunk = self.val_share[i:i + bs]
@@ -357,10 +362,12 @@ class Trainer(SavedRun):
             else:
                 x, y, *_ = D.collate([self.val_set[j] for j in chunk])
                 feats, x = None, x.to(self.device)
-            pred = self._forward(model, feats, x)["fine"].argmax(1)
-            cm += confusion(pred, y, self.num_classes)
+            fine = self._forward(model, feats, x)["fine"].float()
+            cm += confusion(fine.argmax(1), y, self.num_classes)
+            curve.add((1.0 - fine.softmax(1)[:, 0]).cpu().numpy(), y.cpu().numpy())
         cm = self.dist.sum(cm)
-        return scores(cm, self.project.class_names()[: self.num_classes])
+        curve = ScoreCurve(*self.dist.sum(curve.counts()))  # DDP: every rank's pixels
+        return {**scores(cm, self.project.class_names()[: self.num_classes]), "curve": curve}
 
     def _save(self, epoch: int, improved: bool) -> Checkpoint:
         """Rank 0 writes; every rank then waits for it, so the folder is whole for all."""
