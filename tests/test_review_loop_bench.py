@@ -40,3 +40,25 @@ def test_one_round_on_a_tiny_set_writes_the_table_with_its_columns(tmp_path, cap
     assert [c.strip() for c in header.strip("|").split("|")] == COLUMNS
     assert sum(line.startswith("| 0 ") or line.startswith("| 1 ") for line in table) == 4
     assert "| round" in capsys.readouterr().out  # printed too
+
+
+def test_queue_quality_scores_a_projects_stored_proposals(tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "bench"))
+    import queue_quality
+    import review_loop
+
+    from ml.datasets.synthetic import write_dataset
+
+    data = write_dataset(tmp_path / "data", n=6, size=96, seed=2)
+    out = tmp_path / "out"
+    review_loop.main(["--data", str(data), "--photos", "6", "--rounds", "1", "--n", "2",
+                      "--k", "1", "--epochs", "1", "--input-size", "28",
+                      "--backbone-weights", "none", "--teacher", "box", "--out", str(out)])
+    capsys.readouterr()
+    # the queue arm's project holds the round's proposals on the photos nobody boxed
+    assert queue_quality.main([str(out / "work" / "arm_queue"), "--gt", str(data / "masks"),
+                               "--out", str(tmp_path / "q.json")]) == 0
+    result = json.loads((tmp_path / "q.json").read_text())
+    assert {"queue_first100_real", "queue_holds_true", "queue_length"} <= set(result)
+    assert 0.0 <= result["queue_holds_true"] <= 1.0
+    assert json.loads(capsys.readouterr().out) == result

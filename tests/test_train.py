@@ -286,6 +286,7 @@ def test_cli_trains_a_tiny_project(trained, tmp_path, capsys):
     text = capsys.readouterr()
     assert rc == 0, text.err
     assert "trainable" in text.err + text.out and "best val anomaly mIoU" in text.out
+    assert "box-free threshold" in text.out  # what photos without boxes will use
     card = ModelCard.load(out / "config.json")
     assert card.train.seed == 1 and card.student.mode == "frozen" and len(card.history) == 1
     assert card.student.taps == (0, 1)

@@ -223,7 +223,18 @@ def _train(args: argparse.Namespace, main: bool) -> int:
     print(f"{'stopped' if result.stopped else 'done'} after {result.epochs_run} epochs "
           f"({result.seconds:.0f} s); best val anomaly mIoU {best} at epoch {result.best_epoch}; "
           f"model in {result.out_dir}")
+    _print_free_threshold(result.out_dir)
     if result.stopped:
         print(f"continue with: b2p train {args.project} --out {args.out} --resume")
         return 130
     return 0
+
+
+def _print_free_threshold(model_dir: Path) -> None:
+    """The box-free threshold the run chose (photos without boxes use it)."""
+    from ml.evaluation.free_threshold import describe
+    from ml.student.checkpoint import is_model, load_card
+
+    line = describe(load_card(model_dir).free_threshold) if is_model(model_dir) else None
+    if line:
+        print(line)

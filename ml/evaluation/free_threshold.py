@@ -90,3 +90,12 @@ class ScoreCurve:
         best = max(curve, key=lambda r: (r[1], -r[0]))
         return FreeThreshold(best[0], best[1], round(self.iou(0.5), 4),
                              int(self.defect.sum() + self.background.sum()), curve)
+
+
+def describe(card_value: dict | None) -> str | None:
+    """One line for people: the threshold training chose and what it gained (None: none)."""
+    chosen = FreeThreshold.from_json(card_value)
+    if chosen is None:
+        return None
+    return (f"box-free threshold {chosen.threshold:.2f}: validation IoU {chosen.iou:.3f} "
+            f"(at 0.50: {chosen.iou_at_half:.3f})")

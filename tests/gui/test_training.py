@@ -57,6 +57,7 @@ def test_train_predict_and_review_corrections(inspector, photos, qtbot, tmp_path
     assert len(panel.plot.loss) >= 2 and len(panel.plot.miou) == 2
     assert (panel.out_dir / "model.safetensors").exists()
     assert "done: 2 epochs" in panel.status.text()
+    assert "box-free threshold" in panel.status.text()  # chosen on the validation photos
     assert panel.finetune_btn.isEnabled()
     save_shot(inspector.viewer, tmp_path, "03_trained")
     # predict every image with the new model

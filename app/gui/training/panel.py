@@ -27,6 +27,7 @@ from app.gui._resources import icon
 from app.gui.training.plot import TrainingPlot
 from app.gui.training.process import TrainProcess
 from app.gui.training.settings import TrainSettings
+from ml.evaluation.free_threshold import describe
 from ml.project.store import Project
 from ml.student.checkpoint import (
     can_resume,
@@ -242,8 +243,12 @@ class TrainingPanel(QWidget):
         else:
             res = ev.result
             best = "n/a" if res.best_metric is None else f"{res.best_metric:.3f}"
-            self.status.setText(f"done: {res.epochs_run} epochs, best val anomaly "
-                                f"mIoU {best} (epoch {res.best_epoch})")
+            text = (f"done: {res.epochs_run} epochs, best val anomaly mIoU {best} "
+                    f"(epoch {res.best_epoch})")
+            if is_model(res.out_dir):
+                free = describe(load_card(res.out_dir).free_threshold)
+                text += f"\n{free}" if free else ""
+            self.status.setText(text)
         if self.bar.maximum() == 0:
             set_bar(self.bar, 0, 1)
         self._sync_buttons()
