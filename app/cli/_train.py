@@ -232,9 +232,9 @@ def _train(args: argparse.Namespace, main: bool) -> int:
 
 def _print_free_threshold(model_dir: Path) -> None:
     """The box-free threshold the run chose (photos without boxes use it)."""
-    from ml.evaluation.free_threshold import describe
+    from ml.evaluation.free_threshold import summary_line
     from ml.student.checkpoint import is_model, load_card
 
-    line = describe(load_card(model_dir).free_threshold) if is_model(model_dir) else None
+    line = summary_line(load_card(model_dir).free_threshold) if is_model(model_dir) else None
     if line:
         print(line)

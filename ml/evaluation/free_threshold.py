@@ -92,7 +92,7 @@ class ScoreCurve:
                              int(self.defect.sum() + self.background.sum()), curve)
 
 
-def describe(card_value: dict | None) -> str | None:
+def summary_line(card_value: dict | None) -> str | None:
     """One line for people: the threshold training chose and what it gained (None: none)."""
     chosen = FreeThreshold.from_json(card_value)
     if chosen is None:

@@ -27,7 +27,7 @@ from app.gui._resources import icon
 from app.gui.training.plot import TrainingPlot
 from app.gui.training.process import TrainProcess
 from app.gui.training.settings import TrainSettings
-from ml.evaluation.free_threshold import describe
+from ml.evaluation.free_threshold import summary_line
 from ml.project.store import Project
 from ml.student.checkpoint import (
     can_resume,
@@ -246,7 +246,7 @@ class TrainingPanel(QWidget):
             text = (f"done: {res.epochs_run} epochs, best val anomaly mIoU {best} "
                     f"(epoch {res.best_epoch})")
             if is_model(res.out_dir):
-                free = describe(load_card(res.out_dir).free_threshold)
+                free = summary_line(load_card(res.out_dir).free_threshold)
                 text += f"\n{free}" if free else ""
             self.status.setText(text)
         if self.bar.maximum() == 0:
