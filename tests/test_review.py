@@ -57,6 +57,30 @@ def test_threshold_for_precision_misses_and_empty_are_named():
     assert ece(np.array([1.0, 0.0]), np.array([1, 0])) == 0.0
 
 
+def test_size_joins_the_calibration_when_it_tells_real_regions_from_blips():
+    # the raw confidence hardly differs; real defects are larger than the texture's blips
+    rng = np.random.default_rng(1)
+    n = 300
+    real = rng.random(n) < 0.5
+    raw = np.clip(rng.normal(0.62, 0.05, n) + 0.02 * real, 0.5, 0.99)
+    area = np.exp(np.where(real, rng.normal(-6.0, 0.7, n), rng.normal(-9.0, 0.7, n)))
+    classes = np.ones(n, np.int64)
+    cal = fit_calibration(raw, real, classes, 0.8, areas=area)
+    assert cal.method == "logistic" and cal.area_weight > 0 and "size" in cal.summary()
+    plain = fit_calibration(raw, real, classes, 0.8)  # sizes unknown: confidence alone
+    assert plain.method != "logistic"
+    assert cal.thresholds["1"].met
+    assert cal.thresholds["1"].recall > plain.thresholds["1"].recall + 0.3
+    back = Calibration.from_json(cal.to_json())
+    assert np.allclose(back.apply(raw, area), cal.apply(raw, area))
+    with pytest.raises(ValueError, match="area"):
+        cal.apply(0.7)
+    # too few regions of one outcome for two weights: the one-feature map, sizes or not
+    few = fit_calibration(raw[:12], np.r_[np.ones(3), np.zeros(9)], classes[:12],
+                          areas=area[:12])
+    assert few.method == "temperature"
+
+
 def test_no_labelled_region_leaves_the_identity_with_a_note():
     cal = fit_calibration(np.array([]), np.array([]), np.array([]))
     assert not cal.fitted and cal.apply(0.7) == pytest.approx(0.7)

@@ -6,8 +6,15 @@ number is not the chance the region is a defect. :func:`fit_calibration` maps it
 chance from labelled regions (validation photos' proposals matched to their masks, and the
 proposals people decided):
 
-* ``isotonic`` (pool-adjacent-violators, monotone, no shape assumed) when there are at least
-  :data:`ISOTONIC_MIN` regions of both outcomes, else
+* ``logistic`` when each region's size is known and there are at least
+  :data:`LOGISTIC_MIN` regions of both outcomes: ``sigmoid(a logit(c) + s log(area share) +
+  b)``, fitted by L2-regularised Newton steps. A region's size says more than its mean
+  confidence: false alarms are mostly small blips of texture (round 15 measured, on the
+  proposals of two real sets, an AUC of 0.79-0.81 for the log area against 0.64-0.67 for the
+  mean confidence). Its weights are fitted on each project's own labelled regions, so how
+  much size counts is the project's, not a constant of ours;
+* ``isotonic`` (pool-adjacent-violators, monotone, no shape assumed) when sizes are not given
+  and there are at least :data:`ISOTONIC_MIN` regions of both outcomes, else
 * ``temperature``: ``sigmoid((logit(c) - b) / T)``, T and b by grid search on the log loss
   (the two-parameter form: region confidences sit far above 0.5, so T alone cannot move them
   down).
@@ -20,7 +27,7 @@ proposals at or above it reach the target precision (default 0.8). The result is
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +35,8 @@ import numpy as np
 
 TARGET_PRECISION = 0.8
 ISOTONIC_MIN = 30  # regions of each outcome before the isotonic map is trusted
+LOGISTIC_MIN = 8  # regions of each outcome before confidence and size are fitted together
+L2 = 1.0  # ridge on the standardised logistic weights: a few dozen regions must not overfit
 DEFAULT_THRESHOLD = 0.5  # no labelled region of a class: this calibrated confidence
 _EPS = 1e-4
 
@@ -86,6 +95,26 @@ def _fit_temperature(c: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return best[1], best[2]
 
 
+def _fit_logistic(c: np.ndarray, area: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """(a, s, b) of sigmoid(a logit(c) + s log(area) + b): Newton steps on the log loss with
+    an L2 penalty on the standardised weights (not the bias)."""
+    x = np.stack([_logit(c), np.log(np.clip(area, 1e-12, 1.0))], axis=1)
+    mu, sd = x.mean(axis=0), x.std(axis=0) + 1e-6
+    z = np.c_[(x - mu) / sd, np.ones(len(x))]
+    w = np.zeros(3)
+    pen = np.diag([L2, L2, 0.0])
+    for _ in range(50):
+        p = _sigmoid(z @ w)
+        grad = z.T @ (p - y) + pen @ w
+        hess = (z * (p * (1 - p))[:, None]).T @ z + pen + 1e-9 * np.eye(3)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    a, s = w[0] / sd[0], w[1] / sd[1]  # back to the raw features
+    return float(a), float(s), float(w[2] - a * mu[0] - s * mu[1])
+
+
 @dataclass(frozen=True)
 class ClassThreshold:
     """The calibrated confidence a class's proposals must reach, and what it gives."""
@@ -101,9 +130,11 @@ class ClassThreshold:
 class Calibration:
     """Raw region confidence -> calibrated, and the per-class thresholds."""
 
-    method: str = "identity"  # identity | temperature | isotonic
+    method: str = "identity"  # identity | temperature | isotonic | logistic
     temperature: float = 1.0
     bias: float = 0.0
+    area_weight: float = 0.0  # logistic: the weight of log(area share); its confidence
+    conf_weight: float = 1.0  # weight and its bias are these two and ``bias``
     knots_x: tuple[float, ...] = ()
     knots_y: tuple[float, ...] = ()
     target_precision: float = TARGET_PRECISION
@@ -116,9 +147,16 @@ class Calibration:
     # str(class id) -> [[threshold, precision, recall], ...]: what each cut gives (a slider)
     curves: dict[str, list[list[float]]] = field(default_factory=dict)
 
-    def apply(self, raw: np.ndarray | float) -> np.ndarray:
-        """Calibrated confidence of raw region confidence(s), in [0, 1]."""
+    def apply(self, raw: np.ndarray | float, area: np.ndarray | float | None = None
+              ) -> np.ndarray:
+        """Calibrated confidence of raw region confidence(s), in [0, 1]; ``area``: each
+        region's share of its photo (the ``logistic`` map needs it)."""
         c = np.asarray(raw, np.float64)
+        if self.method == "logistic":
+            if area is None:
+                raise ValueError("this calibration weighs each region's size: give its area")
+            a = np.log(np.clip(np.asarray(area, np.float64), 1e-12, 1.0))
+            return _sigmoid(self.conf_weight * _logit(c) + self.area_weight * a + self.bias)
         if self.method == "isotonic" and self.knots_x:
             return np.interp(c, self.knots_x, self.knots_y)
         if self.method == "temperature":
@@ -138,7 +176,8 @@ class Calibration:
             return f"not calibrated ({self.note or 'no labelled regions'})"
         ths = ", ".join(f"class {k}: {v.threshold:.2f}" + ("" if v.met else " (target missed)")
                         for k, v in sorted(self.thresholds.items()))
-        return (f"{self.method} on {self.regions} regions ({self.positives} real); "
+        how = "logistic (confidence and size)" if self.method == "logistic" else self.method
+        return (f"{how} on {self.regions} regions ({self.positives} real); "
                 f"ECE {self.ece_before:.3f} -> {self.ece_after:.3f}; thresholds for precision "
                 f"{self.target_precision:g}: {ths}")
 
@@ -207,38 +246,49 @@ def threshold_for_precision(prob: np.ndarray, truth: np.ndarray,
 
 def fit_calibration(raw: np.ndarray, truth: np.ndarray, classes: np.ndarray,
                     target: float = TARGET_PRECISION, method: str = "auto",
-                    note: str = "") -> Calibration:
+                    note: str = "", areas: np.ndarray | None = None) -> Calibration:
     """Fit the map and the per-class thresholds on labelled regions.
 
     ``raw``: raw region confidences; ``truth``: 1 where the region is a real defect;
-    ``classes``: each region's class id. ``method``: auto | temperature | isotonic.
+    ``classes``: each region's class id; ``areas``: each region's share of its photo (None:
+    unknown). ``method``: auto | temperature | isotonic | logistic.
     """
     c = np.asarray(raw, np.float64).reshape(-1)
     y = np.asarray(truth, np.float64).reshape(-1)
     k = np.asarray(classes, np.int64).reshape(-1)
-    if not (c.size == y.size == k.size):
-        raise ValueError("raw, truth and classes must have one entry per region")
+    ar = None if areas is None else np.asarray(areas, np.float64).reshape(-1)
+    if not (c.size == y.size == k.size) or (ar is not None and ar.size != c.size):
+        raise ValueError("raw, truth, classes (and areas) must have one entry per region")
     if not 0 < target <= 1:
         raise ValueError(f"target precision must be in (0, 1], got {target}")
     if c.size == 0:
         return Calibration(target_precision=target, note=note or "no labelled regions")
     pos = int(y.sum())
     if method == "auto":
-        method = ("isotonic" if min(pos, c.size - pos) >= ISOTONIC_MIN else "temperature")
-    if method == "isotonic":
+        few = min(pos, c.size - pos)
+        method = ("logistic" if ar is not None and few >= LOGISTIC_MIN else
+                  "isotonic" if ar is None and few >= ISOTONIC_MIN else "temperature")
+    if method == "logistic":
+        if ar is None:
+            raise ValueError("the logistic calibration needs each region's area")
+        a, sw, b = _fit_logistic(c, ar, y)
+        cal = Calibration("logistic", bias=b, area_weight=sw, conf_weight=a)
+    elif method == "isotonic":
         kx, ky = _isotonic(c, y)
         cal = Calibration("isotonic", knots_x=tuple(kx), knots_y=tuple(ky))
     elif method == "temperature":
         t, b = _fit_temperature(c, y)
         cal = Calibration("temperature", temperature=t, bias=b)
     else:
-        raise ValueError(f"unknown calibration method '{method}' (temperature, isotonic)")
-    p = cal.apply(c)
+        raise ValueError(f"unknown calibration method '{method}' "
+                         "(temperature, isotonic, logistic)")
+    p = cal.apply(c, ar)
     ths = {str(int(cls)): threshold_for_precision(p[k == cls], y[k == cls], target)
            for cls in np.unique(k)}
     curves = {str(int(cls)): pr_curve(p[k == cls], y[k == cls]) for cls in np.unique(k)}
-    return Calibration(cal.method, cal.temperature, cal.bias, cal.knots_x, cal.knots_y, target,
-                       ths, ece(c, y), ece(p, y), int(c.size), pos, note, curves)
+    return replace(cal, target_precision=target, thresholds=ths, ece_before=ece(c, y),
+                   ece_after=ece(p, y), regions=int(c.size), positives=pos, note=note,
+                   curves=curves)
 
 
 def save_to_card(model_dir: str | Path, cal: Calibration) -> None:
@@ -252,8 +302,6 @@ def save_to_card(model_dir: str | Path, cal: Calibration) -> None:
 
 def with_threshold(cal: Calibration, cls: int, t: float) -> Calibration:
     """``cal`` with class ``cls``'s threshold set to ``t`` by a person (the GUI's slider)."""
-    from dataclasses import replace
-
     prec, rec = at_threshold(cal.curves.get(str(int(cls)), []), t)
     old = cal.thresholds.get(str(int(cls)))
     th = ClassThreshold(float(t), prec, rec, prec is not None and prec >= cal.target_precision,

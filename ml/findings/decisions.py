@@ -240,11 +240,17 @@ def counts(project: Project) -> dict[str, int]:
     return out
 
 
-def calibration_examples(project: Project) -> list[tuple[float, int, int]]:
-    """(raw confidence, class, 1 accepted / 0 rejected) of every decided proposal."""
-    return [(float(d.confidence), d.cls, int(d.action == ACCEPTED))
-            for k in decided_keys(project) for d in decisions(project, k).values()
-            if d.confidence is not None]
+def calibration_examples(project: Project) -> list[tuple[float, int, int, float]]:
+    """(raw confidence, class, 1 accepted / 0 rejected, area share of the photo) of every
+    decided proposal."""
+    out = []
+    for k in decided_keys(project):
+        rec = project.record(k)
+        size = max(rec.width * rec.height, 1)
+        out += [(float(d.confidence), d.cls, int(d.action == ACCEPTED),
+                 float(d.mask().sum()) / size)
+                for d in decisions(project, k).values() if d.confidence is not None]
+    return out
 
 
 def person_boxed(project: Project, key: str) -> bool:

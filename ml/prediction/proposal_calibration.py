@@ -42,15 +42,15 @@ def label_candidates(cands: list[Candidate], truth: np.ndarray,
 
 def calibrate_model(project: Project, model_dir: str | Path, predictor: Predictor | None = None,
                     keys: list[str] | None = None, target: float = 0.8,
-                    decided: list[tuple[float, int, int]] | None = None,
+                    decided: list[tuple[float, int, int, float]] | None = None,
                     progress: ProgressFn | None = None, should_stop: StopFn | None = None,
                     save: bool = True) -> Calibration:
     """Fit the proposal calibration on validation photos and store it in the model's card.
 
     ``keys``: photos with a mask to hold proposals against (default: the project's
     validation photos that have a teacher mask, else every photo with one); each is predicted
-    box-free. ``decided``: (raw confidence, class, 1 accepted / 0 rejected) of proposals people
-    decided, added as labelled regions.
+    box-free. ``decided``: (raw confidence, class, 1 accepted / 0 rejected, area share) of
+    proposals people decided, added as labelled regions.
     """
     from ml.prediction.predict import Predictor
 
@@ -62,7 +62,7 @@ def calibrate_model(project: Project, model_dir: str | Path, predictor: Predicto
     else:
         where = "given photos"
     predictor = predictor or Predictor.from_dir(model_dir, "auto")
-    raw, truth, classes = [], [], []
+    raw, truth, classes, areas = [], [], [], []
     rep = Reporter(len(keys), progress, should_stop)
     for k in keys:
         if rep.stopped():
@@ -76,14 +76,17 @@ def calibrate_model(project: Project, model_dir: str | Path, predictor: Predicto
         if cands:
             raw.extend(c.proposal.confidence for c in cands)
             classes.extend(c.proposal.cls for c in cands)
+            areas.extend(c.proposal.area / res.label.size for c in cands)
             truth.extend(label_candidates(cands, mask).tolist())
         rep.step(message=k)
-    for conf, cls, ok in decided or []:
+    for conf, cls, ok, area in decided or []:
         raw.append(conf)
         classes.append(cls)
         truth.append(ok)
+        areas.append(area)
     note = f"{len(keys)} {where}" + (f" + {len(decided)} decided proposals" if decided else "")
-    cal = fit_calibration(np.array(raw), np.array(truth), np.array(classes), target, note=note)
+    cal = fit_calibration(np.array(raw), np.array(truth), np.array(classes), target, note=note,
+                          areas=np.array(areas))
     if save:
         save_to_card(model_dir, cal)
     return cal

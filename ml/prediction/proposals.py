@@ -139,7 +139,8 @@ def candidates(label: np.ndarray, confidence: np.ndarray | None,
         seen[pid] = seen.get(pid, 0) + 1
         pid = pid if seen[pid] == 1 else f"{pid}#{seen[pid]}"
         out.append(Candidate(Proposal(pid, cls, (x0, y0, x1, y1), int(area[i]), round(raw, 4),
-                                      round(float(cal.apply(raw)), 4), int(frags)), mask))
+                                      round(float(cal.apply(raw, area[i] / label.size)), 4),
+                                      int(frags)), mask))
     return out
 
 
