@@ -262,9 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{name}: {len(keys)} photos, {len(test)} test, round 0 boxes {len(boxed0)}",
           flush=True)
     model0 = train(arms["queue"], work / "model_r0", a, names)
+    # both arms validate on the photos model 0 validated on: the same calibration of model 0,
+    # and later students' splits that differ only by what each arm added
+    arms["file"].set_split(arms["queue"].split)
     first = evaluate(model0, arms["queue"], test, masks, min_area)
-    rows = [{"round": 0, "arm": arm, "decisions": 0, "boxed_photos": len(boxed0), **first}
-            for arm in arms]
+    rows = [{"round": 0, "arm": arm, "decisions": 0, "boxed_photos": len(boxed0),
+             "student": _plan(model0), **first} for arm in arms]
     print(json.dumps(rows[0]), flush=True)
     models = {arm: model0 for arm in arms}
     decided = {arm: 0 for arm in arms}
@@ -290,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             boxed[arm] += len(to_box)
             models[arm] = train(proj, work / f"model_{arm}_r{r}", a, names)
             row = {"round": r, "arm": arm, "decisions": decided[arm], "boxed_photos": boxed[arm],
+                   "student": _plan(models[arm]),
                    "accepted": answers.count(DEC.ACCEPTED),
                    "rejected": answers.count(DEC.REJECTED), **qq,
                    **evaluate(models[arm], proj, test, masks, min_area)}
@@ -305,6 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _plan(model_dir: Path) -> str:
+    """The student's input size and epochs, as trained."""
+    card = json.loads((model_dir / "config.json").read_text())
+    return f"{card['student']['input_size']} px, {card['train']['epochs']} ep"
+
+
 def _training(settings: dict) -> str:
     if settings.get("budget"):
         return f"`--budget {settings['budget']}`, teacher `{settings['teacher']}`"
@@ -317,7 +327,7 @@ def _f(v: object) -> str:
 
 
 def markdown(result: dict) -> str:
-    cols = ["round", "arm", "decisions", "boxed_photos", "binary_iou", "region_recall",
+    cols = ["round", "arm", "decisions", "boxed_photos", "student", "binary_iou", "region_recall",
             "region_precision", "proposals", "queue_first100_real", "queue_holds_true"]
     lines = [f"Review loop on {result['dataset']} ({result['photos']} photos, "
              f"{result['test']} untouched test photos; students: "

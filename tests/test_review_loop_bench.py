@@ -7,8 +7,10 @@ import json
 import sys
 from pathlib import Path
 
+from ml.project.store import Project
+
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = ["round", "arm", "decisions", "boxed_photos", "binary_iou", "region_recall",
+COLUMNS = ["round", "arm", "decisions", "boxed_photos", "student", "binary_iou", "region_recall",
            "region_precision", "proposals", "queue_first100_real", "queue_holds_true"]
 
 
@@ -31,6 +33,9 @@ def test_one_round_on_a_tiny_set_writes_the_table_with_its_columns(tmp_path, cap
     for r in rows:
         assert set(COLUMNS) - {"queue_first100_real", "queue_holds_true"} <= set(r)
         assert 0.0 <= r["binary_iou"] <= 1.0 and 0.0 <= r["region_recall"] <= 1.0
+    assert all(r["student"] == "28 px, 1 ep" for r in rows)
+    first = [Project.open(out / "work" / arm).split for arm in ("arm_queue", "arm_file")]
+    assert first[0]["val"] == first[1]["val"]  # one split: model 0 calibrated once, the same
     for r in rows[2:]:  # a later round: decisions taken, the queue scored
         assert r["decisions"] == r["accepted"] + r["rejected"] <= 3
         assert r["boxed_photos"] == rows[0]["boxed_photos"] + 1
