@@ -160,15 +160,29 @@ def test_ema_differs_from_raw_weights_and_is_what_is_saved(trained):
 
 
 def test_model_loads_for_prediction(trained):
-    from ml.evaluation.free_threshold import GRID
     from ml.student.checkpoint import load_model
 
     _, out, _, _ = trained
     model, card = load_model(out)
     assert card.student.input_size == 56
+    assert card.free_threshold == {}  # one validation photo: too few to choose a threshold
+    assert model(torch.rand(1, 3, 56, 56))["fine"].shape == (1, 3, 56, 56)
+
+
+def test_enough_validation_photos_choose_the_box_free_threshold(tmp_path, capsys):
+    from app.cli._train import _print_free_threshold
+    from ml.evaluation.free_threshold import GRID
+    from ml.training.trainer import train
+
+    proj = make_project(tmp_path, 6)
+    out = tmp_path / "model"
+    train(proj, out, STUDENT, cfg(epochs=1, val_fraction=0.9))
+    card = ModelCard.load(out / "config.json")
+    assert len(proj.split["val"]) == 5
     # the best epoch's box-free threshold, chosen on the validation photos' pixels
     assert card.free_threshold["threshold"] in GRID and card.free_threshold["pixels"] > 0
-    assert model(torch.rand(1, 3, 56, 56))["fine"].shape == (1, 3, 56, 56)
+    _print_free_threshold(out)  # what `b2p train` says at its end
+    assert "box-free threshold" in capsys.readouterr().out
 
 
 def test_resume_continues_from_the_saved_epoch(trained, tmp_path):
@@ -286,7 +300,6 @@ def test_cli_trains_a_tiny_project(trained, tmp_path, capsys):
     text = capsys.readouterr()
     assert rc == 0, text.err
     assert "trainable" in text.err + text.out and "best val anomaly mIoU" in text.out
-    assert "box-free threshold" in text.out  # what photos without boxes will use
     card = ModelCard.load(out / "config.json")
     assert card.train.seed == 1 and card.student.mode == "frozen" and len(card.history) == 1
     assert card.student.taps == (0, 1)

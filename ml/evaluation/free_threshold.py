@@ -7,7 +7,8 @@ paint, tile) that floods the mask: round 14 measured box-free precision 0.55 on
 magnetic_tile. The threshold here is on the defect score, 1 - p(background), and is chosen
 where the student's box-free mask best matches the project's own labels on the validation
 photos (binary IoU pooled over the photos; their teacher masks, background outside the boxes).
-No ground truth and no photo that is scored is used.
+No ground truth and no photo that is scored is used. Training chooses only when it
+validates on :data:`MIN_PHOTOS` photos or more, not on its training photos.
 
 :class:`ScoreCurve` gathers, photo by photo (or batch by batch in training), how many defect
 and background pixels lie in each score bin; :meth:`ScoreCurve.choice` reads off the IoU at each
@@ -27,6 +28,10 @@ from ml.common.classes import IGNORE
 # thresholds tried: a coarse grid, so a handful of validation photos cannot pick a lucky value
 GRID = tuple(round(0.30 + 0.05 * i, 2) for i in range(14))  # 0.30 .. 0.95
 BINS = 100  # score histogram resolution
+# fewer validation photos than this: no threshold (the argmax decides). On 1-3 photos the
+# choice is a gamble: in round 15's review loop, one magnetic_tile student's 0.95 from three
+# photos gave 0.022 box-free IoU on the test photos where the argmax gave 0.162
+MIN_PHOTOS = 5
 
 
 @dataclass(frozen=True)

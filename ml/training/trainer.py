@@ -35,7 +35,7 @@ from timm.utils.model_ema import ModelEmaV3
 
 from ml.common.device import resolve_device
 from ml.common.progress import StopFn
-from ml.evaluation.free_threshold import ScoreCurve
+from ml.evaluation.free_threshold import MIN_PHOTOS, ScoreCurve
 from ml.evaluation.metrics import confusion, scores
 from ml.project.store import Project
 from ml.student import checkpoint, models
@@ -285,7 +285,8 @@ class Trainer(SavedRun):
             improved = self.best_metric is None or metric > self.best_metric
             if improved:
                 self.best_metric, self.best_epoch = metric, epoch + 1
-                chosen = m["curve"].choice()
+                chosen = (m["curve"].choice() if not self.val_on_train
+                          and len(self.val_keys) >= MIN_PHOTOS else None)
                 self.free_threshold = chosen.to_json() if chosen else {}
             avg = {k: v / max(n, 1) for k, v in sums.items()}
             val = Validation(epoch + 1, self.global_step, self.total_steps,
