@@ -191,7 +191,13 @@ def test_training_targets_of_reviewed_and_boxed_photos(proj):
     blob = next(p for p in props if p.cls == 1)
     DEC.decide(proj, "0.png", blob.id, DEC.REJECTED)  # no accepted one: negatives only
     t = DEC.training_target(proj, "0.png", None, (64, 80))
-    assert (t[40:50, 50:70] == 0).all() and t[5, 40] == IGNORE and not (t == 1).any()
+    assert (t[40:50, 50:70] == 0).all() and not (t == 1).any()
+    # the rest: the proposing model's background, but not near the crack nobody decided yet
+    assert t[30, 40] == 0 and t[60, 5] == 0
+    assert (t[10:20, 10:18] == IGNORE).all()
+    assert t[15, 10 + 4 + DEC.UNDECIDED_MARGIN // 2] == IGNORE
+    for missing in (None, np.zeros((32, 40), np.uint8)):  # no mask, or one of another size
+        assert (DEC.reviewed_background(missing, (64, 80)) == IGNORE).all()
     proj.set_boxes("0.png", [Box(0, 0, 5, 5, 2)])  # a person's box: the teacher mask holds
     t = DEC.training_target(proj, "0.png", teacher, (64, 80))
     assert t[5, 40] == 0 and (t[40:50, 50:70] == 0).all()

@@ -59,7 +59,9 @@ def test_no_rejected_region_yet_calibrates_and_trains_targets(proj, tmp_path):
     assert cal.regions == 2 and cal.positives == 2  # fitted on positives alone, no crash
     label = D.load_samples(proj, D.labelled_keys(proj))["0.png"].label
     assert (label[40:50, 50:70] == 1).all() and (label[10:20, 10:14] == 2).all()
-    assert label[0, 0] == IGNORE  # no negative yet: outside what was decided, nothing is said
+    # no rejected region yet: the proposing model's background is the background example
+    assert label[30, 40] == 0 and label[18, 12] == 2
+    assert (label[20:20 + DEC.UNDECIDED_MARGIN // 2, 12] != 0).all()  # the rim is not said
 
 
 def test_a_photo_removed_or_gone_since_is_named_and_trains_nothing(proj):

@@ -16,8 +16,16 @@ the first (the later wins) and keeps it under ``replaced``; :func:`decide` retur
 caller can say so, and :func:`replaced_decisions` tells the earlier decider.
 
 :func:`training_target` turns a photo's teacher mask and decisions into its training label:
-photos a person boxed keep the teacher mask with the decisions painted on; a photo only
-reviewed (no box of a person's) is IGNORE except where decisions say what is there.
+photos a person boxed keep the teacher mask with the decisions painted on. A photo only
+reviewed (no box of a person's) starts from what the proposing model said
+(:func:`reviewed_background`): background where its stored mask is background, farther than
+:data:`UNDECIDED_MARGIN` px from any region it found; its regions nobody decided stay IGNORE;
+then the decisions are painted on. Why not IGNORE throughout, as before: a round whose new
+photos were mostly reviewed ones learnt "defect everywhere" (``bench/review_loop.py``'s
+synthetic students scored 0.02 box-free binary IoU and proposed nothing after a round of
+decisions); and only around each decided proposal (the view the Review dock showed) was not
+enough (0.04). The price: a defect the model missed on a reviewed photo is taught as
+background (docs/RESULTS.md, round 16).
 """
 
 from __future__ import annotations
@@ -36,6 +44,9 @@ DECISIONS_KEY = "decisions"
 ACCEPTED, REJECTED = "accepted", "rejected"
 PROPOSAL_BOX = "proposal"  # Box.source of an accepted proposal
 NEGATIVE_GROW = 2
+# A reviewed photo's background is taken this far (px) from the proposing model's regions: their
+# rims are where its mask is least sure, and a region nobody decided may be a real defect.
+UNDECIDED_MARGIN = 8
 
 
 def rle_encode(mask: np.ndarray) -> list[int]:
@@ -266,8 +277,8 @@ def training_target(project: Project, key: str, label: np.ndarray | None,
     """``key``'s training label: ``label`` (its teacher mask) with its decisions painted on.
 
     Unchanged (the same object) for a photo without decisions. A photo no person boxed starts
-    from IGNORE (only what was decided there teaches) unless ``keep_label`` (a target a
-    person or the caller made: :mod:`ml.training.decided`).
+    from the proposing model's background (:func:`reviewed_background`) unless ``keep_label``
+    (a target a person or the caller made: :mod:`ml.training.decided`).
     """
     found = decisions(project, key)
     if not found:
@@ -279,7 +290,7 @@ def training_target(project: Project, key: str, label: np.ndarray | None,
                                                         or person_boxed(project, key)):
         out = np.array(label, np.uint8, copy=True)
     else:
-        out = np.full((h, w), IGNORE, np.uint8)
+        out = reviewed_background(project.load_mask(key, "student"), (h, w))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * NEGATIVE_GROW + 1,) * 2)
     for d in found.values():  # rejections first: an accepted defect wins an overlap
         if d.action != REJECTED:
@@ -296,6 +307,22 @@ def training_target(project: Project, key: str, label: np.ndarray | None,
         win = out[y0:y1, x0:x1]
         win[~m] = IGNORE if _redrawn(d) else 0
         win[m] = d.cls
+    return out
+
+
+def reviewed_background(student: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    """The base label of a photo only reviewed: 0 where the proposing model's stored mask
+    ``student`` is background beyond :data:`UNDECIDED_MARGIN` px of its regions, else IGNORE
+    (all IGNORE without a mask of the photo's size)."""
+    import cv2
+
+    out = np.full(shape, IGNORE, np.uint8)
+    if student is None or student.shape != tuple(shape):
+        return out
+    k = 2 * UNDECIDED_MARGIN + 1
+    near = cv2.dilate((student > 0).astype(np.uint8),
+                      cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).astype(bool)
+    out[~near] = 0
     return out
 
 

@@ -43,7 +43,8 @@ def decided_label(project: Project, key: str, label: np.ndarray | None,
     A given target (``given``: the caller's ``labels``, a later round's fused targets) and a
     person's reviewed mask are kept under the decisions; a teacher or student mask is kept
     only on a photo a person boxed (elsewhere it comes from the proposals' own boxes or is a
-    free prediction: only what was decided there teaches, the rest is ignored).
+    free prediction: the decisions teach, on the proposing model's background away from the
+    regions nobody decided; :func:`ml.findings.decisions.training_target`).
     """
     keep = given or source == "reviewed"
     return training_target(project, key, label, shape, keep_label=keep)
