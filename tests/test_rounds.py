@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from types import SimpleNamespace
 
 import numpy as np
 
+from ml.training.events import TrainResult
 from ml.training.rounds import REMOVE_TAU, fuse_targets, round_dir, round_targets
 
 
@@ -93,8 +93,8 @@ def test_cli_passes_rounds_box_loss_crop_full_res_and_members(tmp_path, monkeypa
 
     def fake(project, out_dir, student, cfg, rounds=1, **kw):
         seen.update(rounds=rounds, cfg=cfg, student=student)
-        return SimpleNamespace(best_metric=None, stopped=False, epochs_run=1, seconds=0.0,
-                               best_epoch=1, out_dir=round_dir(out_dir, rounds))
+        return TrainResult(round_dir(out_dir, rounds), epochs_run=1, best_epoch=1,
+                           best_metric=None)
 
     monkeypatch.setattr(ml.training.rounds, "train_rounds", fake)
     rc = main(["train", str(proj.root), "--out", str(tmp_path / "m"), "--rounds", "2",

@@ -185,6 +185,29 @@ def test_enough_validation_photos_choose_the_box_free_threshold(tmp_path, capsys
     assert "box-free threshold" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("val_fraction,kept", [(0.2, 3), (0.9, 1)])
+def test_the_best_epoch_is_chosen_on_five_validation_photos_or_more(tmp_path, monkeypatch,
+                                                                     val_fraction, kept):
+    """The validation metric falls after epoch 1: five validation photos keep epoch 1, one
+    validation photo is too few to choose by and the last epoch is kept."""
+    import ml.training.trainer as T
+
+    falling = iter([0.5, 0.2, 0.1])
+    validate = T.Trainer._validate
+
+    def scripted(self):
+        return {**validate(self), "anomaly_miou": next(falling)}
+
+    monkeypatch.setattr(T.Trainer, "_validate", scripted)
+    proj = make_project(tmp_path, 6)
+    out = tmp_path / "model"
+    result = T.train(proj, out, STUDENT, cfg(epochs=3, val_fraction=val_fraction))
+    assert result.epoch_chosen is (kept == 1)
+    assert result.best_epoch == kept and ModelCard.load(out / "config.json").epoch == kept
+    assert ("kept the last epoch" in result.kept_line()) is (kept == 3)
+    assert (ModelCard.load(out / "config.json").free_threshold != {}) is (kept == 1)
+
+
 def test_resume_continues_from_the_saved_epoch(trained, tmp_path):
     from ml.training.trainer import train
 
@@ -299,7 +322,8 @@ def test_cli_trains_a_tiny_project(trained, tmp_path, capsys):
                "--device", "cpu", "--seed", "1", "--from", str(model_dir)])
     text = capsys.readouterr()
     assert rc == 0, text.err
-    assert "trainable" in text.err + text.out and "best val anomaly mIoU" in text.out
+    # one validation photo: the last epoch is kept, and the run says so
+    assert "trainable" in text.err + text.out and "kept the last epoch" in text.out
     card = ModelCard.load(out / "config.json")
     assert card.train.seed == 1 and card.student.mode == "frozen" and len(card.history) == 1
     assert card.student.taps == (0, 1)

@@ -213,7 +213,6 @@ def _train(args: argparse.Namespace, main: bool) -> int:
                 bars.close()
     if not main:
         return 130 if result.stopped else 0
-    best = "n/a" if result.best_metric is None else f"{result.best_metric:.3f}"
     if cfg.budget_plan:
         from ml.training.budget import format_duration
 
@@ -221,8 +220,7 @@ def _train(args: argparse.Namespace, main: bool) -> int:
               f"{format_duration(cfg.budget_plan['expected_s'])}, the run took "
               f"{format_duration(result.seconds)}")
     print(f"{'stopped' if result.stopped else 'done'} after {result.epochs_run} epochs "
-          f"({result.seconds:.0f} s); best val anomaly mIoU {best} at epoch {result.best_epoch}; "
-          f"model in {result.out_dir}")
+          f"({result.seconds:.0f} s); {result.kept_line()}; model in {result.out_dir}")
     _print_free_threshold(result.out_dir)
     if result.stopped:
         print(f"continue with: b2p train {args.project} --out {args.out} --resume")

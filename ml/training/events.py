@@ -29,6 +29,15 @@ class TrainResult:
     seconds: float = 0.0
     early_stopped: bool = False
     cached: bool = False  # frozen-mode feature cache used
+    epoch_chosen: bool = True  # False: too few validation photos to choose by, the last is kept
+
+    def kept_line(self) -> str:
+        """Which epoch the model folder holds and why, for the CLI and the Train panel."""
+        best = "n/a" if self.best_metric is None else f"{self.best_metric:.3f}"
+        if self.epoch_chosen:
+            return f"best val anomaly mIoU {best} at epoch {self.best_epoch}"
+        return (f"kept the last epoch ({self.best_epoch}, val anomaly mIoU {best}): under 5 "
+                "validation photos, too few to choose an epoch by")
 
 
 @dataclass(frozen=True)

@@ -242,9 +242,7 @@ class TrainingPanel(QWidget):
                                 "stopped before the worker saved any state; Start begins again")
         else:
             res = ev.result
-            best = "n/a" if res.best_metric is None else f"{res.best_metric:.3f}"
-            text = (f"done: {res.epochs_run} epochs, best val anomaly mIoU {best} "
-                    f"(epoch {res.best_epoch})")
+            text = f"done: {res.epochs_run} epochs, {res.kept_line()}"
             if is_model(res.out_dir):
                 free = summary_line(load_card(res.out_dir).free_threshold)
                 text += f"\n{free}" if free else ""
