@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ml.evaluation.free_threshold import MIN_PHOTOS
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -36,8 +38,8 @@ class TrainResult:
         best = "n/a" if self.best_metric is None else f"{self.best_metric:.3f}"
         if self.epoch_chosen:
             return f"best val anomaly mIoU {best} at epoch {self.best_epoch}"
-        return (f"kept the last epoch ({self.best_epoch}, val anomaly mIoU {best}): under 5 "
-                "validation photos, too few to choose an epoch by")
+        return (f"kept the last epoch ({self.best_epoch}, val anomaly mIoU {best}): under "
+                f"{MIN_PHOTOS} validation photos, too few to choose an epoch by")
 
 
 @dataclass(frozen=True)
