@@ -183,8 +183,8 @@ def run_arm(root: Path, arm: str, decisions: int, think_s: float, profile: str
     mask = bool(ins.layers.student.visible)
     cache = getattr(ins.session, "cache", None)
     if cache is not None:
-        print(f"         photos read ahead: {cache.hits} ready when shown, {cache.misses} not",
-              flush=True)
+        print(f"         photos read ahead: {cache.hits} ready when shown, {cache.misses} not; "
+              f"{getattr(cache, 'reads', '?')} reads ahead in all", flush=True)
     if prof:
         import pstats
 

@@ -4,7 +4,9 @@ Reading a 12 MP JPEG and three 12 MP masks takes about a second of CPU, far more
 100 ms a Review decision may take to show the next proposal. :class:`PhotoCache` reads the
 photos a person will see next (the Review dock asks for the next proposals' photos while the
 person looks at the current one) in one worker thread and keeps the last few; the session
-takes a photo from it when it is ready, and reads it itself, as before, when it is not.
+takes a photo from it when it is ready, and reads it itself, as before, when it is not. The
+photo on screen stays in the cache (a photo the session read itself is put in), so that going
+back to it, the Review dock's "one before", reads nothing again; a read-ahead never evicts it.
 
 A cached photo is dropped when its stored masks change (the record's mask entries are
 compared by identity, as the findings list does) or when :meth:`PhotoCache.clear` is called
@@ -86,8 +88,10 @@ class PhotoCache:
                                         initializer=lower_priority)
         self._lock = threading.Lock()
         self._futures: OrderedDict[str, Future] = OrderedDict()
+        self._shown: str | None = None  # the photo on screen: never evicted by a read-ahead
         self.hits = 0
         self.misses = 0
+        self.reads = 0  # photos read ahead, for the benchmark: each costs a second of CPU
         self._closed = False
 
     def set_project(self, project: Project | None) -> None:
@@ -112,9 +116,12 @@ class PhotoCache:
                     self._futures.move_to_end(key)
                     continue
                 self._futures[key] = self._pool.submit(self._read, project, key)
-            while len(self._futures) > self.keep:
-                _, old = self._futures.popitem(last=False)
-                old.cancel()
+                self.reads += 1
+            keep = set(keys) | {self._shown}
+            for key in [k for k in self._futures if k not in keep]:  # oldest first
+                if len(self._futures) <= self.keep:
+                    break
+                self._futures.pop(key).cancel()
 
     def _read(self, project: Project, key: str) -> PhotoData | None:
         try:
@@ -142,7 +149,18 @@ class PhotoCache:
                     del self._futures[key]
         else:
             self.hits += 1
+            with self._lock:
+                self._shown = key
         return data
+
+    def put(self, data: PhotoData) -> None:
+        """Keep ``data``, the photo now on screen that the caller read itself."""
+        fut: Future = Future()
+        fut.set_result(data)
+        with self._lock:
+            self._futures.pop(data.key, None)
+            self._futures[data.key] = fut
+            self._shown = data.key
 
     def close(self) -> None:
         self._closed = True  # a read-ahead asked for after the window closed does nothing

@@ -13,7 +13,7 @@ from qtpy.QtCore import QObject, QTimer, Signal
 
 from app.gui import _constants as C
 from app.gui._layers import ImageLayers
-from app.gui._photo_cache import PhotoCache
+from app.gui._photo_cache import PhotoCache, read_photo
 from ml.evaluation.corrections import fold_corrections
 from ml.evaluation.model_diff import ModelDiff, photo_diff
 from ml.project.store import Box, Project
@@ -66,6 +66,9 @@ class ImageSession(QObject):
         self.flush()
         p = self.project
         ahead = self.cache.take(key) if self.cache is not None else None
+        if ahead is None and self.cache is not None:  # not read ahead: read it here, keep it
+            ahead = read_photo(p, key)
+            self.cache.put(ahead)
         if ahead is not None:  # read ahead off the GUI thread
             image, teacher, student = ahead.levels, ahead.teacher, ahead.student
             self.corrections = ahead.corrections

@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from app.gui._photo_cache import PhotoCache, label_pyramid, pyramid
+from app.gui._photo_cache import PhotoCache, label_pyramid, pyramid, read_photo
 from ml.project.store import Project
 from tests.gui.test_review_dock import _proposed
 
@@ -38,6 +38,23 @@ def test_the_cache_reads_ahead_and_drops_a_photo_whose_masks_changed(photos, qtb
     assert np.array_equal(data.student, proj.load_mask("img1.png", "student"))
     proj.save_student("img2.png", np.zeros((64, 80), np.uint8), model="m2")
     assert cache.take("img2.png") is None  # predicted again since it was read
+    cache.close()
+
+
+def test_the_photo_on_screen_stays_cached_and_read_ahead_never_evicts_it(photos, qtbot):
+    _proposed(photos)
+    proj = Project.open(photos)
+    keys = proj.keys()
+    cache = PhotoCache(keep=2)
+    cache.set_project(proj)
+    assert cache.take(keys[0]) is None  # not read ahead: the session reads it and puts it in
+    cache.put(read_photo(proj, keys[0]))
+    cache.prefetch([keys[1], keys[2]])  # more than it keeps: the shown photo stays
+    assert keys[0] in cache._futures and cache.reads == 2
+    qtbot.waitUntil(lambda: all(f.done() for f in cache._futures.values()), timeout=10000)
+    assert cache.take(keys[1]) is not None
+    cache.prefetch([keys[0]])  # the one before: kept, so nothing is read again
+    assert cache.reads == 2 and cache.take(keys[0]) is not None
     cache.close()
 
 
