@@ -17,6 +17,9 @@ decision, the share under the 100 ms goal, the machine and its load, for these a
   imports ``app`` and ``ml`` from DIR.
 
 Each arm decides the same proposals on its own copy of the project; ratios are to ``fast``.
+``--think-ms 2900`` is the issue's pace (20 decisions a minute: a decision every 3 s); the
+default 800 ms is a stress test (about 70 a minute), where the next photos are still being
+read while the person decides.
 
     xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python bench/review_latency.py
         [--photos 4] [--width 4000] [--height 3000] [--per-photo 3] [--decisions 12]
