@@ -69,7 +69,7 @@ class ImageSession(QObject):
         if ahead is None and self.cache is not None:  # not read ahead: read it here, keep it
             ahead = read_photo(p, key)
             self.cache.put(ahead)
-        if ahead is not None:  # read ahead off the GUI thread
+        if ahead is not None:  # its pyramid and masks, read ahead (or just now, above)
             image, teacher, student = ahead.levels, ahead.teacher, ahead.student
             self.corrections = ahead.corrections
         else:
