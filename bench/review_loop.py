@@ -43,7 +43,7 @@ from ml.common.classes import make_classes  # noqa: E402
 from ml.common.images import label_file, load_label  # noqa: E402
 from ml.findings import decisions as DEC  # noqa: E402
 from ml.findings.queue import file_order, photos_to_box, review_queue  # noqa: E402
-from ml.prediction.proposals import MATCH_PX, proposals_of  # noqa: E402
+from ml.prediction.proposals import MATCH_PX, add_to_label, proposals_of  # noqa: E402
 from ml.project.regions import boxes_from_mask  # noqa: E402
 from ml.project.store import Box, Project  # noqa: E402
 from ml.student.config import DEFAULT_TEACHER  # noqa: E402
@@ -102,9 +102,11 @@ def evaluate(model_dir: Path, proj: Project, test: list[str], masks: Path, min_a
     for k in test:
         gt = gt_of(masks, k)
         res = pred.predict(proj.load_image(k))
+        kept = proposals_of(res.label, res.confidence, cal, res.regions, res.defect)
+        add_to_label(res.label, kept)  # as b2p predict stores the mask
         a, b = res.label > 0, gt > 0
         inter, union = inter + int((a & b).sum()), union + int((a | b).sum())
-        props = [full_mask(c, gt.shape) for c in proposals_of(res.label, res.confidence, cal)]
+        props = [full_mask(c, gt.shape) for c in kept]
         sf, st, sr, sp = region_scores(props, gt, min_area)
         f, t, r, p = f + sf, t + st, r + sr, p + sp
     return {"binary_iou": inter / max(union, 1), "region_recall": f / max(t, 1),

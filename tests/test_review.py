@@ -344,3 +344,35 @@ def test_a_student_trains_on_decisions_alone_without_any_negative(proj, tmp_path
     result = train(proj, tmp_path / "model", student,
                    TrainConfig(epochs=1, batch_size=2, device="cpu", crop=0))
     assert result.epochs_run == 1 and (tmp_path / "model" / "config.json").is_file()
+
+
+def test_a_class_with_few_regions_shares_the_threshold_of_all_classes():
+    # class 1: 200 regions, enough for a cut of its own; class 2: five regions, three of them
+    # false with high confidence: its own cut would be a gamble on five regions
+    rng = np.random.default_rng(2)
+    raw = np.r_[rng.uniform(0.5, 1.0, 200), [0.97, 0.96, 0.95, 0.9, 0.6]]
+    truth = np.r_[rng.random(200) < (raw[:200] - 0.5) * 2, [0, 0, 0, 1, 1]].astype(int)
+    classes = np.r_[np.ones(200, int), np.full(5, 2)]
+    cal = fit_calibration(raw, truth, classes, 0.8, method="temperature")
+    own, shared, pooled = cal.thresholds["1"], cal.thresholds["2"], cal.thresholds["all"]
+    assert not own.shared and shared.shared and shared.regions == 5
+    assert shared.threshold == pooled.threshold != own.threshold
+    assert cal.threshold(2) == pooled.threshold
+    assert cal.threshold(3) == pooled.threshold  # a class with no labelled region at all
+    assert "(shared)" in cal.summary() and "all classes" in cal.summary()
+    assert Calibration.from_json(cal.to_json()).thresholds == cal.thresholds
+    # a cut a person sets on the slider is the class's own
+    from ml.evaluation.calibration import with_threshold
+
+    assert not with_threshold(cal, 2, 0.99).thresholds["2"].shared
+
+
+def test_the_threshold_keeps_a_margin_of_one_standard_error_where_regions_allow():
+    p = np.linspace(0.95, 0.5, 10)
+    truth = np.r_[np.ones(8), np.zeros(2)]
+    # all ten are 0.8 real, just the target; the eight sure ones keep it with a margin
+    t = threshold_for_precision(p, truth, 0.8)
+    assert t.threshold == pytest.approx(p[7]) and t.met and t.precision == 1.0
+    # three regions, all real: too few for the margin, so the target alone decides
+    few = threshold_for_precision(p[:3], np.ones(3), 0.8)
+    assert few.threshold == pytest.approx(p[2]) and few.met

@@ -171,16 +171,18 @@ def predict_project(project: Project, model_dir: str | Path, keys: list[str] | N
         tiles = _tile_events(progress, rep.done, rep.total, key)
         result, corr = _predict_key(project, key, predictor, box_constraint, fallback, tiles,
                                     should_stop)
+        found = None
+        if proposals:  # first: a proposal found under the mask's threshold is drawn into it
+            from ml.prediction.proposals import project_proposals, store_proposals
+
+            found = project_proposals(project, key, result, mid, cal, predictor, teacher)
         with project.batch():  # one photo's masks land together; compute stays outside
             if keep_previous:
                 project.keep_previous(key, new_model=mid)
             project.save_student(key, result.label, model=mid, confidence=result.confidence,
                                  corrections=corr, settings=settings)
-        if proposals:
-            from ml.prediction.proposals import record_proposals
-
-            record_proposals(project, key, result.label, result.confidence, mid, cal, predictor,
-                             teacher)
+        if found is not None:
+            store_proposals(project, key, found)
         if project.record(key).previous is not None:  # counts only, not the maps
             diffs.append(total([d for d in [photo_diff(project, key)] if d]))
         fallbacks.append(result.fallbacks)

@@ -59,6 +59,10 @@ class PredictResult:
     confidence: np.ndarray  # (H, W) uint8: max class probability * 255
     probs: np.ndarray | None = None  # (C, H, W) float16, when asked for
     fallbacks: int = 0  # boxes that took the teacher's mask
+    # box-free only: the label at the proposal threshold (where proposals are looked for,
+    # ml.prediction.proposals) and the defect score 1 - p(background) * 255
+    regions: np.ndarray | None = None  # (H, W) uint8 class ids
+    defect: np.ndarray | None = None  # (H, W) uint8
 
 
 class BandSink(Protocol):
@@ -66,6 +70,22 @@ class BandSink(Protocol):
 
     def write(self, y0: int, label: np.ndarray, confidence: np.ndarray,
               probs: np.ndarray | None = None) -> None: ...
+
+
+PROPOSAL_THRESHOLD = 0.5  # box-free proposals are looked for where defect beats background
+
+
+def proposal_threshold(free_threshold: float | None) -> float:
+    """The defect score above which box-free proposals are looked for: where the student finds
+    a defect likelier than background, or lower when the mask's own threshold is lower.
+
+    The free threshold draws the mask for the best pixel IoU; a small defect whose score peaks
+    under it would never be proposed (round 19: on the shared sets 22 and 42 true regions that
+    the queue missed had no pixel above 0.75), so the calibrated region confidence, not the
+    pixel threshold, decides which regions a person sees.
+    """
+    return PROPOSAL_THRESHOLD if free_threshold is None else min(PROPOSAL_THRESHOLD,
+                                                                 free_threshold)
 
 
 class Predictor:
@@ -97,6 +117,7 @@ class Predictor:
         # "card": the threshold training chose on the validation photos, if any
         self.free_threshold = (card_free_threshold(card) if free_threshold == "card"
                                else None if free_threshold is None else float(free_threshold))
+        self.proposal_threshold = proposal_threshold(self.free_threshold)
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, device: str | torch.device = "auto",
@@ -115,6 +136,7 @@ class Predictor:
                                          and self.class_weights is not None),
                 "box_classes": True, "min_region_cells": self.min_region_cells,
                 "free_threshold": self.free_threshold,
+                "proposal_threshold": self.proposal_threshold,
                 "thin_widths": ({str(c): w for c, w in sorted(self.thin.items())}
                                 if self.box_rule == "tight" else {})}
 
@@ -213,6 +235,10 @@ class Predictor:
             p = band.cpu().numpy()
             if bc is None:
                 label = free_label(band, top.indices, self.free_threshold)
+                if getattr(sink, "regions", None) is not None:  # the sink wants proposal maps
+                    sink.write_regions(y0, free_label(band, top.indices, self.proposal_threshold),
+                                       (255.0 - band[0] * 255.0).round_().to(torch.uint8)
+                                       .cpu().numpy())
             else:
                 label = bc.band(y0, undo_class_weights(p, self.class_weights)
                                 if self.box_rule == "posterior" else p)
@@ -243,26 +269,30 @@ class Predictor:
     def predict(self, image: np.ndarray | RowSource, boxes: np.ndarray | None = None,
                 teacher: np.ndarray | None = None, return_probs: bool = False,
                 box_classes: np.ndarray | None = None, fallback: bool = True,
-                progress: ProgressFn | None = None, should_stop: StopFn | None = None
-                ) -> PredictResult:
+                progress: ProgressFn | None = None, should_stop: StopFn | None = None,
+                regions: bool = True) -> PredictResult:
         """Label and confidence maps; with ``boxes`` ((N, 4) xyxy) the box-constrained mask.
 
         ``box_classes`` ((N,) class ids) gives the boxed pixels their box's class;
         ``fallback=False`` leaves a box the student finds empty empty (no teacher mask).
         ``progress`` and ``should_stop``: as :meth:`stream`. Without boxes, findings smaller
-        than ``min_region_cells`` output cells are dropped (:mod:`ml.prediction.speckle`).
+        than ``min_region_cells`` output cells are dropped (:mod:`ml.prediction.speckle`), and
+        ``regions`` adds the maps proposals are found in (``PredictResult.regions``, ``defect``).
         """
         src = as_rows(image)
-        sink = ArraySink(src.height, src.width, np.float16 if return_probs else None)
+        free = boxes is None or not len(boxes)
+        sink = ArraySink(src.height, src.width, np.float16 if return_probs else None,
+                         regions=regions and free)
         bc = self.stream(src, sink, boxes, box_classes, progress, should_stop)
         if bc is not None:
             bc.finish(sink.label)  # the tight rule's boxes, decided once each box is whole
         fallbacks = bc.fallback(sink.label, teacher) if bc is not None and fallback else 0
-        label = sink.label
+        label, low = sink.label, sink.regions
         if bc is None and self.min_region_cells > 0:  # box-free: findings, not specks
             cell = output_cell(self.input_scale((src.height, src.width)))
             label = remove_speckle(label, cell, self.min_region_cells)
-        return PredictResult(label, sink.confidence, sink.probs, fallbacks)
+            low = None if low is None else remove_speckle(low, cell, self.min_region_cells)
+        return PredictResult(label, sink.confidence, sink.probs, fallbacks, low, sink.defect)
 
 
 def free_label(probs: torch.Tensor, argmax: torch.Tensor, threshold: float | None

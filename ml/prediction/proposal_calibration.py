@@ -9,6 +9,7 @@ or one fitted now for a model whose card has none (``b2p predict`` and a campaig
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,11 +18,13 @@ import numpy as np
 from ml.common.classes import IGNORE
 from ml.common.progress import ProgressFn, Reporter, StopFn
 from ml.evaluation.calibration import Calibration, fit_calibration, from_card, save_to_card
-from ml.prediction.proposals import MATCH_PX, Candidate, candidates
+from ml.prediction.proposals import MATCH_PX, Candidate, photo_candidates
 from ml.project.store import Project
 
 if TYPE_CHECKING:
     from ml.prediction.predict import Predictor
+
+SCORE = "defect"  # the raw confidence a calibration fitted here maps (Calibration.score)
 
 
 def label_candidates(cands: list[Candidate], truth: np.ndarray,
@@ -72,7 +75,7 @@ def calibrate_model(project: Project, model_dir: str | Path, predictor: Predicto
             rep.step(message=k)
             continue
         res = predictor.predict(project.load_image(k))
-        cands = candidates(res.label, res.confidence)
+        cands = photo_candidates(res.label, res.confidence, res.regions, res.defect)
         if cands:
             raw.extend(c.proposal.confidence for c in cands)
             classes.extend(c.proposal.cls for c in cands)
@@ -85,8 +88,8 @@ def calibrate_model(project: Project, model_dir: str | Path, predictor: Predicto
         truth.append(ok)
         areas.append(area)
     note = f"{len(keys)} {where}" + (f" + {len(decided)} decided proposals" if decided else "")
-    cal = fit_calibration(np.array(raw), np.array(truth), np.array(classes), target, note=note,
-                          areas=np.array(areas))
+    cal = replace(fit_calibration(np.array(raw), np.array(truth), np.array(classes), target,
+                                  note=note, areas=np.array(areas)), score=SCORE)
     if save:
         save_to_card(model_dir, cal)
     return cal
@@ -100,12 +103,12 @@ def model_calibration(model_dir: str | Path) -> Calibration:
 def ensure_calibration(project: Project, model_dir: str | Path,
                        predictor: Predictor | None = None, device: str = "auto",
                        **options: Any) -> Calibration:
-    """The card's calibration, or one fitted now (and stored) when the card has none
-    (``predictor``, else one loaded on ``device`` with ``options``, predicts the validation
-    photos)."""
+    """The card's calibration, or one fitted now (and stored) when the card has none or one of
+    another raw confidence (:data:`SCORE`) (``predictor``, else one loaded on ``device`` with
+    ``options``, predicts the validation photos)."""
     from ml.student.checkpoint import load_card
 
-    if load_card(model_dir).calibration:
+    if load_card(model_dir).calibration and model_calibration(model_dir).score == SCORE:
         return model_calibration(model_dir)
     if predictor is None:
         from ml.prediction.predict import Predictor

@@ -3,15 +3,25 @@
 A proposal is one defect of a box-free prediction: the student's defect pixels grouped so that
 fragments of one defect (a crack broken into dashes) are one proposal (pixels within
 ``merge_px`` of each other join), specks under ``min_area`` dropped, and its class (the
-majority of its pixels), box, mask and confidence. The raw confidence (mean max-class
-probability over its pixels) is calibrated (:mod:`ml.evaluation.calibration`, stored in the
-model card) and a proposal under its class's threshold is dropped.
+majority of its pixels), box, mask and confidence.
+
+Where they are looked for (:func:`region_candidates`): in the label at the proposal threshold
+(:func:`ml.prediction.predict.proposal_threshold`, where the student finds a defect likelier
+than background), not only in the mask, whose threshold is chosen for pixel IoU and leaves
+out small defects the student is less sure of. A region's raw confidence is the mean defect
+score 1 - p(background) over its pixels there; its mask is its pixels in the mask, or, where
+the mask has none, its pixels at the proposal threshold (:func:`add_to_label` draws those
+into the stored mask, so every proposal shows). The raw confidence and the mask's size are
+calibrated (:mod:`ml.evaluation.calibration`, stored in the model card) and a proposal under
+its class's threshold is dropped. Without those maps (a mask read back from disk),
+:func:`candidates` groups the mask itself and takes the mean top-class probability.
 
 :func:`record_proposals` stores a photo's proposals in ``record.findings["proposals"]``
 (scalars only: the mask is the stored student mask's pixels of the group, :func:`proposal_mask`),
 with the photo's uncertainty for "photos to box next" and, per proposal, what the review queue
 ranks by (:mod:`ml.findings.queue`): the spread of the members' defect probability
-(``members`` > 1) and the IoU of a teacher run on the proposed box with the proposal's mask.
+(``members`` > 1) and the IoU of a teacher run on the proposed box with the proposal's mask
+(:mod:`ml.prediction.disagreement`).
 A region lying mostly inside a box of the photo is the box's finding, not a proposal.
 
 :func:`find_proposals` finds them without the project (a campaign's workers run it beside
@@ -29,6 +39,7 @@ import numpy as np
 
 from ml.common.classes import IGNORE
 from ml.evaluation.calibration import Calibration
+from ml.prediction.disagreement import member_spread, teacher_iou
 from ml.project.records import now
 from ml.project.regions import region_id
 from ml.project.store import Project
@@ -52,7 +63,7 @@ class Proposal:
     cls: int
     box: tuple[int, int, int, int]
     area: int
-    confidence: float  # raw: mean top-class probability over its pixels
+    confidence: float  # raw: mean defect score over its region (see the module's text)
     calibrated: float
     fragments: int = 1
     spread: float | None = None  # members' std of defect probability over the mask
@@ -144,12 +155,94 @@ def candidates(label: np.ndarray, confidence: np.ndarray | None,
     return out
 
 
-def proposals_of(label: np.ndarray, confidence: np.ndarray | None,
-                 calibration: Calibration | None = None, **options: Any) -> list[Candidate]:
-    """The candidates that reach their class's calibrated threshold."""
+def region_candidates(label: np.ndarray, regions: np.ndarray, defect: np.ndarray,
+                      calibration: Calibration | None = None, min_area: int | None = None,
+                      merge_px: int | None = None) -> list[Candidate]:
+    """Every group of ``regions`` (the label at the proposal threshold) of ``min_area`` or more,
+    calibrated, not thresholded: its raw confidence the mean of ``defect`` (uint8 defect score)
+    over the group, its mask the group's pixels in ``label`` (the mask), or the group itself
+    where the mask has none of them."""
+    shape = label.shape[:2]
+    min_area = min_area_for(shape) if min_area is None else min_area
+    merge_px = merge_px_for(shape) if merge_px is None else merge_px
     cal = calibration or Calibration()
-    return [c for c in candidates(label, confidence, cal, **options)
+    n, comp = _groups(regions, merge_px)
+    if n <= 1:
+        return []
+    flat = comp.ravel()
+    area = np.bincount(flat, minlength=n)
+    score = np.bincount(flat, weights=defect.ravel().astype(np.float64), minlength=n)
+    drawn = (label > 0) & (label != IGNORE)
+    ys_all, xs_all = np.nonzero(comp)  # every group's pixels, sorted by group once
+    order = np.argsort(comp[ys_all, xs_all], kind="stable")
+    ys_all, xs_all = ys_all[order], xs_all[order]
+    ends = np.cumsum(area[1:])  # group i's pixels: ends[i - 2] (0 for i = 1) to ends[i - 1]
+    out: list[Candidate] = []
+    seen: dict[str, int] = {}
+    for i in range(1, n):
+        if area[i] < min_area:
+            continue
+        start = ends[i - 2] if i > 1 else 0
+        ys, xs = ys_all[start:ends[i - 1]], xs_all[start:ends[i - 1]]
+        inside = drawn[ys, xs]
+        if inside.any():  # the mask draws it: the proposal is what the mask shows
+            ys, xs = ys[inside], xs[inside]
+            classes = label[ys, xs]
+        else:
+            classes = regions[ys, xs]
+        x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+        mask = np.zeros((y1 - y0, x1 - x0), bool)
+        mask[ys - y0, xs - x0] = True
+        cls = int(np.bincount(classes).argmax())
+        raw = float(score[i] / area[i] / 255.0)
+        pid = region_id(cls, (x0, y0, x1, y1), shape)
+        seen[pid] = seen.get(pid, 0) + 1
+        pid = pid if seen[pid] == 1 else f"{pid}#{seen[pid]}"
+        out.append(Candidate(Proposal(pid, cls, (x0, y0, x1, y1), len(ys), round(raw, 4),
+                                      round(float(cal.apply(raw, len(ys) / label.size)), 4),
+                                      _fragments(mask)), mask))
+    return out
+
+
+def _fragments(mask: np.ndarray) -> int:
+    import cv2
+
+    return int(cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[0] - 1)
+
+
+def photo_candidates(label: np.ndarray, confidence: np.ndarray | None,
+                     regions: np.ndarray | None = None, defect: np.ndarray | None = None,
+                     calibration: Calibration | None = None) -> list[Candidate]:
+    """A prediction's candidates: from its proposal maps (``regions``, ``defect``: a box-free
+    :class:`~ml.prediction.predict.PredictResult` has them) where given, else from its mask
+    and confidence."""
+    if regions is not None and defect is not None:
+        return region_candidates(label, regions, defect, calibration)
+    return candidates(label, confidence, calibration)
+
+
+def proposals_of(label: np.ndarray, confidence: np.ndarray | None,
+                 calibration: Calibration | None = None, regions: np.ndarray | None = None,
+                 defect: np.ndarray | None = None) -> list[Candidate]:
+    """The candidates (:func:`photo_candidates`) that reach their class's calibrated
+    threshold."""
+    cal = calibration or Calibration()
+    return [c for c in photo_candidates(label, confidence, regions, defect, cal)
             if c.proposal.calibrated >= cal.threshold(c.proposal.cls)]
+
+
+def add_to_label(label: np.ndarray, kept: list[Candidate]) -> int:
+    """Draw into ``label`` (in place) the kept proposals it has no pixel of (those found only
+    at the proposal threshold), each with its class; return how many were added."""
+    added = 0
+    for c in kept:
+        x0, y0, x1, y1 = c.proposal.box
+        win = label[y0:y1, x0:x1]
+        if ((win > 0) & (win != IGNORE) & c.mask).any():
+            continue
+        win[c.mask] = c.proposal.cls
+        added += 1
+    return added
 
 
 def _boxed_share(mask: np.ndarray, box: tuple[int, int, int, int],
@@ -167,56 +260,6 @@ def _boxed_share(mask: np.ndarray, box: tuple[int, int, int, int],
     return float((mask & inside).sum() / max(mask.sum(), 1))
 
 
-def _teacher_iou(teacher: Any, image: np.ndarray, c: Candidate) -> float | None:
-    """IoU of the teacher's mask on the proposed box with the proposal's mask (on a crop)."""
-    x0, y0, x1, y1 = c.proposal.box
-    h, w = image.shape[:2]
-    m = max(8, (x1 - x0 + y1 - y0) // 4)
-    cx0, cy0, cx1, cy1 = max(x0 - m, 0), max(y0 - m, 0), min(x1 + m, w), min(y1 + m, h)
-    try:
-        teacher.set_image(np.ascontiguousarray(image[cy0:cy1, cx0:cx1]))
-        lab = teacher.predict(np.array([[x0 - cx0, y0 - cy0, x1 - cx0, y1 - cy0]], np.float32),
-                              np.array([c.proposal.cls], np.int64))
-    except Exception:  # a teacher failing on one box must not stop the batch
-        return None
-    t = lab[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0] > 0
-    union = (t | c.mask).sum()
-    return round(float((t & c.mask).sum() / union), 4) if union else None
-
-
-def _member_spread(predictor: Predictor, image: np.ndarray, c: Candidate) -> float | None:
-    """Std across the members of their defect probability over the mask (one crop each)."""
-    import cv2
-    import torch
-
-    model = predictor.model
-    decoders = getattr(getattr(model, "decoder", None), "decoders", None)
-    if decoders is None or len(decoders) < 2:
-        return None
-    x0, y0, x1, y1 = c.proposal.box
-    h, w = image.shape[:2]
-    side = max(x1 - x0, y1 - y0, predictor.tile // 2)
-    cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
-    cx0, cy0 = min(max(cx - side // 2 - side // 4, 0), max(w - 1, 0)), \
-        min(max(cy - side // 2 - side // 4, 0), max(h - 1, 0))
-    cx1, cy1 = min(cx0 + side + side // 2, w), min(cy0 + side + side // 2, h)
-    crop = cv2.resize(image[cy0:cy1, cx0:cx1], (predictor.tile, predictor.tile),
-                      interpolation=cv2.INTER_AREA)
-    full = np.zeros((h, w), bool)
-    full[y0:y1, x0:x1] = c.mask
-    m = cv2.resize(full[cy0:cy1, cx0:cx1].astype(np.uint8), (predictor.tile, predictor.tile),
-                   interpolation=cv2.INTER_NEAREST).astype(bool)
-    if not m.any():
-        return None
-    with torch.inference_mode():
-        x = torch.from_numpy(crop[None]).to(predictor.device).permute(0, 3, 1, 2).float() / 255
-        feats = model.encode(x)
-        xn = model.backbone.normalize(x)
-        ps = [1.0 - d(feats, xn)["fine"].float().softmax(1)[0, 0].cpu().numpy()
-              for d in decoders]
-    return round(float(np.std([p[m].mean() for p in ps])), 4)
-
-
 def photo_uncertainty(confidence: np.ndarray | None) -> float:
     """Share of a photo's pixels whose top class probability is under :data:`UNCERTAIN`."""
     if confidence is None or confidence.size == 0:
@@ -227,7 +270,8 @@ def photo_uncertainty(confidence: np.ndarray | None) -> float:
 def find_proposals(label: np.ndarray, confidence: np.ndarray | None, boxes: np.ndarray,
                    every_boxed: bool, model: str, calibration: Calibration | None = None,
                    predictor: Predictor | None = None, teacher: Any = None,
-                   image: np.ndarray | Callable[[], np.ndarray] | None = None
+                   image: np.ndarray | Callable[[], np.ndarray] | None = None,
+                   regions: np.ndarray | None = None, defect: np.ndarray | None = None
                    ) -> dict[str, Any]:
     """A photo's proposals as the entry :func:`store_proposals` keeps in its record.
 
@@ -235,13 +279,15 @@ def find_proposals(label: np.ndarray, confidence: np.ndarray | None, boxes: np.n
     ``every_boxed``: a person said every defect is boxed (no proposal). ``predictor`` (with
     members) and ``teacher`` add the queue's disagreement figures; both need the photo
     (``image``, or a function reading it: called only when a proposal needs it).
+    ``regions`` and ``defect``: the prediction's proposal maps (box-free); with them, the kept
+    proposals ``label`` has no pixel of are drawn into it (in place: save it after).
     """
     cal = calibration or Calibration()
     kept: list[Candidate] = []
     near = 0
     if not every_boxed:
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-        for c in candidates(label, confidence, cal):
+        for c in photo_candidates(label, confidence, regions, defect, cal):
             if _boxed_share(c.mask, c.proposal.box, boxes) >= 0.5:
                 continue
             thr = cal.threshold(c.proposal.cls)
@@ -249,6 +295,8 @@ def find_proposals(label: np.ndarray, confidence: np.ndarray | None, boxes: np.n
                 near += 1
             if c.proposal.calibrated >= thr:
                 kept.append(c)
+    if regions is not None:
+        add_to_label(label, kept)
     members = predictor is not None and predictor.card.student.members > 1
     if kept and (teacher is not None or members) and callable(image):
         image = image()
@@ -256,9 +304,10 @@ def find_proposals(label: np.ndarray, confidence: np.ndarray | None, boxes: np.n
     for c in kept:
         p = _replace(c.proposal, threshold=round(cal.threshold(c.proposal.cls), 4))
         if members and image is not None:
-            p = _replace(p, spread=_member_spread(predictor, image, c))
+            p = _replace(p, spread=member_spread(predictor, image, c.proposal.box, c.mask))
         if teacher is not None and image is not None:
-            p = _replace(p, teacher_iou=_teacher_iou(teacher, image, c))
+            p = _replace(p, teacher_iou=teacher_iou(teacher, image, c.proposal.box,
+                                                    c.proposal.cls, c.mask))
         out.append(p)
     return {"model": model, "at": now(), "calibrated": cal.fitted,
             "uncertainty": photo_uncertainty(confidence), "near_threshold": near,
@@ -272,18 +321,32 @@ def store_proposals(project: Project, key: str, entry: dict[str, Any]) -> list[P
     return [Proposal.from_json(pid, d) for pid, d in entry["items"].items()]
 
 
+def project_proposals(project: Project, key: str, result: Any, model: str,
+                      calibration: Calibration | None = None,
+                      predictor: Predictor | None = None, teacher: Any = None,
+                      image: np.ndarray | None = None) -> dict[str, Any]:
+    """:func:`find_proposals` for ``key``'s prediction ``result``
+    (:class:`~ml.prediction.predict.PredictResult`) with the photo's boxes; the proposals its
+    mask lacks are drawn into ``result.label``, so save that after."""
+    rec = project.record(key)
+    boxes = np.array([b.xyxy for b in rec.boxes], np.float32).reshape(-1, 4)
+    return find_proposals(result.label, result.confidence, boxes, rec.every_defect_boxed(),
+                          model, calibration, predictor, teacher,
+                          image if image is not None else lambda: project.load_image(key),
+                          getattr(result, "regions", None), getattr(result, "defect", None))
+
+
 def record_proposals(project: Project, key: str, label: np.ndarray,
                      confidence: np.ndarray | None, model: str,
                      calibration: Calibration | None = None,
                      predictor: Predictor | None = None, teacher: Any = None,
                      image: np.ndarray | None = None) -> list[Proposal]:
-    """Find ``key``'s proposals in its prediction and store them in its record; return them
-    (:func:`find_proposals` on the photo's boxes, then :func:`store_proposals`)."""
-    rec = project.record(key)
-    boxes = np.array([b.xyxy for b in rec.boxes], np.float32).reshape(-1, 4)
-    entry = find_proposals(label, confidence, boxes, rec.every_defect_boxed(), model,
-                           calibration, predictor, teacher,
-                           image if image is not None else lambda: project.load_image(key))
+    """Find ``key``'s proposals in a stored mask and its confidence and store them in its
+    record; return them (:func:`project_proposals`, then :func:`store_proposals`)."""
+    from types import SimpleNamespace
+
+    entry = project_proposals(project, key, SimpleNamespace(label=label, confidence=confidence),
+                              model, calibration, predictor, teacher, image)
     return store_proposals(project, key, entry)
 
 

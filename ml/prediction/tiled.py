@@ -203,13 +203,22 @@ def upsample_bands(probs: torch.Tensor, height: int, width: int, rows: int = UPS
 
 class ArraySink:
     """Label and confidence rows of a photo gathered into uint8 arrays (and, when asked, the
-    class probabilities into a (C, H, W) array of ``probs_dtype``)."""
+    class probabilities into a (C, H, W) array of ``probs_dtype``, and the box-free proposal
+    maps: the label at the proposal threshold and the defect score)."""
 
-    def __init__(self, height: int, width: int, probs_dtype: type | None = None) -> None:
+    def __init__(self, height: int, width: int, probs_dtype: type | None = None,
+                 regions: bool = False) -> None:
         self.label = np.zeros((height, width), np.uint8)
         self.confidence = np.zeros((height, width), np.uint8)
         self.probs: np.ndarray | None = None
         self._probs_dtype = probs_dtype
+        self.regions = np.zeros((height, width), np.uint8) if regions else None
+        self.defect = np.zeros((height, width), np.uint8) if regions else None
+
+    def write_regions(self, y0: int, regions: np.ndarray, defect: np.ndarray) -> None:
+        assert self.regions is not None and self.defect is not None
+        self.regions[y0:y0 + len(regions)] = regions
+        self.defect[y0:y0 + len(defect)] = defect
 
     def write(self, y0: int, label: np.ndarray, confidence: np.ndarray,
               probs: np.ndarray | None = None) -> None:

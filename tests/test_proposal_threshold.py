@@ -1,0 +1,111 @@
+"""Box-free proposals are looked for at the proposal threshold, under the mask's own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ml.evaluation.calibration import Calibration, fit_calibration, save_to_card
+from ml.evaluation.free_threshold import FreeThreshold
+from ml.prediction import proposal_calibration as PC
+from ml.prediction.predict import Predictor, proposal_threshold
+from ml.prediction.proposals import find_proposals, region_candidates
+from ml.student.config import ModelCard, StudentConfig
+from ml.student.models import build_model
+
+TINY = StudentConfig(input_size=28, backbone_weights="none", taps=(0, 1), decoder_channels=32)
+
+
+def _maps() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mask, label at the proposal threshold, defect score): a blob the mask draws, a
+    smaller one the student is less sure of (score 0.63, under a mask threshold of 0.75) and
+    a speck."""
+    label = np.zeros((64, 80), np.uint8)
+    label[10:20, 10:20] = 1
+    regions = label.copy()
+    regions[8:22, 8:22] = 1  # the sure blob is wider at the lower threshold
+    regions[40:48, 50:58] = 2
+    regions[2, 70] = 2
+    defect = np.zeros(label.shape, np.uint8)
+    defect[regions > 0] = 160
+    defect[label > 0] = 230
+    return label, regions, defect
+
+
+def test_the_threshold_is_where_defect_beats_background_or_the_masks_if_lower():
+    assert proposal_threshold(None) == 0.5
+    assert proposal_threshold(0.75) == 0.5 and proposal_threshold(0.35) == 0.35
+
+
+def test_a_region_under_the_masks_threshold_is_a_candidate_with_its_own_pixels():
+    label, regions, defect = _maps()
+    found = {c.proposal.cls: c for c in region_candidates(label, regions, defect)}
+    assert sorted(found) == [1, 2]  # the speck is too small
+    sure, unsure = found[1], found[2]
+    # what the mask draws is the proposal: its box and pixels, not the wider region's
+    assert sure.proposal.box == (10, 10, 20, 20) and sure.proposal.area == 100
+    # the raw confidence is the mean defect score over the region at the proposal threshold
+    assert sure.proposal.confidence == pytest.approx((100 * 230 + 96 * 160) / 196 / 255, abs=1e-4)
+    assert unsure.proposal.box == (50, 40, 58, 48) and unsure.mask.all()
+    assert unsure.proposal.confidence == pytest.approx(160 / 255, abs=1e-4)
+
+
+def test_kept_proposals_the_mask_lacks_are_drawn_into_it_and_dropped_ones_are_not():
+    label, regions, defect = _maps()
+    mask = label.copy()
+    entry = find_proposals(mask, None, np.zeros((0, 4)), False, "m", None, regions=regions,
+                           defect=defect)
+    assert len(entry["items"]) == 2
+    assert (mask[40:48, 50:58] == 2).all() and (mask[10:20, 10:20] == 1).all()
+    assert mask[8, 8] == 0 and mask[2, 70] == 0  # only kept proposals, at their own pixels
+    # a calibration that keeps raw 0.75 of class 1 and wants 0.85 of class 2 keeps the sure
+    # blob only: the mask stays as it was
+    cal = fit_calibration(np.array([0.75, 0.85, 0.6, 0.55]), np.array([1, 1, 0, 0]),
+                          np.array([1, 2, 1, 2]), method="temperature")
+    mask = label.copy()
+    entry = find_proposals(mask, None, np.zeros((0, 4)), False, "m", cal, regions=regions,
+                           defect=defect)
+    assert [d["cls"] for d in entry["items"].values()] == [1]
+    np.testing.assert_array_equal(mask, label)
+
+
+def test_box_free_prediction_gives_the_proposal_maps_and_boxed_prediction_does_not():
+    torch.manual_seed(0)
+    card = ModelCard(TINY, free_threshold=FreeThreshold(0.75, 0.7, 0.5, 100).to_json())
+    pred = Predictor(build_model(TINY), card, "cpu", min_region_cells=0)
+    assert pred.proposal_threshold == 0.5 and pred.settings()["proposal_threshold"] == 0.5
+    image = np.random.default_rng(0).integers(0, 256, (40, 50, 3), np.uint8)
+    res = pred.predict(image, return_probs=True)
+    assert res.regions.shape == res.defect.shape == (40, 50)
+    score = 1.0 - res.probs[0].astype(np.float32)
+    np.testing.assert_allclose(res.defect, score * 255, atol=1.5)
+    # the mask's pixels lie inside the regions; the regions hold every pixel over 0.5
+    assert not ((res.label > 0) & (res.regions == 0)).any()
+    assert (res.regions[score > 0.51] > 0).all() and not res.regions[score < 0.49].any()
+    boxed = pred.predict(image, np.array([[5, 5, 30, 30]], np.float32))
+    assert boxed.regions is None and boxed.defect is None
+    assert pred.predict(image, regions=False).regions is None
+
+
+def test_a_calibration_of_the_old_raw_confidence_is_fitted_again(tmp_path, monkeypatch):
+    from ml.student.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model_dir = save_checkpoint(tmp_path / "m", build_model(TINY), ModelCard(TINY))
+    old = fit_calibration(np.array([0.9, 0.6]), np.array([1, 0]), np.array([1, 1]))
+    assert old.score == "top_class"  # what every card written before round 19 holds
+    save_to_card(model_dir, old)
+    fitted = []
+
+    def fake(project, model_dir, predictor=None, **kw):
+        fitted.append(model_dir)
+        return Calibration(score=PC.SCORE)
+
+    monkeypatch.setattr(PC, "calibrate_model", fake)
+    PC.ensure_calibration(None, model_dir, predictor=object())
+    assert fitted == [model_dir]
+    save_to_card(model_dir, Calibration(score=PC.SCORE, note="fitted on today's score"))
+    assert PC.ensure_calibration(None, model_dir, predictor=object()).note == (
+        "fitted on today's score")
+    assert len(fitted) == 1
