@@ -6,7 +6,9 @@ Round 0: 10 % of the photos are boxed from the ground truth (one box per compone
 teacher turns the boxes into pseudo-masks and a student trains. Each later round, per arm:
 
 * the student predicts the pool (:func:`ml.prediction.batch_predict.predict_project`, which
-  stores the proposals), calibrated first on the validation photos and the decisions so far;
+  stores the proposals), calibrated on the validation photos and the decisions so far as
+  soon as it is trained (before round 19 the test rows scored it uncalibrated: every region
+  of its mask was a proposal there);
 * ``queue`` arm: a simulated reviewer answers the first N proposals of the review queue from
   the ground truth (accept, with the true class, where a proposal comes within 3 px of a
   true defect; reject where not) and boxes the defects missed on the K top "photos to box
@@ -267,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     # both arms validate on the photos model 0 validated on: the same calibration of model 0,
     # and later students' splits that differ only by what each arm added
     arms["file"].set_split(arms["queue"].split)
+    calibrate(arms["queue"], model0)
     first = evaluate(model0, arms["queue"], test, masks, min_area)
     rows = [{"round": 0, "arm": arm, "decisions": 0, "boxed_photos": len(boxed0),
              "student": _plan(model0), **first} for arm in arms]
@@ -277,10 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(1, a.rounds + 1):
         for arm, proj in arms.items():
             from ml.prediction.batch_predict import predict_project
-            from ml.prediction.proposal_calibration import calibrate_model
 
             unboxed = [k for k in pool if not DEC.person_boxed(proj, k)]
-            calibrate_model(proj, models[arm], decided=DEC.calibration_examples(proj))
             predict_project(proj, models[arm], keys=unboxed, device="cpu",
                             keep_previous=False)
             qq = queue_quality(proj, masks, min_area)
@@ -294,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             pseudo_label_project(proj, make_teacher(a.teacher), keys=to_box)
             boxed[arm] += len(to_box)
             models[arm] = train(proj, work / f"model_{arm}_r{r}", a, names)
+            calibrate(proj, models[arm])
             row = {"round": r, "arm": arm, "decisions": decided[arm], "boxed_photos": boxed[arm],
                    "student": _plan(models[arm]),
                    "accepted": answers.count(DEC.ACCEPTED),
@@ -309,6 +311,14 @@ def main(argv: list[str] | None = None) -> int:
     (out / "review_loop.md").write_text(markdown(result))
     print(markdown(result))
     return 0
+
+
+def calibrate(proj: Project, model_dir: Path) -> None:
+    """Calibrate a new student's proposals on the validation photos and the decisions so far,
+    before it is scored: the test rows count the proposals a person would be shown."""
+    from ml.prediction.proposal_calibration import calibrate_model
+
+    calibrate_model(proj, model_dir, decided=DEC.calibration_examples(proj))
 
 
 def _plan(model_dir: Path) -> str:
