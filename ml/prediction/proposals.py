@@ -114,45 +114,11 @@ class Candidate:
 def candidates(label: np.ndarray, confidence: np.ndarray | None,
                calibration: Calibration | None = None, min_area: int | None = None,
                merge_px: int | None = None) -> list[Candidate]:
-    """Every group of defect pixels of ``min_area`` or more, calibrated, not thresholded."""
-    import cv2
-
-    shape = label.shape[:2]
-    min_area = min_area_for(shape) if min_area is None else min_area
-    merge_px = merge_px_for(shape) if merge_px is None else merge_px
-    cal = calibration or Calibration()
-    n, comp = _groups(label, merge_px)
-    if n <= 1:
-        return []
-    area = np.bincount(comp.ravel(), minlength=n)
-    conf = (np.bincount(comp.ravel(), weights=confidence.ravel().astype(np.float64), minlength=n)
-            if confidence is not None else None)
-    ys, xs = np.nonzero(comp)
-    lab = comp[ys, xs]
-    order = np.argsort(lab, kind="stable")
-    ys, xs, lab = ys[order], xs[order], lab[order]
-    starts = np.r_[0, np.nonzero(np.diff(lab))[0] + 1]
-    ids = lab[starts]
-    bx0, by0 = np.minimum.reduceat(xs, starts), np.minimum.reduceat(ys, starts)
-    bx1, by1 = np.maximum.reduceat(xs, starts) + 1, np.maximum.reduceat(ys, starts) + 1
-    out: list[Candidate] = []
-    seen: dict[str, int] = {}
-    for j, i in enumerate(ids):
-        if area[i] < min_area:
-            continue
-        x0, y0, x1, y1 = int(bx0[j]), int(by0[j]), int(bx1[j]), int(by1[j])
-        mask = comp[y0:y1, x0:x1] == i
-        classes = label[y0:y1, x0:x1][mask]
-        cls = int(np.bincount(classes).argmax())
-        frags = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[0] - 1
-        raw = float(conf[i] / area[i] / 255.0) if conf is not None else 1.0
-        pid = region_id(cls, (x0, y0, x1, y1), shape)
-        seen[pid] = seen.get(pid, 0) + 1
-        pid = pid if seen[pid] == 1 else f"{pid}#{seen[pid]}"
-        out.append(Candidate(Proposal(pid, cls, (x0, y0, x1, y1), int(area[i]), round(raw, 4),
-                                      round(float(cal.apply(raw, area[i] / label.size)), 4),
-                                      int(frags)), mask))
-    return out
+    """Every group of the mask's defect pixels of ``min_area`` or more, calibrated, not
+    thresholded: :func:`region_candidates` with the mask as its own regions and the mean of
+    ``confidence`` (uint8; None: 1) as the raw confidence."""
+    score = confidence if confidence is not None else np.full(label.shape[:2], 255, np.uint8)
+    return region_candidates(label, label, score, calibration, min_area, merge_px)
 
 
 def region_candidates(label: np.ndarray, regions: np.ndarray, defect: np.ndarray,
