@@ -26,8 +26,8 @@ proposals at or above it reach the target precision (default 0.8). A class with 
 classes' regions together (stored under ``"all"``, which a class with no region takes too):
 the calibrated confidence is one map for every class, and a cut chosen on a dozen regions of
 one class is a gamble (round 19: on magnetic_tile's 15 validation photos, three classes of
-12-19 regions each, per-class cuts let through proposals 0.67 real on the unboxed half; the
-shared cut 0.75). The result is a frozen
+12-19 regions each, per-class cuts let through proposals 0.66 real on the unboxed half; the
+shared cut 0.73). The result is a frozen
 :class:`Calibration` that travels as JSON in the model card (``ModelCard.calibration``).
 """
 
@@ -240,7 +240,7 @@ def threshold_for_precision(prob: np.ndarray, truth: np.ndarray,
 
     The lowest cut that just reaches the target on a few dozen labelled regions is optimistic:
     of all the cuts it is the one luck favoured most (round 19: on magnetic_tile's 44
-    validation regions it kept proposals 0.75 real on the unboxed half; with the margin 0.79).
+    validation regions it kept proposals 0.73 real on the unboxed half; with the margin 0.77).
     Where no cut has the margin, the lowest that reaches the target is taken; where none
     reaches it, the cut of the best precision (ties: the lowest), and ``met`` is False; with
     no region, :data:`DEFAULT_THRESHOLD`.

@@ -66,4 +66,3 @@ def member_spread(predictor: Predictor, image: np.ndarray, box: tuple[int, int, 
         ps = [1.0 - d(feats, xn)["fine"].float().softmax(1)[0, 0].cpu().numpy()
               for d in decoders]
     return round(float(np.std([p[m].mean() for p in ps])), 4)
-
