@@ -108,8 +108,9 @@ def ensure_calibration(project: Project, model_dir: str | Path,
     ``options``, predicts the validation photos)."""
     from ml.student.checkpoint import load_card
 
-    if load_card(model_dir).calibration and model_calibration(model_dir).score == SCORE:
-        return model_calibration(model_dir)
+    stored = load_card(model_dir).calibration  # the card read once, not once per check
+    if stored and (cal := Calibration.from_json(stored)).score == SCORE:
+        return cal
     if predictor is None:
         from ml.prediction.predict import Predictor
 
