@@ -15,6 +15,8 @@
 # HALF=1 (environment): section 2's box-free protocol. Only every other photo (sorted by name)
 # is boxed; the rest are predicted with no boxes and scored box-free (`b2p eval --photos
 # unboxed`: pixel scores and region recall / precision), beside the boxed half's rows.
+# HALF=2: the other fold (every other photo from the second on is boxed), for a second student
+# scored on the photos the first one was trained on.
 set -eu
 data=${1:?DATA}; out=${2:?OUT}; budget=${3:-10m}
 b2p="${PYTHON:-python3} -m app.cli"
@@ -33,9 +35,9 @@ if [ "${FROM:-}" != train ]; then
   classes=$(${PYTHON:-python3} -c "import json,sys; print(','.join(json.load(open(sys.argv[1]))['classes'][1:]))" "$data/dataset.json")
   run $b2p init "$proj" --images "$data/images" --classes "$classes"
   masks="$data/masks"
-  if [ "${HALF:-}" = 1 ]; then  # links to every other mask: the boxed half
+  if [ -n "${HALF:-}" ]; then  # links to every other mask: the boxed half
     masks="$out/boxed_masks"; rm -rf "$masks"; mkdir -p "$masks"
-    ls "$data/masks" | sort | awk 'NR % 2 == 1' | while read -r f; do
+    ls "$data/masks" | sort | awk -v fold="${HALF}" 'NR % 2 == fold % 2' | while read -r f; do
       ln -s "$(cd "$data/masks" && pwd)/$f" "$masks/$f"; done
   fi
   run $b2p import "$proj" --masks "$masks" --pad 2
@@ -46,7 +48,7 @@ run $b2p train "$proj" --out "$proj/models/student" --budget "$budget"
 run $b2p predict "$proj" --model "$proj/models/student" --no-fallback
 run $b2p pseudo-label "$out/boxfill" --teacher box
 rows="boxfill:teacher:boxed project:teacher:boxed project:student:boxed"
-[ "${HALF:-}" = 1 ] && rows="$rows project:student:unboxed"
+[ -n "${HALF:-}" ] && rows="$rows project:student:unboxed"
 for what in $rows; do
   IFS=: read -r p s photos <<< "$what"
   f="$out/eval_${p}_${s}_$photos.json"

@@ -200,6 +200,7 @@ def _proposal_entries(proj: Project) -> dict:
 @pytest.mark.parametrize("card", ["open threshold", "no calibration yet"])
 def test_campaign_stores_the_proposals_predict_stores(tmp_path, model_dir, scheduler, card):
     from ml.evaluation.calibration import Calibration, save_to_card, with_threshold
+    from ml.evaluation.free_threshold import FreeThreshold
     from ml.findings.queue import review_queue
     from ml.student.checkpoint import CARD_NAME, load_card
 
@@ -209,6 +210,8 @@ def test_campaign_stores_the_proposals_predict_stores(tmp_path, model_dir, sched
     def reset_card() -> None:
         c = load_card(m)
         c.calibration = None
+        if card == "open threshold":  # a mask threshold over the proposals': some beside it
+            c.free_threshold = FreeThreshold(0.9, 0.5, 0.5, 10).to_json()
         c.save(m / CARD_NAME)
         if card == "open threshold":  # every candidate passes: proposals to compare
             save_to_card(m, with_threshold(with_threshold(Calibration(), 1, 0.0), 2, 0.0))
@@ -224,6 +227,13 @@ def test_campaign_stores_the_proposals_predict_stores(tmp_path, model_dir, sched
     there = Project.open(there.root)
     assert _proposal_entries(there) == _proposal_entries(here)
     assert all(e is not None for e in _proposal_entries(there).values())
+    for key in KEYS:  # the mask, and the proposals found under its threshold beside it
+        np.testing.assert_array_equal(there.load_mask(key, "student"),
+                                      here.load_mask(key, "student"))
+        np.testing.assert_array_equal(there.load_proposing_mask(key),
+                                      here.load_proposing_mask(key))
+    if card == "open threshold":  # and some were found there
+        assert any(there.load_student_extra(k, "proposed") is not None for k in KEYS)
     if card == "open threshold":  # the comparison is not of empty lists
         items = [p for e in _proposal_entries(there).values() for p in e["items"].values()]
         assert items and all(p["teacher_iou"] is not None for p in items)

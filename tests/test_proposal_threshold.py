@@ -51,12 +51,18 @@ def test_a_region_under_the_masks_threshold_is_a_candidate_with_its_own_pixels()
     assert unsure.proposal.confidence == pytest.approx(160 / 255, abs=1e-4)
 
 
-def test_kept_proposals_the_mask_lacks_are_drawn_into_it_and_dropped_ones_are_not():
+def test_kept_proposals_the_mask_lacks_are_drawn_beside_it_and_dropped_ones_are_not():
     label, regions, defect = _maps()
-    mask = label.copy()
+    mask, proposed = label.copy(), np.zeros(label.shape, np.uint8)
     entry = find_proposals(mask, None, np.zeros((0, 4)), False, "m", None, regions=regions,
-                           defect=defect)
+                           defect=defect, proposed=proposed)
     assert len(entry["items"]) == 2
+    np.testing.assert_array_equal(mask, label)  # the mask stays its threshold's
+    assert (proposed[40:48, 50:58] == 2).all() and proposed.sum() == 2 * 64
+    # without a map beside it, the mask takes them, at their own pixels only
+    mask = label.copy()
+    find_proposals(mask, None, np.zeros((0, 4)), False, "m", None, regions=regions,
+                   defect=defect)
     assert (mask[40:48, 50:58] == 2).all() and (mask[10:20, 10:20] == 1).all()
     assert mask[8, 8] == 0 and mask[2, 70] == 0  # only kept proposals, at their own pixels
     # a calibration that keeps raw 0.75 of class 1 and wants 0.85 of class 2 keeps the sure
@@ -109,3 +115,38 @@ def test_a_calibration_of_the_old_raw_confidence_is_fitted_again(tmp_path, monke
     assert PC.ensure_calibration(None, model_dir, predictor=object()).note == (
         "fitted on today's score")
     assert len(fitted) == 1
+
+
+def test_proposals_under_the_masks_threshold_are_stored_beside_the_mask(tmp_path):
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from ml.findings import decisions as DEC
+    from ml.prediction.proposals import project_proposals, proposal_mask, store_proposals
+    from ml.project.store import Project
+
+    d = tmp_path / "photos"
+    d.mkdir()
+    Image.fromarray(np.zeros((64, 80, 3), np.uint8)).save(d / "a.png")
+    proj = Project.create(tmp_path / "p", d)
+    label, regions, defect = _maps()
+    proposed = np.zeros(label.shape, np.uint8)
+    result = SimpleNamespace(label=label.copy(), confidence=None, regions=regions, defect=defect)
+    found = store_proposals(proj, "a.png", project_proposals(proj, "a.png", result, "m",
+                                                              proposed=proposed))
+    proj.save_student("a.png", result.label, model="m", proposed=proposed)
+    # exported and scored: the mask its threshold drew; shown and reviewed: with the proposal
+    np.testing.assert_array_equal(proj.load_mask("a.png", "student"), label)
+    shown = proj.load_proposing_mask("a.png")
+    assert (shown[40:48, 50:58] == 2).all() and (shown[10:20, 10:20] == 1).all()
+    unsure = next(p for p in found if p.cls == 2)
+    assert proposal_mask(proj, "a.png", unsure).all()  # its 8 x 8 pixels, from beside the mask
+    # a photo only reviewed: the undecided proposal is not taught as background
+    DEC.decide(proj, "a.png", next(p for p in found if p.cls == 1).id, DEC.ACCEPTED)
+    target = DEC.training_target(proj, "a.png", None, label.shape)
+    assert target[44, 54] != 0
+    # predicted again with nothing under the threshold: no map outlives its mask
+    proj.save_student("a.png", label, model="m2")
+    assert proj.load_student_extra("a.png", "proposed") is None
+    np.testing.assert_array_equal(proj.load_proposing_mask("a.png"), label)

@@ -73,8 +73,9 @@ def read_photo(project: Project, key: str) -> PhotoData:
     """Read ``key``'s photo and masks and build its pyramid (any thread)."""
     stamp = _stamp(project, key)
     image = project.load_image(key)
+    # the student layer shows the proposals found under the mask's threshold too
     return PhotoData(key, pyramid(image), project.load_mask(key, "teacher"),
-                     project.load_mask(key, "student"),
+                     project.load_proposing_mask(key),
                      project.load_student_extra(key, "corrections"), stamp)
 
 

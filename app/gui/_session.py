@@ -74,7 +74,7 @@ class ImageSession(QObject):
             self.corrections = ahead.corrections
         else:
             image = p.load_image(key)
-            teacher, student = p.load_mask(key, "teacher"), p.load_mask(key, "student")
+            teacher, student = p.load_mask(key, "teacher"), p.load_proposing_mask(key)
             self.corrections = p.load_student_extra(key, "corrections")
         self.key = key
         rec = p.record(key)
@@ -102,7 +102,7 @@ class ImageSession(QObject):
         self.compare = mode
         if self.project is not None and self.key is not None:
             self.corrections = self.project.load_student_extra(self.key, "corrections")
-            self.layers.set_prediction(self.project.load_mask(self.key, "student"),
+            self.layers.set_prediction(self.project.load_proposing_mask(self.key),
                                        self._changes())
 
     def reload_masks(self) -> None:
@@ -115,7 +115,7 @@ class ImageSession(QObject):
         if not self.has_pending():
             self.layers.set_teacher(p.load_mask(k, "teacher"))
         self.corrections = p.load_student_extra(k, "corrections")
-        self.layers.set_prediction(p.load_mask(k, "student"), self._changes())
+        self.layers.set_prediction(p.load_proposing_mask(k), self._changes())
 
     def reload_from_store(self) -> None:
         """Show the boxes and masks as stored now (another writer changed them); a pending

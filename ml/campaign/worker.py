@@ -159,8 +159,9 @@ def _regions(label: np.ndarray, confidence: np.ndarray) -> dict[str, Any]:
 
 
 def _proposals(spec: RunSpec, task: PhotoTask, predictor: Any, result: Any,
-               image: np.ndarray) -> dict[str, Any] | None:
-    """The photo's proposals, found as ``b2p predict`` finds them (the client stores them)."""
+               image: np.ndarray, proposed: np.ndarray | None) -> dict[str, Any] | None:
+    """The photo's proposals, found as ``b2p predict`` finds them (the client stores them);
+    those found under the mask's threshold are drawn into ``proposed``."""
     if not spec.calibration or task.all_boxes is None:
         return None
     import json
@@ -175,7 +176,7 @@ def _proposals(spec: RunSpec, task: PhotoTask, predictor: Any, result: Any,
         teacher = make_teacher(spec.proposal_teacher)
     return find_proposals(result.label, result.confidence, task.all_boxes, task.every_boxed,
                           "", Calibration.from_json(json.loads(spec.calibration)), predictor,
-                          teacher, image, result.regions, result.defect)
+                          teacher, image, result.regions, result.defect, proposed)
 
 
 def predict_photo(spec: RunSpec, task: PhotoTask, run_dir: str) -> PhotoResult:
@@ -194,12 +195,16 @@ def predict_photo(spec: RunSpec, task: PhotoTask, run_dir: str) -> PhotoResult:
         teacher = load_label(task.teacher) if task.teacher else None
         result, corr = predict_arrays(predictor, image, teacher, task.boxes, task.classes,
                                       spec.fallback)
-        found = _proposals(spec, task, predictor, result, image)
+        proposed = (np.zeros(result.label.shape[:2], np.uint8)
+                    if getattr(result, "regions", None) is not None else None)
+        found = _proposals(spec, task, predictor, result, image, proposed)
         del image
         pal = [tuple(c) for c in spec.palette] or None
         maps = {"confidence": result.confidence}
         if corr is not None:
             maps["corrections"] = corr
+        if proposed is not None and proposed.any():
+            maps["proposed"] = proposed
         res = PhotoResult(task.key, shape=(int(result.label.shape[0]),
                                            int(result.label.shape[1])),
                           extras=tuple(maps), fallbacks=int(result.fallbacks),

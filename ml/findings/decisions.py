@@ -290,7 +290,7 @@ def training_target(project: Project, key: str, label: np.ndarray | None,
                                                         or person_boxed(project, key)):
         out = np.array(label, np.uint8, copy=True)
     else:
-        out = reviewed_background(project.load_mask(key, "student"), (h, w))
+        out = reviewed_background(project.load_proposing_mask(key), (h, w))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * NEGATIVE_GROW + 1,) * 2)
     for d in found.values():  # rejections first: an accepted defect wins an overlap
         if d.action != REJECTED:

@@ -171,16 +171,21 @@ def predict_project(project: Project, model_dir: str | Path, keys: list[str] | N
         tiles = _tile_events(progress, rep.done, rep.total, key)
         result, corr = _predict_key(project, key, predictor, box_constraint, fallback, tiles,
                                     should_stop)
-        found = None
-        if proposals:  # first: a proposal found under the mask's threshold is drawn into it
+        found = proposed = None
+        if proposals:  # first: the proposals found under the mask's threshold, beside it
             from ml.prediction.proposals import project_proposals, store_proposals
 
-            found = project_proposals(project, key, result, mid, cal, predictor, teacher)
+            if result.regions is not None:
+                proposed = np.zeros(result.label.shape[:2], np.uint8)
+            found = project_proposals(project, key, result, mid, cal, predictor, teacher,
+                                      proposed=proposed)
         with project.batch():  # one photo's masks land together; compute stays outside
             if keep_previous:
                 project.keep_previous(key, new_model=mid)
             project.save_student(key, result.label, model=mid, confidence=result.confidence,
-                                 corrections=corr, settings=settings)
+                                 corrections=corr, settings=settings,
+                                 proposed=proposed if proposed is not None and proposed.any()
+                                 else None)
         if found is not None:
             store_proposals(project, key, found)
         if project.record(key).previous is not None:  # counts only, not the maps

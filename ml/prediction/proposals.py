@@ -11,13 +11,15 @@ than background), not only in the mask, whose threshold is chosen for pixel IoU 
 out small defects the student is less sure of. A region's raw confidence is the mean defect
 score 1 - p(background) over its pixels there; its mask is its pixels in the mask, or, where
 the mask has none, its pixels at the proposal threshold (:func:`add_to_label` draws those
-into the stored mask, so every proposal shows). The raw confidence and the mask's size are
+into the ``proposed`` map stored beside the mask, so every proposal shows while the mask stays
+the one its threshold drew). The raw confidence and the mask's size are
 calibrated (:mod:`ml.evaluation.calibration`, stored in the model card) and a proposal under
 its class's threshold is dropped. Without those maps (a mask read back from disk),
 :func:`candidates` groups the mask itself and takes the mean top-class probability.
 
 :func:`record_proposals` stores a photo's proposals in ``record.findings["proposals"]``
-(scalars only: the mask is the stored student mask's pixels of the group, :func:`proposal_mask`),
+(scalars only: the mask is the pixels of the group in the stored student mask with the
+``proposed`` map drawn in, :func:`proposal_mask`),
 with the photo's uncertainty for "photos to box next" and, per proposal, what the review queue
 ranks by (:mod:`ml.findings.queue`): the spread of the members' defect probability
 (``members`` > 1) and the IoU of a teacher run on the proposed box with the proposal's mask
@@ -197,16 +199,19 @@ def proposals_of(label: np.ndarray, confidence: np.ndarray | None,
             if c.proposal.calibrated >= cal.threshold(c.proposal.cls)]
 
 
-def add_to_label(label: np.ndarray, kept: list[Candidate]) -> int:
-    """Draw into ``label`` (in place) the kept proposals it has no pixel of (those found only
-    at the proposal threshold), each with its class; return how many were added."""
+def add_to_label(label: np.ndarray, kept: list[Candidate], into: np.ndarray | None = None
+                 ) -> int:
+    """Draw the kept proposals ``label`` has no pixel of (those found only at the proposal
+    threshold), each with its class, into ``into`` (in place; None: into ``label`` itself);
+    return how many were drawn."""
+    target = label if into is None else into
     added = 0
     for c in kept:
         x0, y0, x1, y1 = c.proposal.box
         win = label[y0:y1, x0:x1]
         if ((win > 0) & (win != IGNORE) & c.mask).any():
             continue
-        win[c.mask] = c.proposal.cls
+        target[y0:y1, x0:x1][c.mask] = c.proposal.cls
         added += 1
     return added
 
@@ -237,8 +242,8 @@ def find_proposals(label: np.ndarray, confidence: np.ndarray | None, boxes: np.n
                    every_boxed: bool, model: str, calibration: Calibration | None = None,
                    predictor: Predictor | None = None, teacher: Any = None,
                    image: np.ndarray | Callable[[], np.ndarray] | None = None,
-                   regions: np.ndarray | None = None, defect: np.ndarray | None = None
-                   ) -> dict[str, Any]:
+                   regions: np.ndarray | None = None, defect: np.ndarray | None = None,
+                   proposed: np.ndarray | None = None) -> dict[str, Any]:
     """A photo's proposals as the entry :func:`store_proposals` keeps in its record.
 
     ``boxes`` (N, 4) xyxy: the photo's boxes (a region mostly inside one is not a proposal);
@@ -246,7 +251,9 @@ def find_proposals(label: np.ndarray, confidence: np.ndarray | None, boxes: np.n
     members) and ``teacher`` add the queue's disagreement figures; both need the photo
     (``image``, or a function reading it: called only when a proposal needs it).
     ``regions`` and ``defect``: the prediction's proposal maps (box-free); with them, the kept
-    proposals ``label`` has no pixel of are drawn into it (in place: save it after).
+    proposals ``label`` has no pixel of are drawn into ``proposed`` (in place: a zero uint8
+    map of the mask's size, stored beside it; None: into ``label``, for a caller that keeps
+    no such map).
     """
     cal = calibration or Calibration()
     kept: list[Candidate] = []
@@ -262,7 +269,7 @@ def find_proposals(label: np.ndarray, confidence: np.ndarray | None, boxes: np.n
             if c.proposal.calibrated >= thr:
                 kept.append(c)
     if regions is not None:
-        add_to_label(label, kept)
+        add_to_label(label, kept, proposed)
     members = predictor is not None and predictor.card.student.members > 1
     if kept and (teacher is not None or members) and callable(image):
         image = image()
@@ -290,16 +297,19 @@ def store_proposals(project: Project, key: str, entry: dict[str, Any]) -> list[P
 def project_proposals(project: Project, key: str, result: Any, model: str,
                       calibration: Calibration | None = None,
                       predictor: Predictor | None = None, teacher: Any = None,
-                      image: np.ndarray | None = None) -> dict[str, Any]:
+                      image: np.ndarray | None = None, proposed: np.ndarray | None = None
+                      ) -> dict[str, Any]:
     """:func:`find_proposals` for ``key``'s prediction ``result``
     (:class:`~ml.prediction.predict.PredictResult`) with the photo's boxes; the proposals its
-    mask lacks are drawn into ``result.label``, so save that after."""
+    mask lacks are drawn into ``proposed`` (None: into ``result.label``), so save that
+    after."""
     rec = project.record(key)
     boxes = np.array([b.xyxy for b in rec.boxes], np.float32).reshape(-1, 4)
     return find_proposals(result.label, result.confidence, boxes, rec.every_defect_boxed(),
                           model, calibration, predictor, teacher,
                           image if image is not None else lambda: project.load_image(key),
-                          getattr(result, "regions", None), getattr(result, "defect", None))
+                          getattr(result, "regions", None), getattr(result, "defect", None),
+                          proposed)
 
 
 def record_proposals(project: Project, key: str, label: np.ndarray,
@@ -329,8 +339,9 @@ def stored_proposals(project: Project, key: str) -> dict[str, Proposal]:
 
 
 def proposal_mask(project: Project, key: str, proposal: Proposal) -> np.ndarray:
-    """The proposal's bool mask (the size of its box) from the stored student mask."""
-    label = project.load_mask(key, "student")
+    """The proposal's bool mask (the size of its box) from the stored student mask with the
+    proposals found under its threshold (``Project.load_proposing_mask``)."""
+    label = project.load_proposing_mask(key)
     if label is None:
         raise ValueError(f"{key}: no student mask, so proposal {proposal.id} has no mask")
     return mask_in(label, proposal)

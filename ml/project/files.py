@@ -17,7 +17,8 @@ STORE_DIRS = ("masks", "models", "exports", "reports", "runs", BACKUP_DIR)  # ru
 MASK_KINDS = ("teacher", "student", "previous")  # previous: the model before's student mask
 # the masks an export, the findings or a report can read (ml.project.masks.mask_for)
 SOURCES = ("teacher", "student", "reviewed")
-EXTRA_SUFFIXES = {"confidence": "_conf", "corrections": "_corr"}  # maps beside a mask
+# maps beside a mask; "proposed": box-free proposals found under the mask's own threshold
+EXTRA_SUFFIXES = {"confidence": "_conf", "corrections": "_corr", "proposed": "_prop"}
 
 
 class ProjectError(RuntimeError):

@@ -97,12 +97,15 @@ class MaskFiles:
 
     def save_student(self, key: str, label: np.ndarray, model: str,
                      confidence: np.ndarray | None = None,
-                     corrections: np.ndarray | None = None, settings: dict | None = None) -> None:
-        """Store a student prediction with optional uint8 confidence and corrections maps."""
+                     corrections: np.ndarray | None = None, settings: dict | None = None,
+                     proposed: np.ndarray | None = None) -> None:
+        """Store a student prediction with optional uint8 confidence, corrections and
+        ``proposed`` maps (the class ids of the proposals found under the mask's threshold:
+        :meth:`load_proposing_mask`)."""
         self._check_shape(self.record(key), label)
         with self._write():
             rel, extra = self._write_mask("student", key, label, {
-                "confidence": confidence, "corrections": corrections})
+                "confidence": confidence, "corrections": corrections, "proposed": proposed})
             m = MaskRecord(rel, model, dict(settings or {}), False, extra=extra)
             self._change(key, ("student",), lambda r: setattr(r, "student", m))
 
@@ -164,8 +167,22 @@ class MaskFiles:
         return None if m is None else _images.load_label(self.root / m.path)
 
     def load_student_extra(self, key: str, what: str) -> np.ndarray | None:
-        """The student's ``confidence`` or ``corrections`` map, if stored."""
+        """The student's ``confidence``, ``corrections`` or ``proposed`` map, if stored."""
         return self._load_extra(self.record(key).student, what)
+
+    def load_proposing_mask(self, key: str) -> np.ndarray | None:
+        """The student mask with its proposals found under the mask's threshold drawn in: what
+        the proposing model found, as the Review dock shows it and proposals are cut from.
+
+        Those proposals are kept beside the mask, not in it: the mask is the student's at its
+        own threshold, the one exported and scored (round 21: drawn in, they cost a blob
+        student 5 points of box-free IoU).
+        """
+        label = self.load_mask(key, "student")
+        proposed = self.load_student_extra(key, "proposed")
+        if label is None or proposed is None or proposed.shape != label.shape[:2]:
+            return label
+        return np.where(proposed > 0, proposed, label).astype(label.dtype, copy=False)
 
     def load_teacher_confidence(self, key: str) -> np.ndarray | None:
         """The teacher's uint8 per-pixel confidence, if its mask was saved with one."""
