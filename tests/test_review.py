@@ -367,12 +367,24 @@ def test_a_class_with_few_regions_shares_the_threshold_of_all_classes():
     assert not with_threshold(cal, 2, 0.99).thresholds["2"].shared
 
 
-def test_the_threshold_keeps_a_margin_of_one_standard_error_where_regions_allow():
+def test_the_threshold_is_the_median_over_resamples_of_the_lowest_cut_reaching_the_target():
+    from ml.evaluation.calibration import lowest_cut
+
     p = np.linspace(0.95, 0.5, 10)
     truth = np.r_[np.ones(8), np.zeros(2)]
-    # all ten are 0.8 real, just the target; the eight sure ones keep it with a margin
+    # all ten are 0.8 real, just the target: the lowest cut takes them all; the resamples
+    # mostly leave the last false one out
+    assert lowest_cut(p, truth.astype(bool), 0.8) == pytest.approx(p[9])
     t = threshold_for_precision(p, truth, 0.8)
-    assert t.threshold == pytest.approx(p[7]) and t.met and t.precision == 1.0
-    # three regions, all real: too few for the margin, so the target alone decides
-    few = threshold_for_precision(p[:3], np.ones(3), 0.8)
-    assert few.threshold == pytest.approx(p[2]) and few.met
+    assert p[9] < t.threshold <= p[7] and t.met and t.recall == 1.0
+    assert threshold_for_precision(p, truth, 0.8) == t  # a fixed seed: the same cut
+    # 15 real of 40 with false ones among the top (round 20's magnetic_tile calibration):
+    # the cut keeps what the regions agree on, not only the top few that are all real
+    p = np.linspace(0.99, 0.01, 40)
+    truth = np.zeros(40)
+    truth[[0, 1, 2, 3, 5, 6, 7, 8, 10, 11, 12, 13, 15, 17, 20]] = 1
+    t = threshold_for_precision(p, truth, 0.8)
+    assert t.met and (p >= t.threshold).sum() >= 12 and t.recall > 0.8
+    # none reaches the target: the best precision's cut, not met
+    none = threshold_for_precision(np.array([0.9, 0.8, 0.7]), np.array([0, 1, 0]), 0.8)
+    assert not none.met and none.threshold == pytest.approx(0.8)
