@@ -34,9 +34,9 @@ def _scores(project, source: str, gt_dir: Path, keys: list[str]) -> dict:
 
 
 def _box_free(project, model_dir: Path, gt_dir: Path, keys: list[str]) -> dict:
-    """The student on ``keys`` with no boxes at all (its box-free mask, speckle removed; the
-    demo fits no proposal calibration, so no proposal is drawn in under the mask's threshold as
-    ``b2p predict`` draws them): pixel scores and region recall / precision (3 px)."""
+    """The student on ``keys`` with no boxes at all (its box-free mask, speckle removed: the
+    mask ``b2p predict`` stores, whose proposals found under its threshold are kept beside it):
+    pixel scores and region recall / precision (3 px)."""
     from ml.common.images import label_file, load_label
     from ml.evaluation.metrics import score_masks
     from ml.evaluation.regions import RegionCounts, region_counts
