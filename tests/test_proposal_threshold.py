@@ -142,6 +142,12 @@ def test_proposals_under_the_masks_threshold_are_stored_beside_the_mask(tmp_path
     assert (shown[40:48, 50:58] == 2).all() and (shown[10:20, 10:20] == 1).all()
     unsure = next(p for p in found if p.cls == 2)
     assert proposal_mask(proj, "a.png", unsure).all()  # its 8 x 8 pixels, from beside the mask
+    # findings and reports see it (a report lists it once accepted); an export does not
+    from ml.findings.review import photo_regions
+    from ml.project.masks import mask_for
+
+    assert (photo_regions(proj, "a.png")[1][40:48, 50:58] == 2).all()
+    np.testing.assert_array_equal(mask_for(proj, "a.png", "student").label, label)
     # a photo only reviewed: the undecided proposal is not taught as background
     DEC.decide(proj, "a.png", next(p for p in found if p.cls == 1).id, DEC.ACCEPTED)
     target = DEC.training_target(proj, "a.png", None, label.shape)

@@ -138,9 +138,10 @@ def photo_regions(project: Project, key: str,
                   source: str = "student") -> tuple[SourceMask, np.ndarray, RegionSet] | None:
     """The mask a report reads for ``key`` (at the photo's size) and its regions, or None.
 
-    ``student`` falls back to the teacher's mask where the photo has no prediction.
+    ``student`` falls back to the teacher's mask where the photo has no prediction, and holds
+    the proposals found under its threshold (a report lists those a person accepted).
     """
-    sm = mask_for(project, key, source, fallback=(source == "student"))
+    sm = mask_for(project, key, source, fallback=(source == "student"), proposals=True)
     if sm is None:
         return None
     rec = project.record(key)

@@ -172,7 +172,8 @@ class MaskFiles:
 
     def load_proposing_mask(self, key: str) -> np.ndarray | None:
         """The student mask with its proposals found under the mask's threshold drawn in: what
-        the proposing model found, as the Review dock shows it and proposals are cut from.
+        the proposing model found, as the Review dock shows it, proposals are cut from and
+        findings are read from.
 
         Those proposals are kept beside the mask, not in it: the mask is the student's at its
         own threshold, the one exported and scored (round 21: drawn in, they cost a blob
@@ -205,12 +206,14 @@ class SourceMask:
 
 
 def mask_for(project: MaskFiles, key: str, source: str,
-             fallback: bool = False) -> SourceMask | None:
+             fallback: bool = False, proposals: bool = False) -> SourceMask | None:
     """The mask of ``source`` for ``key`` (None if there is none).
 
     ``reviewed`` follows :meth:`Project.load_mask`: only images marked reviewed, using the
     person-edited mask, else the student's, else the teacher's. With ``fallback`` a missing
-    student prediction falls back to the teacher's mask.
+    student prediction falls back to the teacher's mask. With ``proposals`` the student's mask
+    has its proposals found under its threshold drawn in (:meth:`MaskFiles.load_proposing_mask`:
+    findings and reports, which list the accepted ones), else it is the mask alone (exports).
     """
     check_source(source)
     rec = project.record(key)
@@ -226,7 +229,8 @@ def mask_for(project: MaskFiles, key: str, source: str,
         if kind == "edited" and not (rec.teacher and rec.teacher.edited):
             continue
         store_kind = "student" if kind == "student" else "teacher"
-        label = project.load_mask(key, store_kind)  # never "reviewed": no recursion
+        label = (project.load_proposing_mask(key) if kind == "student" and proposals
+                 else project.load_mask(key, store_kind))  # never "reviewed": no recursion
         if label is None:
             continue
         mrec = rec.student if kind == "student" else rec.teacher
