@@ -196,7 +196,7 @@ def predict_photo(spec: RunSpec, task: PhotoTask, run_dir: str) -> PhotoResult:
         result, corr = predict_arrays(predictor, image, teacher, task.boxes, task.classes,
                                       spec.fallback)
         proposed = (np.zeros(result.label.shape[:2], np.uint8)
-                    if getattr(result, "regions", None) is not None else None)
+                    if result.regions is not None else None)
         found = _proposals(spec, task, predictor, result, image, proposed)
         del image
         pal = [tuple(c) for c in spec.palette] or None
