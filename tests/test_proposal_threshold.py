@@ -117,13 +117,14 @@ def test_a_calibration_of_the_old_raw_confidence_is_fitted_again(tmp_path, monke
     assert len(fitted) == 1
 
 
-def test_proposals_under_the_masks_threshold_are_stored_beside_the_mask(tmp_path):
+def _predicted_project(tmp_path):
+    """A project of one photo predicted box-free from :func:`_maps`: (project, mask, the
+    proposals stored)."""
     from types import SimpleNamespace
 
     from PIL import Image
 
-    from ml.findings import decisions as DEC
-    from ml.prediction.proposals import project_proposals, proposal_mask, store_proposals
+    from ml.prediction.proposals import project_proposals, store_proposals
     from ml.project.store import Project
 
     d = tmp_path / "photos"
@@ -136,6 +137,14 @@ def test_proposals_under_the_masks_threshold_are_stored_beside_the_mask(tmp_path
     found = store_proposals(proj, "a.png", project_proposals(proj, "a.png", result, "m",
                                                               proposed=proposed))
     proj.save_student("a.png", result.label, model="m", proposed=proposed)
+    return proj, label, found
+
+
+def test_proposals_under_the_masks_threshold_are_stored_beside_the_mask(tmp_path):
+    from ml.findings import decisions as DEC
+    from ml.prediction.proposals import proposal_mask
+
+    proj, label, found = _predicted_project(tmp_path)
     # exported and scored: the mask its threshold drew; shown and reviewed: with the proposal
     np.testing.assert_array_equal(proj.load_mask("a.png", "student"), label)
     shown = proj.load_proposing_mask("a.png")
@@ -156,3 +165,33 @@ def test_proposals_under_the_masks_threshold_are_stored_beside_the_mask(tmp_path
     proj.save_student("a.png", label, model="m2")
     assert proj.load_student_extra("a.png", "proposed") is None
     np.testing.assert_array_equal(proj.load_proposing_mask("a.png"), label)
+
+
+def test_an_export_writes_what_the_person_decided_about_the_proposals(tmp_path):
+    from PIL import Image
+
+    from ml.datasets.export import export_masks
+    from ml.findings import decisions as DEC
+
+    proj, label, found = _predicted_project(tmp_path)
+
+    def exported() -> np.ndarray:
+        out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}"
+        assert export_masks(proj, "png", "student", out).done == ("a.png",)
+        return np.array(Image.open(out / "a.png"))
+
+    # undecided: the mask alone, the faint proposal found under its threshold left out
+    np.testing.assert_array_equal(exported(), label)
+    faint = next(p for p in found if p.cls == 2)
+    sure = next(p for p in found if p.cls == 1)
+    DEC.decide(proj, "a.png", faint.id, DEC.ACCEPTED, cls=1)  # accepted as another class
+    DEC.decide(proj, "a.png", sure.id, DEC.REJECTED)
+    got = exported()
+    assert (got[40:48, 50:58] == 1).all()  # drawn in, with the person's class
+    assert not got[8:22, 8:22].any()  # the rejected blob cleared
+    assert not got[2, 70]  # nothing else added
+    # the stored mask is untouched: `b2p eval` scores the model, not the person
+    np.testing.assert_array_equal(proj.load_mask("a.png", "student"), label)
+    DEC.withdraw(proj, "a.png", faint.id)
+    DEC.withdraw(proj, "a.png", sure.id)
+    np.testing.assert_array_equal(exported(), label)

@@ -237,7 +237,7 @@ def export_masks(project: Project, fmt: str, source: str, out: str | Path,
             break
         rep.step(message=key)
         try:
-            sm = mask_for(project, key, source)
+            sm = mask_for(project, key, source, decisions=True)
         except _images.ImageError as e:
             failed[key] = f"damaged mask file ({e})"
             continue

@@ -11,7 +11,8 @@
 
 Decisions live in ``record.findings["decisions"][pid]`` (through :meth:`Project.update` and
 :meth:`Project.set_boxes` only), each with its mask run-length coded within its box, so a
-target survives the photo being predicted again. A second decision about one proposal replaces
+target survives the photo being predicted again (the stored form: :mod:`ml.project.decided`,
+which an export also reads). A second decision about one proposal replaces
 the first (the later wins) and keeps it under ``replaced``; :func:`decide` returns it so the
 caller can say so, and :func:`replaced_decisions` tells the earlier decider.
 
@@ -30,18 +31,24 @@ background (docs/RESULTS.md, round 16).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from ml.common.classes import IGNORE
 from ml.prediction.proposals import Proposal, proposal_mask, stored_proposals
+from ml.project.decided import (  # noqa: F401 (the stored form; re-exported for callers)
+    ACCEPTED,
+    DECISIONS_KEY,
+    REJECTED,
+    Decision,
+    rle_decode,
+    rle_encode,
+    stored_decisions,
+)
 from ml.project.records import Box, now
 from ml.project.store import Project, ProjectError
 
-DECISIONS_KEY = "decisions"
-ACCEPTED, REJECTED = "accepted", "rejected"
 PROPOSAL_BOX = "proposal"  # Box.source of an accepted proposal
 NEGATIVE_GROW = 2
 # A reviewed photo's background is taken this far (px) from the proposing model's regions: their
@@ -49,62 +56,8 @@ NEGATIVE_GROW = 2
 UNDECIDED_MARGIN = 8
 
 
-def rle_encode(mask: np.ndarray) -> list[int]:
-    """[start, length, ...] of the True runs of ``mask`` read row by row."""
-    flat = np.concatenate([[0], mask.ravel().astype(np.int8), [0]])
-    edges = np.nonzero(np.diff(flat))[0]
-    starts, ends = edges[::2], edges[1::2]
-    return np.column_stack([starts, ends - starts]).ravel().astype(int).tolist()
-
-
-def rle_decode(runs: list[int], shape: tuple[int, int]) -> np.ndarray:
-    flat = np.zeros(shape[0] * shape[1], bool)
-    for s, n in zip(runs[::2], runs[1::2], strict=True):
-        flat[s:s + n] = True
-    return flat.reshape(shape)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What a person decided about one proposal."""
-
-    pid: str
-    action: str  # accepted | rejected
-    cls: int
-    box: tuple[int, int, int, int]  # the mask's frame (the person's box when redrawn)
-    rle: list[int]
-    by: str = ""
-    at: str = ""
-    confidence: float | None = None  # the proposal's raw confidence (calibration data)
-    model: str = ""
-    replaced: list[dict] = field(default_factory=list)  # earlier decisions, oldest first
-
-    def mask(self) -> np.ndarray:
-        x0, y0, x1, y1 = self.box
-        return rle_decode(self.rle, (y1 - y0, x1 - x0))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"action": self.action, "cls": self.cls, "box": list(self.box), "rle": self.rle,
-                "by": self.by, "at": self.at, "confidence": self.confidence,
-                "model": self.model, "replaced": self.replaced}
-
-    @classmethod
-    def from_json(cls, pid: str, d: dict[str, Any]) -> Decision:
-        return cls(pid, str(d["action"]), int(d["cls"]), tuple(int(v) for v in d["box"]),
-                   list(d.get("rle", [])), str(d.get("by", "")), str(d.get("at", "")),
-                   d.get("confidence"), str(d.get("model", "")), list(d.get("replaced", [])))
-
-    def brief(self, class_names: list[str] | None = None) -> str:
-        name = (class_names[self.cls] if class_names and 0 <= self.cls < len(class_names)
-                else f"class {self.cls}")
-        what = f"accepted as {name}" if self.action == ACCEPTED else "rejected"
-        return f"{what}" + (f" by {self.by}" if self.by else "") + (
-            f" at {self.at}" if self.at else "")
-
-
 def decisions(project: Project, key: str) -> dict[str, Decision]:
-    return {pid: Decision.from_json(pid, d) for pid, d in
-            dict(project.record(key).findings.get(DECISIONS_KEY, {})).items()}
+    return stored_decisions(project.record(key))
 
 
 def decided_keys(project: Project) -> list[str]:
@@ -295,10 +248,7 @@ def training_target(project: Project, key: str, label: np.ndarray | None,
     for d in found.values():  # rejections first: an accepted defect wins an overlap
         if d.action != REJECTED:
             continue
-        x0, y0, x1, y1 = d.box
-        full = np.zeros((h, w), np.uint8)
-        full[y0:y1, x0:x1] = d.mask()[: max(min(y1, h) - y0, 0), : max(min(x1, w) - x0, 0)]
-        out[cv2.dilate(full, kernel).astype(bool)] = 0
+        out[cv2.dilate(d.mask_in((h, w)).astype(np.uint8), kernel).astype(bool)] = 0
     for d in found.values():
         if d.action != ACCEPTED or not 0 < d.cls < project.num_classes:
             continue

@@ -19,6 +19,7 @@ import numpy as np
 
 from ml.common import images as _images
 from ml.common.atomic import atomic_write_bytes
+from ml.project.decided import stored_decisions, with_decisions
 from ml.project.files import EXTRA_SUFFIXES, MASK_KINDS, SOURCES, ProjectError, mask_rel
 from ml.project.records import ImageRecord, MaskRecord
 
@@ -41,6 +42,8 @@ class MaskFiles:
 
         def record(self, key: str) -> ImageRecord: ...
         def palette(self) -> list[tuple[int, int, int]]: ...
+        @property
+        def num_classes(self) -> int: ...
         def _write(self) -> AbstractContextManager[None]: ...
         def _change(self, key: str, names: tuple[str, ...],
                     fn: Callable[[ImageRecord], Any], action: str = "",
@@ -205,15 +208,18 @@ class SourceMask:
     model: str  # teacher name or student model id
 
 
-def mask_for(project: MaskFiles, key: str, source: str,
-             fallback: bool = False, proposals: bool = False) -> SourceMask | None:
+def mask_for(project: MaskFiles, key: str, source: str, fallback: bool = False,
+             proposals: bool = False, decisions: bool = False) -> SourceMask | None:
     """The mask of ``source`` for ``key`` (None if there is none).
 
     ``reviewed`` follows :meth:`Project.load_mask`: only images marked reviewed, using the
     person-edited mask, else the student's, else the teacher's. With ``fallback`` a missing
     student prediction falls back to the teacher's mask. With ``proposals`` the student's mask
     has its proposals found under its threshold drawn in (:meth:`MaskFiles.load_proposing_mask`:
-    findings and reports, which list the accepted ones), else it is the mask alone (exports).
+    findings and reports, which list the accepted ones), else it is the mask alone. With
+    ``decisions`` (exports) the student's mask says what a person decided about its proposals
+    (:func:`ml.project.decided.with_decisions`: accepted ones drawn in with their class, a
+    faint one found under the threshold included; rejected ones cleared).
     """
     check_source(source)
     rec = project.record(key)
@@ -235,6 +241,9 @@ def mask_for(project: MaskFiles, key: str, source: str,
             continue
         mrec = rec.student if kind == "student" else rec.teacher
         origin = kind if kind != "teacher" or not mrec.edited else "edited"
+        if kind == "student" and decisions:
+            label = with_decisions(label, stored_decisions(rec).values(),
+                                   project.num_classes)
         conf = project.load_student_extra(key, "confidence") if kind == "student" else None
         return SourceMask(label, origin, conf, mrec.source if mrec else "")
     return None
