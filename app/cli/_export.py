@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    required=True, help="project-json: the index (boxes, mask records, metadata, "
                                        "findings) in the interchange form, to --out")
     p.add_argument("--source", choices=SOURCES, default="student",
-                   help="which masks (default: student; images without one are skipped)")
+                   help="which masks (default: student, with the review's answers on its "
+                        "proposals: accepted ones drawn in, rejected ones cleared; images "
+                        "without one are skipped)")
     p.add_argument("--out", type=Path, required=True,
                    help="folder (png, yolo, yolo-seg) or .json file / folder (coco)")
     yolo = p.add_argument_group("yolo, yolo-seg", "an Ultralytics dataset: images/{train,val}, "
