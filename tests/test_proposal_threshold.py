@@ -190,6 +190,11 @@ def test_an_export_writes_what_the_person_decided_about_the_proposals(tmp_path):
     assert (got[40:48, 50:58] == 1).all()  # drawn in, with the person's class
     assert not got[8:22, 8:22].any()  # the rejected blob cleared
     assert not got[2, 70]  # nothing else added
+    # findings and reports read the same answers: the person's class, the rejected one gone
+    from ml.findings.review import photo_findings
+
+    listed = {r.finding.region.bbox: r.finding.region.cls for r in photo_findings(proj, "a.png")}
+    assert listed == {(50, 40, 58, 48): 1}
     # the stored mask is untouched: `b2p eval` scores the model, not the person
     np.testing.assert_array_equal(proj.load_mask("a.png", "student"), label)
     DEC.withdraw(proj, "a.png", faint.id)

@@ -138,10 +138,12 @@ def photo_regions(project: Project, key: str,
                   source: str = "student") -> tuple[SourceMask, np.ndarray, RegionSet] | None:
     """The mask a report reads for ``key`` (at the photo's size) and its regions, or None.
 
-    ``student`` falls back to the teacher's mask where the photo has no prediction, and holds
-    the proposals found under its threshold (a report lists those a person accepted).
+    ``student`` falls back to the teacher's mask where the photo has no prediction, holds the
+    proposals found under its threshold (a report lists those a person accepted) and says what
+    a person decided about them: an accepted one in the person's class, a rejected one gone.
     """
-    sm = mask_for(project, key, source, fallback=(source == "student"), proposals=True)
+    sm = mask_for(project, key, source, fallback=(source == "student"), proposals=True,
+                  decisions=True)
     if sm is None:
         return None
     rec = project.record(key)

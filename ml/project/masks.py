@@ -217,7 +217,8 @@ def mask_for(project: MaskFiles, key: str, source: str, fallback: bool = False,
     student prediction falls back to the teacher's mask. With ``proposals`` the student's mask
     has its proposals found under its threshold drawn in (:meth:`MaskFiles.load_proposing_mask`:
     findings and reports, which list the accepted ones), else it is the mask alone. With
-    ``decisions`` (exports) the student's mask says what a person decided about its proposals
+    ``decisions`` (exports, findings, reports) the student's mask says what a person decided
+    about its proposals
     (:func:`ml.project.decided.with_decisions`: accepted ones drawn in with their class, a
     faint one found under the threshold included; rejected ones cleared).
     """
