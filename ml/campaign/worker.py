@@ -187,6 +187,7 @@ def predict_photo(spec: RunSpec, task: PhotoTask, run_dir: str) -> PhotoResult:
     """
     from ml.prediction.batch_predict import _why
     from ml.prediction.batch_predict import predict_photo as predict_arrays
+    from ml.prediction.proposals import drawn, proposed_map
 
     t0 = time.perf_counter()
     try:
@@ -195,15 +196,14 @@ def predict_photo(spec: RunSpec, task: PhotoTask, run_dir: str) -> PhotoResult:
         teacher = load_label(task.teacher) if task.teacher else None
         result, corr = predict_arrays(predictor, image, teacher, task.boxes, task.classes,
                                       spec.fallback)
-        proposed = (np.zeros(result.label.shape[:2], np.uint8)
-                    if result.regions is not None else None)
+        proposed = proposed_map(result)
         found = _proposals(spec, task, predictor, result, image, proposed)
         del image
         pal = [tuple(c) for c in spec.palette] or None
         maps = {"confidence": result.confidence}
         if corr is not None:
             maps["corrections"] = corr
-        if proposed is not None and proposed.any():
+        if drawn(proposed) is not None:
             maps["proposed"] = proposed
         res = PhotoResult(task.key, shape=(int(result.label.shape[0]),
                                            int(result.label.shape[1])),

@@ -167,16 +167,15 @@ def predict_project(project: Project, model_dir: str | Path, keys: list[str] | N
     cal, teacher = (_proposal_setup(project, model_dir, predictor, proposal_teacher) if proposals
                     else (None, None))
 
+    from ml.prediction.proposals import drawn, project_proposals, proposed_map, store_proposals
+
     def one(key: str) -> None:
         tiles = _tile_events(progress, rep.done, rep.total, key)
         result, corr = _predict_key(project, key, predictor, box_constraint, fallback, tiles,
                                     should_stop)
         found = proposed = None
         if proposals:  # first: the proposals found under the mask's threshold, beside it
-            from ml.prediction.proposals import project_proposals, store_proposals
-
-            if result.regions is not None:
-                proposed = np.zeros(result.label.shape[:2], np.uint8)
+            proposed = proposed_map(result)
             found = project_proposals(project, key, result, mid, cal, predictor, teacher,
                                       proposed=proposed)
         with project.batch():  # one photo's masks land together; compute stays outside
@@ -184,8 +183,7 @@ def predict_project(project: Project, model_dir: str | Path, keys: list[str] | N
                 project.keep_previous(key, new_model=mid)
             project.save_student(key, result.label, model=mid, confidence=result.confidence,
                                  corrections=corr, settings=settings,
-                                 proposed=proposed if proposed is not None and proposed.any()
-                                 else None)
+                                 proposed=drawn(proposed))
         if found is not None:
             store_proposals(project, key, found)
         if project.record(key).previous is not None:  # counts only, not the maps

@@ -216,6 +216,17 @@ def add_to_label(label: np.ndarray, kept: list[Candidate], into: np.ndarray | No
     return added
 
 
+def proposed_map(result: Any) -> np.ndarray | None:
+    """The zero map a box-free prediction ``result``'s proposals found under the mask's
+    threshold are drawn into (None for a boxed one, which has no proposal maps)."""
+    return None if result.regions is None else np.zeros(result.label.shape[:2], np.uint8)
+
+
+def drawn(proposed: np.ndarray | None) -> np.ndarray | None:
+    """``proposed`` if a proposal was drawn into it, else None (nothing to store)."""
+    return proposed if proposed is not None and proposed.any() else None
+
+
 def _boxed_share(mask: np.ndarray, box: tuple[int, int, int, int],
                  boxes: np.ndarray) -> float:
     """Share of a proposal's pixels inside any of ``boxes`` (xyxy)."""
