@@ -12,7 +12,9 @@ teacher turns the boxes into pseudo-masks and a student trains. Each later round
 * ``queue`` arm: a simulated reviewer answers the first N proposals of the review queue from
   the ground truth (accept, with the true class, where a proposal comes within 3 px of a
   true defect; reject where not) and boxes the defects missed on the K top "photos to box
-  next"; ``file`` arm: the first N proposals and the first K unboxed photos in file order;
+  next"; ``photo`` arm (``--arms``): the queue's proposals one photo at a time
+  (:func:`ml.findings.queue.by_photo`), and its photos to box; ``file`` arm: the first N
+  proposals and the first K unboxed photos in file order;
 * a new student trains from scratch on the boxes, accepted and rejected proposals.
 
 After each round: box-free binary IoU and region recall / precision (a region is found when a
@@ -44,11 +46,17 @@ sys.path.insert(0, str(ROOT))
 from ml.common.classes import make_classes  # noqa: E402
 from ml.common.images import label_file, load_label  # noqa: E402
 from ml.findings import decisions as DEC  # noqa: E402
-from ml.findings.queue import file_order, photos_to_box, review_queue  # noqa: E402
+from ml.findings.queue import by_photo, file_order, photos_to_box, review_queue  # noqa: E402
 from ml.prediction.proposals import MATCH_PX, add_to_label, proposals_of  # noqa: E402
 from ml.project.regions import boxes_from_mask  # noqa: E402
 from ml.project.store import Box, Project  # noqa: E402
 from ml.student.config import DEFAULT_TEACHER  # noqa: E402
+
+# the order each arm answers proposals in: the review queue's, the queue one photo at a time
+# (ml.findings.queue.by_photo), or the project's file order (the baseline)
+ARMS = {"queue": lambda proj: review_queue(proj).items,
+        "photo": lambda proj: by_photo(review_queue(proj).items),
+        "file": file_order}
 
 
 def gt_of(masks: Path, key: str) -> np.ndarray:
@@ -221,8 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test-fraction", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pad", type=int, default=2)
+    ap.add_argument("--arms", default="queue,file",
+                    help="orders compared, of " + ", ".join(ARMS) + " (queue,file)")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args(argv)
+    arm_names = [x.strip() for x in a.arms.split(",") if x.strip()]
+    if not arm_names or any(x not in ARMS for x in arm_names):
+        ap.error(f"--arms takes some of {', '.join(ARMS)}, got {a.arms!r}")
     t_start = time.monotonic()
 
     if a.data == "synthetic":
@@ -242,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work)
     work.mkdir(parents=True)
 
-    base = Project.create(work / "arm_queue", data / "images", make_classes(names[1:]))
+    base = Project.create(work / f"arm_{arm_names[0]}", data / "images", make_classes(names[1:]))
     keys = sorted(base.keys())[: a.photos]
     rng = np.random.default_rng(a.seed)
     order = list(rng.permutation(len(keys)))
@@ -261,16 +274,19 @@ def main(argv: list[str] | None = None) -> int:
     for k in boxed0:
         box_photo(base, k, masks, a.pad, min_area)
     pseudo_label_project(base, make_teacher(a.teacher), keys=boxed0)
-    shutil.copytree(work / "arm_queue", work / "arm_file")
-    arms = {"queue": Project.open(work / "arm_queue"), "file": Project.open(work / "arm_file")}
+    for arm in arm_names[1:]:
+        shutil.copytree(work / f"arm_{arm_names[0]}", work / f"arm_{arm}")
+    arms = {arm: Project.open(work / f"arm_{arm}") for arm in arm_names}
+    lead = arms[arm_names[0]]
     print(f"{name}: {len(keys)} photos, {len(test)} test, round 0 boxes {len(boxed0)}",
           flush=True)
-    model0 = train(arms["queue"], work / "model_r0", a, names)
-    # both arms validate on the photos model 0 validated on: the same calibration of model 0,
-    # and later students' splits that differ only by what each arm added
-    arms["file"].set_split(arms["queue"].split)
-    calibrate(arms["queue"], model0)
-    first = evaluate(model0, arms["queue"], test, masks, min_area)
+    model0 = train(lead, work / "model_r0", a, names)
+    # every arm validates on the photos model 0 validated on: the same calibration of model
+    # 0, and later students' splits that differ only by what each arm added
+    for proj in arms.values():
+        proj.set_split(lead.split)
+    calibrate(lead, model0)
+    first = evaluate(model0, lead, test, masks, min_area)
     rows = [{"round": 0, "arm": arm, "decisions": 0, "boxed_photos": len(boxed0),
              "student": _plan(model0), **first} for arm in arms]
     print(json.dumps(rows[0]), flush=True)
@@ -285,10 +301,10 @@ def main(argv: list[str] | None = None) -> int:
             predict_project(proj, models[arm], keys=unboxed, device="cpu",
                             keep_previous=False)
             qq = queue_quality(proj, masks, min_area)
-            items = (review_queue(proj).items if arm == "queue" else file_order(proj))[: a.n]
+            items = ARMS[arm](proj)[: a.n]
             answers = [answer(proj, it, masks) for it in items]
             decided[arm] += len(answers)
-            to_box = ([k for k, _ in photos_to_box(proj, a.k)] if arm == "queue"
+            to_box = ([k for k, _ in photos_to_box(proj, a.k)] if arm != "file"
                       else [k for k in pool if not DEC.person_boxed(proj, k)][: a.k])
             for k in to_box:
                 box_photo(proj, k, masks, a.pad, min_area)

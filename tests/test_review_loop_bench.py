@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from ml.project.store import Project
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +47,26 @@ def test_one_round_on_a_tiny_set_writes_the_table_with_its_columns(tmp_path, cap
     assert [c.strip() for c in header.strip("|").split("|")] == COLUMNS
     assert sum(line.startswith("| 0 ") or line.startswith("| 1 ") for line in table) == 4
     assert "| round" in capsys.readouterr().out  # printed too
+
+
+def test_the_arms_compared_are_chosen_and_an_unknown_one_is_named(tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "bench"))
+    import review_loop
+
+    from ml.datasets.synthetic import write_dataset
+
+    with pytest.raises(SystemExit):
+        review_loop.main(["--data", "synthetic", "--arms", "queue,random"])
+    assert "--arms takes some of queue, photo, file" in capsys.readouterr().err
+    data = write_dataset(tmp_path / "data", n=6, size=96, seed=3)
+    out = tmp_path / "out"
+    assert review_loop.main(["--data", str(data), "--photos", "6", "--rounds", "1", "--n", "2",
+                             "--k", "1", "--epochs", "1", "--input-size", "28",
+                             "--backbone-weights", "none", "--teacher", "box", "--arms", "photo",
+                             "--out", str(out)]) == 0
+    rows = json.loads((out / "review_loop.json").read_text())["rows"]
+    assert [(r["round"], r["arm"]) for r in rows] == [(0, "photo"), (1, "photo")]
+    assert rows[1]["decisions"] <= 2 and rows[1]["boxed_photos"] == rows[0]["boxed_photos"] + 1
 
 
 def test_queue_quality_scores_a_projects_stored_proposals(tmp_path, capsys):
