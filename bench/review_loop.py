@@ -13,7 +13,7 @@ teacher turns the boxes into pseudo-masks and a student trains. Each later round
   the ground truth (accept, with the true class, where a proposal comes within 3 px of a
   true defect; reject where not) and boxes the defects missed on the K top "photos to box
   next"; ``photo`` arm (``--arms``): the queue's proposals one photo at a time
-  (:func:`ml.findings.queue.by_photo`), and its photos to box; ``file`` arm: the first N
+  (:func:`by_photo`), and its photos to box; ``file`` arm: the first N
   proposals and the first K unboxed photos in file order;
 * a new student trains from scratch on the boxes, accepted and rejected proposals.
 
@@ -46,14 +46,25 @@ sys.path.insert(0, str(ROOT))
 from ml.common.classes import make_classes  # noqa: E402
 from ml.common.images import label_file, load_label  # noqa: E402
 from ml.findings import decisions as DEC  # noqa: E402
-from ml.findings.queue import by_photo, file_order, photos_to_box, review_queue  # noqa: E402
+from ml.findings.queue import QueueItem, file_order, photos_to_box, review_queue  # noqa: E402
 from ml.prediction.proposals import MATCH_PX, add_to_label, proposals_of  # noqa: E402
 from ml.project.regions import boxes_from_mask  # noqa: E402
 from ml.project.store import Box, Project  # noqa: E402
 from ml.student.config import DEFAULT_TEACHER  # noqa: E402
 
+
+def by_photo(items: list[QueueItem]) -> list[QueueItem]:
+    """``items`` with each photo's proposals together: the photos in the order of their most
+    teaching proposal, each photo's own in the queue's order (fewer photos half-decided; tried
+    in round 23 and not adopted: docs/RESULTS.md)."""
+    first: dict[str, int] = {}
+    for i, it in enumerate(items):
+        first.setdefault(it.key, i)
+    return sorted(items, key=lambda it: first[it.key])
+
+
 # the order each arm answers proposals in: the review queue's, the queue one photo at a time
-# (ml.findings.queue.by_photo), or the project's file order (the baseline)
+# (by_photo), or the project's file order (the baseline)
 ARMS = {"queue": lambda proj: review_queue(proj).items,
         "photo": lambda proj: by_photo(review_queue(proj).items),
         "file": file_order}

@@ -19,14 +19,7 @@ from ml.evaluation.calibration import (
     threshold_for_precision,
 )
 from ml.findings import decisions as DEC
-from ml.findings.queue import (
-    QueueItem,
-    by_photo,
-    photos_to_box,
-    review_queue,
-    split_id,
-    teaching_value,
-)
+from ml.findings.queue import photos_to_box, review_queue, split_id, teaching_value
 from ml.prediction.proposal_calibration import label_candidates
 from ml.prediction.proposals import (
     Proposal,
@@ -245,15 +238,6 @@ def test_queue_puts_what_teaches_most_first_and_skips_missing_photos(proj, tmp_p
     (tmp_path / "photos" / "1.png").unlink()
     q2 = review_queue(proj)
     assert q2.missing == ["1.png"] and all(i.key != "1.png" for i in q2.items)
-
-
-def test_by_photo_keeps_each_photos_proposals_together_in_the_queues_order():
-    def item(key: str, pid: str) -> QueueItem:
-        return QueueItem(key, Proposal(pid, 1, (0, 0, 4, 4), 16, 0.5, 0.5), "dirt", 0.5, 3, "")
-
-    q = [item("b", "1"), item("a", "1"), item("b", "2"), item("c", "1"), item("a", "2")]
-    assert [i.id for i in by_photo(q)] == ["b:1", "b:2", "a:1", "a:2", "c:1"]
-    assert by_photo([]) == []
 
 
 def test_teacher_and_member_disagreement_raise_the_priority():

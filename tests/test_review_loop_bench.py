@@ -89,3 +89,18 @@ def test_queue_quality_scores_a_projects_stored_proposals(tmp_path, capsys):
     assert {"queue_first100_real", "queue_holds_true", "queue_length"} <= set(result)
     assert 0.0 <= result["queue_holds_true"] <= 1.0
     assert json.loads(capsys.readouterr().out) == result
+
+
+def test_by_photo_keeps_each_photos_proposals_together_in_the_queues_order():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from review_loop import by_photo
+
+    from ml.findings.queue import QueueItem
+    from ml.prediction.proposals import Proposal
+
+    def item(key: str, pid: str) -> QueueItem:
+        return QueueItem(key, Proposal(pid, 1, (0, 0, 4, 4), 16, 0.5, 0.5), "dirt", 0.5, 3, "")
+
+    q = [item("b", "1"), item("a", "1"), item("b", "2"), item("c", "1"), item("a", "2")]
+    assert [i.id for i in by_photo(q)] == ["b:1", "b:2", "a:1", "a:2", "c:1"]
+    assert by_photo([]) == []

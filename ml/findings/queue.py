@@ -123,15 +123,6 @@ def review_queue(project: Project, include_decided: bool = False,
     return out
 
 
-def by_photo(items: list[QueueItem]) -> list[QueueItem]:
-    """``items`` with each photo's proposals together: the photos in the order of their most
-    teaching proposal, each photo's own in the queue's order (fewer photos half-decided)."""
-    first: dict[str, int] = {}
-    for i, it in enumerate(items):
-        first.setdefault(it.key, i)
-    return sorted(items, key=lambda it: first[it.key])
-
-
 def file_order(project: Project) -> list[QueueItem]:
     """The pending proposals in project order, the baseline the queue is measured against."""
     q = review_queue(project)
