@@ -13,8 +13,8 @@ teacher turns the boxes into pseudo-masks and a student trains. Each later round
   the ground truth (accept, with the true class, where a proposal comes within 3 px of a
   true defect; reject where not) and boxes the defects missed on the K top "photos to box
   next"; ``photo`` arm (``--arms``): the queue's proposals one photo at a time
-  (:func:`by_photo`), and its photos to box; ``file`` arm: the first N
-  proposals and the first K unboxed photos in file order;
+  (:func:`by_photo`), and its photos to box; ``file`` arm: the first N proposals and the
+  first K unboxed photos in file order;
 * a new student trains from scratch on the boxes, accepted and rejected proposals.
 
 After each round: box-free binary IoU and region recall / precision (a region is found when a
@@ -295,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     # every arm validates on the photos model 0 validated on: the same calibration of model
     # 0, and later students' splits that differ only by what each arm added
     for proj in arms.values():
-        proj.set_split(lead.split)
+        if proj is not lead:
+            proj.set_split(lead.split)
     calibrate(lead, model0)
     first = evaluate(model0, lead, test, masks, min_area)
     rows = [{"round": 0, "arm": arm, "decisions": 0, "boxed_photos": len(boxed0),
