@@ -218,9 +218,8 @@ def mask_for(project: MaskFiles, key: str, source: str, fallback: bool = False,
     has its proposals found under its threshold drawn in (:meth:`MaskFiles.load_proposing_mask`:
     findings and reports, which list the accepted ones), else it is the mask alone. With
     ``decisions`` (exports, findings, reports) the student's mask says what a person decided
-    about its proposals
-    (:func:`ml.project.decided.with_decisions`: accepted ones drawn in with their class, a
-    faint one found under the threshold included; rejected ones cleared).
+    about its proposals (:func:`ml.project.decided.with_decisions`: accepted ones drawn in
+    with their class, a faint one found under the threshold included; rejected ones cleared).
     """
     check_source(source)
     rec = project.record(key)
