@@ -291,6 +291,27 @@ def test_plan_project_returns_the_configs_planned_keeping_what_was_fixed(monkeyp
         B.plan_project(proj, replace(student, arch="unet"), cfg, 3600, cost=costs())
 
 
+def test_plan_project_plans_for_the_photos_the_run_trains_on(monkeypatch, tmp_path):
+    from ml.common.classes import make_classes
+    from ml.project.store import Project
+
+    proj = Project.create(tmp_path / "p", tmp_path, make_classes(["dirt"]))
+    monkeypatch.setattr(proj, "image_size", lambda k: (512, 512))
+    import ml.training.data
+
+    every = [f"{i:02d}.png" for i in range(50)]
+    monkeypatch.setattr(ml.training.data, "labelled_keys", lambda project, source: list(every))
+    monkeypatch.setattr(B, "project_widths", lambda *a: summarise([]))  # no boxes to measure
+    cfg = TrainConfig(device="cpu")
+    _, on_all = B.plan_project(proj, StudentConfig(), cfg, 600, cost=costs())
+    _, on_ten = B.plan_project(proj, StudentConfig(), cfg, 600, cost=costs(),
+                               keys=every[:10] + ["not_labelled.png"])
+    every[:] = every[:10]  # a project that holds only those ten photos
+    _, alone = B.plan_project(proj, StudentConfig(), cfg, 600, cost=costs())
+    assert on_ten.budget_plan == alone.budget_plan
+    assert on_ten.epochs > on_all.epochs  # fewer photos, more epochs in the same budget
+
+
 # ---------------------------------------------------------------- thin defects set a scale floor
 PHOTOS_640 = [(640, 640)] * 50
 

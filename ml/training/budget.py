@@ -301,15 +301,17 @@ FIXABLE = ("mode", "input_size", "crop")  # the plan's settings a person may fix
 
 def plan_project(project, student: StudentConfig, cfg: TrainConfig, budget_s: float | None,
                  source: str = "teacher", fixed: Iterable[str] = (),
-                 cost: Callable[[Candidate], StepCost] | None = None
-                 ) -> tuple[StudentConfig, TrainConfig]:
+                 cost: Callable[[Candidate], StepCost] | None = None,
+                 keys: Iterable[str] | None = None) -> tuple[StudentConfig, TrainConfig]:
     """The two configs fitted to ``budget_s`` on the project's photos with ``source`` masks,
     the plan recorded in ``cfg.budget_plan`` (:meth:`TrainPlan.of`).
 
     ``fixed`` names the settings of :data:`FIXABLE` a person chose, which the plan keeps; the
-    configs' device, batch size, box loss and members set what one step costs.
+    configs' device, batch size, box loss and members set what one step costs. ``keys``: the
+    photos the run will train on, where that is not all of them (``make demo`` holds some out).
     """
-    p = next(_plans(project, student, cfg, [budget_s], source, fixed, cost, refuse=True))[1]
+    p = next(_plans(project, student, cfg, [budget_s], source, fixed, cost, refuse=True,
+                    keys=keys))[1]
     return apply_plan(p, student, cfg)
 
 
@@ -326,9 +328,11 @@ def plan_budgets(project, student: StudentConfig, cfg: TrainConfig,
 
 def _plans(project, student: StudentConfig, cfg: TrainConfig, budgets: Iterable[float | None],
            source: str, fixed: Iterable[str], cost: Callable[[Candidate], StepCost] | None,
-           refuse: bool) -> Iterator[tuple[float | None, TrainPlan | BudgetError]]:
-    """:func:`plan` for each budget on the project's photos (a too-short budget raises its
-    :class:`BudgetError` when ``refuse``, else is yielded)."""
+           refuse: bool, keys: Iterable[str] | None = None
+           ) -> Iterator[tuple[float | None, TrainPlan | BudgetError]]:
+    """:func:`plan` for each budget on the project's photos with ``source`` masks, or on those
+    of them in ``keys`` (a too-short budget raises its :class:`BudgetError` when ``refuse``,
+    else is yielded)."""
     from ml.common.device import resolve_device
     from ml.training.data import labelled_keys
 
@@ -340,7 +344,8 @@ def _plans(project, student: StudentConfig, cfg: TrainConfig, budgets: Iterable[
     if student.arch != "b2p":
         raise ValueError(f"a budget plans the b2p student, not {student.arch}")
     dev = resolve_device(cfg.device).type
-    keys = labelled_keys(project, source)
+    only = None if keys is None else set(keys)
+    keys = [k for k in labelled_keys(project, source) if only is None or k in only]
     sizes = [project.image_size(k) for k in keys]
     if not sizes:
         raise ValueError(f"no photos with {source} masks to train on (run pseudo-labelling "
