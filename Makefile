@@ -4,11 +4,12 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 DEMO    ?= demo_out
+DEMO_ARGS ?=
 
 .PHONY: demo test lint bench clean
 
 demo: $(STAMP)
-	$(BIN)/python -m app.demo --out $(DEMO)
+	$(BIN)/python -m app.demo --out $(DEMO) $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

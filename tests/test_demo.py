@@ -30,14 +30,37 @@ def test_demo_scores_teacher_and_student_on_photos_the_student_never_saw(tmp_pat
     assert (out / "demo_panel.png").stat().st_size > 1000 and "demo_panel.png" in printed
 
 
+def test_demo_plans_its_training_for_the_budget_as_b2p_train_does(tmp_path, monkeypatch, capsys):
+    from ml.training import budget
+    from ml.training.step_cost import StepCost
+
+    measured = []  # a step that takes 100 s: the 5-minute budget plans a couple of epochs
+    monkeypatch.setattr(budget, "measured_costs", lambda *a, **k: (
+        lambda c: (measured.append(c), StepCost(1.0, 100.0, 10.0))[1]))
+    out = tmp_path / "demo"
+    assert demo.main(["--out", str(out), "--n", "4", "--size", "96", "--budget", "5m",
+                      "--input-size", "28", "--backbone-weights", "none", "--teacher", "ridge",
+                      "--crop", "0", "--seed", "5", "--test", "2"]) == 0
+    summary = json.loads((out / "demo_metrics.json").read_text())
+    plan = summary["budget_plan"]
+    assert measured and {(c.input_size, c.crop) for c in measured} == {(28, 0)}  # kept as given
+    assert plan["budget_s"] == 300 and 1 <= plan["epochs"] <= 3
+    assert summary["epochs_run"] == plan["epochs"] and summary["input_size"] == 28
+    printed = capsys.readouterr().out
+    assert "measuring a training step for the 5 min budget" in printed and "why:" in printed
+    assert "for the 5 min budget; " in printed and summary["train_seconds"] > 0
+
+
 def test_test_zero_holds_out_every_fourth_photo_as_rounds_1_to_11_did():
     keys = [f"synth_{i:04d}.jpg" for i in range(8)]
     assert demo._held_out(keys, 0) == ["synth_0000.jpg", "synth_0004.jpg"]
     assert demo._held_out(keys, 3) == keys[-3:]
 
 
-@pytest.mark.parametrize(("args", "message"), [(["--test", "-1"], "--test must be 0 or more"),
-                                               (["--n", "0"], "--n must be at least 1")])
+@pytest.mark.parametrize(("args", "message"), [
+    (["--test", "-1"], "--test must be 0 or more"), (["--n", "0"], "--n must be at least 1"),
+    (["--budget", "5m", "--epochs", "3"], "give --budget or --epochs, not both"),
+    (["--budget", "soon"], "--budget: budget 'soon' is not a duration")])
 def test_bad_photo_counts_are_refused(args, message, capsys):
     with pytest.raises(SystemExit):
         demo.main(args)
