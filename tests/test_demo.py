@@ -61,7 +61,7 @@ def test_test_zero_holds_out_every_fourth_photo_as_rounds_1_to_11_did():
     (["--test", "-1"], "--test must be 0 or more"), (["--n", "0"], "--n must be at least 1"),
     (["--budget", "5m", "--epochs", "3"], "give --budget or --epochs, not both"),
     (["--budget", "soon"], "--budget: budget 'soon' is not a duration")])
-def test_bad_photo_counts_are_refused(args, message, capsys):
+def test_bad_arguments_are_refused_with_their_reason(args, message, capsys):
     with pytest.raises(SystemExit):
         demo.main(args)
     assert message in capsys.readouterr().err
