@@ -80,18 +80,6 @@ def _backbone_weights(requested: str) -> str:
         return "none"
 
 
-def _planned(project, scfg, tcfg, budget_s: float, keys: list[str], fixed: list[str]):
-    """The configs ``b2p train --budget`` would run, planned on the photos in ``keys``."""
-    from ml.training.budget import TrainPlan, format_duration, plan_project
-
-    print(f"    measuring a training step for the {format_duration(budget_s)} budget ...",
-          flush=True)
-    scfg, tcfg = plan_project(project, scfg, tcfg, budget_s, fixed=fixed, keys=keys)
-    p = TrainPlan.of(tcfg)
-    print(f"    {p.describe()} on {p.device}\n    why: {p.reason}", flush=True)
-    return scfg, tcfg
-
-
 def run(out: Path, n: int, size: int, epochs: int | None, input_size: int | None,
         backbone: str, teacher: str | None = None, full_res: bool = False, members: int = 1,
         crop: int = -1, seed: int = 0, test: int = TEST,
@@ -100,6 +88,7 @@ def run(out: Path, n: int, size: int, epochs: int | None, input_size: int | None
     train --budget`` does, keeping ``input_size`` and a ``crop`` of 0 or more where given;
     without it ``epochs`` (30) at ``input_size`` (224)."""
     from app.cli._progress import TrainBars, tqdm_progress
+    from app.cli._train import planned
     from ml.common.classes import make_classes
     from ml.datasets import synthetic
     from ml.datasets.importers import import_yolo
@@ -149,7 +138,9 @@ def run(out: Path, n: int, size: int, epochs: int | None, input_size: int | None
     if budget_s is not None:  # b2p train --budget's plan, its early stopping too
         fixed = [name for name, v in (("input_size", input_size), ("crop", crop))
                  if v is not None and v >= 0]
-        scfg, tcfg = _planned(project, scfg, tcfg, budget_s, sorted(labels), fixed)
+        scfg, tcfg = planned(project, scfg, tcfg, budget_s,
+                             f"the {format_duration(budget_s)} budget", fixed=fixed,
+                             keys=sorted(labels), indent="    ")
     else:
         n_ep = epochs or FIXED_EPOCHS
         tcfg = replace(tcfg, epochs=n_ep, patience=max(5, n_ep // 2))
@@ -241,8 +232,14 @@ def main(argv: list[str] | None = None) -> int:
             budget_s = parse_budget(a.budget)
         except ValueError as e:
             ap.error(f"--budget: {e}")
-    run(a.out, a.n, a.size, a.epochs, a.input_size, a.backbone_weights, a.teacher, a.full_res,
-        a.members, a.crop, a.seed, a.test, budget_s)
+    from ml.training.budget import BudgetError
+
+    try:
+        run(a.out, a.n, a.size, a.epochs, a.input_size, a.backbone_weights, a.teacher,
+            a.full_res, a.members, a.crop, a.seed, a.test, budget_s)
+    except BudgetError as e:  # too short for one epoch: say so in one line, as b2p train does
+        print(f"demo: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -51,6 +51,20 @@ def test_demo_plans_its_training_for_the_budget_as_b2p_train_does(tmp_path, monk
     assert "for the 5 min budget; " in printed and summary["train_seconds"] > 0
 
 
+def test_a_budget_too_short_for_one_epoch_is_one_line(tmp_path, monkeypatch, capsys):
+    from ml.training import budget
+    from ml.training.step_cost import StepCost
+
+    monkeypatch.setattr(budget, "measured_costs",
+                        lambda *a, **k: lambda c: StepCost(1.0, 100.0, 10.0))
+    assert demo.main(["--out", str(tmp_path / "demo"), "--n", "4", "--size", "96", "--budget",
+                      "30s", "--input-size", "28", "--backbone-weights", "none", "--teacher",
+                      "ridge", "--crop", "0", "--test", "2"]) == 1
+    err = capsys.readouterr().err  # the progress bars write there too
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("demo: ") and "30 s" in last and "Traceback" not in err
+
+
 def test_test_zero_holds_out_every_fourth_photo_as_rounds_1_to_11_did():
     keys = [f"synth_{i:04d}.jpg" for i in range(8)]
     assert demo._held_out(keys, 0) == ["synth_0000.jpg", "synth_0004.jpg"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -165,16 +166,25 @@ def _budget_seconds(args: argparse.Namespace) -> float | None:
 
 
 def _plan(args: argparse.Namespace, project, student, cfg, budget_s: float):
-    """Configs fitted to the budget by ml.training.budget (keeping --mode, --input-size and
-    --crop where given); prints the plan before training starts."""
-    from ml.training.budget import FIXABLE, TrainPlan, plan_project
+    """Configs fitted to the budget (keeping --mode, --input-size and --crop where given)."""
+    from ml.training.budget import FIXABLE
 
-    print(f"measuring a training step for --budget {args.budget} ...", flush=True)
     fixed = [name for name in FIXABLE if getattr(args, name) is not None]
     # a too-short budget (BudgetError) is a ValueError: one line on stderr, exit 1
-    student, cfg = plan_project(project, student, cfg, budget_s, args.source, fixed)
+    return planned(project, student, cfg, budget_s, f"--budget {args.budget}", args.source,
+                   fixed)
+
+
+def planned(project, student, cfg, budget_s: float, what: str, source: str = "teacher",
+            fixed: Iterable[str] = (), keys: Iterable[str] | None = None, indent: str = ""):
+    """Configs fitted to ``budget_s`` by ml.training.budget; the plan and why are printed
+    before training starts (``what``: the budget as the person gave it)."""
+    from ml.training.budget import TrainPlan, plan_project
+
+    print(f"{indent}measuring a training step for {what} ...", flush=True)
+    student, cfg = plan_project(project, student, cfg, budget_s, source, fixed, keys=keys)
     p = TrainPlan.of(cfg)
-    print(f"{p.describe()} on {p.device}\nwhy: {p.reason}", flush=True)
+    print(f"{indent}{p.describe()} on {p.device}\n{indent}why: {p.reason}", flush=True)
     return student, cfg
 
 
