@@ -238,3 +238,13 @@ def test_campaign_stores_the_proposals_predict_stores(tmp_path, model_dir, sched
         items = [p for e in _proposal_entries(there).values() for p in e["items"].values()]
         assert items and all(p["teacher_iou"] is not None for p in items)
         assert len(review_queue(there).items) == len(items)
+
+
+def test_a_task_holds_a_photo_only_reviewed_to_no_box(tmp_path):
+    # as in-process prediction: an accepted proposal's box does not hold the prediction
+    proj = _project(tmp_path)
+    proj.set_boxes("T01/c.png", [Box(2, 2, 12, 12, 1, "proposal")])
+    task = C._task(proj, "T01/c.png", True, None, True)
+    assert task.boxes is not None and len(task.boxes) == 0
+    assert len(task.all_boxes) == 1  # still no proposal inside the accepted one
+    assert len(C._task(proj, "a.png", True, None, True).boxes) == 2

@@ -388,3 +388,42 @@ def test_the_threshold_is_the_median_over_resamples_of_the_lowest_cut_reaching_t
     # none reaches the target: the best precision's cut, not met
     none = threshold_for_precision(np.array([0.9, 0.8, 0.7]), np.array([0, 1, 0]), 0.8)
     assert not none.met and none.threshold == pytest.approx(0.8)
+
+
+def test_a_photo_only_reviewed_is_predicted_without_its_accepted_boxes(proj, tmp_path):
+    # an accepted proposal's box must not hold the next prediction to it: the model's other
+    # findings on the photo would vanish and be taught as background (round 25)
+    import torch
+
+    from ml.common.classes import DEFAULT_CLASSES
+    from ml.prediction.batch_predict import predict_project
+    from ml.student.checkpoint import save_checkpoint
+    from ml.student.config import ModelCard, StudentConfig
+    from ml.student.models import build_model
+
+    tiny = StudentConfig(input_size=28, backbone_weights="none", taps=(0, 1),
+                         decoder_channels=32)
+    model = build_model(tiny).eval()
+    with torch.no_grad():  # a model that calls every pixel dirt
+        model.decoder.fine_head.weight.zero_()
+        model.decoder.fine_head.bias.copy_(torch.tensor([-9.0, 9.0, -9.0]))
+    model_dir = save_checkpoint(tmp_path / "m", model, ModelCard(
+        student=tiny, classes=[c.to_json() for c in DEFAULT_CLASSES]))
+    first = _propose(proj)[0]
+    DEC.decide(proj, "0.png", first.id, DEC.ACCEPTED)
+    rec = proj.record("0.png")
+    assert [b.source for b in rec.boxes] == [DEC.PROPOSAL_BOX] and not rec.person_boxed()
+    assert rec.prediction_boxes() == []
+    predict_project(proj, model_dir, keys=["0.png"], device="cpu", proposals=False)
+    x0, y0, x1, y1 = first.box
+    outside = proj.load_mask("0.png", "student") > 0
+    outside[y0:y1, x0:x1] = False
+    assert outside.any()  # searched beyond the accepted box
+    # a person's box holds the prediction to the boxes, as before
+    proj.set_boxes("0.png", [*rec.boxes, Box(0, 0, 8, 8, 1)])
+    assert proj.record("0.png").prediction_boxes() == proj.record("0.png").boxes
+    predict_project(proj, model_dir, keys=["0.png"], device="cpu", proposals=False)
+    mask = proj.load_mask("0.png", "student") > 0
+    mask[y0:y1, x0:x1] = False
+    mask[0:8, 0:8] = False
+    assert not mask.any()

@@ -228,7 +228,8 @@ def _task(project: Project, key: str, box_constraint: bool, photo_root: str | No
     rec = project.record(key)
     photo = f"{photo_root.rstrip('/')}/{key}" if photo_root else str(project.image_path(key))
     teacher = str(project.root / rec.teacher.path) if rec.teacher else None
-    boxes, classes = boxes_to_arrays(rec.boxes) if box_constraint else (None, None)
+    boxes, classes = (boxes_to_arrays(rec.prediction_boxes()) if box_constraint
+                      else (None, None))
     every = boxes_to_arrays(rec.boxes)[0] if proposals else None
     return PhotoTask(key, photo, teacher, boxes, classes, every, rec.every_defect_boxed())
 

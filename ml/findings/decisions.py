@@ -21,12 +21,13 @@ photos a person boxed keep the teacher mask with the decisions painted on. A pho
 reviewed (no box of a person's) starts from what the proposing model said
 (:func:`reviewed_background`): background where its stored mask is background, farther than
 :data:`UNDECIDED_MARGIN` px from any region it found; its regions nobody decided stay IGNORE;
-then the decisions are painted on. Why not IGNORE throughout, as before: a round whose new
-photos were mostly reviewed ones learnt "defect everywhere" (``bench/review_loop.py``'s
-synthetic students scored 0.02 box-free binary IoU and proposed nothing after a round of
-decisions); and only around each decided proposal (the view the Review dock showed) was not
-enough (0.04). The price: a defect the model missed on a reviewed photo is taught as
-background (docs/RESULTS.md, round 16).
+then the decisions are painted on. That mask is box-free: an accepted proposal's box does not
+hold a prediction to it (:meth:`ImageRecord.prediction_boxes`). Why not IGNORE throughout, as
+before: a round whose new photos were mostly reviewed ones learnt "defect everywhere"
+(``bench/review_loop.py``'s synthetic students scored 0.02 box-free binary IoU and proposed
+nothing after a round of decisions); and only around each decided proposal (the view the
+Review dock showed) was not enough (0.04). The price: a defect the model missed on a reviewed
+photo is taught as background (docs/RESULTS.md, round 16).
 """
 
 from __future__ import annotations
@@ -46,10 +47,10 @@ from ml.project.decided import (  # noqa: F401 (the stored form; re-exported for
     rle_encode,
     stored_decisions,
 )
-from ml.project.records import Box, now
+from ml.project.records import PROPOSAL_SOURCE, Box, now
 from ml.project.store import Project, ProjectError
 
-PROPOSAL_BOX = "proposal"  # Box.source of an accepted proposal
+PROPOSAL_BOX = PROPOSAL_SOURCE  # Box.source of an accepted proposal
 NEGATIVE_GROW = 2
 # A reviewed photo's background is taken this far (px) from the proposing model's regions: their
 # rims are where its mask is least sure, and a region nobody decided may be a real defect.
@@ -218,11 +219,9 @@ def calibration_examples(project: Project) -> list[tuple[float, int, int, float]
 
 
 def person_boxed(project: Project, key: str) -> bool:
-    """A person boxed ``key`` (a box of theirs, an edited mask, or every defect boxed): its
-    teacher mask is a target; elsewhere only the decisions teach."""
-    rec = project.record(key)
-    return (any(b.source != PROPOSAL_BOX for b in rec.boxes)
-            or bool(rec.teacher and rec.teacher.edited) or bool(rec.all_defects_boxed))
+    """A person boxed ``key`` (:meth:`ImageRecord.person_boxed`): its teacher mask is a target;
+    elsewhere only the decisions teach."""
+    return project.record(key).person_boxed()
 
 
 def training_target(project: Project, key: str, label: np.ndarray | None,

@@ -91,8 +91,8 @@ def _predict_key(project: Project, key: str, predictor: Predictor, box_constrain
     src = _photo_rows(project, key)
     try:
         teacher = project.load_mask(key, "teacher")
-        boxes, classes = (boxes_to_arrays(project.record(key).boxes) if box_constraint
-                          else (None, None))
+        boxes, classes = (boxes_to_arrays(project.record(key).prediction_boxes())
+                          if box_constraint else (None, None))
         return predict_photo(predictor, src, teacher, boxes, classes, fallback, progress,
                              should_stop)
     finally:

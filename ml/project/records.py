@@ -15,6 +15,7 @@ def now() -> str:
 
 
 BOX_DECIMALS = 2  # a box is kept, and stored, to 1/100 px
+PROPOSAL_SOURCE = "proposal"  # Box.source of an accepted proposal (ml.findings.decisions)
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Box:
     x1: float
     y1: float
     cls: int
-    source: str = "manual"  # manual | imported
+    source: str = "manual"  # manual | imported | proposal (an accepted proposal)
 
     def __post_init__(self) -> None:
         for name in ("x0", "y0", "x1", "y1"):
@@ -125,6 +126,20 @@ class ImageRecord:
         if self.teacher is not None:
             return "edited" if self.teacher.edited else "pseudo-labelled"
         return "boxed" if self.boxes else "no boxes"
+
+    def person_boxed(self) -> bool:
+        """A person boxed this photo (a box of theirs, an edited mask, or every defect boxed);
+        a photo whose only boxes are accepted proposals was only reviewed."""
+        return (any(b.source != PROPOSAL_SOURCE for b in self.boxes)
+                or bool(self.teacher and self.teacher.edited) or bool(self.all_defects_boxed))
+
+    def prediction_boxes(self) -> list[Box]:
+        """The boxes a prediction of this photo is held to: all of them once a person boxed it,
+        none while it was only reviewed. On a reviewed photo the model keeps searching: its
+        other findings stay proposals, and the background its mask teaches is its own view,
+        not the accepted boxes' outside (which taught every other defect there as background,
+        docs/RESULTS.md round 25)."""
+        return list(self.boxes) if self.person_boxed() else []
 
     def every_defect_boxed(self) -> bool:
         """The ``all_defects_boxed`` flag, or its default: reviewed or imported boxes."""
