@@ -20,7 +20,9 @@ teacher turns the boxes into pseudo-masks and a student trains. Each later round
 After each round: box-free binary IoU and region recall / precision (a region is found when a
 proposal comes within 3 px of it; a proposal is right when it comes within 3 px of a true
 defect) on the test photos, and the share of the queue's first 100 proposals that are real
-defects and of the pool's true defects the whole queue holds.
+defects and of the pool's true defects the whole queue holds. ``missed_taught_background``
+counts the true defects on photos only reviewed that no decision touched and the round's
+training teaches as background (of ``missed_on_reviewed``, on ``reviewed_only_photos``).
 
     python bench/review_loop.py --data synthetic [--photos 60] [--rounds 3] [--n 15] [--k 2]
     python bench/review_loop.py --data ../shared/data/crackforest --photos 60 --budget 3m
@@ -161,6 +163,33 @@ def queue_quality(proj: Project, masks: Path, min_area: int) -> dict:
                         for x0, y0, x1, y1 in by_key.get(k, []))
     return {"queue_first100_real": float(np.mean(real)) if real else None,
             "queue_holds_true": held / max(total, 1), "queue_length": len(q)}
+
+
+def taught_background(proj: Project, masks: Path, min_area: int) -> dict:
+    """On the photos only reviewed, the true defects no decision touched, and how many of them
+    the round's training targets teach as background (most of their pixels 0): the price of a
+    reviewed photo's background (:func:`ml.findings.decisions.reviewed_background`)."""
+    from ml.common.classes import IGNORE
+
+    photos = missed = taught = 0
+    for k in DEC.decided_keys(proj):
+        if DEC.person_boxed(proj, k):
+            continue
+        photos += 1
+        gt = gt_of(masks, k)
+        target = DEC.training_target(proj, k, None, gt.shape)
+        decided = np.zeros(gt.shape, bool)
+        for d in DEC.decisions(proj, k).values():
+            x0, y0, x1, y1 = d.box
+            decided[y0:y1, x0:x1] = True
+        for tr in true_regions(gt, min_area):
+            if (tr & decided).any():
+                continue
+            missed += 1
+            seen = target[tr] != IGNORE
+            taught += bool(seen.any()) and float((target[tr] == 0).mean()) >= 0.5
+    return {"reviewed_only_photos": photos, "missed_on_reviewed": missed,
+            "missed_taught_background": taught}
 
 
 def box_photo(proj: Project, key: str, masks: Path, pad: int, min_area: int) -> int:
@@ -322,12 +351,13 @@ def main(argv: list[str] | None = None) -> int:
                 box_photo(proj, k, masks, a.pad, min_area)
             pseudo_label_project(proj, make_teacher(a.teacher), keys=to_box)
             boxed[arm] += len(to_box)
+            taught = taught_background(proj, masks, min_area)  # what this round trains on
             models[arm] = train(proj, work / f"model_{arm}_r{r}", a, names)
             calibrate(proj, models[arm])
             row = {"round": r, "arm": arm, "decisions": decided[arm], "boxed_photos": boxed[arm],
                    "student": _plan(models[arm]),
                    "accepted": answers.count(DEC.ACCEPTED),
-                   "rejected": answers.count(DEC.REJECTED), **qq,
+                   "rejected": answers.count(DEC.REJECTED), **qq, **taught,
                    **evaluate(models[arm], proj, test, masks, min_area)}
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -368,7 +398,8 @@ def _f(v: object) -> str:
 
 def markdown(result: dict) -> str:
     cols = ["round", "arm", "decisions", "boxed_photos", "student", "binary_iou", "region_recall",
-            "region_precision", "proposals", "queue_first100_real", "queue_holds_true"]
+            "region_precision", "proposals", "queue_first100_real", "queue_holds_true",
+            "missed_taught_background"]
     lines = [f"Review loop on {result['dataset']} ({result['photos']} photos, "
              f"{result['test']} untouched test photos; students: "
              f"{_training(result['settings'])}; {result['seconds']} s in all)",

@@ -13,7 +13,9 @@ from ml.project.store import Project
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ["round", "arm", "decisions", "boxed_photos", "student", "binary_iou", "region_recall",
-           "region_precision", "proposals", "queue_first100_real", "queue_holds_true"]
+           "region_precision", "proposals", "queue_first100_real", "queue_holds_true",
+           "missed_taught_background"]
+LATER = {"queue_first100_real", "queue_holds_true", "missed_taught_background"}  # round 1 on
 
 
 def test_one_round_on_a_tiny_set_writes_the_table_with_its_columns(tmp_path, capsys):
@@ -33,7 +35,7 @@ def test_one_round_on_a_tiny_set_writes_the_table_with_its_columns(tmp_path, cap
     assert [(r["round"], r["arm"]) for r in rows] == [(0, "queue"), (0, "file"), (1, "queue"),
                                                       (1, "file")]
     for r in rows:
-        assert set(COLUMNS) - {"queue_first100_real", "queue_holds_true"} <= set(r)
+        assert set(COLUMNS) - LATER <= set(r)
         assert 0.0 <= r["binary_iou"] <= 1.0 and 0.0 <= r["region_recall"] <= 1.0
     assert all(r["student"] == "28 px, 1 ep" for r in rows)
     first = [Project.open(out / "work" / arm).split for arm in ("arm_queue", "arm_file")]
@@ -41,7 +43,8 @@ def test_one_round_on_a_tiny_set_writes_the_table_with_its_columns(tmp_path, cap
     for r in rows[2:]:  # a later round: decisions taken, the queue scored
         assert r["decisions"] == r["accepted"] + r["rejected"] <= 3
         assert r["boxed_photos"] == rows[0]["boxed_photos"] + 1
-        assert {"queue_first100_real", "queue_holds_true", "queue_length"} <= set(r)
+        assert LATER | {"queue_length"} <= set(r)
+        assert 0 <= r["missed_taught_background"] <= r["missed_on_reviewed"]
     table = (out / "review_loop.md").read_text().splitlines()
     header = next(line for line in table if line.startswith("| round"))
     assert [c.strip() for c in header.strip("|").split("|")] == COLUMNS
@@ -104,3 +107,36 @@ def test_by_photo_keeps_each_photos_proposals_together_in_the_queues_order():
     q = [item("b", "1"), item("a", "1"), item("b", "2"), item("c", "1"), item("a", "2")]
     assert [i.id for i in by_photo(q)] == ["b:1", "b:2", "a:1", "a:2", "c:1"]
     assert by_photo([]) == []
+
+
+def test_taught_background_counts_the_missed_defects_a_reviewed_photo_teaches_as_background(
+        tmp_path):
+    sys.path.insert(0, str(ROOT / "bench"))
+    import numpy as np
+    import review_loop
+    from PIL import Image
+
+    from ml.findings import decisions as DEC
+    from ml.prediction.proposals import record_proposals
+
+    photos, masks = tmp_path / "photos", tmp_path / "masks"
+    photos.mkdir()
+    masks.mkdir()
+    gt = np.zeros((64, 80), np.uint8)
+    gt[10:20, 10:20] = 1  # found and accepted
+    gt[40:55, 50:70] = 1  # missed by the model on one photo, found but undecided on the other
+    for key in ("a.png", "b.png"):
+        Image.fromarray(np.full((64, 80, 3), 90, np.uint8)).save(photos / key)
+        Image.fromarray(gt).save(masks / key)
+    proj = Project.create(tmp_path / "p", photos)
+    for key, found in (("a.png", gt[:30]), ("b.png", gt)):
+        label = np.zeros_like(gt)
+        label[: len(found)] = found
+        conf = np.full(gt.shape, 220, np.uint8)
+        proj.save_student(key, label, model="m", confidence=conf)
+        first = min(record_proposals(proj, key, label, conf, "m"), key=lambda p: p.box[1])
+        DEC.decide(proj, key, first.id, DEC.ACCEPTED, cls=1)
+    got = review_loop.taught_background(proj, masks, min_area=12)
+    # a.png: the missed defect is the proposing model's background; b.png's stays IGNORE
+    assert got == {"reviewed_only_photos": 2, "missed_on_reviewed": 2,
+                   "missed_taught_background": 1}
