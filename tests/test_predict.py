@@ -300,6 +300,9 @@ def test_cli_eval_scores_boxed_or_unboxed_photos_with_region_counts(project, tmp
     assert main([*base, "--photos", "boxed"]) == 0
     boxed = json.loads(capsys.readouterr().out)
     assert boxed["images"] == 1 and boxed["binary_iou"] == 1.0 and boxed["region_precision"] == 1.0
+    project.set_boxes(b, [Box(5, 5, 15, 15, 2, "proposal")])  # accepted: nobody boxed b
+    assert main([*base, "--photos", "unboxed"]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 1
     project.set_boxes(b, [Box(5, 5, 15, 15, 2)])
     assert main([*base, "--photos", "unboxed"]) == 1
     assert "no ground-truth mask matched an unboxed photo" in capsys.readouterr().err

@@ -65,8 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--gt", required=True, metavar="DIR", help="folder of ground-truth masks")
     e.add_argument("--source", choices=("teacher", "student"), default="student")
     e.add_argument("--photos", choices=("all", "boxed", "unboxed"), default="all",
-                   help="score only the photos with boxes, or only those without (box-free "
-                        "quality: what the student found where nobody drew a box)")
+                   help="score only the photos a person boxed, or only the others (box-free "
+                        "quality: what the student found where nobody drew a box; accepted "
+                        "proposals are not a person's boxes)")
     e.add_argument("--out", metavar="FILE", help="also write the JSON here")
     e.set_defaults(func=run_eval)
 
@@ -188,7 +189,7 @@ def run_eval(args: argparse.Namespace) -> int:
     keys = None
     if args.photos != "all":
         boxed = args.photos == "boxed"
-        keys = [k for k, rec in proj.records().items() if bool(rec.boxes) == boxed]
+        keys = [k for k, rec in proj.records().items() if rec.person_boxed() == boxed]
     r = score_project(proj, args.gt, args.source, keys)
     if not r.scored:
         which = {"all": "a ", "boxed": "a boxed ", "unboxed": "an unboxed "}[args.photos]
