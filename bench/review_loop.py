@@ -23,6 +23,10 @@ defect) on the test photos, and the share of the queue's first 100 proposals tha
 defects and of the pool's true defects the whole queue holds. ``missed_taught_background``
 counts the true defects on photos only reviewed that no decision touched and the round's
 training teaches as background (of ``missed_on_reviewed``, on ``reviewed_only_photos``).
+Each row keeps its per-photo (intersection, union) counts, and a second table gives every
+arm's round against its round before and the arms against each other, with a 95 % paired
+bootstrap interval over the test photos (:mod:`ml.evaluation.paired`): how far a difference
+could come from which photos were drawn for the test; another training seed moves it too.
 
     python bench/review_loop.py --data synthetic [--photos 60] [--rounds 3] [--n 15] [--k 2]
     python bench/review_loop.py --data ../shared/data/crackforest --photos 60 --budget 3m
@@ -47,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from ml.common.classes import make_classes  # noqa: E402
 from ml.common.images import label_file, load_label  # noqa: E402
+from ml.evaluation.paired import paired_difference, pooled_iou  # noqa: E402
 from ml.findings import decisions as DEC  # noqa: E402
 from ml.findings.queue import QueueItem, file_order, photos_to_box, review_queue  # noqa: E402
 from ml.prediction.proposals import MATCH_PX, add_to_label, proposals_of  # noqa: E402
@@ -120,7 +125,7 @@ def evaluate(model_dir: Path, proj: Project, test: list[str], masks: Path, min_a
 
     pred = Predictor.from_dir(model_dir, "cpu")
     cal = model_calibration(model_dir)
-    inter = union = 0
+    per_photo: dict[str, list[int]] = {}
     f = t = r = p = 0
     for k in test:
         gt = gt_of(masks, k)
@@ -128,12 +133,36 @@ def evaluate(model_dir: Path, proj: Project, test: list[str], masks: Path, min_a
         kept = proposals_of(res.label, res.confidence, cal, res.regions, res.defect)
         add_to_label(res.label, kept)  # as b2p predict stores the mask
         a, b = res.label > 0, gt > 0
-        inter, union = inter + int((a & b).sum()), union + int((a | b).sum())
+        per_photo[k] = [int((a & b).sum()), int((a | b).sum())]
         props = [full_mask(c, gt.shape) for c in kept]
         sf, st, sr, sp = region_scores(props, gt, min_area)
         f, t, r, p = f + sf, t + st, r + sr, p + sp
-    return {"binary_iou": inter / max(union, 1), "region_recall": f / max(t, 1),
-            "region_precision": r / p if p else None, "proposals": p, "true_regions": t}
+    return {"binary_iou": pooled_iou(per_photo), "region_recall": f / max(t, 1),
+            "region_precision": r / p if p else None, "proposals": p, "true_regions": t,
+            "per_photo": per_photo}
+
+
+def comparisons(rows: list[dict]) -> list[dict]:
+    """Each arm's round against its round before, and the first arm against each other at
+    every round after 0: the pooled IoU difference with its paired bootstrap interval over the
+    test photos (:func:`ml.evaluation.paired.paired_difference`)."""
+    at = {(r["round"], r["arm"]): r for r in rows if r.get("per_photo")}
+    arms = list(dict.fromkeys(r["arm"] for r in rows))
+    out = []
+
+    def add(what: str, before: dict, after: dict) -> None:
+        d = paired_difference(before["per_photo"], after["per_photo"])
+        out.append({"comparison": what, "diff": d.diff, "low": d.low, "high": d.high,
+                    "clear": d.clear, "photos": d.photos})
+
+    for (rnd, arm), row in sorted(at.items()):
+        if rnd > 0 and (rnd - 1, arm) in at:
+            add(f"{arm}: round {rnd} - round {rnd - 1}", at[(rnd - 1, arm)], row)
+    for rnd in sorted({r for r, _ in at if r > 0}):
+        for other in arms[1:]:
+            if (rnd, arms[0]) in at and (rnd, other) in at:
+                add(f"round {rnd}: {arms[0]} - {other}", at[(rnd, other)], at[(rnd, arms[0])])
+    return out
 
 
 def queue_quality(proj: Project, masks: Path, min_area: int) -> dict:
@@ -330,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     first = evaluate(model0, lead, test, masks, min_area)
     rows = [{"round": 0, "arm": arm, "decisions": 0, "boxed_photos": len(boxed0),
              "student": _plan(model0), **first} for arm in arms]
-    print(json.dumps(rows[0]), flush=True)
+    print(_line(rows[0]), flush=True)
     models = {arm: model0 for arm in arms}
     decided = {arm: 0 for arm in arms}
     boxed = {arm: len(boxed0) for arm in arms}
@@ -360,11 +389,11 @@ def main(argv: list[str] | None = None) -> int:
                    "rejected": answers.count(DEC.REJECTED), **qq, **taught,
                    **evaluate(models[arm], proj, test, masks, min_area)}
             rows.append(row)
-            print(json.dumps(row), flush=True)
+            print(_line(row), flush=True)
     result = {"dataset": name, "photos": len(keys), "test": len(test), "pool": len(pool),
               "settings": vars(a) | {"data": str(a.data), "out": str(out)},
               "machine": platform.platform(), "seconds": round(time.monotonic() - t_start),
-              "rows": rows}
+              "rows": rows, "comparisons": comparisons(rows)}
     (out / "review_loop.json").write_text(json.dumps(result, indent=1, default=str))
     (out / "review_loop.md").write_text(markdown(result))
     print(markdown(result))
@@ -377,6 +406,11 @@ def calibrate(proj: Project, model_dir: Path) -> None:
     from ml.prediction.proposal_calibration import calibrate_model
 
     calibrate_model(proj, model_dir, decided=DEC.calibration_examples(proj))
+
+
+def _line(row: dict) -> str:
+    """A row as one JSON line for the log, without its per-photo counts."""
+    return json.dumps({k: v for k, v in row.items() if k != "per_photo"})
 
 
 def _plan(model_dir: Path) -> str:
@@ -405,6 +439,14 @@ def markdown(result: dict) -> str:
              f"{_training(result['settings'])}; {result['seconds']} s in all)",
              "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_f(r.get(c)) for c in cols) + " |" for r in result["rows"]]
+    if result.get("comparisons"):
+        lines += ["", "Differences of box-free binary IoU, in points, with a 95 % paired bootstrap "
+                  "interval over the test photos (which photos were drawn for the test, not "
+                  "another training seed):", "",
+                  "| comparison | difference (interval) | interval leaves out 0 |", "|---|---|---|"]
+        lines += [f"| {c['comparison']} | {100 * c['diff']:+.1f} ({100 * c['low']:+.1f} to "
+                  f"{100 * c['high']:+.1f}) | {'yes' if c['clear'] else 'no'} |"
+                  for c in result["comparisons"]]
     return "\n".join(lines) + "\n"
 
 

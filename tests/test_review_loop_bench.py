@@ -50,6 +50,15 @@ def test_one_round_on_a_tiny_set_writes_the_table_with_its_columns(tmp_path, cap
     assert [c.strip() for c in header.strip("|").split("|")] == COLUMNS
     assert sum(line.startswith("| 0 ") or line.startswith("| 1 ") for line in table) == 4
     assert "| round" in capsys.readouterr().out  # printed too
+    # every row keeps its per-photo counts, and the differences carry their intervals
+    test_photos = set(rows[0]["per_photo"])
+    assert len(test_photos) == result["test"] and all(set(r["per_photo"]) == test_photos
+                                                      for r in rows)
+    assert [c["comparison"] for c in result["comparisons"]] == [
+        "file: round 1 - round 0", "queue: round 1 - round 0", "round 1: queue - file"]
+    for c in result["comparisons"]:
+        assert c["low"] <= c["diff"] <= c["high"] and c["photos"] == result["test"]
+    assert "| round 1: queue - file |" in "\n".join(table)
 
 
 def test_the_arms_compared_are_chosen_and_an_unknown_one_is_named(tmp_path, capsys):
