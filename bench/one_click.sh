@@ -55,3 +55,9 @@ for what in $rows; do
   $b2p eval "$out/$p" --gt "$data/masks" --source "$s" --photos "$photos" --out "$f" > /dev/null
   ${PYTHON:-python3} -c "import json,sys; s=json.load(open(sys.argv[1])); print(f'{sys.argv[2]:26s} {s[\"images\"]:4d} photos  binary IoU {s[\"binary_iou\"]:.3f} recall {s[\"binary_recall\"]:.3f} precision {s[\"binary_precision\"]:.3f} anomaly mIoU {s[\"anomaly_miou\"]:.3f}  regions found {s[\"region_recall\"]:.3f} of {s[\"true_regions\"]}, on a defect {s[\"region_precision\"]:.3f} of {s[\"predicted_regions\"]}')" "$f" "$p/$s ($photos)" | tee -a "$log"
 done
+# the student against each naive row on the same photos, with the spread the photos give
+for naive in "boxfill_teacher:the filled boxes" "project_teacher:its teacher"; do
+  IFS=: read -r f label <<< "$naive"
+  ${PYTHON:-python3} "$(dirname "$0")/compare_eval.py" "$out/eval_${f}_boxed.json" \
+    "$out/eval_project_student_boxed.json" --label "student - $label" | tee -a "$log"
+done

@@ -297,6 +297,7 @@ def test_cli_eval_scores_boxed_or_unboxed_photos_with_region_counts(project, tmp
     assert free["photos"] == "unboxed" and free["images"] == 1
     assert free["true_regions"] == 1 and free["predicted_regions"] == 2
     assert free["region_recall"] == 1.0 and free["region_precision"] == 0.5
+    assert free["per_photo"] == {b: [100, 200]}  # for bench/compare_eval.py: one true, one false
     assert main([*base, "--photos", "boxed"]) == 0
     boxed = json.loads(capsys.readouterr().out)
     assert boxed["images"] == 1 and boxed["binary_iou"] == 1.0 and boxed["region_precision"] == 1.0

@@ -198,7 +198,8 @@ def run_eval(args: argparse.Namespace) -> int:
     result = _json_safe({"source": args.source, "photos": args.photos, **r.scores,
                          "images": len(r.scored),
                          "unmatched": list(r.unmatched), "missing": list(r.missing),
-                         "failed": r.failed, "confusion": r.confusion.tolist()})
+                         "failed": r.failed, "confusion": r.confusion.tolist(),
+                         "per_photo": {k: list(v) for k, v in r.per_photo.items()}})
     print(json.dumps(result, indent=1))
     if args.out:
         atomic_write_json(args.out, result)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +114,10 @@ class GroundTruthScores:
     missing: tuple[str, ...]  # photos with ground truth but without a mask
     failed: dict[str, str]  # photo key -> why it could not be compared
     unmatched: tuple[str, ...]  # ground-truth files (relative paths) that no photo claimed
+    # photo key -> (intersection, union) of the binary defect masks: they add up to
+    # ``scores["binary_iou"]``, and two scorings of the same photos can be compared photo by
+    # photo (:mod:`ml.evaluation.paired`)
+    per_photo: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 class GroundTruthScorer:
@@ -137,6 +141,7 @@ class GroundTruthScorer:
         self.missing: list[str] = []
         self.failed: dict[str, str] = {}
         self.regions = RegionCounts()  # box-free findings: found and false-alarm regions
+        self.per_photo: dict[str, tuple[int, int]] = {}
 
     def ground_truth(self, key: str) -> Path | None:
         """The ground-truth file of ``key`` (claimed for it), or None: nothing to score."""
@@ -155,7 +160,10 @@ class GroundTruthScorer:
             pred = np.zeros_like(gt) if pred is None else pred
             if gt.shape != pred.shape:
                 raise ValueError(f"ground truth {gt.shape} and mask {pred.shape} differ")
-            self.cm += confusion(pred, gt, len(self.class_names))
+            cm = confusion(pred, gt, len(self.class_names))
+            self.cm += cm
+            # binary: any defect class against background (a class mix-up still overlaps)
+            self.per_photo[key] = (int(cm[1:, 1:].sum()), int(cm.sum() - cm[0, 0]))
             self.regions = self.regions + region_counts(pred, gt)
             self.scored.append(key)
         except ValueError as e:  # ImageError is a ValueError too
@@ -167,7 +175,7 @@ class GroundTruthScorer:
         summary = {**scores(self.cm, self.class_names), **self.regions.as_dict()}
         return GroundTruthScores(summary, self.cm.copy(),
                                  tuple(self.scored), tuple(self.missing), dict(self.failed),
-                                 unmatched)
+                                 unmatched, dict(self.per_photo))
 
 
 def score_masks(keys: Iterable[str], gt_dir: str | Path, mask: MaskFn, class_names: list[str],
