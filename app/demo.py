@@ -38,7 +38,8 @@ def _scores(project, source: str, gt_dir: Path, keys: list[str]) -> dict:
     from ml.evaluation.metrics import score_project
 
     # a photo the teacher left without a mask predicted background everywhere
-    return score_project(project, gt_dir, source, keys, missing_as_background=True).scores
+    r = score_project(project, gt_dir, source, keys, missing_as_background=True)
+    return {**r.scores, "per_photo": r.per_photo}
 
 
 def _box_free(project, model_dir: Path, gt_dir: Path, keys: list[str]) -> dict:
@@ -92,6 +93,7 @@ def run(out: Path, n: int, size: int, epochs: int | None, input_size: int | None
     from ml.common.classes import make_classes
     from ml.datasets import synthetic
     from ml.datasets.importers import import_yolo
+    from ml.evaluation.paired import paired_difference
     from ml.evaluation.panel import write_project_panel
     from ml.prediction.batch_predict import predict_project
     from ml.project.store import Project, is_project
@@ -172,6 +174,9 @@ def run(out: Path, n: int, size: int, epochs: int | None, input_size: int | None
                    if "region_recall" in s else "")
         print(f"    {name:24s} {s['binary_iou']:10.3f} {s['anomaly_miou']:12.3f} "
               f"{s['binary_recall']:7.3f} {s['binary_precision']:7.3f}{regions}")
+    gain = paired_difference(scores_t["per_photo"], student["per_photo"])
+    print(f"    student - teacher: {gain.text()} binary IoU points (95 % bootstrap interval "
+          f"over the {gain.photos} photos{'' if gain.clear else ', which holds 0'})")
     summary = {"data": str(data), "project": str(proj_dir), "model": str(model_dir),
                "backbone_weights": bw, "epochs_run": result.epochs_run, "seed": seed,
                "crop": load_card(model_dir).train.crop, "input_size": scfg.input_size,
@@ -180,6 +185,8 @@ def run(out: Path, n: int, size: int, epochs: int | None, input_size: int | None
                "held_out": held_out, "trained_on": sorted(labels),
                "teacher_name": teacher, "teacher": scores_t, "student": student,
                "student_box_free": free,
+               "student_minus_teacher": {"diff": gain.diff, "low": gain.low,
+                                         "high": gain.high, "photos": gain.photos},
                "seconds": round(time.monotonic() - t0, 1)}
     (out / "demo_metrics.json").write_text(json.dumps(summary, indent=1, default=float))
     # what the scores mean, box by box: photo | teacher | student for a seeded sample

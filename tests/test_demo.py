@@ -23,10 +23,15 @@ def test_demo_scores_teacher_and_student_on_photos_the_student_never_saw(tmp_pat
         assert 0.0 <= summary[row]["binary_iou"] <= 1.0
     free = summary["student_box_free"]  # the held-out photos without boxes, by region too
     assert free["true_regions"] > 0 and free["region_recall"] == free["region_recall"]
+    gain = summary["student_minus_teacher"]  # paired over the same 2 photos, with its interval
+    assert gain["photos"] == 2 and gain["low"] <= gain["diff"] <= gain["high"]
+    assert gain["diff"] == pytest.approx(summary["student"]["binary_iou"]
+                                         - summary["teacher"]["binary_iou"])
     assert json.loads((out / "data" / "dataset.json").read_text())["source"].endswith("seed 5)")
     printed = capsys.readouterr().out
     assert "teacher (ridge)" in printed and "student (Boxes2Pixels)" in printed
     assert "student, no boxes" in printed and "regions found" in printed
+    assert "student - teacher: " in printed and "bootstrap interval over the 2 photos" in printed
     assert (out / "demo_panel.png").stat().st_size > 1000 and "demo_panel.png" in printed
 
 
