@@ -143,7 +143,7 @@ def evaluate(model_dir: Path, proj: Project, test: list[str], masks: Path, min_a
 
 
 def comparisons(rows: list[dict]) -> list[dict]:
-    """Each arm's round against its round before, and the first arm against each other at
+    """Each arm's round against its round before, and the first arm against each other arm at
     every round after 0: the pooled IoU difference with its paired bootstrap interval over the
     test photos (:func:`ml.evaluation.paired.paired_difference`)."""
     at = {(r["round"], r["arm"]): r for r in rows if r.get("per_photo")}
