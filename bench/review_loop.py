@@ -153,7 +153,7 @@ def comparisons(rows: list[dict]) -> list[dict]:
     def add(what: str, before: dict, after: dict) -> None:
         d = paired_difference(before["per_photo"], after["per_photo"])
         out.append({"comparison": what, "diff": d.diff, "low": d.low, "high": d.high,
-                    "clear": d.clear, "photos": d.photos})
+                    "clear": d.clear, "photos": d.photos, "text": d.text()})
 
     for (rnd, arm), row in sorted(at.items()):
         if rnd > 0 and (rnd - 1, arm) in at:
@@ -444,8 +444,7 @@ def markdown(result: dict) -> str:
                   "interval over the test photos (which photos were drawn for the test, not "
                   "another training seed):", "",
                   "| comparison | difference (interval) | interval leaves out 0 |", "|---|---|---|"]
-        lines += [f"| {c['comparison']} | {100 * c['diff']:+.1f} ({100 * c['low']:+.1f} to "
-                  f"{100 * c['high']:+.1f}) | {'yes' if c['clear'] else 'no'} |"
+        lines += [f"| {c['comparison']} | {c['text']} | {'yes' if c['clear'] else 'no'} |"
                   for c in result["comparisons"]]
     return "\n".join(lines) + "\n"
 
