@@ -26,7 +26,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 HELD_OUT = 0.25  # ``--test 0``: share of the photos the student never trains on
@@ -185,8 +185,7 @@ def run(out: Path, n: int, size: int, epochs: int | None, input_size: int | None
                "held_out": held_out, "trained_on": sorted(labels),
                "teacher_name": teacher, "teacher": scores_t, "student": student,
                "student_box_free": free,
-               "student_minus_teacher": {"diff": gain.diff, "low": gain.low,
-                                         "high": gain.high, "photos": gain.photos},
+               "student_minus_teacher": asdict(gain),
                "seconds": round(time.monotonic() - t0, 1)}
     (out / "demo_metrics.json").write_text(json.dumps(summary, indent=1, default=float))
     # what the scores mean, box by box: photo | teacher | student for a seeded sample

@@ -42,6 +42,7 @@ import platform
 import shutil
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -152,8 +153,7 @@ def comparisons(rows: list[dict]) -> list[dict]:
 
     def add(what: str, before: dict, after: dict) -> None:
         d = paired_difference(before["per_photo"], after["per_photo"])
-        out.append({"comparison": what, "diff": d.diff, "low": d.low, "high": d.high,
-                    "clear": d.clear, "photos": d.photos, "text": d.text()})
+        out.append({"comparison": what, **asdict(d), "clear": d.clear, "text": d.text()})
 
     for (rnd, arm), row in sorted(at.items()):
         if rnd > 0 and (rnd - 1, arm) in at:
