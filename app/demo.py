@@ -175,8 +175,7 @@ def run(out: Path, n: int, size: int, epochs: int | None, input_size: int | None
         print(f"    {name:24s} {s['binary_iou']:10.3f} {s['anomaly_miou']:12.3f} "
               f"{s['binary_recall']:7.3f} {s['binary_precision']:7.3f}{regions}")
     gain = paired_difference(scores_t["per_photo"], student["per_photo"])
-    print(f"    student - teacher: {gain.text()} binary IoU points (95 % bootstrap interval "
-          f"over the {gain.photos} photos{'' if gain.clear else ', which holds 0'})")
+    print("    " + gain.sentence("student - teacher"))
     summary = {"data": str(data), "project": str(proj_dir), "model": str(model_dir),
                "backbone_weights": bw, "epochs_run": result.epochs_run, "seed": seed,
                "crop": load_card(model_dir).train.crop, "input_size": scfg.input_size,

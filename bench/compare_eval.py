@@ -38,8 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     d = paired_difference(per_photo(a.before), per_photo(a.after))
     label = a.label or f"{a.after.stem} - {a.before.stem}"
-    print(f"{label}: {d.text()} binary IoU points (95 % interval over {d.photos} photos"
-          f"{'' if d.clear else '; it holds 0'})")
+    print(d.sentence(label))
     return 0
 
 

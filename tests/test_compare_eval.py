@@ -48,10 +48,11 @@ def test_compare_prints_the_difference_and_its_interval(tmp_path, capsys):
     before = _eval_file(tmp_path / "teacher.json", teacher)
     after = _eval_file(tmp_path / "student.json", student)
     assert compare_eval.main([str(before), str(after), "--label", "student - its teacher"]) == 0
-    assert capsys.readouterr().out.strip() == ("student - its teacher: +10.0 (+10.0 to +10.0) "
-                                               "binary IoU points (95 % interval over 12 photos)")
+    assert capsys.readouterr().out.strip() == (
+        "student - its teacher: +10.0 (+10.0 to +10.0) binary IoU points "
+        "(95 % bootstrap interval over 12 photos)")
     student["p0"] = [0, 400]  # one photo lost badly: the gain is no longer sure
     assert compare_eval.main([str(before), str(_eval_file(after, student))]) == 0
-    assert capsys.readouterr().out.rstrip().endswith("over 12 photos; it holds 0)")
+    assert capsys.readouterr().out.rstrip().endswith("over 12 photos, which holds 0)")
     with pytest.raises(SystemExit, match="no per-photo counts"):
         compare_eval.main([str(_eval_file(tmp_path / "old.json", None)), str(after)])

@@ -20,6 +20,8 @@ def test_a_model_better_on_every_photo_is_a_clear_gain():
     assert d.diff == pytest.approx(0.2)
     assert 0 < d.low <= d.diff <= d.high and d.clear and d.photos == 30
     assert d.text() == "+20.0 (+20.0 to +20.0)"  # the same gain on every photo: no spread
+    assert d.sentence("b - a") == ("b - a: +20.0 (+20.0 to +20.0) binary IoU points "
+                                   "(95 % bootstrap interval over " f"{d.photos} photos)")
 
 
 def test_a_gain_that_rests_on_one_photo_is_not_clear():
@@ -30,6 +32,7 @@ def test_a_gain_that_rests_on_one_photo_is_not_clear():
     d = paired_difference(before, after)
     assert d.diff > 0
     assert d.low < 0 < d.high and not d.clear
+    assert d.sentence("after - before").endswith("over 20 photos, which holds 0)")
 
 
 def test_identical_models_differ_by_nothing_and_only_shared_photos_count():

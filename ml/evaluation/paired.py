@@ -39,6 +39,13 @@ class Difference:
         """'+1.8 (-0.9 to +4.6)' in IoU points."""
         return f"{100 * self.diff:+.1f} ({100 * self.low:+.1f} to {100 * self.high:+.1f})"
 
+    def sentence(self, label: str) -> str:
+        """The one line the demo and the benches print: '<label>: +1.8 (-0.9 to +4.6) binary IoU
+        points (95 % bootstrap interval over N photos, which holds 0)'."""
+        holds = "" if self.clear else ", which holds 0"
+        return (f"{label}: {self.text()} binary IoU points (95 % bootstrap interval over "
+                f"{self.photos} photos{holds})")
+
 
 def pooled_iou(per_photo: PerPhoto) -> float:
     inter = sum(int(v[0]) for v in per_photo.values())
