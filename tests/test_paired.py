@@ -21,7 +21,7 @@ def test_a_model_better_on_every_photo_is_a_clear_gain():
     assert 0 < d.low <= d.diff <= d.high and d.clear and d.photos == 30
     assert d.text() == "+20.0 (+20.0 to +20.0)"  # the same gain on every photo: no spread
     assert d.sentence("b - a") == ("b - a: +20.0 (+20.0 to +20.0) binary IoU points "
-                                   "(95 % bootstrap interval over " f"{d.photos} photos)")
+                                   "(95 % bootstrap interval over 30 photos)")
 
 
 def test_a_gain_that_rests_on_one_photo_is_not_clear():
