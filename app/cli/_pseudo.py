@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--teacher", choices=["sam", "grabcut", "ridge", "auto", "box"],
                    default=DEFAULT_TEACHER,
                    help="auto (default; per box: ridge, grabcut, sam if its checkpoint is "
-                        "cached, or a box fill; students learn best from it, docs/RESULTS.md), "
+                        "cached, the backbone-feature mask if the DINOv2 weights are cached, or "
+                        "a box fill; students learn best from it, docs/RESULTS.md), "
                         "sam (needs a checkpoint), grabcut (offline), ridge (thin "
                         "cracks and scratches) or box (fill)")
     p.add_argument("--checkpoint", type=Path, help="SAM checkpoint (default: the cached one)")

@@ -91,6 +91,17 @@ def box_region(box: np.ndarray, pad: int, width: int, height: int) -> Region:
             min(width, math.ceil(x1) + pad), min(height, math.ceil(y1) + pad))
 
 
+def context_window(box: np.ndarray, pad: int, width: int, height: int) -> Region:
+    """The box and a ring round it (a quarter of its long side, at least ``pad`` and 8 px).
+
+    Where candidates of one box are weighed against its surroundings, clipped to the image.
+    """
+    bx = box_region(box, 0, width, height)
+    ring = max(pad, 8, round(0.25 * max(bx[2] - bx[0], bx[3] - bx[1])))
+    return (max(0, bx[0] - ring), max(0, bx[1] - ring), min(width, bx[2] + ring),
+            min(height, bx[3] + ring))
+
+
 def region_empty(r: Region) -> bool:
     return r[2] <= r[0] or r[3] <= r[1]
 

@@ -1,7 +1,9 @@
 """The ``auto`` teacher: per box, the candidate mask that the box and the photo support best.
 
 Candidates: ridge (thin lines), GrabCut, SAM (only when its checkpoint is already on this
-machine; never downloaded) and a shrunken box fill (the box's inscribed ellipse, a guess).
+machine; never downloaded), the box's pixels whose DINOv2 features the ring round it lacks
+(``features``, only when the student backbone's weights are cached; :mod:`ml.teachers.features`)
+and a shrunken box fill (the box's inscribed ellipse, a guess).
 A candidate leaving a box under 2 % covered is out.
 
 First the box's kind is decided: a **thin** defect (a crack, a scratch) or a **region** (a
@@ -9,9 +11,9 @@ blowhole, a stain). The evidence is the ridge mask's flank contrast (:func:`flan
 across a real line both flanks look like the background, so the flanks' grey level sits at the
 background's (contrast near 1); a ridge found on a blob's dark rim, or along the inside of a
 broad defect, has a flank inside the defect (contrast near 0.5 or below). A thin box takes the
-ridge mask. A region box takes the inscribed ellipse unless a region candidate (GrabCut, SAM)
-that is not a whole-box fallback agrees with it (IoU >= 0.5, the usual match threshold) and
-separates better; then the best such candidate. One box's contrast is noisy, so
+ridge mask. A region box takes the inscribed ellipse unless a region candidate (GrabCut, SAM,
+features) that is not a whole-box fallback agrees with it (IoU >= 0.5, the usual match
+threshold) and separates better; then the best such candidate. One box's contrast is noisy, so
 :meth:`AutoTeacher.survey` (run by ``pseudo_label_project`` over the project's photos) pools
 it per class: a class is thin when the median of its boxes' contrasts is at least
 :data:`THIN_FLANK`. Without a survey each box decides alone.
@@ -42,6 +44,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ml.teachers import features as _features
 from ml.teachers._base import (
     EMPTY_COVER,
     LOW,
@@ -51,6 +54,7 @@ from ml.teachers._base import (
     box_region,
     check_image,
     check_prompts,
+    context_window,
     region_empty,
 )
 from ml.teachers.grabcut import GrabCutTeacher
@@ -105,7 +109,7 @@ def tightness(mask: np.ndarray) -> float:
     return float(mask.any(axis=1).sum() + mask.any(axis=0).sum()) / sum(mask.shape)
 
 
-def features(crop: np.ndarray) -> np.ndarray:
+def colour_features(crop: np.ndarray) -> np.ndarray:
     """(h, w, 3) float Lab colours of an RGB crop, each channel over its spread (floored at 1).
 
     Colour only: structure (the ridge response) would favour the ridge candidate, whose mask
@@ -152,9 +156,11 @@ def flank_contrast(grey: np.ndarray, line: np.ndarray, box: np.ndarray) -> float
 
 
 class AutoTeacher(Teacher):
-    """Chooses, per box, between ridge, GrabCut, SAM (if cached) and a shrunken box fill.
+    """Chooses, per box, between ridge, GrabCut, SAM and features (if cached) and a box fill.
 
     ``sam``: None uses SAM when its checkpoint is cached, False never, True requires it.
+    ``features``: likewise for the backbone-feature candidate; a ``FeatureTeacher`` is used as
+    given.
     ``choices`` lists the winner per box of the last image; with ``record`` ``weighed`` holds
     each box's :class:`BoxChoice` too (``bench/auto_choice.py`` scores them).
     """
@@ -162,7 +168,8 @@ class AutoTeacher(Teacher):
     name = "auto"
 
     def __init__(self, *, sam: bool | None = None, model_type: str = "vit_b",
-                 device: str = "auto", record: bool = False, **common: Any) -> None:
+                 features: bool | Teacher | None = None, device: str = "auto",
+                 record: bool = False, **common: Any) -> None:
         super().__init__(**common)
         self.candidates: dict[str, Teacher] = {"ridge": RidgeTeacher(**common),
                                                "grabcut": GrabCutTeacher(**common)}
@@ -171,6 +178,10 @@ class AutoTeacher(Teacher):
             from ml.teachers.sam import SamTeacher  # imports torch: only with a checkpoint at hand
 
             self.candidates["sam"] = SamTeacher(model_type=model_type, device=device, **common)
+        if isinstance(features, Teacher):
+            self.candidates["features"] = features
+        elif features or (features is None and _features.backbone_weights() is not None):
+            self.candidates["features"] = _features.FeatureTeacher(device=device, **common)
         self.choices: list[str] = []
         self.record = record
         self.weighed: list[BoxChoice] = []
@@ -241,9 +252,7 @@ class AutoTeacher(Teacher):
     def _context(self, box: np.ndarray, h: int, w: int) -> tuple[Region, tuple[slice, slice]]:
         """The window the candidates are weighed on (the box and a ring), and the box in it."""
         bx = box_region(box, 0, w, h)
-        ring = max(self.pad, 8, round(0.25 * max(bx[2] - bx[0], bx[3] - bx[1])))
-        ctx = (max(0, bx[0] - ring), max(0, bx[1] - ring), min(w, bx[2] + ring),
-               min(h, bx[3] + ring))
+        ctx = context_window(box, self.pad, w, h)
         return ctx, (slice(bx[1] - ctx[1], bx[3] - ctx[1]), slice(bx[0] - ctx[0], bx[2] - ctx[0]))
 
     def _choose(self, box: np.ndarray, padded: Region,
@@ -258,7 +267,7 @@ class AutoTeacher(Teacher):
         ctx, in_box = self._context(box, *img.shape[:2])
         cshape = _shape(ctx)
         bx = box_region(box, 0, img.shape[1], img.shape[0])
-        feats = features(img[ctx[1]:ctx[3], ctx[0]:ctx[2]])
+        feats = colour_features(img[ctx[1]:ctx[3], ctx[0]:ctx[2]])
         placed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name, (r, m, c) in cands.items():
             mask, conf = _place(r, m, c, ctx, cshape)
