@@ -15,6 +15,8 @@
 # HALF=1 (environment): section 2's box-free protocol. Only every other photo (sorted by name)
 # is boxed; the rest are predicted with no boxes and scored box-free (`b2p eval --photos
 # unboxed`: pixel scores and region recall / precision), beside the boxed half's rows.
+# PLAN="--mode frozen --input-size 336 --epochs 12" (environment): train with these settings
+# instead of `--budget`, e.g. another run's plan, so two runs that differ in one step train alike.
 # HALF=2: the other fold (every other photo from the second on is boxed), for a second student
 # scored on the photos the first one was trained on.
 set -eu
@@ -44,7 +46,8 @@ if [ "${FROM:-}" != train ]; then
   cp -r "$proj" "$out/boxfill"
   run $b2p pseudo-label "$proj"
 fi
-run $b2p train "$proj" --out "$proj/models/student" --budget "$budget"
+# shellcheck disable=SC2086  # PLAN is a list of options
+run $b2p train "$proj" --out "$proj/models/student" ${PLAN:---budget "$budget"}
 run $b2p predict "$proj" --model "$proj/models/student" --no-fallback
 run $b2p pseudo-label "$out/boxfill" --teacher box
 rows="boxfill:teacher:boxed project:teacher:boxed project:student:boxed"
