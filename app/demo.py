@@ -120,6 +120,9 @@ def run(out: Path, n: int, size: int, epochs: int | None, input_size: int | None
     print("2/6 importing boxes (YOLO) — boxes only, the masks stay out of the project")
     rep = import_yolo(project, data / "labels")
     print(f"    {rep.summary()}")
+    # The backbone's weights first: with them cached, ``auto`` also weighs its feature mask,
+    # so a first run on a fresh machine labels as every later run does.
+    bw = _backbone_weights(backbone)
     teacher = teacher or DEFAULT_TEACHER
     print(f"3/6 pseudo-labelling with the {teacher} teacher")
     with tqdm_progress(teacher) as cb:
@@ -129,7 +132,6 @@ def run(out: Path, n: int, size: int, epochs: int | None, input_size: int | None
     scored = set(held_out)
     labels = {k: m for k in project.keys() if k not in scored
               and (m := project.load_mask(k, "teacher")) is not None}
-    bw = _backbone_weights(backbone)
     model_dir = project.models_dir() / "demo"
     scfg = StudentConfig(num_classes=project.num_classes,
                          input_size=input_size or FIXED_INPUT, backbone_weights=bw,
