@@ -103,3 +103,17 @@ def test_runs_through_the_student_backbone():
 def test_bad_options_are_refused(bad):
     with pytest.raises(ValueError):
         FeatureTeacher(backbone=MeanColour(), **bad)
+
+
+def test_auto_does_not_ask_for_it_on_boxes_of_a_class_surveyed_thin():
+    img, disc = scene()
+    backbone = MeanColour()
+    calls = []
+    backbone.register_forward_hook(lambda *_: calls.append(1))
+    t = AutoTeacher(sam=False, features=FeatureTeacher(backbone=backbone), record=True)
+    t.kinds = {1: "thin", 2: "region"}
+    t.set_image(img)
+    t.predict_with_confidence([BOX, BOX], [1, 2])
+    assert len(calls) == 1  # one backbone pass: the region box's
+    thin, region = t.weighed
+    assert "features" not in thin.masks and "features" in region.masks

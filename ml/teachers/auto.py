@@ -233,16 +233,23 @@ class AutoTeacher(Teacher):
         img = self._image
         assert img is not None
         h, w = img.shape[:2]
+        classes = self._classes if len(self._classes) == len(boxes) else [0] * len(boxes)
         per: dict[str, list[tuple[Region, np.ndarray, np.ndarray | None]]] = {}
         self._empty = {}
         for name, t in self.candidates.items():
-            items = t._box_masks(boxes, padded)
-            per[name] = [t._finish_item(it, padded[i], boxes[i]) for i, it in enumerate(items)]
+            # The feature mask only ever serves a region box, and costs a backbone pass a box:
+            # boxes of a class the survey called thin are not asked for it.
+            idx = [i for i in range(len(boxes)) if name != "features"
+                   or self.kinds.get(int(classes[i])) != THIN]
+            items = t._box_masks(boxes[idx], [padded[i] for i in idx]) if idx else []
+            done = {i: t._finish_item(it, padded[i], boxes[i]) for i, it in zip(idx, items,
+                                                                               strict=True)}
+            none = np.zeros((0, 0), bool)
+            per[name] = [done.get(i, (padded[i], none, None)) for i in range(len(boxes))]
             self._empty[name] = sum(
                 box_coverage(r, m, box_region(boxes[i], 0, w, h)) < EMPTY_COVER
-                for i, (r, m, _) in enumerate(per[name]))
+                for i, (r, m, _) in done.items())
         self.choices, self.weighed = [], []
-        classes = self._classes if len(self._classes) == len(boxes) else [0] * len(boxes)
         out = []
         for i, box in enumerate(boxes):
             cands = {n: per[n][i] for n in per}
