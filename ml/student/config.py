@@ -232,6 +232,10 @@ def class_weights(cfg: TrainConfig, num_classes: int) -> tuple[float, ...]:
     return w
 
 
+# The backbone weight sources with a registry entry (``ml.weights``), in order of preference;
+# other files share the arch's reference entry. Torch-free here, so teachers can read it.
+BACKBONE_FILES = {"official": "dinov2_vits14", "offline": "dinov2_vits14_offline"}
+
 # How a backbone's weights are named to a person (model cards, the report, the trainer's log)
 _BACKBONE_LABELS = {"official": "official Meta DINOv2 ViT-S/14",
                     "offline": "offline DINOv2-derived ViT-S/14 (converted)",

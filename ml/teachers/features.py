@@ -27,18 +27,19 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ml.student.config import BACKBONE_FILES
 from ml.teachers._base import Region, Teacher, box_region, context_window
 
 MIN_RING = 4  # ring patches needed to say what background looks like
 TAPS = (4, 7)  # 0-based blocks read (the student's deepest tap and the one before it)
-_SOURCES = (("official", "dinov2_vits14"), ("offline", "dinov2_vits14_offline"))
 
 
 def backbone_weights() -> str | None:
     """The student backbone source whose file is cached and verified, or None (no download)."""
     from ml import weights
 
-    return next((src for src, name in _SOURCES if weights.find(name) is not None), None)
+    return next((src for src, name in BACKBONE_FILES.items() if weights.find(name) is not None),
+                None)
 
 
 class FeatureTeacher(Teacher):

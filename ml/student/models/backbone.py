@@ -26,11 +26,9 @@ from torch import nn
 from ml import weights as _weights
 from ml.common.hashing import sha256_file
 from ml.common.torch_load import load_torch_checkpoint
-from ml.student.config import backbone_label
+from ml.student.config import BACKBONE_FILES, backbone_label
 
 MODES = ("bitfit", "frozen", "full")
-# Backbone weight sources with a registry entry; other files share the arch's reference one.
-_REGISTERED = {"official": "dinov2_vits14", "offline": "dinov2_vits14_offline"}
 # Parameters that timm's checkpoint filter computes rather than copies (position embeddings are
 # resampled to the input size): never "as in the file", so checkpoints always keep them.
 _DERIVED = ("vit.pos_embed",)
@@ -69,8 +67,8 @@ def _hf_to_timm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _source_path(weights: str) -> tuple[Path, str, str]:
     """(file, layout, SHA-256) for a weight source name; layout is 'timm' or 'hf'."""
-    if weights in _REGISTERED:
-        name = _REGISTERED[weights]
+    if weights in BACKBONE_FILES:
+        name = BACKBONE_FILES[weights]
         path = Path(_weights.ensure(name))  # verified against the registry's hash
         return path, "timm", _weights.expected_sha256(name)
     path = Path(weights[3:] if weights.startswith("hf:") else weights).expanduser()
@@ -84,8 +82,8 @@ def pretrained_source(arch: str, weights: str) -> _weights.WeightSource:
 
     Random, ``hf:`` and PATH weights are taken to follow the arch's reference source.
     """
-    if weights in _REGISTERED:
-        return _weights.get_source(_REGISTERED[weights])
+    if weights in BACKBONE_FILES:
+        return _weights.get_source(BACKBONE_FILES[weights])
     return _weights.source_for_arch(arch)
 
 
