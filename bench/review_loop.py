@@ -131,7 +131,8 @@ def evaluate(model_dir: Path, proj: Project, test: list[str], masks: Path, min_a
     for k in test:
         gt = gt_of(masks, k)
         res = pred.predict(proj.load_image(k))
-        kept = proposals_of(res.label, res.confidence, cal, res.regions, res.defect)
+        kept = proposals_of(res.label, res.confidence, cal, res.regions, res.defect,
+                            res.novelty)
         add_to_label(res.label, kept)  # as b2p predict stores the mask
         a, b = res.label > 0, gt > 0
         per_photo[k] = [int((a & b).sum()), int((a | b).sum())]

@@ -200,3 +200,47 @@ def test_an_export_writes_what_the_person_decided_about_the_proposals(tmp_path):
     DEC.withdraw(proj, "a.png", faint.id)
     DEC.withdraw(proj, "a.png", sure.id)
     np.testing.assert_array_equal(exported(), label)
+
+
+def test_region_classes_are_looked_for_lower_and_thin_ones_where_they_were():
+    from ml.prediction.predict import REGION_PROPOSAL_THRESHOLD
+
+    assert proposal_threshold(None, region=True) == REGION_PROPOSAL_THRESHOLD < 0.5
+    assert proposal_threshold(0.2, region=True) == 0.2  # never above the mask's own
+    torch.manual_seed(0)
+    card = ModelCard(TINY, region_classes=[2])
+    pred = Predictor(build_model(TINY), card, "cpu", min_region_cells=0)
+    assert pred.proposal_thresholds.tolist() == pytest.approx([1.0, 0.5, 0.3])
+    assert pred.settings()["region_proposal_threshold"] == REGION_PROPOSAL_THRESHOLD
+    image = np.random.default_rng(0).integers(0, 256, (40, 50, 3), np.uint8)
+    res = pred.predict(image, return_probs=True)
+    probs = res.probs.astype(np.float32)
+    score, top = 1.0 - probs[0], probs[1:].argmax(0) + 1
+    found = res.regions > 0
+    assert (found[(top == 2) & (score > 0.31)]).all() and not found[score < 0.29].any()
+    assert not found[(top == 1) & (score < 0.49)].any()  # the thin class: 0.5 as before
+    assert (res.regions[found] == top[found]).all()
+
+
+def test_training_records_the_classes_the_survey_called_regions(tmp_path):
+    from PIL import Image
+
+    from ml.project.store import Box, Project
+    from ml.training.widths import region_classes
+
+    d = tmp_path / "img"
+    d.mkdir()
+    for i in range(3):
+        Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(d / f"{i}.png")
+    proj = Project.create(tmp_path / "p", d)
+    kinds = [{"1": "region", "2": "thin"}, {"1": "region", "2": "region"}, None]
+    for i, k in enumerate(kinds):
+        key = f"{i}.png"
+        proj.set_boxes(key, [Box(2, 2, 10, 10, 1)])
+        proj.save_teacher_mask(key, np.zeros((20, 20), np.uint8), "auto",
+                               settings={"kinds": k} if k else {})
+    # class 2 was thin on one photo: it keeps the thin threshold
+    assert region_classes(proj, proj.keys()) == [1]
+    card = ModelCard(TINY, region_classes=[1])
+    card.save(tmp_path / "config.json")
+    assert ModelCard.load(tmp_path / "config.json").region_classes == [1]

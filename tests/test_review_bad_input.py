@@ -50,8 +50,8 @@ def test_no_rejected_region_yet_calibrates_and_trains_targets(proj, tmp_path):
     for p in props.values():
         DEC.decide(proj, "0.png", p.id, DEC.ACCEPTED)  # accepted only: no negative
     examples = DEC.calibration_examples(proj)
-    assert len(examples) == 2 and all(ok for _, _, ok, _ in examples)
-    assert all(0 < area < 1 for *_, area in examples)
+    assert len(examples) == 2 and all(ok for _, _, ok, *_ in examples)
+    assert all(0 < area < 1 and nov is None for *_, area, nov in examples)  # no bank: None
     tiny = StudentConfig(input_size=28, backbone_weights="none", taps=(0, 1),
                          decoder_channels=32)
     model = save_checkpoint(tmp_path / "m", build_model(tiny).eval(), ModelCard(student=tiny))

@@ -176,7 +176,8 @@ def _proposals(spec: RunSpec, task: PhotoTask, predictor: Any, result: Any,
         teacher = make_teacher(spec.proposal_teacher)
     return find_proposals(result.label, result.confidence, task.all_boxes, task.every_boxed,
                           "", Calibration.from_json(json.loads(spec.calibration)), predictor,
-                          teacher, image, result.regions, result.defect, proposed)
+                          teacher, image, result.regions, result.defect, proposed,
+                          result.novelty)
 
 
 def predict_photo(spec: RunSpec, task: PhotoTask, run_dir: str) -> PhotoResult:

@@ -12,7 +12,11 @@ proposals people decided):
   confidence: false alarms are mostly small blips of texture (round 15 measured, on the
   proposals of two real sets, an AUC of 0.79-0.81 for the log area against 0.64-0.67 for the
   mean confidence). Its weights are fitted on each project's own labelled regions, so how
-  much size counts is the project's, not a constant of ours;
+  much size counts is the project's, not a constant of ours. Where the model has a background
+  bank (:mod:`ml.student.novelty`) a third term, ``n log(novelty)`` of the region's highest
+  novelty, joins them: on blobs the student scores defects and tile texture alike and
+  novelty tells them apart, on cracks size and confidence already do (docs/RESULTS.md round
+  29), and the fit says which it is for the project at hand;
 * ``isotonic`` (pool-adjacent-violators, monotone, no shape assumed) when sizes are not given
   and there are at least :data:`ISOTONIC_MIN` regions of both outcomes, else
 * ``temperature``: ``sigmoid((logit(c) - b) / T)``, T and b by grid search on the log loss
@@ -40,23 +44,21 @@ from typing import Any
 
 import numpy as np
 
+from ml.evaluation.calibration_maps import (
+    fit_isotonic,
+    fit_logistic,
+    fit_temperature,
+    log_novelty,
+    logit,
+    sigmoid,
+)
+
 TARGET_PRECISION = 0.8
 ISOTONIC_MIN = 30  # regions of each outcome before the isotonic map is trusted
 LOGISTIC_MIN = 8  # regions of each outcome before confidence and size are fitted together
-L2 = 1.0  # ridge on the standardised logistic weights: a few dozen regions must not overfit
 DEFAULT_THRESHOLD = 0.5  # no labelled region at all: this calibrated confidence
 RESAMPLES = 200  # bootstrap resamples of the labelled regions a threshold is the median over
 ALL = "all"  # Calibration.thresholds' key of the threshold picked on every class's regions
-_EPS = 1e-4
-
-
-def _logit(c: np.ndarray) -> np.ndarray:
-    c = np.clip(np.asarray(c, np.float64), _EPS, 1 - _EPS)
-    return np.log(c / (1 - c))
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
 
 
 def ece(prob: np.ndarray, truth: np.ndarray, bins: int = 10) -> float:
@@ -72,56 +74,6 @@ def ece(prob: np.ndarray, truth: np.ndarray, bins: int = 10) -> float:
         if m.any():
             err += m.sum() * abs(y[m].mean() - p[m].mean())
     return float(err / p.size)
-
-
-def _isotonic(x: np.ndarray, y: np.ndarray) -> tuple[list[float], list[float]]:
-    """Knots (x, fitted y) of the non-decreasing least-squares fit (pool adjacent violators)."""
-    order = np.argsort(x, kind="stable")
-    xs, ys = x[order], y[order].astype(np.float64)
-    vals, wts, lo = [], [], []  # blocks: mean, weight, first x
-    for xv, yv in zip(xs, ys, strict=True):
-        vals.append(yv)
-        wts.append(1.0)
-        lo.append(xv)
-        while len(vals) > 1 and vals[-2] > vals[-1]:
-            w = wts[-2] + wts[-1]
-            vals[-2] = (vals[-2] * wts[-2] + vals[-1] * wts[-1]) / w
-            wts[-2] = w
-            del vals[-1], wts[-1], lo[-1]
-    return [float(v) for v in lo], [float(v) for v in vals]
-
-
-def _fit_temperature(c: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(T, b) minimising the log loss of sigmoid((logit(c) - b) / T) on a coarse grid."""
-    z = _logit(c)
-    best = (np.inf, 1.0, 0.0)
-    for t in np.geomspace(0.05, 20.0, 41):
-        for b in np.linspace(-6.0, 6.0, 49):
-            p = np.clip(_sigmoid((z - b) / t), _EPS, 1 - _EPS)
-            loss = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
-            if loss < best[0]:
-                best = (loss, float(t), float(b))
-    return best[1], best[2]
-
-
-def _fit_logistic(c: np.ndarray, area: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """(a, s, b) of sigmoid(a logit(c) + s log(area) + b): Newton steps on the log loss with
-    an L2 penalty on the standardised weights (not the bias)."""
-    x = np.stack([_logit(c), np.log(np.clip(area, 1e-12, 1.0))], axis=1)
-    mu, sd = x.mean(axis=0), x.std(axis=0) + 1e-6
-    z = np.c_[(x - mu) / sd, np.ones(len(x))]
-    w = np.zeros(3)
-    pen = np.diag([L2, L2, 0.0])
-    for _ in range(50):
-        p = _sigmoid(z @ w)
-        grad = z.T @ (p - y) + pen @ w
-        hess = (z * (p * (1 - p))[:, None]).T @ z + pen + 1e-9 * np.eye(3)
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    a, s = w[0] / sd[0], w[1] / sd[1]  # back to the raw features
-    return float(a), float(s), float(w[2] - a * mu[0] - s * mu[1])
 
 
 @dataclass(frozen=True)
@@ -145,6 +97,8 @@ class Calibration:
     bias: float = 0.0
     area_weight: float = 0.0  # logistic: the weight of log(area share); its confidence
     conf_weight: float = 1.0  # weight and its bias are these two and ``bias``
+    novelty_weight: float = 0.0  # logistic: the weight of log(novelty) (0: fitted without)
+    novelty_ref: float = 1.0  # the novelty a region without one counts at (the fit's median)
     knots_x: tuple[float, ...] = ()
     knots_y: tuple[float, ...] = ()
     target_precision: float = TARGET_PRECISION
@@ -161,20 +115,26 @@ class Calibration:
     # over a region of the mask: the calibrations fitted before round 19)
     score: str = "top_class"
 
-    def apply(self, raw: np.ndarray | float, area: np.ndarray | float | None = None
-              ) -> np.ndarray:
+    def apply(self, raw: np.ndarray | float, area: np.ndarray | float | None = None,
+              novelty: np.ndarray | float | None = None) -> np.ndarray:
         """Calibrated confidence of raw region confidence(s), in [0, 1]; ``area``: each
-        region's share of its photo (the ``logistic`` map needs it)."""
+        region's share of its photo (the ``logistic`` map needs it); ``novelty``: each
+        region's highest novelty (None, or NaN for one region: ``novelty_ref``)."""
         c = np.asarray(raw, np.float64)
         if self.method == "logistic":
             if area is None:
                 raise ValueError("this calibration weighs each region's size: give its area")
             a = np.log(np.clip(np.asarray(area, np.float64), 1e-12, 1.0))
-            return _sigmoid(self.conf_weight * _logit(c) + self.area_weight * a + self.bias)
+            z = self.conf_weight * logit(c) + self.area_weight * a + self.bias
+            if self.novelty_weight:
+                n = np.asarray(self.novelty_ref if novelty is None else novelty, np.float64)
+                z = z + self.novelty_weight * log_novelty(np.where(np.isnan(n),
+                                                                     self.novelty_ref, n))
+            return sigmoid(z)
         if self.method == "isotonic" and self.knots_x:
             return np.interp(c, self.knots_x, self.knots_y)
         if self.method == "temperature":
-            return _sigmoid((_logit(c) - self.bias) / self.temperature)
+            return sigmoid((logit(c) - self.bias) / self.temperature)
         return np.clip(c, 0.0, 1.0)
 
     def threshold(self, cls: int) -> float:
@@ -192,7 +152,8 @@ class Calibration:
                         + (" (shared)" if v.shared else "")
                         + ("" if v.met else " (target missed)")
                         for k, v in sorted(self.thresholds.items()))
-        how = "logistic (confidence and size)" if self.method == "logistic" else self.method
+        how = (("logistic (confidence, size and novelty)" if self.novelty_weight else
+                "logistic (confidence and size)") if self.method == "logistic" else self.method)
         return (f"{how} on {self.regions} regions ({self.positives} real); "
                 f"ECE {self.ece_before:.3f} -> {self.ece_after:.3f}; thresholds for precision "
                 f"{self.target_precision:g}: {ths}")
@@ -289,12 +250,15 @@ def _at(prob: np.ndarray, truth: np.ndarray, t: float, target: float) -> ClassTh
 
 def fit_calibration(raw: np.ndarray, truth: np.ndarray, classes: np.ndarray,
                     target: float = TARGET_PRECISION, method: str = "auto",
-                    note: str = "", areas: np.ndarray | None = None) -> Calibration:
+                    note: str = "", areas: np.ndarray | None = None,
+                    novelty: np.ndarray | None = None) -> Calibration:
     """Fit the map and the per-class thresholds on labelled regions.
 
     ``raw``: raw region confidences; ``truth``: 1 where the region is a real defect;
     ``classes``: each region's class id; ``areas``: each region's share of its photo (None:
-    unknown). ``method``: auto | temperature | isotonic | logistic.
+    unknown); ``novelty``: each region's highest novelty (None: the model has no background
+    bank; NaN for a region without one, which counts at the others' median).
+    ``method``: auto | temperature | isotonic | logistic.
     """
     c = np.asarray(raw, np.float64).reshape(-1)
     y = np.asarray(truth, np.float64).reshape(-1)
@@ -314,18 +278,22 @@ def fit_calibration(raw: np.ndarray, truth: np.ndarray, classes: np.ndarray,
     if method == "logistic":
         if ar is None:
             raise ValueError("the logistic calibration needs each region's area")
-        a, sw, b = _fit_logistic(c, ar, y)
-        cal = Calibration("logistic", bias=b, area_weight=sw, conf_weight=a)
+        nv, ref = _known_novelty(novelty, c.size)
+        a, sw, b, nw = fit_logistic(c, ar, y, nv)
+        if nw < 0:  # stranger than background never makes a region less likely a defect:
+            a, sw, b, nw = fit_logistic(c, ar, y)  # the bound's optimum is the fit without it
+        cal = Calibration("logistic", bias=b, area_weight=sw, conf_weight=a,
+                          novelty_weight=nw, novelty_ref=ref)
     elif method == "isotonic":
-        kx, ky = _isotonic(c, y)
+        kx, ky = fit_isotonic(c, y)
         cal = Calibration("isotonic", knots_x=tuple(kx), knots_y=tuple(ky))
     elif method == "temperature":
-        t, b = _fit_temperature(c, y)
+        t, b = fit_temperature(c, y)
         cal = Calibration("temperature", temperature=t, bias=b)
     else:
         raise ValueError(f"unknown calibration method '{method}' "
                          "(temperature, isotonic, logistic)")
-    p = cal.apply(c, ar)
+    p = cal.apply(c, ar, None if novelty is None else np.asarray(novelty, np.float64))
     ths = {ALL: threshold_for_precision(p, y, target)}
     for cls in np.unique(k):
         pc, yc = p[k == cls], y[k == cls]
@@ -337,6 +305,21 @@ def fit_calibration(raw: np.ndarray, truth: np.ndarray, classes: np.ndarray,
     return replace(cal, target_precision=target, thresholds=ths, ece_before=ece(c, y),
                    ece_after=ece(p, y), regions=int(c.size), positives=pos, note=note,
                    curves=curves)
+
+
+def _known_novelty(novelty: np.ndarray | None, n: int) -> tuple[np.ndarray | None, float]:
+    """(novelty with the unknown at the known median, that median); (None, 1) when no region
+    has one."""
+    if novelty is None:
+        return None, 1.0
+    v = np.asarray(novelty, np.float64).reshape(-1)
+    if v.size != n:
+        raise ValueError("novelty must have one entry per region")
+    known = v[~np.isnan(v)]
+    if not known.size:
+        return None, 1.0
+    ref = float(np.median(known))
+    return np.where(np.isnan(v), ref, v), ref
 
 
 def save_to_card(model_dir: str | Path, cal: Calibration) -> None:

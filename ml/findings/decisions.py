@@ -146,7 +146,7 @@ def decide(project: Project, key: str, pid: str, action: str, cls: int | str | N
                      if before else [])]
         model = str((findings.get("proposals") or {}).get("model", ""))
         new = Decision(pid, action, int(cls), frame, rle_encode(mask), by, now(),
-                       prop.confidence, model, history)
+                       prop.confidence, model, history, prop.novelty)
         undo = Undo(key, pid, before, list(rec.boxes))
         boxes = _valid([b for b in rec.boxes if not _is_box_of(b, previous)], project)
         if action == ACCEPTED:
@@ -205,15 +205,16 @@ def counts(project: Project) -> dict[str, int]:
     return out
 
 
-def calibration_examples(project: Project) -> list[tuple[float, int, int, float]]:
-    """(raw confidence, class, 1 accepted / 0 rejected, area share of the photo) of every
-    decided proposal."""
+def calibration_examples(project: Project
+                         ) -> list[tuple[float, int, int, float, float | None]]:
+    """(raw confidence, class, 1 accepted / 0 rejected, area share of the photo, novelty or
+    None) of every decided proposal."""
     out = []
     for k in decided_keys(project):
         rec = project.record(k)
         size = max(rec.width * rec.height, 1)
         out += [(float(d.confidence), d.cls, int(d.action == ACCEPTED),
-                 float(d.mask().sum()) / size)
+                 float(d.mask().sum()) / size, d.novelty)
                 for d in decisions(project, k).values() if d.confidence is not None]
     return out
 

@@ -15,6 +15,12 @@ class, and a box the student leaves empty may take the teacher's mask (the fallb
 default; scoring the student itself needs it off). :mod:`ml.prediction.box_constraint` has the
 rules.
 
+Novelty: a model folder with a background bank (:mod:`ml.student.novelty`, built after
+training by :mod:`ml.prediction.novelty_build`) scores every patch against it in the same
+forward pass; the novelty rides as one more channel through the tiles and bands and comes out
+beside the box-free proposal maps (``PredictResult.novelty``), where a proposal's calibrated
+confidence weighs it.
+
 Every mode hands out the probabilities band by band (:meth:`Predictor.bands`), and
 :meth:`Predictor.stream` turns each band into uint8 label and confidence rows for a sink, so a
 45 MP photo is predicted without any whole-photo float map; :meth:`Predictor.predict` gathers
@@ -51,6 +57,7 @@ from ml.prediction.tiled import ramp_window as _ramp_window  # noqa: F401 - the 
 from ml.prediction.tiled import tile_starts as _starts  # noqa: F401
 from ml.student.checkpoint import load_model
 from ml.student.config import ModelCard
+from ml.student.novelty import NoveltyBank, load_bank, novelty_bytes
 
 
 @dataclass
@@ -63,6 +70,8 @@ class PredictResult:
     # ml.prediction.proposals) and the defect score 1 - p(background) * 255
     regions: np.ndarray | None = None  # (H, W) uint8 class ids
     defect: np.ndarray | None = None  # (H, W) uint8
+    # box-free with a background bank: each pixel's novelty * NOVELTY_UNIT (ml.student.novelty)
+    novelty: np.ndarray | None = None  # (H, W) uint8
 
 
 class BandSink(Protocol):
@@ -73,19 +82,27 @@ class BandSink(Protocol):
 
 
 PROPOSAL_THRESHOLD = 0.5  # box-free proposals are looked for where defect beats background
+REGION_PROPOSAL_THRESHOLD = 0.3  # ... and lower for the classes the teacher found to be blobs
 
 
-def proposal_threshold(free_threshold: float | None) -> float:
+def proposal_threshold(free_threshold: float | None, region: bool = False) -> float:
     """The defect score above which box-free proposals are looked for: where the student finds
     a defect likelier than background, or lower when the mask's own threshold is lower.
+    ``region``: for a class the teacher's survey called a region (blobs), lower still.
 
     The free threshold draws the mask for the best pixel IoU; a small defect whose score peaks
     under it would never be proposed (round 19: on the shared sets 22 and 42 true regions that
     the queue missed had no pixel above 0.75), so the calibrated region confidence, not the
     pixel threshold, decides which regions a person sees.
+
+    Blobs the student is unsure of peak under 0.5 (round 21: magnetic_tile's missed true
+    regions at 0.35-0.50, 0.96 of them held at 0.3), while a thin defect looked for lower merges
+    with its surroundings (crackforest's queue fell from 0.84 to 0.78 real at 0.3, round 29):
+    region classes take :data:`REGION_PROPOSAL_THRESHOLD`, thin ones and the classes of a
+    teacher without a survey keep :data:`PROPOSAL_THRESHOLD`.
     """
-    return PROPOSAL_THRESHOLD if free_threshold is None else min(PROPOSAL_THRESHOLD,
-                                                                 free_threshold)
+    base = REGION_PROPOSAL_THRESHOLD if region else PROPOSAL_THRESHOLD
+    return base if free_threshold is None else min(base, free_threshold)
 
 
 class Predictor:
@@ -95,7 +112,8 @@ class Predictor:
                  tiled: bool = False, overlap: float = 0.25, batch_size: int = 4,
                  box_pad: int = BOX_PAD, box_rule: str = "tight",
                  min_region_cells: float = MIN_CELLS, thin_lines: bool = True,
-                 free_threshold: float | None | str = "card") -> None:
+                 free_threshold: float | None | str = "card",
+                 novelty: NoveltyBank | None = None) -> None:
         if not 0 <= overlap < 1:
             raise ValueError(f"tile overlap must be in [0, 1), got {overlap}")
         self.device = resolve_device(str(device))
@@ -118,11 +136,18 @@ class Predictor:
         self.free_threshold = (card_free_threshold(card) if free_threshold == "card"
                                else None if free_threshold is None else float(free_threshold))
         self.proposal_threshold = proposal_threshold(self.free_threshold)
+        regions = {int(c) for c in card.region_classes}
+        # per class id (0 unused): where a class's box-free proposals are looked for
+        self.proposal_thresholds = torch.tensor(
+            [1.0] + [proposal_threshold(self.free_threshold, c in regions)
+                     for c in range(1, max(self.num_classes, 1))])
+        self.novelty = novelty  # the background bank (None: no novelty channel)
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, device: str | torch.device = "auto",
                  **options: Any) -> Predictor:
         model, card = load_model(model_dir, "cpu")
+        options.setdefault("novelty", load_bank(model_dir))
         return cls(model, card, device, **options)
 
     def settings(self) -> dict[str, Any]:
@@ -137,15 +162,34 @@ class Predictor:
                 "box_classes": True, "min_region_cells": self.min_region_cells,
                 "free_threshold": self.free_threshold,
                 "proposal_threshold": self.proposal_threshold,
+                "region_proposal_threshold": (
+                    proposal_threshold(self.free_threshold, True) if self.card.region_classes
+                    else None),
+                "novelty_bank": self.novelty is not None,
                 "thin_widths": ({str(c): w for c, w in sorted(self.thin.items())}
                                 if self.box_rule == "tight" else {})}
 
+    @property
+    def num_classes(self) -> int:
+        return int(self.card.student.num_classes)
+
+    def _input(self, batch: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+        return x.permute(0, 3, 1, 2).float().div_(255.0)
+
     @torch.inference_mode()
     def _forward(self, batch: np.ndarray) -> torch.Tensor:
-        """Class probabilities (B, C, h, w) of a (B, h, w, 3) uint8 batch."""
-        x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
-        x = x.permute(0, 3, 1, 2).float().div_(255.0)
-        return self.model(x)["fine"].float().softmax(dim=1)
+        """Class probabilities (B, C, h, w) of a (B, h, w, 3) uint8 batch; with a background
+        bank, each pixel's novelty as channel C after them."""
+        x = self._input(batch)
+        if self.novelty is None:
+            return self.model(x)["fine"].float().softmax(dim=1)
+        feats = self.model.encode(x)
+        probs = self.model.decode(feats, x)["fine"].float().softmax(dim=1)
+        nov = torch.nn.functional.interpolate(self.novelty.score(feats)[:, None],
+                                              size=probs.shape[-2:], mode="bilinear",
+                                              align_corners=False)
+        return torch.cat([probs, nov], dim=1)
 
     def crop_scale(self, hw: tuple[int, int]) -> float:
         """Factor a photo of size ``hw`` is resized by so its pixels match the training crops."""
@@ -182,7 +226,8 @@ class Predictor:
 
     def bands(self, image: np.ndarray | RowSource, reporter: Reporter | None = None
               ) -> Iterator[tuple[int, torch.Tensor]]:
-        """(first row, (C, rows, W) class probabilities) of the photo, band by band."""
+        """(first row, (C, rows, W) class probabilities) of the photo, band by band (with a
+        background bank, C + 1 rows: the novelty last)."""
         import cv2
 
         src = as_rows(image)
@@ -228,17 +273,21 @@ class Predictor:
         bc = (BoxConstraint(boxes, box_classes, self.box_pad, h, w, self.box_rule, self.thin)
               if boxes is not None and len(boxes) else None)
         rep = Reporter(self.tile_count(h, w), progress, should_stop)
+        c = self.num_classes
         for y0, band in self.bands(src, rep):
             band = band.float()
+            novelty = band[c] if band.shape[0] > c else None
+            band = band[:c]
             top = band.max(dim=0)  # torch: threaded and on the model's device
             confidence = (top.values * 255.0).round_().to(torch.uint8).cpu().numpy()
             p = band.cpu().numpy()
             if bc is None:
                 label = free_label(band, top.indices, self.free_threshold)
                 if getattr(sink, "regions", None) is not None:  # the sink wants proposal maps
-                    sink.write_regions(y0, free_label(band, top.indices, self.proposal_threshold),
+                    sink.write_regions(y0, proposal_label(band, self.proposal_thresholds),
                                        (255.0 - band[0] * 255.0).round_().to(torch.uint8)
-                                       .cpu().numpy())
+                                       .cpu().numpy(),
+                                       None if novelty is None else novelty_bytes(novelty))
             else:
                 label = bc.band(y0, undo_class_weights(p, self.class_weights)
                                 if self.box_rule == "posterior" else p)
@@ -292,7 +341,8 @@ class Predictor:
             cell = output_cell(self.input_scale((src.height, src.width)))
             label = remove_speckle(label, cell, self.min_region_cells)
             low = None if low is None else remove_speckle(low, cell, self.min_region_cells)
-        return PredictResult(label, sink.confidence, sink.probs, fallbacks, low, sink.defect)
+        return PredictResult(label, sink.confidence, sink.probs, fallbacks, low, sink.defect,
+                             getattr(sink, "novelty", None))
 
 
 def free_label(probs: torch.Tensor, argmax: torch.Tensor, threshold: float | None
@@ -304,6 +354,15 @@ def free_label(probs: torch.Tensor, argmax: torch.Tensor, threshold: float | Non
     label = probs[1:].argmax(dim=0).add_(1).to(torch.uint8)
     label[probs[0] >= 1.0 - threshold] = 0
     return label.cpu().numpy()
+
+
+def proposal_label(probs: torch.Tensor, thresholds: torch.Tensor) -> np.ndarray:
+    """Box-free uint8 label rows of (C, rows, W) ``probs`` at per-class proposal ``thresholds``
+    ((C,), 0 unused): the likeliest defect class where the defect score passes its class's."""
+    label = probs[1:].argmax(dim=0).add_(1)
+    t = thresholds.to(probs.device)[label]
+    label[probs[0] >= 1.0 - t] = 0
+    return label.to(torch.uint8).cpu().numpy()
 
 
 def card_free_threshold(card: ModelCard) -> float | None:

@@ -1,10 +1,13 @@
 """The proposals' calibration: fitted on the validation photos and the decided proposals.
 
-:func:`calibrate_model` predicts the validation photos box-free, matches their proposals'
-candidates with the teacher masks (within :data:`~ml.prediction.proposals.MATCH_PX`), adds
-every proposal people decided, fits :func:`ml.evaluation.calibration.fit_calibration` and
-writes it into the model card. :func:`ensure_calibration` is what prediction uses: the card's,
-or one fitted now for a model whose card has none (``b2p predict`` and a campaign alike).
+:func:`calibrate_model` first makes sure the model has its background bank
+(:func:`ml.prediction.novelty_build.ensure_bank`: built from the training photos and saved
+beside the weights the first time), predicts the validation photos box-free, matches their
+proposals' candidates with the teacher masks (within
+:data:`~ml.prediction.proposals.MATCH_PX`), adds every proposal people decided, fits
+:func:`ml.evaluation.calibration.fit_calibration` and writes it into the model card.
+:func:`ensure_calibration` is what prediction uses: the card's, or one fitted now for a
+model whose card has none (``b2p predict`` and a campaign alike).
 """
 
 from __future__ import annotations
@@ -45,16 +48,17 @@ def label_candidates(cands: list[Candidate], truth: np.ndarray,
 
 def calibrate_model(project: Project, model_dir: str | Path, predictor: Predictor | None = None,
                     keys: list[str] | None = None, target: float = 0.8,
-                    decided: list[tuple[float, int, int, float]] | None = None,
+                    decided: list[tuple[float, int, int, float, float | None]] | None = None,
                     progress: ProgressFn | None = None, should_stop: StopFn | None = None,
                     save: bool = True) -> Calibration:
     """Fit the proposal calibration on validation photos and store it in the model's card.
 
     ``keys``: photos with a mask to hold proposals against (default: the project's
     validation photos that have a teacher mask, else every photo with one); each is predicted
-    box-free. ``decided``: (raw confidence, class, 1 accepted / 0 rejected, area share) of
-    proposals people decided, added as labelled regions.
+    box-free. ``decided``: (raw confidence, class, 1 accepted / 0 rejected, area share,
+    novelty or None) of proposals people decided, added as labelled regions.
     """
+    from ml.prediction.novelty_build import ensure_bank
     from ml.prediction.predict import Predictor
 
     if keys is None:
@@ -65,7 +69,8 @@ def calibrate_model(project: Project, model_dir: str | Path, predictor: Predicto
     else:
         where = "given photos"
     predictor = predictor or Predictor.from_dir(model_dir, "auto")
-    raw, truth, classes, areas = [], [], [], []
+    bank = ensure_bank(project, model_dir, predictor, should_stop=should_stop)
+    raw, truth, classes, areas, novelty = [], [], [], [], []
     rep = Reporter(len(keys), progress, should_stop)
     for k in keys:
         if rep.stopped():
@@ -75,24 +80,33 @@ def calibrate_model(project: Project, model_dir: str | Path, predictor: Predicto
             rep.step(message=k)
             continue
         res = predictor.predict(project.load_image(k))
-        cands = photo_candidates(res.label, res.confidence, res.regions, res.defect)
+        cands = photo_candidates(res.label, res.confidence, res.regions, res.defect,
+                                 novelty=res.novelty)
         if cands:
             raw.extend(c.proposal.confidence for c in cands)
+            novelty.extend(_nan(c.proposal.novelty) for c in cands)
             classes.extend(c.proposal.cls for c in cands)
             areas.extend(c.proposal.area / res.label.size for c in cands)
             truth.extend(label_candidates(cands, mask).tolist())
         rep.step(message=k)
-    for conf, cls, ok, area in decided or []:
+    for conf, cls, ok, area, *nov in decided or []:
         raw.append(conf)
         classes.append(cls)
         truth.append(ok)
         areas.append(area)
+        novelty.append(_nan(nov[0] if nov else None))
     note = f"{len(keys)} {where}" + (f" + {len(decided)} decided proposals" if decided else "")
     cal = replace(fit_calibration(np.array(raw), np.array(truth), np.array(classes), target,
-                                  note=note, areas=np.array(areas)), score=SCORE)
+                                  note=note, areas=np.array(areas),
+                                  novelty=np.array(novelty) if bank is not None else None),
+                  score=SCORE)
     if save:
         save_to_card(model_dir, cal)
     return cal
+
+
+def _nan(v: float | None) -> float:
+    return float("nan") if v is None else float(v)
 
 
 def model_calibration(model_dir: str | Path) -> Calibration:

@@ -12,7 +12,9 @@ out small defects the student is less sure of. A region's raw confidence is the 
 score 1 - p(background) over its pixels there; its mask is its pixels in the mask, or, where
 the mask has none, its pixels at the proposal threshold (:func:`add_to_label` draws those
 into the ``proposed`` map stored beside the mask, so every proposal shows while the mask stays
-the one its threshold drew). The raw confidence and the mask's size are
+the one its threshold drew). A model with a background bank also gives each region its
+*novelty*: the highest of its pixels' (:mod:`ml.student.novelty`; how unlike the boxed photos'
+background it is). The raw confidence, the mask's size and the novelty are
 calibrated (:mod:`ml.evaluation.calibration`, stored in the model card) and a proposal under
 its class's threshold is dropped. Without those maps (a mask read back from disk),
 :func:`candidates` groups the mask itself and takes the mean top-class probability.
@@ -34,7 +36,7 @@ the prediction) and :func:`store_proposals` keeps what it found. The calibration
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,6 +47,7 @@ from ml.prediction.disagreement import member_spread, teacher_iou
 from ml.project.records import now
 from ml.project.regions import region_id
 from ml.project.store import Project
+from ml.student.novelty import novelty_value
 
 if TYPE_CHECKING:
     from ml.prediction.predict import Predictor
@@ -71,6 +74,7 @@ class Proposal:
     spread: float | None = None  # members' std of defect probability over the mask
     teacher_iou: float | None = None  # the teacher on the box vs the proposal's mask
     threshold: float = 0.5  # its class's calibrated threshold when it was proposed
+    novelty: float | None = None  # its pixels' highest novelty (None: the model has no bank)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -82,7 +86,8 @@ class Proposal:
     def from_json(cls, pid: str, d: dict[str, Any]) -> Proposal:
         return cls(pid, int(d["cls"]), tuple(int(v) for v in d["box"]), int(d["area"]),
                    float(d["confidence"]), float(d["calibrated"]), int(d.get("fragments", 1)),
-                   d.get("spread"), d.get("teacher_iou"), float(d.get("threshold", 0.5)))
+                   d.get("spread"), d.get("teacher_iou"), float(d.get("threshold", 0.5)),
+                   d.get("novelty"))
 
 
 def min_area_for(shape: tuple[int, int]) -> int:
@@ -125,11 +130,13 @@ def candidates(label: np.ndarray, confidence: np.ndarray | None,
 
 def region_candidates(label: np.ndarray, regions: np.ndarray, defect: np.ndarray,
                       calibration: Calibration | None = None, min_area: int | None = None,
-                      merge_px: int | None = None) -> list[Candidate]:
+                      merge_px: int | None = None, novelty: np.ndarray | None = None
+                      ) -> list[Candidate]:
     """Every group of ``regions`` (the label at the proposal threshold) of ``min_area`` or more,
     calibrated, not thresholded: its raw confidence the mean of ``defect`` (uint8 defect score)
     over the group, its mask the group's pixels in ``label`` (the mask), or the group itself
-    where the mask has none of them."""
+    where the mask has none of them; with ``novelty`` (a uint8 novelty map), the group's
+    highest novelty."""
     shape = label.shape[:2]
     min_area = min_area_for(shape) if min_area is None else min_area
     merge_px = merge_px_for(shape) if merge_px is None else merge_px
@@ -140,6 +147,10 @@ def region_candidates(label: np.ndarray, regions: np.ndarray, defect: np.ndarray
     flat = comp.ravel()
     area = np.bincount(flat, minlength=n)
     score = np.bincount(flat, weights=defect.ravel().astype(np.float64), minlength=n)
+    top = None
+    if novelty is not None:  # each group's highest novelty
+        top = np.zeros(n, np.uint8)
+        np.maximum.at(top, flat, novelty.ravel())
     drawn = (label > 0) & (label != IGNORE)
     ys_all, xs_all = np.nonzero(comp)  # every group's pixels, sorted by group once
     order = np.argsort(comp[ys_all, xs_all], kind="stable")
@@ -163,12 +174,14 @@ def region_candidates(label: np.ndarray, regions: np.ndarray, defect: np.ndarray
         mask[ys - y0, xs - x0] = True
         cls = int(np.bincount(classes).argmax())
         raw = float(score[i] / area[i] / 255.0)
+        nov = None if top is None else round(novelty_value(top[i]), 4)
         pid = region_id(cls, (x0, y0, x1, y1), shape)
         seen[pid] = seen.get(pid, 0) + 1
         pid = pid if seen[pid] == 1 else f"{pid}#{seen[pid]}"
+        calibrated = float(cal.apply(raw, len(ys) / label.size, nov))
         out.append(Candidate(Proposal(pid, cls, (x0, y0, x1, y1), len(ys), round(raw, 4),
-                                      round(float(cal.apply(raw, len(ys) / label.size)), 4),
-                                      _fragments(mask)), mask))
+                                      round(calibrated, 4), _fragments(mask), novelty=nov),
+                             mask))
     return out
 
 
@@ -180,22 +193,24 @@ def _fragments(mask: np.ndarray) -> int:
 
 def photo_candidates(label: np.ndarray, confidence: np.ndarray | None,
                      regions: np.ndarray | None = None, defect: np.ndarray | None = None,
-                     calibration: Calibration | None = None) -> list[Candidate]:
-    """A prediction's candidates: from its proposal maps (``regions``, ``defect``: a box-free
-    :class:`~ml.prediction.predict.PredictResult` has them) where given, else from its mask
-    and confidence."""
+                     calibration: Calibration | None = None,
+                     novelty: np.ndarray | None = None) -> list[Candidate]:
+    """A prediction's candidates: from its proposal maps (``regions``, ``defect`` and, with a
+    background bank, ``novelty``: a box-free :class:`~ml.prediction.predict.PredictResult`
+    has them) where given, else from its mask and confidence."""
     if regions is not None and defect is not None:
-        return region_candidates(label, regions, defect, calibration)
+        return region_candidates(label, regions, defect, calibration, novelty=novelty)
     return candidates(label, confidence, calibration)
 
 
 def proposals_of(label: np.ndarray, confidence: np.ndarray | None,
                  calibration: Calibration | None = None, regions: np.ndarray | None = None,
-                 defect: np.ndarray | None = None) -> list[Candidate]:
+                 defect: np.ndarray | None = None, novelty: np.ndarray | None = None
+                 ) -> list[Candidate]:
     """The candidates (:func:`photo_candidates`) that reach their class's calibrated
     threshold."""
     cal = calibration or Calibration()
-    return [c for c in photo_candidates(label, confidence, regions, defect, cal)
+    return [c for c in photo_candidates(label, confidence, regions, defect, cal, novelty)
             if c.proposal.calibrated >= cal.threshold(c.proposal.cls)]
 
 
@@ -254,14 +269,16 @@ def find_proposals(label: np.ndarray, confidence: np.ndarray | None, boxes: np.n
                    predictor: Predictor | None = None, teacher: Any = None,
                    image: np.ndarray | Callable[[], np.ndarray] | None = None,
                    regions: np.ndarray | None = None, defect: np.ndarray | None = None,
-                   proposed: np.ndarray | None = None) -> dict[str, Any]:
+                   proposed: np.ndarray | None = None, novelty: np.ndarray | None = None
+                   ) -> dict[str, Any]:
     """A photo's proposals as the entry :func:`store_proposals` keeps in its record.
 
     ``boxes`` (N, 4) xyxy: the photo's boxes (a region mostly inside one is not a proposal);
     ``every_boxed``: a person said every defect is boxed (no proposal). ``predictor`` (with
     members) and ``teacher`` add the queue's disagreement figures; both need the photo
     (``image``, or a function reading it: called only when a proposal needs it).
-    ``regions`` and ``defect``: the prediction's proposal maps (box-free); with them, the kept
+    ``regions``, ``defect`` and ``novelty``: the prediction's proposal maps (box-free; the
+    novelty where the model has a background bank); with them, the kept
     proposals ``label`` has no pixel of are drawn into ``proposed`` (in place: a zero uint8
     map of the mask's size, stored beside it; None: into ``label``, for a caller that keeps
     no such map).
@@ -271,7 +288,7 @@ def find_proposals(label: np.ndarray, confidence: np.ndarray | None, boxes: np.n
     near = 0
     if not every_boxed:
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-        for c in photo_candidates(label, confidence, regions, defect, cal):
+        for c in photo_candidates(label, confidence, regions, defect, cal, novelty):
             if _boxed_share(c.mask, c.proposal.box, boxes) >= 0.5:
                 continue
             thr = cal.threshold(c.proposal.cls)
@@ -286,11 +303,11 @@ def find_proposals(label: np.ndarray, confidence: np.ndarray | None, boxes: np.n
         image = image()
     out = []
     for c in kept:
-        p = _replace(c.proposal, threshold=round(cal.threshold(c.proposal.cls), 4))
+        p = replace(c.proposal, threshold=round(cal.threshold(c.proposal.cls), 4))
         if members and image is not None:
-            p = _replace(p, spread=member_spread(predictor, image, c.proposal.box, c.mask))
+            p = replace(p, spread=member_spread(predictor, image, c.proposal.box, c.mask))
         if teacher is not None and image is not None:
-            p = _replace(p, teacher_iou=teacher_iou(teacher, image, c.proposal.box,
+            p = replace(p, teacher_iou=teacher_iou(teacher, image, c.proposal.box,
                                                     c.proposal.cls, c.mask))
         out.append(p)
     return {"model": model, "at": now(), "calibrated": cal.fitted,
@@ -320,7 +337,7 @@ def project_proposals(project: Project, key: str, result: Any, model: str,
                           model, calibration, predictor, teacher,
                           image if image is not None else lambda: project.load_image(key),
                           getattr(result, "regions", None), getattr(result, "defect", None),
-                          proposed)
+                          proposed, getattr(result, "novelty", None))
 
 
 def record_proposals(project: Project, key: str, label: np.ndarray,
@@ -335,12 +352,6 @@ def record_proposals(project: Project, key: str, label: np.ndarray,
     entry = project_proposals(project, key, SimpleNamespace(label=label, confidence=confidence),
                               model, calibration, predictor, teacher, image)
     return store_proposals(project, key, entry)
-
-
-def _replace(p: Proposal, **kw: Any) -> Proposal:
-    from dataclasses import replace
-
-    return replace(p, **kw)
 
 
 def stored_proposals(project: Project, key: str) -> dict[str, Proposal]:

@@ -214,11 +214,17 @@ class ArraySink:
         self._probs_dtype = probs_dtype
         self.regions = np.zeros((height, width), np.uint8) if regions else None
         self.defect = np.zeros((height, width), np.uint8) if regions else None
+        self.novelty: np.ndarray | None = None  # made by the first band that has one
 
-    def write_regions(self, y0: int, regions: np.ndarray, defect: np.ndarray) -> None:
+    def write_regions(self, y0: int, regions: np.ndarray, defect: np.ndarray,
+                      novelty: np.ndarray | None = None) -> None:
         assert self.regions is not None and self.defect is not None
         self.regions[y0:y0 + len(regions)] = regions
         self.defect[y0:y0 + len(defect)] = defect
+        if novelty is not None:
+            if self.novelty is None:
+                self.novelty = np.zeros(self.regions.shape, np.uint8)
+            self.novelty[y0:y0 + len(novelty)] = novelty
 
     def write(self, y0: int, label: np.ndarray, confidence: np.ndarray,
               probs: np.ndarray | None = None) -> None:

@@ -51,6 +51,7 @@ class Decision:
     confidence: float | None = None  # the proposal's raw confidence (calibration data)
     model: str = ""
     replaced: list[dict] = field(default_factory=list)  # earlier decisions, oldest first
+    novelty: float | None = None  # the proposal's novelty (calibration data; None: no bank)
 
     def mask(self) -> np.ndarray:
         x0, y0, x1, y1 = self.box
@@ -67,13 +68,14 @@ class Decision:
     def to_json(self) -> dict[str, Any]:
         return {"action": self.action, "cls": self.cls, "box": list(self.box), "rle": self.rle,
                 "by": self.by, "at": self.at, "confidence": self.confidence,
-                "model": self.model, "replaced": self.replaced}
+                "model": self.model, "replaced": self.replaced, "novelty": self.novelty}
 
     @classmethod
     def from_json(cls, pid: str, d: dict[str, Any]) -> Decision:
         return cls(pid, str(d["action"]), int(d["cls"]), tuple(int(v) for v in d["box"]),
                    list(d.get("rle", [])), str(d.get("by", "")), str(d.get("at", "")),
-                   d.get("confidence"), str(d.get("model", "")), list(d.get("replaced", [])))
+                   d.get("confidence"), str(d.get("model", "")), list(d.get("replaced", [])),
+                   d.get("novelty"))
 
     def brief(self, class_names: list[str] | None = None) -> str:
         name = (class_names[self.cls] if class_names and 0 <= self.cls < len(class_names)

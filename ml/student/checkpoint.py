@@ -5,6 +5,7 @@
     MODEL_DIR/config.json         the :class:`ml.student.config.ModelCard` (how to rebuild
                                   the model)
     MODEL_DIR/train_state.pt      optional: optimizer / EMA / epoch, for resuming training
+    MODEL_DIR/novelty.safetensors optional: the background bank (:mod:`ml.student.novelty`)
     RUN_DIR/last/                 a training run's latest state (all three files), for resuming
 
 :class:`ModelFolder` opens one folder once (its card, weights and resume state, each read at
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "config.json"
 TRAIN_STATE_NAME = "train_state.pt"
+NOVELTY_NAME = "novelty.safetensors"  # the background bank, written by ml.student.novelty
 LAST_NAME = "last"  # a run's latest state, beside its best weights
 _BACKBONE_SOURCE = "b2p.backbone_weights"  # safetensors header: the file holding the rest
 _BACKBONE_SHA256 = "b2p.backbone_sha256"

@@ -200,6 +200,9 @@ class ModelCard:
     # the box-free decision threshold chosen on the validation photos
     # (ml.evaluation.free_threshold; empty: the argmax decides)
     free_threshold: dict = field(default_factory=dict)
+    # class ids the teacher's survey called regions (blobs): box-free proposals of these are
+    # looked for at the lower threshold (ml.prediction.predict.proposal_threshold)
+    region_classes: list = field(default_factory=list)
 
     def save(self, path: str | Path) -> None:
         atomic_write_json(path, {"student": self.student.to_dict(), "train": self.train.to_dict(),
@@ -208,7 +211,8 @@ class ModelCard:
                                  "history": self.history, "app_version": self.app_version,
                                  "calibration": self.calibration,
                                  "thin_widths": self.thin_widths,
-                                 "free_threshold": self.free_threshold})
+                                 "free_threshold": self.free_threshold,
+                                 "region_classes": self.region_classes})
 
     @classmethod
     def load(cls, path: str | Path) -> ModelCard:
@@ -221,7 +225,8 @@ class ModelCard:
                    d.get("backbone_source", ""), int(d.get("epoch", 0)), d.get("best_metric"),
                    list(d.get("history", [])), d.get("app_version", ""),
                    dict(d.get("calibration") or {}), dict(d.get("thin_widths") or {}),
-                   dict(d.get("free_threshold") or {}))
+                   dict(d.get("free_threshold") or {}),
+                   [int(c) for c in d.get("region_classes") or []])
 
 
 def class_weights(cfg: TrainConfig, num_classes: int) -> tuple[float, ...]:

@@ -79,7 +79,8 @@ class SavedRun:
                          self.best_epoch if best else epoch, self.best_metric,
                          list(self.history), __version__,
                          thin_widths=dict(getattr(self, "thin_widths", {})),
-                         free_threshold=dict(getattr(self, "free_threshold", {})))
+                         free_threshold=dict(getattr(self, "free_threshold", {})),
+                         region_classes=list(getattr(self, "region_classes", [])))
 
     def _write(self, epoch: int, improved: bool) -> None:
         """``last/`` with the resume state; the best folder when ``improved`` (else its card)."""

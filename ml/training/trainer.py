@@ -62,7 +62,7 @@ from ml.training.losses import B2PLoss
 from ml.training.members import member_subsets
 from ml.training.state import SavedRun, load_train_state
 from ml.training.step import apply_gradients, training_loss
-from ml.training.widths import thin_class_widths
+from ml.training.widths import class_shapes
 
 
 def cosine_lambda(total_steps: int):
@@ -135,8 +135,8 @@ class Trainer(SavedRun):
         # an epoch (and its box-free threshold) is chosen on MIN_PHOTOS validation photos or more;
         # on 1-3 the chosen epoch lost to the last in 12 of 15 students (docs/RESULTS.md, 17)
         self.choose_epoch = not self.val_on_train and len(val_keys) >= MIN_PHOTOS
-        # the classes the teacher traced as lines, and how wide: the card tells the predictor
-        self.thin_widths = thin_class_widths(self.project, self.train_keys)
+        # the classes the teacher traced as lines (how wide) and as blobs: the card tells them
+        self.thin_widths, self.region_classes = class_shapes(self.project, self.train_keys)
         # the card records the crop this run used, so prediction sees the same pixel scale
         sizes = [(r.height, r.width) for r in map(self.project.record, self.train_keys)]
         self.cfg = replace(self.cfg, crop=resolve_crop(self.cfg.crop, self.student.input_size,

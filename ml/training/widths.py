@@ -105,17 +105,35 @@ def project_widths(project, keys: Iterable[str], source: str = "teacher") -> Wid
     return summarise(widths, from_masks)
 
 
+def _spread(keys: Iterable[str], limit: int) -> list[str]:
+    keys = list(keys)
+    if len(keys) > limit:
+        keys = [keys[round(i * (len(keys) - 1) / (limit - 1))] for i in range(limit)]
+    return keys
+
+
+def region_classes(project, keys: Iterable[str], limit: int = 64) -> list[int]:
+    """Class ids the ``auto`` teacher's survey called regions (blobs) on every photo of
+    ``keys`` that records one (up to ``limit`` photos); empty for other teachers."""
+    from ml.teachers.auto import REGION
+
+    seen: dict[int, set[str]] = {}
+    for key in _spread(keys, limit):
+        rec = project.record(key)
+        kinds = (rec.teacher.settings or {}).get("kinds") if rec.teacher is not None else None
+        for c, k in (kinds or {}).items():
+            seen.setdefault(int(c), set()).add(k)
+    return sorted(c for c, k in seen.items() if k == {REGION})
+
+
 def thin_class_widths(project, keys: Iterable[str], limit: int = 64) -> dict[str, float]:
     """Class id (str) -> median width (photo px) of the boxes of each class the ``auto``
     teacher's survey called thin, on their teacher masks; up to ``limit`` photos spread over
     ``keys``. Empty where no teacher mask records a survey (other teachers)."""
     from ml.teachers.auto import THIN
 
-    keys = list(keys)
-    if len(keys) > limit:
-        keys = [keys[round(i * (len(keys) - 1) / (limit - 1))] for i in range(limit)]
     widths: dict[int, list[float]] = {}
-    for key in keys:
+    for key in _spread(keys, limit):
         rec = project.record(key)
         kinds = (rec.teacher.settings or {}).get("kinds") if rec.teacher is not None else None
         thin = {int(c) for c, k in (kinds or {}).items() if k == THIN}
@@ -129,3 +147,10 @@ def thin_class_widths(project, keys: Iterable[str], limit: int = 64) -> dict[str
             widths.setdefault(b.cls, []).append(box_width((b.x0, b.y0, b.x1, b.y1),
                                                           label == b.cls))
     return {str(c): round(float(np.median(w)), 2) for c, w in sorted(widths.items())}
+
+
+def class_shapes(project, keys: Iterable[str]) -> tuple[dict[str, float], list[int]]:
+    """(:func:`thin_class_widths`, :func:`region_classes`) of ``keys``: what a model's card
+    tells its predictor about the shapes of the project's classes."""
+    keys = list(keys)
+    return thin_class_widths(project, keys), region_classes(project, keys)
