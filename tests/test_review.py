@@ -288,6 +288,7 @@ def test_cli_lists_accepts_rejects_and_withdraws(proj, capsys):
     assert main(["review", root]) == 0
     out = capsys.readouterr().out
     assert "2 proposal(s) to review" in out and f"0.png:{props[0].id}" in out
+    assert "NOVEL" in out  # a mask read back has no novelty map: each proposal shows "-"
     pid = f"0.png:{props[0].id}"
     assert main(["review", root, "--accept", pid, "--class", "damage", "--by", "ann"]) == 0
     assert main(["review", root]) == 0

@@ -126,14 +126,16 @@ def _list(proj, args: argparse.Namespace) -> int:
     return 0
 
 
-_HEAD = ["ID", "CLASS", "CONF", "THR", "TEACH", "WHY", "SEV", "AREA_PX", "DECIDED"]
+_HEAD = ["ID", "CLASS", "CONF", "THR", "NOVEL", "TEACH", "WHY", "SEV", "AREA_PX", "DECIDED"]
 
 
 def format_queue(items: list) -> str:
     if not items:
         return "no proposals to review (predict photos without boxes first: b2p predict)"
     rows = [_HEAD] + [[i.id, i.class_name, f"{i.proposal.calibrated:.2f}",
-                       f"{i.proposal.threshold:.2f}", f"{i.priority:.2f}", i.reason,
+                       f"{i.proposal.threshold:.2f}",
+                       "-" if i.proposal.novelty is None else f"{i.proposal.novelty:.1f}",
+                       f"{i.priority:.2f}", i.reason,
                        str(i.severity), str(i.proposal.area),
                        i.decision.action if i.decision else ""] for i in items]
     widths = [max(len(r[c]) for r in rows) for c in range(len(_HEAD))]
