@@ -217,9 +217,10 @@ class ReviewQueuePanel(QWidget):
             self.title.setText(f"{self.index + 1}/{len(self.items)}  {item.key}  "
                                f"{item.class_name}")
             done = f"; decided: {item.decision.action}" if item.decision else ""
-            self.detail.setText(f"confidence {p.calibrated:.2f} (threshold {p.threshold:.2f}), "
-                                f"{item.reason} {item.priority:.2f}, severity {item.severity}, "
-                                f"{p.area} px{done}")
+            novel = "" if p.novelty is None else f", novelty {p.novelty:.1f}"
+            self.detail.setText(f"confidence {p.calibrated:.2f} (threshold {p.threshold:.2f})"
+                                f"{novel}, {item.reason} {item.priority:.2f}, severity "
+                                f"{item.severity}, {p.area} px{done}")
             self.show_proposal.emit(item.key, p)
         if t0 is not None:
             self.latencies.append((time.perf_counter() - t0) * 1000.0)
