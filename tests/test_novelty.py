@@ -84,7 +84,7 @@ def test_novelty_bytes_clip_and_keep_their_unit():
 
 # ------------------------------------------------------------------------- prediction
 @pytest.mark.parametrize("tiled", [False, True])
-def test_a_bank_adds_a_novelty_map_and_changes_nothing_else(model_dir, tiled):
+def test_a_bank_adds_a_novelty_map_and_changes_nothing_else(model_dir, tiled, monkeypatch):
     image = np.random.default_rng(3).integers(0, 256, (36, 50, 3), dtype=np.uint8)
     plain = Predictor.from_dir(model_dir, "cpu", tiled=tiled)
     assert plain.novelty is None
@@ -99,8 +99,13 @@ def test_a_bank_adds_a_novelty_map_and_changes_nothing_else(model_dir, tiled):
     np.testing.assert_array_equal(a.defect, b.defect)
     assert a.novelty is None and b.novelty.shape == image.shape[:2]
     assert b.novelty.dtype == np.uint8 and b.novelty.any()
+    scored = []
+    score = NoveltyBank.score
+    monkeypatch.setattr(NoveltyBank, "score", lambda self, f: scored.append(1) or score(self, f))
     boxed = with_bank.predict(image, boxes=np.array([[5, 5, 20, 20]], np.float32))
-    assert boxed.novelty is None  # a boxed photo has no proposals to weigh it
+    assert boxed.novelty is None and not scored  # no proposals to weigh: not even computed
+    with_bank.predict(image)
+    assert scored
     assert with_bank.settings()["novelty_bank"] and not plain.settings()["novelty_bank"]
 
 

@@ -142,6 +142,7 @@ class Predictor:
             [1.0] + [proposal_threshold(self.free_threshold, c in regions)
                      for c in range(1, max(self.num_classes, 1))])
         self.novelty = novelty  # the background bank (None: no novelty channel)
+        self._novelty_read = True  # False while a stream has no proposal maps to put it in
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, device: str | torch.device = "auto",
@@ -180,9 +181,9 @@ class Predictor:
     @torch.inference_mode()
     def _forward(self, batch: np.ndarray) -> torch.Tensor:
         """Class probabilities (B, C, h, w) of a (B, h, w, 3) uint8 batch; with a background
-        bank, each pixel's novelty as channel C after them."""
+        bank, each pixel's novelty as channel C after them (unless the stream reads none)."""
         x = self._input(batch)
-        if self.novelty is None:
+        if self.novelty is None or not self._novelty_read:
             return self.model(x)["fine"].float().softmax(dim=1)
         feats = self.model.encode(x)
         probs = self.model.decode(feats, x)["fine"].float().softmax(dim=1)
@@ -274,24 +275,29 @@ class Predictor:
               if boxes is not None and len(boxes) else None)
         rep = Reporter(self.tile_count(h, w), progress, should_stop)
         c = self.num_classes
-        for y0, band in self.bands(src, rep):
-            band = band.float()
-            novelty = band[c] if band.shape[0] > c else None
-            band = band[:c]
-            top = band.max(dim=0)  # torch: threaded and on the model's device
-            confidence = (top.values * 255.0).round_().to(torch.uint8).cpu().numpy()
-            p = band.cpu().numpy()
-            if bc is None:
-                label = free_label(band, top.indices, self.free_threshold)
-                if getattr(sink, "regions", None) is not None:  # the sink wants proposal maps
-                    sink.write_regions(y0, proposal_label(band, self.proposal_thresholds),
-                                       (255.0 - band[0] * 255.0).round_().to(torch.uint8)
-                                       .cpu().numpy(),
-                                       None if novelty is None else novelty_bytes(novelty))
-            else:
-                label = bc.band(y0, undo_class_weights(p, self.class_weights)
-                                if self.box_rule == "posterior" else p)
-            sink.write(y0, label, confidence, p)
+        wants = bc is None and getattr(sink, "regions", None) is not None  # proposal maps
+        self._novelty_read = wants  # the novelty goes only beside them: not computed else
+        try:
+            for y0, band in self.bands(src, rep):
+                band = band.float()
+                novelty = band[c] if band.shape[0] > c else None
+                band = band[:c]
+                top = band.max(dim=0)  # torch: threaded and on the model's device
+                confidence = (top.values * 255.0).round_().to(torch.uint8).cpu().numpy()
+                p = band.cpu().numpy()
+                if bc is None:
+                    label = free_label(band, top.indices, self.free_threshold)
+                    if wants:
+                        sink.write_regions(y0, proposal_label(band, self.proposal_thresholds),
+                                           (255.0 - band[0] * 255.0).round_().to(torch.uint8)
+                                           .cpu().numpy(),
+                                           None if novelty is None else novelty_bytes(novelty))
+                else:
+                    label = bc.band(y0, undo_class_weights(p, self.class_weights)
+                                    if self.box_rule == "posterior" else p)
+                sink.write(y0, label, confidence, p)
+        finally:
+            self._novelty_read = True
         return bc
 
     def probabilities(self, image: np.ndarray | RowSource) -> np.ndarray:
