@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ml.common.classes import IGNORE
 from ml.common.progress import ProgressFn, Reporter, StopFn
 from ml.prediction.tiled import TileGrid
 from ml.project.store import Project
@@ -55,7 +54,7 @@ def background_of(project: Project, key: str, margin: int = MARGIN) -> np.ndarra
     if mask is None:
         return None
     h, w = mask.shape[:2]
-    bg = (mask == 0) & (mask != IGNORE)
+    bg = mask == 0  # ignored pixels (IGNORE) are not background either
     for b in project.record(key).boxes:
         x0, y0, x1, y1 = b.xyxy
         bg[max(int(y0) - margin, 0):min(int(np.ceil(y1)) + margin, h),

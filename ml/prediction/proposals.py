@@ -147,10 +147,6 @@ def region_candidates(label: np.ndarray, regions: np.ndarray, defect: np.ndarray
     flat = comp.ravel()
     area = np.bincount(flat, minlength=n)
     score = np.bincount(flat, weights=defect.ravel().astype(np.float64), minlength=n)
-    top = None
-    if novelty is not None:  # each group's highest novelty
-        top = np.zeros(n, np.uint8)
-        np.maximum.at(top, flat, novelty.ravel())
     drawn = (label > 0) & (label != IGNORE)
     ys_all, xs_all = np.nonzero(comp)  # every group's pixels, sorted by group once
     order = np.argsort(comp[ys_all, xs_all], kind="stable")
@@ -163,6 +159,7 @@ def region_candidates(label: np.ndarray, regions: np.ndarray, defect: np.ndarray
             continue
         start = ends[i - 2] if i > 1 else 0
         ys, xs = ys_all[start:ends[i - 1]], xs_all[start:ends[i - 1]]
+        nov = None if novelty is None else round(novelty_value(novelty[ys, xs].max()), 4)
         inside = drawn[ys, xs]
         if inside.any():  # the mask draws it: the proposal is what the mask shows
             ys, xs = ys[inside], xs[inside]
@@ -174,7 +171,6 @@ def region_candidates(label: np.ndarray, regions: np.ndarray, defect: np.ndarray
         mask[ys - y0, xs - x0] = True
         cls = int(np.bincount(classes).argmax())
         raw = float(score[i] / area[i] / 255.0)
-        nov = None if top is None else round(novelty_value(top[i]), 4)
         pid = region_id(cls, (x0, y0, x1, y1), shape)
         seen[pid] = seen.get(pid, 0) + 1
         pid = pid if seen[pid] == 1 else f"{pid}#{seen[pid]}"
