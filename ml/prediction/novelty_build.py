@@ -4,8 +4,8 @@ The bank holds the background a person's boxes imply: on each training photo a p
 the pixels outside every box (grown by :data:`MARGIN` px) and outside its teacher mask. The
 validation photos stay out of it: the proposals' calibration (:mod:`ml.prediction.
 proposal_calibration`) scores their regions' novelty as an unseen photo's would be. Each photo
-is seen as prediction sees it (:meth:`ml.prediction.predict.Predictor.views`), so a bank patch
-and a predicted patch come from the same scale.
+is seen as prediction sees it (:func:`views`), so a bank patch and a predicted patch come from
+the same scale.
 
 :func:`ensure_bank` is what the calibration calls: the folder's bank, else one built and saved
 now (a model trained before banks gets one the first time its proposals are calibrated).
@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ml.common.progress import ProgressFn, Reporter, StopFn
-from ml.prediction.tiled import TileGrid
+from ml.prediction.photo_rows import ArrayRows
+from ml.prediction.tiled import TileGrid, tiles
 from ml.project.store import Project
 from ml.student.novelty import TAPS_USED, NoveltyBank, build_bank, load_bank, patch_features
 
@@ -83,14 +84,11 @@ def views(predictor: Predictor, image: np.ndarray, mask: np.ndarray
         image = cv2.resize(image, (ws, hs), interpolation=interp)
         m = cv2.resize(m, (ws, hs), interpolation=cv2.INTER_AREA)
     grid = TileGrid(hs, ws, t, predictor.overlap)
-    ph, pw = grid.padded
-    img = np.pad(image, ((0, ph - hs), (0, pw - ws), (0, 0)),
-                 mode="reflect" if min(hs, ws) > 1 else "edge")
-    mp = np.zeros((ph, pw), np.float32)
+    mp = np.zeros(grid.padded, np.float32)  # a photo smaller than a tile: padding is not mask
     mp[:hs, :ws] = m
-    for y in grid.ys:
-        for x in grid.xs:
-            yield img[y:y + t, x:x + t], mp[y:y + t, x:x + t]
+    for i, x, tile in tiles(ArrayRows(image), grid):  # the tiles prediction cuts, padded alike
+        y = grid.ys[i]
+        yield tile, mp[y:y + t, x:x + t]
 
 
 def background_patches(predictor: Predictor, image: np.ndarray, background: np.ndarray

@@ -122,7 +122,7 @@ def _shift_up(a: torch.Tensor, rows: int) -> None:
     a[..., -rows:, :] = 0
 
 
-def _tiles(source: RowSource, grid: TileGrid) -> Iterator[tuple[int, int, np.ndarray]]:
+def tiles(source: RowSource, grid: TileGrid) -> Iterator[tuple[int, int, np.ndarray]]:
     """(tile row, x, tile) in row-major order; a tile row's photo rows are read when its first
     tile is asked for."""
     for i, y in enumerate(grid.ys):
@@ -148,12 +148,12 @@ def tiled_bands(forward: Forward, source: RowSource, grid: TileGrid, batch_size:
     wy, wx = _weight_sums(ys, grid.padded[0], ramp), _weight_sums(xs, grid.padded[1], ramp)[:w]
     acc: torch.Tensor | None = None  # rows [ys[row], ys[row] + tile + step) of the weighted sum
     row, left = 0, len(xs)  # the first unfinished tile row, its tiles still to add
-    tiles = _tiles(source, grid)
+    pending = tiles(source, grid)
     while row < len(ys):
         if reporter is not None:
             reporter.check()
         # never past the next tile row: the accumulator holds two rows' first steps at most
-        chunk = list(itertools.islice(tiles, min(batch_size, left + len(xs))))
+        chunk = list(itertools.islice(pending, min(batch_size, left + len(xs))))
         p = forward(np.stack([tile for *_, tile in chunk]))
         if acc is None:
             acc = torch.zeros((p.shape[1], t + grid.step, grid.padded[1]), device=device)
