@@ -15,6 +15,7 @@ from ml.prediction import novelty_build as NB
 from ml.prediction.predict import Predictor
 from ml.prediction.proposals import region_candidates
 from ml.project.store import Box, Project
+from ml.student import novelty as NOV
 from ml.student.checkpoint import save_checkpoint
 from ml.student.config import ModelCard, StudentConfig
 from ml.student.models import build_model
@@ -23,6 +24,7 @@ from ml.student.novelty import (
     NOVELTY_UNIT,
     NoveltyBank,
     build_bank,
+    coreset,
     load_bank,
     novelty_bytes,
 )
@@ -57,6 +59,26 @@ def test_the_scale_is_what_background_reaches_against_other_photos():
     feats = torch.stack([like[0], unlike[0]])[None].permute(0, 2, 1)[..., None]  # (1,16,2,1)
     nov = bank.score([feats, feats])[0, :, 0]
     assert nov[0] < 1.5 and nov[1] > 3 * nov[0]
+
+
+def test_the_coreset_keeps_a_rare_kind_of_background_a_random_draw_misses(monkeypatch):
+    rng = np.random.default_rng(4)
+    common, rare = _unit(rng.normal(size=(2, 16)))
+    rows = []
+    for _ in range(2):  # two photos, each with 5 patches of a rare texture among 500
+        rows.append(_unit(np.concatenate([common + 0.05 * rng.normal(size=(500, 16)),
+                                          rare + 0.05 * rng.normal(size=(5, 16))])))
+    keep = coreset(np.concatenate(rows), 40, dims=8)
+    assert len(set(keep.tolist())) == 40 and (np.diff(keep) > 0).all()
+    # a random draw of 40 holds 0.8 rare patches on average; the coreset a share of the 40
+    assert ((keep % 505) >= 500).sum() >= 4
+    bank = build_bank([_unit(np.concatenate([r, r], axis=1)) for r in rows], max_patches=40)
+    query = torch.from_numpy(_unit(rare + 0.05 * rng.normal(size=(1, 16)))).float()
+    feats = query[:, :, None, None]
+    assert bank.score([feats, feats]).item() < 1.5  # the rare texture is background, not new
+    monkeypatch.setattr(NOV, "POOL", 300)  # more patches than the pool: a random draw first
+    assert build_bank([_unit(np.concatenate([r, r], axis=1)) for r in rows],
+                      max_patches=40).features.shape == (40, 32)
 
 
 def test_no_bank_from_a_single_photo_or_none():
@@ -157,6 +179,16 @@ def test_ensure_bank_builds_once_and_then_loads(proj, model_dir, tmp_path):
     again = Predictor.from_dir(folder, "cpu")
     assert again.novelty is not None and again.novelty.photos == 2
     assert NB.ensure_bank(proj, folder, again) is again.novelty
+
+
+def test_each_photo_gives_the_bank_its_share_of_the_pool(proj, model_dir, monkeypatch):
+    pred = Predictor.from_dir(model_dir, "cpu")
+    rows = []
+    monkeypatch.setattr(NB, "POOL", 4)  # two photos: at most 2 patches each
+    monkeypatch.setattr(NB, "build_bank", lambda r: rows.extend(r))
+    NB.build_model_bank(proj, pred)
+    full = NB.background_patches(pred, proj.load_image("0.png"), NB.background_of(proj, "0.png"))
+    assert len(full) > 2 and [len(r) for r in rows] == [2, 2]
 
 
 def test_too_few_boxed_photos_leave_the_model_without_a_bank(proj, model_dir, tmp_path):

@@ -23,7 +23,14 @@ from ml.common.progress import ProgressFn, Reporter, StopFn
 from ml.prediction.photo_rows import ArrayRows
 from ml.prediction.tiled import TileGrid, tiles
 from ml.project.store import Project
-from ml.student.novelty import TAPS_USED, NoveltyBank, build_bank, load_bank, patch_features
+from ml.student.novelty import (
+    POOL,
+    TAPS_USED,
+    NoveltyBank,
+    build_bank,
+    load_bank,
+    patch_features,
+)
 
 if TYPE_CHECKING:
     from ml.prediction.predict import Predictor
@@ -121,6 +128,10 @@ def build_model_bank(project: Project, predictor: Predictor, keys: list[str] | N
     keys = bank_keys(project) if keys is None else keys
     rep = Reporter(len(keys), progress, should_stop)
     rows = []
+    # each photo's share of the coreset's pool: a few tiled 45 MP photos would otherwise hold
+    # millions of patches (gigabytes) before the bank draws its pool from them
+    share = -(-POOL // max(len(keys), 1))
+    rng = np.random.default_rng(0)
     for k in keys:
         if rep.stopped():
             return None
@@ -128,7 +139,10 @@ def build_model_bank(project: Project, predictor: Predictor, keys: list[str] | N
         if bg is not None and bg.any():
             image = project.load_image(k)
             if image.shape[:2] == bg.shape:
-                rows.append(background_patches(predictor, image, bg))
+                row = background_patches(predictor, image, bg)
+                if len(row) > share:
+                    row = row[np.sort(rng.choice(len(row), share, replace=False))]
+                rows.append(row)
         rep.step(message=k)
     return build_bank(rows)
 
