@@ -21,9 +21,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from _machine import cpu_name, load_average  # noqa: E402
 
-from ml.prediction.novelty_build import bank_keys, build_model_bank  # noqa: E402
+from ml.prediction.novelty_build import bank_keys, bank_rows  # noqa: E402
 from ml.prediction.predict import Predictor  # noqa: E402
 from ml.project.store import Project  # noqa: E402
+from ml.student.novelty import build_bank  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,8 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     pred = Predictor.from_dir(a.model, "cpu", novelty=None)
     keys = bank_keys(proj)
     t0 = time.perf_counter()
-    bank = build_model_bank(proj, pred, keys)
-    t_bank = time.perf_counter() - t0
+    rows = bank_rows(proj, pred, keys)
+    t_rows = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    bank = build_bank(rows)
+    t_coreset = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    build_bank(rows, select="random")  # the baseline: round 29's random draw
+    t_random = time.perf_counter() - t0
+    t_bank = t_rows + t_coreset
     if bank is None:
         print("no bank: fewer than two boxed training photos with background")
         return 1
@@ -56,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bank: {len(bank.features)} patches of {bank.photos} photos ({len(keys)} asked), "
           f"built in {t_bank:.1f} s ({t_bank / max(len(keys), 1):.2f} s a photo), "
           f"{bank.features.nbytes / 2**20:.1f} MB")
+    print(f"of which the patches' features {t_rows:.1f} s, picking the bank {t_coreset:.1f} s "
+          f"as a coreset of {sum(len(r) for r in rows)} patches against {t_random:.2f} s as a "
+          f"random draw: x{t_coreset / max(t_random, 1e-9):.0f}")
     print(f"box-free prediction of {n} photos: {times['without']:.1f} s without the bank, "
           f"{times['with']:.1f} s with it: x{times['with'] / times['without']:.2f} "
           f"({1000 * (times['with'] - times['without']) / max(n, 1):.0f} ms a photo)")

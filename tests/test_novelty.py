@@ -79,6 +79,8 @@ def test_the_coreset_keeps_a_rare_kind_of_background_a_random_draw_misses(monkey
     monkeypatch.setattr(NOV, "POOL", 300)  # more patches than the pool: a random draw first
     assert build_bank([_unit(np.concatenate([r, r], axis=1)) for r in rows],
                       max_patches=40).features.shape == (40, 32)
+    with pytest.raises(ValueError, match="coreset"):
+        build_bank(rows, select="best")
 
 
 def test_no_bank_from_a_single_photo_or_none():
@@ -183,10 +185,8 @@ def test_ensure_bank_builds_once_and_then_loads(proj, model_dir, tmp_path):
 
 def test_each_photo_gives_the_bank_its_share_of_the_pool(proj, model_dir, monkeypatch):
     pred = Predictor.from_dir(model_dir, "cpu")
-    rows = []
     monkeypatch.setattr(NB, "POOL", 4)  # two photos: at most 2 patches each
-    monkeypatch.setattr(NB, "build_bank", lambda r: rows.extend(r))
-    NB.build_model_bank(proj, pred)
+    rows = NB.bank_rows(proj, pred)
     full = NB.background_patches(pred, proj.load_image("0.png"), NB.background_of(proj, "0.png"))
     assert len(full) > 2 and [len(r) for r in rows] == [2, 2]
 

@@ -125,6 +125,15 @@ def build_model_bank(project: Project, predictor: Predictor, keys: list[str] | N
                      ) -> NoveltyBank | None:
     """The bank of ``predictor``'s model from ``keys`` (default :func:`bank_keys`); None when
     fewer than two photos have background patches, or when stopped."""
+    rows = bank_rows(project, predictor, keys, progress, should_stop)
+    return None if rows is None else build_bank(rows)
+
+
+def bank_rows(project: Project, predictor: Predictor, keys: list[str] | None = None,
+              progress: ProgressFn | None = None, should_stop: StopFn | None = None
+              ) -> list[np.ndarray] | None:
+    """Each photo of ``keys`` (default :func:`bank_keys`): its background patches'
+    features, at most its share of the coreset's pool; None when stopped."""
     keys = bank_keys(project) if keys is None else keys
     rep = Reporter(len(keys), progress, should_stop)
     rows = []
@@ -144,7 +153,7 @@ def build_model_bank(project: Project, predictor: Predictor, keys: list[str] | N
                     row = row[np.sort(rng.choice(len(row), share, replace=False))]
                 rows.append(row)
         rep.step(message=k)
-    return build_bank(rows)
+    return rows
 
 
 def ensure_bank(project: Project, model_dir: str | Path, predictor: Predictor,

@@ -6,9 +6,9 @@ student's own frozen DINOv2 taps). After training, the patch features of the tra
 background (outside every box, outside the teacher's mask) are kept in a bank; a patch's
 *novelty* is 1 minus its mean cosine similarity to its :data:`K` nearest bank patches, divided
 by :attr:`NoveltyBank.scale`, the novelty background patches themselves reach (the
-:data:`QUANTILE` of a sample of them scored against the other photos' bank patches). So novelty 1 means
-"as strange as the strangest 1 % of plain background"; a region's highest novelty is a feature
-of its calibrated confidence (:mod:`ml.evaluation.calibration`).
+:data:`QUANTILE` of a sample of them scored against the other photos' bank patches). So
+novelty 1 means "as strange as the strangest 1 % of plain background"; a region's highest
+novelty is a feature of its calibrated confidence (:mod:`ml.evaluation.calibration`).
 
 Features: the last two taps the student reads (blocks 5 and 8 of ViT-S/14 with the default
 taps), each L2-normalised, joined and normalised again, as the ``features`` teacher does.
@@ -149,9 +149,14 @@ def coreset(feats: np.ndarray, n: int, seed: int = 0, dims: int = CORESET_DIMS) 
 
 
 def build_bank(per_photo: list[np.ndarray], max_patches: int = MAX_PATCHES, k: int = K,
-               seed: int = 0) -> NoveltyBank | None:
+               seed: int = 0, select: str = "coreset") -> NoveltyBank | None:
     """A bank from each photo's (n_i, D) unit background features; None with fewer than
-    :data:`MIN_PHOTOS` photos that have any (no photo to score another against)."""
+    :data:`MIN_PHOTOS` photos that have any (no photo to score another against).
+    ``select``: how the bank's patches are chosen when there are more than ``max_patches``,
+    ``"coreset"`` (:func:`coreset`) or ``"random"`` (the round-29 bank, kept for
+    ``bench/novelty.py``)."""
+    if select not in ("coreset", "random"):
+        raise ValueError(f"select is 'coreset' or 'random', got {select!r}")
     rows = [np.asarray(p, np.float32) for p in per_photo if len(p)]
     if len(rows) < MIN_PHOTOS:
         return None
@@ -164,7 +169,8 @@ def build_bank(per_photo: list[np.ndarray], max_patches: int = MAX_PATCHES, k: i
         feats_all, owner_all = feats_all[pool], owner_all[pool]
         feats, owner = feats_all, owner_all
     if len(feats) > max_patches:
-        keep = coreset(feats, max_patches, seed)
+        keep = (coreset(feats, max_patches, seed) if select == "coreset" else
+                np.sort(rng.choice(len(feats), max_patches, replace=False)))
         feats, owner = feats[keep], owner[keep]
     # the scale: how novel plain background is, a sample of every background patch (not only
     # the bank's, which the coreset picks among the strangest) scored against the bank
