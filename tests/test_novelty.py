@@ -70,7 +70,7 @@ def test_the_coreset_keeps_a_rare_kind_of_background_a_random_draw_misses(monkey
                                           rare + 0.05 * rng.normal(size=(5, 16))])))
     keep = coreset(np.concatenate(rows), 40, dims=8)
     assert len(set(keep.tolist())) == 40 and (np.diff(keep) > 0).all()
-    # a random draw of 40 holds 0.8 rare patches on average; the coreset a share of the 40
+    # a random draw of 40 holds 0.4 rare patches on average; the coreset a share of the 40
     assert ((keep % 505) >= 500).sum() >= 4
     bank = build_bank([_unit(np.concatenate([r, r], axis=1)) for r in rows], max_patches=40)
     query = torch.from_numpy(_unit(rare + 0.05 * rng.normal(size=(1, 16)))).float()
