@@ -38,7 +38,7 @@ MAX_PATCHES = 4096  # bank size: a greedy coreset of the background patches
 CORESET_DIMS = 128  # random projection the coreset's distances are taken on (PatchCore's)
 POOL = 40_000  # background patches the coreset picks from at most (a random draw before it)
 QUANTILE = 0.99  # the background novelty that ``scale`` holds
-SCALE_SAMPLE = 2000  # bank patches scored to find ``scale``
+SCALE_SAMPLE = 2000  # background patches scored against the bank to find ``scale``
 MIN_PHOTOS = 2  # the scale needs a photo's patches scored against another photo's
 TAPS_USED = 2  # the student's last taps that make a patch's feature
 NOVELTY_UNIT = 32.0  # a novelty map's uint8 value per unit of novelty (255: 8 or more)
@@ -153,7 +153,7 @@ def build_bank(per_photo: list[np.ndarray], max_patches: int = MAX_PATCHES, k: i
     """A bank from each photo's (n_i, D) unit background features; None with fewer than
     :data:`MIN_PHOTOS` photos that have any (no photo to score another against).
     ``select``: how the bank's patches are chosen when there are more than ``max_patches``,
-    ``"coreset"`` (:func:`coreset`) or ``"random"`` (the round-29 bank, kept for
+    ``"coreset"`` (:func:`coreset`) or ``"random"`` (round 29's random draw, kept for
     ``bench/novelty.py``)."""
     if select not in ("coreset", "random"):
         raise ValueError(f"select is 'coreset' or 'random', got {select!r}")
