@@ -162,12 +162,11 @@ def build_bank(per_photo: list[np.ndarray], max_patches: int = MAX_PATCHES, k: i
         return None
     owner_all = np.concatenate([np.full(len(p), i) for i, p in enumerate(rows)])
     feats_all = np.concatenate(rows)
-    feats, owner = feats_all, owner_all
     rng = np.random.default_rng(seed)
     if len(feats_all) > POOL:  # bounds the coreset's time (about 6 s on 2 cores)
         pool = np.sort(rng.choice(len(feats_all), POOL, replace=False))
         feats_all, owner_all = feats_all[pool], owner_all[pool]
-        feats, owner = feats_all, owner_all
+    feats, owner = feats_all, owner_all
     if len(feats) > max_patches:
         keep = (coreset(feats, max_patches, seed) if select == "coreset" else
                 np.sort(rng.choice(len(feats), max_patches, replace=False)))
